@@ -1,0 +1,169 @@
+# gpu-policy-controller — plain GNU Makefile.
+#
+# Sources are discovered by convention so that adding a module never means
+# editing this file:
+#   controller/*.c             -> libgpc.a (everything but controller/main.c)
+#   controller/main.c          -> gpu-policy-controller
+#   controller/validator/*.c   -> gpu-policy-validator (links libgpc.a)
+#   templates/*.yaml           -> embedded into libgpc.a (build/gen/templates_embedded.c)
+#   test/unit/test_*.c         -> one cmocka binary each, run by `make unit`
+#   test/tools/*.c             -> helper binaries the pytest suites drive
+#   test/fuzz/fuzz_*.c         -> libFuzzer targets (clang), run by `make fuzz`
+#   bench/*.c                  -> benchmark binaries; bench/bench_*.py run them
+#
+# Knobs: WERROR=1 (CI), BUILD=dir, SAN=1 (ASan+UBSan), PREFIX, DESTDIR.
+
+PROJECT   := gpu-policy-controller
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+DATADIR   ?= $(PREFIX)/share/$(PROJECT)
+PYTHON    ?= /usr/bin/python3
+BUILD     ?= build
+CC        ?= gcc
+PKGS      := libcurl jansson yaml-0.1 openssl libwebsockets
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN      := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wvla \
+             -Wno-unused-parameter
+OPT       ?= -O2
+CFLAGS    ?= $(OPT) -g
+CFLAGS    += -std=gnu17 $(WARN) -fno-common
+CPPFLAGS  += -Icontroller -I$(BUILD)/gen -D_GNU_SOURCE -DGPC_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+LDLIBS    += $(PKG_LIBS) -lm -ldl
+ifeq ($(WERROR),1)
+CFLAGS    += -Werror
+endif
+ifeq ($(SAN),1)
+CFLAGS    += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS   += -fsanitize=address,undefined
+endif
+
+LIB_SRCS  := $(filter-out controller/main.c,$(wildcard controller/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/templates_embedded.o
+LIB       := $(BUILD)/libgpc.a
+CTRL      := $(BUILD)/gpu-policy-controller
+VAL_SRCS  := $(wildcard controller/validator/*.c)
+VAL_OBJS  := $(VAL_SRCS:%.c=$(BUILD)/%.o)
+VALIDATOR := $(BUILD)/gpu-policy-validator
+TEMPLATES := $(sort $(wildcard templates/*.yaml))
+
+UNIT_SRCS := $(wildcard test/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
+TOOL_SRCS := $(wildcard test/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:%.c=$(BUILD)/%)
+BENCH_SRCS:= $(wildcard bench/*.c)
+BENCH_BINS:= $(BENCH_SRCS:%.c=$(BUILD)/%)
+FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:test/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 60
+
+C_FILES   := $(shell find controller test/unit test/fuzz test/tools bench -name '*.[ch]' 2>/dev/null)
+
+.PHONY: all deps test unit integration golden demo install clean format check-format \
+        lint asan valgrind fuzz bench tools
+
+all: $(CTRL) $(VALIDATOR) tools
+
+tools: $(TOOL_BINS) $(BENCH_BINS)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/templates_embedded.c: $(TEMPLATES) scripts/embed-templates.py
+	@mkdir -p $(@D)
+	$(PYTHON) scripts/embed-templates.py $@ $(TEMPLATES)
+
+$(BUILD)/gen/templates_embedded.o: $(BUILD)/gen/templates_embedded.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(CTRL): $(BUILD)/controller/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(VALIDATOR): $(VAL_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/unit/%: test/unit/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+
+$(BUILD)/test/tools/%: test/tools/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# Unit tests run from the repository root so that test/data/ paths resolve.
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(RUNNER) ./$$t; done
+
+integration: all
+	GPC_BUILD=$(BUILD) $(PYTHON) -m pytest -q -x test/integration
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps all
+	@scripts/demo.sh
+
+bench: all
+	@set -e; for b in bench/bench_*.py; do [ -f "$$b" ] || continue; echo "== $$b"; GPC_BUILD=$(BUILD) $(PYTHON) $$b; done
+
+install: $(CTRL) $(VALIDATOR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/templates
+	install -m 0755 $(CTRL) $(VALIDATOR) $(DESTDIR)$(BINDIR)/
+	for t in $(TEMPLATES); do install -m 0644 $$t $(DESTDIR)$(DATADIR)/templates/; done
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz
+
+format:
+	clang-format -i $(C_FILES)
+
+check-format:
+	clang-format --dry-run --Werror $(C_FILES)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c11 \
+	  --enable=warning,performance,portability \
+	  --suppress=missingIncludeSystem -Icontroller controller
+
+# ASan+UBSan: a separate build tree; unit tests and the integration suite run
+# against the sanitized binaries.
+asan:
+	$(MAKE) BUILD=build-asan SAN=1 all unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  GPC_BUILD=build-asan GPC_SANITIZED=1 $(PYTHON) -m pytest -q -x test/integration
+
+valgrind: $(UNIT_BINS)
+	$(MAKE) unit RUNNER="valgrind -q --error-exitcode=1 --leak-check=full \
+	  --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
+
+# libFuzzer targets are built with clang against the library sources.
+FUZZ_CFLAGS := -std=gnu17 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS)
+$(BUILD)/fuzz/%: test/fuzz/%.c $(LIB_SRCS) $(BUILD)/gen/templates_embedded.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$n \
+	      $$( [ -d test/fuzz/corpus/$$n ] && echo test/fuzz/corpus/$$n ) ; done
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
