@@ -1,0 +1,34 @@
+/* yaml2json.h — YAML (libyaml) to jansson conversion.
+ *
+ * Handles block and flow styles, multi-document streams, anchors/aliases
+ * (with a cap on expansion to refuse "billion laughs"), and YAML 1.1/1.2 core
+ * scalar typing for plain scalars (null/~, true/false, ints, floats); quoted
+ * scalars are always strings. Non-string mapping keys are an error.
+ * Input is capped at `max_bytes` (0 = 8 MiB).
+ */
+#ifndef GPC_YAML2JSON_H
+#define GPC_YAML2JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "errors.h"
+
+/* Parses every document of the stream. Returns a new JSON array (one element
+ * per non-empty document; caller owns it) or NULL with `err` set, naming the
+ * line and column. */
+json_t *yaml_to_json_docs(const char *data, size_t len, size_t max_bytes, struct gpc_error *err);
+
+/* Parses a stream that must hold exactly one document. Caller owns the result. */
+json_t *yaml_to_json(const char *data, size_t len, size_t max_bytes, struct gpc_error *err);
+
+/* Reads a whole file (capped at max_bytes, 0 = 8 MiB) and parses one document. */
+json_t *yaml_file_to_json(const char *path, size_t max_bytes, struct gpc_error *err);
+
+/* Emits `json` as a YAML document to `out` (block style, keys in object
+ * order, strings quoted when a plain scalar would change type).
+ * Returns GPC_OK or GPC_E_IO. */
+int json_to_yaml(const json_t *json, FILE *out, struct gpc_error *err);
+
+#endif
