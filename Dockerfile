@@ -1,0 +1,20 @@
+# Multi-stage image for gpu-policy-controller and gpu-policy-validator.
+# The build stage runs scripts/build-image-rootfs.sh, the same script CI uses
+# (no Docker engine there) to build and test the image's filesystem.
+
+FROM debian:bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      build-essential pkg-config python3 ca-certificates git \
+      libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev libwebsockets-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN scripts/build-image-rootfs.sh /rootfs
+
+# A minimal runtime: the binaries, their shared-library closure, CA
+# certificates and a nonroot user; no shell, no package manager.
+FROM scratch
+COPY --from=build /rootfs/ /
+USER 65532:65532
+ENTRYPOINT ["/usr/bin/gpu-policy-controller"]
