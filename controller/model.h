@@ -1,0 +1,120 @@
+/* model.h — compact projections of the live objects the planner reads.
+ *
+ * The controller's informers turn each Node, operand DaemonSet and operand Pod
+ * into one of these structs on arrival and free the parsed JSON at once
+ * (design.md §5): only the fields plan.c and status.c read are kept. The
+ * structs are plain data; plan() borrows them and never keeps a pointer past
+ * its return.
+ *
+ * Labels: a node keeps ALL its labels (a policy's nodeSelector can match any
+ * key) in one allocation, "key\0value\0key\0value\0...", which is both compact
+ * (no per-label malloc) and cheap to compare for "did the labels change".
+ *
+ * Memory: every char * and the label arena are owned by the struct and freed
+ * by the matching *_release() (which leaves the struct zeroed). Strings are
+ * never NULL after *_init()/projection: absent fields are "".
+ */
+#ifndef GPC_MODEL_H
+#define GPC_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Label keys written and read by the controller (design.md §4). */
+#define GPC_LABEL_PREFIX "gpupolicy.dev/"
+#define GPC_LABEL_POLICY "gpupolicy.dev/policy"     /* node claimed by <policy> */
+#define GPC_LABEL_OPERANDS "gpupolicy.dev/operands" /* "false": opt out of everything */
+#define GPC_ANNOTATION_RENDER_HASH "gpupolicy.dev/render-hash"
+#define GPC_MANAGED_BY "gpu-policy-controller"
+
+/* ---- labels ---------------------------------------------------------- */
+
+struct gpc_labels {
+  char *buf;      /* "k\0v\0k\0v\0", owned; NULL when count == 0 */
+  uint32_t len;   /* bytes used in buf */
+  uint32_t count; /* number of key/value pairs */
+};
+
+/* Replaces the contents with the string-valued members of a JSON object
+ * (borrowed; NULL or not an object = no labels). Non-string values are
+ * skipped (the API server never sends them). */
+void gpc_labels_set_json(struct gpc_labels *l, const json_t *obj);
+/* Value of `key`, or NULL when absent. */
+const char *gpc_labels_get(const struct gpc_labels *l, const char *key);
+/* The same with selector.h's label_lookup_fn signature, so that
+ * selector_matches(sel, gpc_labels_lookup, &node->labels) works. */
+const char *gpc_labels_lookup(const void *labels, const char *key);
+/* Iteration: `*pos` starts at 0; returns false at the end.
+ *   for (uint32_t p = 0; gpc_labels_next(l, &p, &k, &v);) ... */
+bool gpc_labels_next(const struct gpc_labels *l, uint32_t *pos, const char **key,
+                     const char **value);
+/* True when both hold the same pairs in the same order (projections of
+ * the same object keep the API server's order, so this is the cheap "did
+ * anything change" test; a reordering only costs one spurious reconcile). */
+bool gpc_labels_equal(const struct gpc_labels *a, const struct gpc_labels *b);
+/* A new JSON object with every pair (new reference). */
+json_t *gpc_labels_to_json(const struct gpc_labels *l);
+void gpc_labels_release(struct gpc_labels *l);
+
+/* ---- nodes ----------------------------------------------------------- */
+
+struct gpc_node {
+  char *name;
+  char *uid;
+  char *resource_version;
+  char *creation_timestamp; /* RFC 3339 or "" */
+  struct gpc_labels labels; /* all of metadata.labels */
+  int64_t gpu_allocatable;  /* status.allocatable["nvidia.com/gpu"], -1 when absent */
+  bool ready;               /* condition Ready == "True" */
+};
+
+void gpc_node_init(struct gpc_node *n);
+void gpc_node_release(struct gpc_node *n);
+
+/* ---- operand DaemonSets ----------------------------------------------- */
+
+struct gpc_daemonset {
+  char *name;
+  char *namespace;
+  char *policy;      /* label gpupolicy.dev/policy, "" when absent */
+  int operand;       /* enum gpc_operand from label app.kubernetes.io/component, -1 unknown */
+  char *render_hash; /* annotation gpupolicy.dev/render-hash, "" when absent */
+  int64_t generation;
+  int64_t observed_generation; /* status.observedGeneration, 0 when absent */
+  int32_t desired;             /* status.desiredNumberScheduled */
+  int32_t current;             /* status.currentNumberScheduled */
+  int32_t ready;               /* status.numberReady */
+  int32_t updated;             /* status.updatedNumberScheduled */
+  int32_t available;           /* status.numberAvailable */
+  int32_t unavailable;         /* status.numberUnavailable */
+};
+
+void gpc_daemonset_init(struct gpc_daemonset *d);
+void gpc_daemonset_release(struct gpc_daemonset *d);
+
+/* ---- operand pods ----------------------------------------------------- */
+
+struct gpc_pod {
+  char *name;
+  char *namespace;
+  char *node_name; /* spec.nodeName, "" while unscheduled */
+  char *policy;    /* label gpupolicy.dev/policy */
+  int operand;     /* enum gpc_operand from label app.kubernetes.io/component, -1 unknown */
+  bool ready;      /* condition Ready == "True" */
+  char *phase;     /* status.phase ("Pending", "Running", "Failed", ...) */
+  /* Why the pod is not ready, from the first container (init containers
+   * first) that is waiting (state.waiting.reason/message, e.g.
+   * CrashLoopBackOff), else terminated (state.terminated), else
+   * lastState.terminated — the validator writes its failure reason to the
+   * termination message. "" when nothing is known. */
+  char *reason;
+  char *message;
+  int32_t restart_count; /* sum over containers */
+};
+
+void gpc_pod_init(struct gpc_pod *p);
+void gpc_pod_release(struct gpc_pod *p);
+
+#endif
