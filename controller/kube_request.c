@@ -1,0 +1,194 @@
+/* kube_request.c — URL building and retry classification (see kube_request.h). */
+#include "kube_request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+const char *kube_verb_method(enum kube_verb v) {
+  switch (v) {
+  case KUBE_CREATE:
+    return "POST";
+  case KUBE_UPDATE:
+    return "PUT";
+  case KUBE_PATCH:
+    return "PATCH";
+  case KUBE_DELETE:
+    return "DELETE";
+  case KUBE_GET:
+  case KUBE_LIST:
+  case KUBE_WATCH:
+    break;
+  }
+  return "GET";
+}
+
+const char *kube_verb_name(enum kube_verb v) {
+  static const char *const names[] = {"get",   "list",   "create", "update",
+                                      "patch", "delete", "watch"};
+  return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "unknown";
+}
+
+const char *kube_patch_content_type(enum kube_patch_type t) {
+  switch (t) {
+  case KUBE_PATCH_JSON:
+    return "application/json-patch+json";
+  case KUBE_PATCH_STRATEGIC:
+    return "application/strategic-merge-patch+json";
+  case KUBE_PATCH_APPLY:
+    return "application/apply-patch+yaml";
+  case KUBE_PATCH_MERGE:
+    break;
+  }
+  return "application/merge-patch+json";
+}
+
+static bool unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+char *kube_escape(const char *s) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t n = strlen(s);
+  char *out = gpc_malloc(n * 3 + 1), *o = out;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (unreserved(*p)) {
+      *o++ = (char)*p;
+    } else {
+      *o++ = '%';
+      *o++ = hex[*p >> 4];
+      *o++ = hex[*p & 15];
+    }
+  }
+  *o = 0;
+  return out;
+}
+
+/* An in-memory string builder over open_memstream would do, but a tiny
+ * append helper keeps the allocation routed through gpc_*. */
+struct sbuf {
+  char *p;
+  size_t len, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *s) {
+  size_t n = strlen(s);
+  gpc_grow((void **)&b->p, &b->cap, b->len + n + 1, 1);
+  memcpy(b->p + b->len, s, n + 1);
+  b->len += n;
+}
+
+static void sb_seg(struct sbuf *b, const char *seg) {
+  char *e = kube_escape(seg);
+  sb_add(b, "/");
+  sb_add(b, e);
+  free(e);
+}
+
+static void sb_param(struct sbuf *b, bool *first, const char *key, const char *val) {
+  sb_add(b, *first ? "?" : "&");
+  *first = false;
+  sb_add(b, key);
+  sb_add(b, "=");
+  char *e = kube_escape(val);
+  sb_add(b, e);
+  free(e);
+}
+
+static void sb_param_long(struct sbuf *b, bool *first, const char *key, long val) {
+  char num[32];
+  snprintf(num, sizeof num, "%ld", val);
+  sb_param(b, first, key, num);
+}
+
+static void add_query(struct sbuf *b, const struct kube_request *r) {
+  bool first = true;
+  if (r->verb == KUBE_WATCH) sb_param(b, &first, "watch", "true");
+  if (r->label_selector && *r->label_selector)
+    sb_param(b, &first, "labelSelector", r->label_selector);
+  if (r->field_selector && *r->field_selector)
+    sb_param(b, &first, "fieldSelector", r->field_selector);
+  if (r->limit > 0) sb_param_long(b, &first, "limit", r->limit);
+  if (r->continue_token && *r->continue_token) sb_param(b, &first, "continue", r->continue_token);
+  if (r->resource_version) sb_param(b, &first, "resourceVersion", r->resource_version);
+  if (r->allow_watch_bookmarks) sb_param(b, &first, "allowWatchBookmarks", "true");
+  if (r->timeout_seconds > 0) sb_param_long(b, &first, "timeoutSeconds", r->timeout_seconds);
+  if (r->field_manager && *r->field_manager) sb_param(b, &first, "fieldManager", r->field_manager);
+  if (r->force) sb_param(b, &first, "force", "true");
+  if (r->dry_run) sb_param(b, &first, "dryRun", "All");
+  if (r->propagation_policy && *r->propagation_policy)
+    sb_param(b, &first, "propagationPolicy", r->propagation_policy);
+}
+
+static int check_request(const struct kube_request *r, struct gpc_error *err) {
+  if (!r->version || !*r->version)
+    return gpc_fail(err, GPC_E_INVAL, "kube_request: version is required");
+  if (!r->resource || !*r->resource)
+    return gpc_fail(err, GPC_E_INVAL, "kube_request: resource is required");
+  bool needs_name = r->verb == KUBE_GET || r->verb == KUBE_UPDATE || r->verb == KUBE_PATCH ||
+                    r->verb == KUBE_DELETE;
+  if (needs_name && (!r->name || !*r->name))
+    return gpc_fail(err, GPC_E_INVAL, "kube_request: name is required for %s",
+                    kube_verb_name(r->verb));
+  if (r->subresource && *r->subresource && (!r->name || !*r->name))
+    return gpc_fail(err, GPC_E_INVAL, "kube_request: subresource \"%s\" needs a name",
+                    r->subresource);
+  if (r->verb == KUBE_PATCH && r->patch_type == KUBE_PATCH_APPLY &&
+      (!r->field_manager || !*r->field_manager))
+    return gpc_fail(err, GPC_E_INVAL, "kube_request: fieldManager is required for apply");
+  return GPC_OK;
+}
+
+char *kube_request_url(const char *server, const struct kube_request *r, struct gpc_error *err) {
+  if (!server || !*server) {
+    gpc_fail(err, GPC_E_INVAL, "kube_request: server is required");
+    return NULL;
+  }
+  if (check_request(r, err)) return NULL;
+  struct sbuf b = {0};
+  sb_add(&b, server);
+  while (b.len && b.p[b.len - 1] == '/')
+    b.p[--b.len] = 0;
+  if (r->group && *r->group) {
+    sb_add(&b, "/apis");
+    sb_seg(&b, r->group);
+  } else {
+    sb_add(&b, "/api");
+  }
+  sb_seg(&b, r->version);
+  if (r->namespace && *r->namespace) {
+    sb_add(&b, "/namespaces");
+    sb_seg(&b, r->namespace);
+  }
+  sb_seg(&b, r->resource);
+  if (r->name && *r->name) sb_seg(&b, r->name);
+  if (r->subresource && *r->subresource) sb_seg(&b, r->subresource);
+  add_query(&b, r);
+  return b.p;
+}
+
+bool kube_request_idempotent(const struct kube_request *r) {
+  switch (r->verb) {
+  case KUBE_GET:
+  case KUBE_LIST:
+  case KUBE_UPDATE:
+  case KUBE_DELETE:
+    return true;
+  case KUBE_PATCH:
+    return r->patch_type == KUBE_PATCH_APPLY;
+  case KUBE_CREATE:
+  case KUBE_WATCH:
+    break;
+  }
+  return false;
+}
+
+bool kube_should_retry(const struct kube_request *r, long http_code, int attempt,
+                       int max_attempts) {
+  if (attempt >= max_attempts || !kube_request_idempotent(r)) return false;
+  if (http_code == 0 || http_code == 429) return true;
+  return http_code >= 500 && http_code != 501;
+}
