@@ -1,0 +1,72 @@
+/* project.h — live objects (JSON) → the compact structs of model.h, and the
+ * "does this change matter" predicates that keep the workqueue quiet.
+ *
+ * Owns: reading exactly the fields the planner needs from Node, DaemonSet,
+ * Pod and ClusterGPUPolicy objects, tolerating absent or oddly typed fields
+ * (the API server is trusted for shape, but a missing status must not be an
+ * error: it is simply "nothing reported yet").
+ *
+ * Does not own: storage (informer cache), what a change means for a policy
+ * (controller.c maps objects to policies).
+ *
+ * Pure, no I/O. JSON inputs are borrowed. project_*_new() return a fresh
+ * heap struct (caller frees with project_*_free, which releases and frees);
+ * project_*() fill a caller-initialized struct.
+ */
+#ifndef GPC_PROJECT_H
+#define GPC_PROJECT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model.h"
+
+#define GPC_LABEL_MANAGED_BY "app.kubernetes.io/managed-by"
+#define GPC_LABEL_COMPONENT "app.kubernetes.io/component"
+#define GPC_LABEL_NAME "app.kubernetes.io/name"
+#define GPC_RESOURCE_GPU "nvidia.com/gpu"
+
+/* Fill `out` (already gpc_*_init'ed, or previously filled: old contents are
+ * replaced) from the object. */
+void project_node(struct gpc_node *out, const json_t *obj);
+void project_daemonset(struct gpc_daemonset *out, const json_t *obj);
+void project_pod(struct gpc_pod *out, const json_t *obj);
+
+/* Heap versions for informer projection callbacks. Never NULL. */
+struct gpc_node *project_node_new(const json_t *obj);
+struct gpc_daemonset *project_daemonset_new(const json_t *obj);
+struct gpc_pod *project_pod_new(const json_t *obj);
+void project_node_free(struct gpc_node *n);
+void project_daemonset_free(struct gpc_daemonset *d);
+void project_pod_free(struct gpc_pod *p);
+
+/* A Kubernetes integer quantity ("2", "2k", "1Ki", or a JSON integer) as
+ * int64; -1 when absent, fractional ("500m") or malformed. */
+int64_t project_quantity_int(const json_t *q);
+
+/* Change predicates: true when the planner could decide differently.
+ *  - node: any label, allocatable nvidia.com/gpu, or Ready changed — NOT
+ *    resourceVersion alone (kubelet heartbeats bump it every 10 s per node);
+ *  - daemonset: status counts, generation/observedGeneration, render hash,
+ *    policy or operand label;
+ *  - pod: ready, phase, reason, node, policy or operand label (a message that
+ *    only counts restarts does not re-plan anything). */
+bool project_node_changed(const struct gpc_node *old, const struct gpc_node *cur);
+bool project_daemonset_changed(const struct gpc_daemonset *old, const struct gpc_daemonset *cur);
+bool project_pod_changed(const struct gpc_pod *old, const struct gpc_pod *cur);
+
+/* ClusterGPUPolicy objects are few and small, so the cache keeps their JSON.
+ * A change matters when the spec could differ (generation), deletion
+ * started, finalizers or uid changed — never for a status-only write (our own
+ * /status patches come back through the watch). Both borrowed. */
+bool project_policy_changed(const json_t *old, const json_t *cur);
+
+/* The string at a dotted path of object keys ("metadata.labels.x" is NOT
+ * supported: keys may contain dots; give the keys as separate arguments,
+ * NULL-terminated). Returns NULL when absent or not a string. */
+const char *project_str(const json_t *obj, ...) __attribute__((sentinel));
+/* The same for any JSON value. */
+const json_t *project_get(const json_t *obj, ...) __attribute__((sentinel));
+
+#endif

@@ -1,0 +1,251 @@
+/* test_project.c — projections keep what the planner reads; predicates ignore heartbeats. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "policy.h"
+#include "project.h"
+
+static json_t *parse(const char *s) {
+  json_error_t je;
+  json_t *j = json_loads(s, 0, &je);
+  if (!j) fail_msg("bad test JSON: %s (line %d)", je.text, je.line);
+  return j;
+}
+
+static const char *NODE =
+    "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"gpu-1\",\"uid\":\"u1\","
+    "\"resourceVersion\":\"10\",\"creationTimestamp\":\"2026-01-01T00:00:00Z\","
+    "\"labels\":{\"kubernetes.io/hostname\":\"gpu-1\",\"nvidia.com/gpu.present\":\"true\"}},"
+    "\"status\":{\"allocatable\":{\"cpu\":\"63500m\",\"nvidia.com/gpu\":\"8\"},"
+    "\"conditions\":[{\"type\":\"MemoryPressure\",\"status\":\"False\"},"
+    "{\"type\":\"Ready\",\"status\":\"True\",\"lastHeartbeatTime\":\"2026-01-01T00:00:10Z\"}]}}";
+
+static void test_node(void **state) {
+  (void)state;
+  json_t *j = parse(NODE);
+  struct gpc_node *n = project_node_new(j);
+  assert_string_equal(n->name, "gpu-1");
+  assert_string_equal(n->uid, "u1");
+  assert_string_equal(n->resource_version, "10");
+  assert_string_equal(n->creation_timestamp, "2026-01-01T00:00:00Z");
+  assert_int_equal(n->gpu_allocatable, 8);
+  assert_true(n->ready);
+  assert_string_equal(gpc_labels_get(&n->labels, "nvidia.com/gpu.present"), "true");
+
+  /* A heartbeat: new resourceVersion and heartbeat time only. */
+  json_object_set_new(json_object_get(j, "metadata"), "resourceVersion", json_string("11"));
+  json_t *ready = json_array_get(json_object_get(json_object_get(j, "status"), "conditions"), 1);
+  json_object_set_new(ready, "lastHeartbeatTime", json_string("2026-01-01T00:00:20Z"));
+  struct gpc_node *n2 = project_node_new(j);
+  assert_false(project_node_changed(n, n2));
+
+  /* Label change matters. */
+  json_object_set_new(json_object_get(json_object_get(j, "metadata"), "labels"),
+                      "gpupolicy.dev/policy", json_string("p"));
+  struct gpc_node *n3 = project_node_new(j);
+  assert_true(project_node_changed(n2, n3));
+  /* Readiness change matters. */
+  json_object_set_new(ready, "status", json_string("Unknown"));
+  project_node(n2, j);
+  assert_false(n2->ready);
+  assert_true(project_node_changed(n3, n2));
+  /* Allocatable change matters. */
+  project_node(n3, j);
+  json_object_del(json_object_get(json_object_get(j, "status"), "allocatable"), "nvidia.com/gpu");
+  project_node(n2, j);
+  assert_int_equal(n2->gpu_allocatable, -1);
+  assert_true(project_node_changed(n3, n2));
+
+  project_node_free(n);
+  project_node_free(n2);
+  project_node_free(n3);
+  json_decref(j);
+}
+
+static void test_node_minimal(void **state) {
+  (void)state;
+  json_t *j = parse("{\"metadata\":{\"name\":\"bare\"}}");
+  struct gpc_node *n = project_node_new(j);
+  assert_string_equal(n->name, "bare");
+  assert_string_equal(n->uid, "");
+  assert_int_equal(n->gpu_allocatable, -1);
+  assert_false(n->ready);
+  assert_int_equal(n->labels.count, 0);
+  project_node_free(n);
+  json_decref(j);
+  /* Not even an object: empty projection, no crash. */
+  j = json_integer(3);
+  n = project_node_new(j);
+  assert_string_equal(n->name, "");
+  project_node_free(n);
+  json_decref(j);
+}
+
+static void test_quantity(void **state) {
+  (void)state;
+  struct {
+    const char *in;
+    int64_t want;
+  } cases[] = {{"\"8\"", 8},     {"4", 4},
+               {"\"2k\"", 2000}, {"\"1Ki\"", 1024},
+               {"\"500m\"", -1}, {"\"\"", -1},
+               {"\"x\"", -1},    {"null", -1},
+               {"\"-1\"", -1},   {"\"99999999999999999999\"", -1}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    json_t *q = json_loads(cases[i].in, JSON_DECODE_ANY, NULL);
+    int64_t got = project_quantity_int(q);
+    if (got != cases[i].want)
+      fail_msg("%s: got %lld want %lld", cases[i].in, (long long)got, (long long)cases[i].want);
+    json_decref(q);
+  }
+}
+
+static const char *DS =
+    "{\"metadata\":{\"name\":\"p-driver\",\"namespace\":\"gpu-policy-system\",\"generation\":3,"
+    "\"labels\":{\"gpupolicy.dev/policy\":\"p\",\"app.kubernetes.io/component\":\"driver\"},"
+    "\"annotations\":{\"gpupolicy.dev/render-hash\":\"abc\"}},"
+    "\"status\":{\"currentNumberScheduled\":4,\"desiredNumberScheduled\":4,\"numberReady\":3,"
+    "\"numberMisscheduled\":0,\"observedGeneration\":3,\"updatedNumberScheduled\":4}}";
+
+static void test_daemonset(void **state) {
+  (void)state;
+  json_t *j = parse(DS);
+  struct gpc_daemonset *d = project_daemonset_new(j);
+  assert_string_equal(d->name, "p-driver");
+  assert_string_equal(d->namespace, "gpu-policy-system");
+  assert_string_equal(d->policy, "p");
+  assert_int_equal(d->operand, GPC_OP_DRIVER);
+  assert_string_equal(d->render_hash, "abc");
+  assert_int_equal(d->generation, 3);
+  assert_int_equal(d->observed_generation, 3);
+  assert_int_equal(d->desired, 4);
+  assert_int_equal(d->ready, 3);
+  assert_int_equal(d->updated, 4);
+  assert_int_equal(d->available, 0); /* omitempty: absent = 0 */
+
+  struct gpc_daemonset *same = project_daemonset_new(j);
+  assert_false(project_daemonset_changed(d, same));
+  json_object_set_new(json_object_get(j, "status"), "numberReady", json_integer(4));
+  struct gpc_daemonset *more = project_daemonset_new(j);
+  assert_true(project_daemonset_changed(d, more));
+  json_object_set_new(json_object_get(json_object_get(j, "metadata"), "annotations"),
+                      "gpupolicy.dev/render-hash", json_string("def"));
+  project_daemonset(same, j);
+  assert_true(project_daemonset_changed(more, same));
+  project_daemonset_free(d);
+  project_daemonset_free(same);
+  project_daemonset_free(more);
+  json_decref(j);
+}
+
+static const char *POD =
+    "{\"metadata\":{\"name\":\"p-driver-x\",\"namespace\":\"gpu-policy-system\","
+    "\"labels\":{\"gpupolicy.dev/policy\":\"p\",\"app.kubernetes.io/name\":\"device-plugin\"}},"
+    "\"spec\":{\"nodeName\":\"gpu-2\"},"
+    "\"status\":{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}],"
+    "\"initContainerStatuses\":[{\"name\":\"init\",\"ready\":true,\"restartCount\":0,"
+    "\"state\":{\"terminated\":{\"exitCode\":0,\"reason\":\"Completed\"}}}],"
+    "\"containerStatuses\":[{\"name\":\"a\",\"ready\":false,\"restartCount\":5,"
+    "\"state\":{\"waiting\":{\"reason\":\"CrashLoopBackOff\",\"message\":\"back-off 40s\"}},"
+    "\"lastState\":{\"terminated\":{\"exitCode\":1,\"reason\":\"Error\",\"message\":\"no GPU\"}}},"
+    "{\"name\":\"b\",\"ready\":true,\"restartCount\":2,\"state\":{\"running\":{}}}]}}";
+
+static void test_pod(void **state) {
+  (void)state;
+  json_t *j = parse(POD);
+  struct gpc_pod *p = project_pod_new(j);
+  assert_string_equal(p->name, "p-driver-x");
+  assert_string_equal(p->node_name, "gpu-2");
+  assert_string_equal(p->policy, "p");
+  assert_int_equal(p->operand, GPC_OP_DEVICE_PLUGIN); /* name label fallback */
+  assert_false(p->ready);
+  assert_string_equal(p->phase, "Running");
+  /* the waiting reason wins over the Completed init container and lastState */
+  assert_string_equal(p->reason, "CrashLoopBackOff");
+  assert_string_equal(p->message, "back-off 40s");
+  assert_int_equal(p->restart_count, 7);
+
+  /* Only the message changes: does not matter. */
+  json_t *cs =
+      json_array_get(json_object_get(json_object_get(j, "status"), "containerStatuses"), 0);
+  json_object_set_new(json_object_get(json_object_get(cs, "state"), "waiting"), "message",
+                      json_string("back-off 80s"));
+  json_object_set_new(cs, "restartCount", json_integer(6));
+  struct gpc_pod *p2 = project_pod_new(j);
+  assert_false(project_pod_changed(p, p2));
+
+  /* Running but not ready, no waiting state: lastState explains it. */
+  json_object_set_new(cs, "state", json_pack("{s:{}}", "running"));
+  project_pod(p2, j);
+  assert_string_equal(p2->reason, "Error");
+  assert_string_equal(p2->message, "no GPU");
+  assert_true(project_pod_changed(p, p2));
+
+  /* Ready: no reason kept, and readiness matters. */
+  json_object_set_new(
+      json_array_get(json_object_get(json_object_get(j, "status"), "conditions"), 0), "status",
+      json_string("True"));
+  project_pod(p2, j);
+  assert_true(p2->ready);
+  assert_string_equal(p2->reason, "");
+  assert_true(project_pod_changed(p, p2));
+  project_pod_free(p);
+  project_pod_free(p2);
+  json_decref(j);
+
+  /* Evicted pod: the pod-level reason. */
+  j = parse(
+      "{\"metadata\":{\"name\":\"e\"},\"status\":{\"phase\":\"Failed\",\"reason\":\"Evicted\","
+      "\"message\":\"low on memory\"}}");
+  p = project_pod_new(j);
+  assert_string_equal(p->reason, "Evicted");
+  assert_string_equal(p->message, "low on memory");
+  assert_int_equal(p->operand, -1);
+  project_pod_free(p);
+  json_decref(j);
+}
+
+static void test_policy_changed(void **state) {
+  (void)state;
+  json_t *a = parse(
+      "{\"metadata\":{\"name\":\"p\",\"uid\":\"u\",\"generation\":1,\"resourceVersion\":\"5\"},"
+      "\"spec\":{\"driver\":{\"version\":\"1\"}},\"status\":{}}");
+  json_t *b = json_deep_copy(a);
+  /* status-only write (our own): no reconcile */
+  json_object_set_new(json_object_get(b, "metadata"), "resourceVersion", json_string("6"));
+  json_object_set_new(b, "status", json_pack("{s:s}", "nodesSummary", "1/1"));
+  assert_false(project_policy_changed(a, b));
+  json_t *c = json_deep_copy(b);
+  json_object_set_new(json_object_get(c, "metadata"), "finalizers",
+                      json_pack("[s]", "gpupolicy.dev/cleanup"));
+  assert_true(project_policy_changed(b, c));
+  json_t *d = json_deep_copy(c);
+  json_object_set_new(json_object_get(d, "metadata"), "deletionTimestamp",
+                      json_string("2026-01-01T00:00:00Z"));
+  assert_true(project_policy_changed(c, d));
+  json_t *e = json_deep_copy(d);
+  json_object_set_new(json_object_get(e, "metadata"), "generation", json_integer(2));
+  assert_true(project_policy_changed(d, e));
+  json_decref(a);
+  json_decref(b);
+  json_decref(c);
+  json_decref(d);
+  json_decref(e);
+}
+
+int main(void) {
+  gpc_alloc_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_node),     cmocka_unit_test(test_node_minimal),
+      cmocka_unit_test(test_quantity), cmocka_unit_test(test_daemonset),
+      cmocka_unit_test(test_pod),      cmocka_unit_test(test_policy_changed),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
