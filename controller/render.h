@@ -1,0 +1,87 @@
+/* render.h — operand templates + a policy -> the Kubernetes objects to apply.
+ *
+ * Pure: no I/O, no clock, no global state. Rendering is a list of
+ * STRUCTURED transforms on the template JSON (never text substitution):
+ *
+ *   every object   metadata.name (see render_object_name), namespace (the
+ *                  controller's, for namespaced kinds), labels
+ *                  app.kubernetes.io/{name,component,part-of,managed-by,
+ *                  version} + gpupolicy.dev/policy + spec.daemonsets.labels
+ *                  (never app.kubernetes.io/instance), annotations from
+ *                  spec.daemonsets.annotations, a controller ownerReference
+ *                  to the policy (when its uid is known) and the annotation
+ *                  gpupolicy.dev/render-hash (render_hash()).
+ *   DaemonSet      selector {app.kubernetes.io/name, gpupolicy.dev/policy}
+ *                  (stable: the selector is immutable), the same labels and
+ *                  annotations on the pod template, nodeSelector
+ *                  {gpupolicy.dev/policy: <policy>, gpupolicy.dev/<operand>:
+ *                  "true"}, tolerations, priorityClassName, imagePullSecrets,
+ *                  updateStrategy (driver: always OnDelete); on the main
+ *                  (first) container: image, imagePullPolicy, env merged by
+ *                  name over the template's, args, resources.
+ *   operand-specific  toolkit: RUNTIME/RUNTIME_CONFIG/RUNTIME_SOCKET (and
+ *                  CONTAINERD_* or DOCKER_*) with the host directories
+ *                  mounted at /runtime/{config-dir,sock-dir}, ROOT and the
+ *                  install dir; toolkit and device plugin: NVIDIA_DRIVER_ROOT
+ *                  (/run/nvidia/driver when the driver operand is enabled,
+ *                  "/" when the host has its driver); dcgm-exporter: the
+ *                  Service's type/port/selector and, when
+ *                  spec.dcgmExporter.serviceMonitor.enabled, a ServiceMonitor.
+ *
+ * Cluster-scoped template objects (the RuntimeClass `nvidia`) are shared by
+ * every policy; they keep their template name and are emitted only when
+ * opts.include_shared is set (plan.c sets it for the oldest policy with the
+ * toolkit enabled, which then owns them).
+ *
+ * Memory: results are new references owned by the caller.
+ */
+#ifndef GPC_RENDER_H
+#define GPC_RENDER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errors.h"
+#include "policy.h"
+#include "templates.h"
+
+/* Longest generated object name: a DNS-1035 label, valid for every kind. */
+#define GPC_NAME_MAX 63
+
+struct gpc_render_opts {
+  const char *namespace; /* the controller's namespace, e.g. "gpu-policy-system" */
+  bool include_shared;   /* also emit the shared cluster-scoped objects */
+};
+
+/* Renders one operand. Returns GPC_OK with *out a new JSON array of objects
+ * (empty when the operand is disabled), or an error naming the cause (a
+ * policy name unusable as a label value, a template missing a field render
+ * needs) with *out NULL. */
+int render_operand(const struct gpc_policy *p, enum gpc_operand op, const struct gpc_templates *t,
+                   const struct gpc_render_opts *opts, json_t **out, struct gpc_error *err);
+
+/* Every enabled operand in stage order, concatenated. */
+int render_policy(const struct gpc_policy *p, const struct gpc_templates *t,
+                  const struct gpc_render_opts *opts, json_t **out, struct gpc_error *err);
+
+/* "<policy>-<operand>" when that is a valid DNS-1035 label of at most
+ * GPC_NAME_MAX characters; otherwise the policy part is made valid ('.' ->
+ * '-', a leading letter), truncated, and suffixed with 8 hex digits of a
+ * hash of the full policy name, so distinct policies never collide.
+ * Writes at most GPC_NAME_MAX + 1 bytes into `out`. */
+void render_object_name(const char *policy, const char *operand, char out[GPC_NAME_MAX + 1]);
+
+/* SHA-256 (hex) of the canonical JSON of `obj` (sorted keys, compact) with
+ * the render-hash annotation itself left out: equal objects hash equally
+ * whatever their key order. */
+void render_hash(const json_t *obj, char out[65]);
+
+/* Turns an arbitrary string into a valid label value (<= 63 characters of
+ * [A-Za-z0-9._-], alphanumeric at both ends), e.g. a sha256 digest version. */
+void render_label_value(const char *in, char out[64]);
+
+/* Reads the render-hash annotation of a rendered object ("" when absent). */
+const char *render_hash_of(const json_t *obj);
+
+#endif
