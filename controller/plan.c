@@ -1,0 +1,402 @@
+/* plan.c — node ownership, per-node stage gating, label patches, summaries. */
+#include "plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "selector.h"
+
+/* Default GPU detection (design.md §4): NFD's PCI vendor labels for NVIDIA
+ * (10de) and the label GPU Feature Discovery / gpu-operator set. */
+static const char *const gpu_labels[] = {
+    "feature.node.kubernetes.io/pci-10de.present",
+    "feature.node.kubernetes.io/pci-0302_10de.present",
+    "feature.node.kubernetes.io/pci-0300_10de.present",
+    "nvidia.com/gpu.present",
+};
+
+/* Pods whose waiting/terminated reason is one of these are starting, not
+ * failing. */
+static const char *const benign_reasons[] = {"ContainerCreating", "PodInitializing", "Pending",
+                                             NULL};
+
+const char *gpc_operand_state_name(enum gpc_operand_state s) {
+  switch (s) {
+  case GPC_STATE_READY:
+    return "Ready";
+  case GPC_STATE_PROGRESSING:
+    return "Progressing";
+  case GPC_STATE_DEGRADED:
+    return "Degraded";
+  case GPC_STATE_DISABLED:
+    return "Disabled";
+  }
+  return "Unknown";
+}
+
+bool plan_node_matches(const struct gpc_policy *p, const struct gpc_node *n) {
+  if (!p->node_selector_empty) {
+    /* A selector that failed to compile matches nothing: never claim nodes
+     * on a guess. */
+    return p->selector && selector_matches(p->selector, gpc_labels_lookup, &n->labels);
+  }
+  for (size_t i = 0; i < sizeof(gpu_labels) / sizeof(gpu_labels[0]); i++) {
+    const char *v = gpc_labels_get(&n->labels, gpu_labels[i]);
+    if (v && strcmp(v, "true") == 0) return true;
+  }
+  return false;
+}
+
+bool plan_policy_older(const struct gpc_policy *a, const struct gpc_policy *b) {
+  /* RFC 3339 timestamps in UTC ("Z") compare as strings; a missing one
+   * (render -f) sorts last. */
+  const char *ta = a->creation_timestamp, *tb = b->creation_timestamp;
+  if (ta[0] && !tb[0]) return true;
+  if (!ta[0] && tb[0]) return false;
+  int c = strcmp(ta, tb);
+  if (c != 0) return c < 0;
+  return strcmp(a->name, b->name) < 0;
+}
+
+/* The owner among `policies` plus `self` (which may or may not be in the
+ * list; the list's copy of the same name is ignored in its favour). */
+static const struct gpc_policy *owner_of(const struct gpc_policy *self,
+                                         const struct gpc_policy *const *policies, size_t n,
+                                         const struct gpc_node *node) {
+  const struct gpc_policy *best = NULL;
+  for (size_t i = 0; i <= n; i++) {
+    const struct gpc_policy *p = i < n ? policies[i] : self;
+    if (!p || p->deleting) continue;
+    if (i < n && self && strcmp(p->name, self->name) == 0) continue;
+    if (!plan_node_matches(p, node)) continue;
+    if (!best || plan_policy_older(p, best)) best = p;
+  }
+  return best;
+}
+
+const struct gpc_policy *plan_node_owner(const struct gpc_policy *const *policies, size_t n,
+                                         const struct gpc_node *node) {
+  return owner_of(NULL, policies, n, node);
+}
+
+/* ---- node name -> index --------------------------------------------------- */
+
+struct node_index {
+  uint32_t *slots; /* node index + 1; 0 = empty */
+  size_t mask;
+};
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h;
+}
+
+static void index_build(struct node_index *ix, const struct gpc_node *const *nodes, size_t n) {
+  size_t cap = 16;
+  while (cap < 2 * n)
+    cap <<= 1;
+  ix->slots = gpc_calloc(cap, sizeof(uint32_t));
+  ix->mask = cap - 1;
+  for (size_t i = 0; i < n; i++) {
+    size_t s = fnv1a(nodes[i]->name) & ix->mask;
+    while (ix->slots[s])
+      s = (s + 1) & ix->mask;
+    ix->slots[s] = (uint32_t)(i + 1);
+  }
+}
+
+static long index_find(const struct node_index *ix, const struct gpc_node *const *nodes,
+                       const char *name) {
+  for (size_t s = fnv1a(name) & ix->mask; ix->slots[s]; s = (s + 1) & ix->mask)
+    if (strcmp(nodes[ix->slots[s] - 1]->name, name) == 0) return (long)ix->slots[s] - 1;
+  return -1;
+}
+
+/* ---- pods ------------------------------------------------------------------ */
+
+static bool pod_failing(const struct gpc_pod *p) {
+  if (p->ready) return false;
+  if (strcmp(p->phase, "Failed") == 0) return true;
+  if (!p->reason[0]) return false;
+  for (int i = 0; benign_reasons[i]; i++)
+    if (strcmp(p->reason, benign_reasons[i]) == 0) return false;
+  return true;
+}
+
+/* Several pods of one operand can share a node during a rollout (the old one
+ * terminating): a Ready one decides, else one that explains a failure. */
+static bool pod_better(const struct gpc_pod *cand, const struct gpc_pod *cur) {
+  if (!cur) return true;
+  if (cand->ready != cur->ready) return cand->ready;
+  return pod_failing(cand) && !pod_failing(cur);
+}
+
+static const struct gpc_pod **pods_by_node(const struct gpc_plan_input *in,
+                                           const struct node_index *ix) {
+  const struct gpc_pod **tab = gpc_calloc(in->n_nodes * GPC_OP_COUNT + 1, sizeof(*tab));
+  for (size_t i = 0; i < in->n_pods; i++) {
+    const struct gpc_pod *pod = in->pods[i];
+    if (pod->operand < 0 || pod->operand >= GPC_OP_COUNT || !pod->node_name[0]) continue;
+    if (strcmp(pod->policy, in->policy->name) != 0) continue;
+    if (in->namespace && pod->namespace[0] && strcmp(pod->namespace, in->namespace) != 0) continue;
+    long n = index_find(ix, in->nodes, pod->node_name);
+    if (n < 0) continue;
+    const struct gpc_pod **slot = &tab[(size_t)n * GPC_OP_COUNT + (size_t)pod->operand];
+    if (pod_better(pod, *slot)) *slot = pod;
+  }
+  return tab;
+}
+
+/* ---- label patches ----------------------------------------------------------- */
+
+struct label_want {
+  const char *key;
+  const char *value; /* desired value, NULL = absent */
+};
+
+static void op_label_key(enum gpc_operand op, char *buf, size_t len) {
+  snprintf(buf, len, GPC_LABEL_PREFIX "%s", gpc_operand_name(op));
+}
+
+/* Appends a patch for `node` holding every key whose current value differs
+ * from the wanted one; nothing when all agree. */
+static void emit_patch(struct gpc_plan *plan, size_t *cap, const struct gpc_node *node,
+                       const struct label_want *want, size_t n) {
+  json_t *labels = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const char *cur = gpc_labels_get(&node->labels, want[i].key);
+    bool same = want[i].value ? (cur && strcmp(cur, want[i].value) == 0) : cur == NULL;
+    if (same) continue;
+    if (!labels) labels = json_object();
+    json_object_set_new(labels, want[i].key,
+                        want[i].value ? json_string(want[i].value) : json_null());
+  }
+  if (!labels) return;
+  gpc_grow((void **)&plan->patches, cap, plan->n_patches + 1, sizeof(*plan->patches));
+  struct gpc_node_patch *np = &plan->patches[plan->n_patches++];
+  np->node = gpc_strdup(node->name);
+  np->patch = json_pack("{s:{s:o}}", "metadata", "labels", labels);
+}
+
+/* Every label of ours off `node`: the policy label and the "true" unlocks
+ * (opt-outs, "false", stay). */
+static size_t want_none(const struct gpc_node *node, struct label_want *want,
+                        char keys[GPC_OP_COUNT][96]) {
+  size_t n = 0;
+  want[n++] = (struct label_want){GPC_LABEL_POLICY, NULL};
+  for (int op = 0; op < GPC_OP_COUNT; op++) {
+    op_label_key((enum gpc_operand)op, keys[op], sizeof(keys[op]));
+    const char *cur = gpc_labels_get(&node->labels, keys[op]);
+    if (cur && strcmp(cur, "true") == 0) want[n++] = (struct label_want){keys[op], NULL};
+  }
+  return n;
+}
+
+static void add_failing(struct gpc_plan *plan, size_t *cap, const struct gpc_node *node,
+                        enum gpc_operand op, const struct gpc_pod *pod) {
+  gpc_grow((void **)&plan->failing, cap, plan->n_failing + 1, sizeof(*plan->failing));
+  struct gpc_failing_node *f = &plan->failing[plan->n_failing++];
+  f->node = gpc_strdup(node->name);
+  f->op = op;
+  f->reason = gpc_strdup(pod->reason[0] ? pod->reason : pod->phase);
+  f->message = gpc_strdup(pod->message);
+}
+
+struct plan_ctx {
+  const struct gpc_plan_input *in;
+  struct gpc_plan *plan;
+  const struct gpc_pod **pods; /* [node * GPC_OP_COUNT + op] */
+  size_t patch_cap, failing_cap;
+};
+
+/* Stage gating on a node this policy owns. */
+static void plan_owned_node(struct plan_ctx *c, size_t ni) {
+  const struct gpc_policy *p = c->in->policy;
+  const struct gpc_node *node = c->in->nodes[ni];
+  struct gpc_plan *plan = c->plan;
+  char keys[GPC_OP_COUNT][96];
+  struct label_want want[1 + GPC_OP_COUNT];
+  size_t nw = 0;
+  want[nw++] = (struct label_want){GPC_LABEL_POLICY, p->name};
+  /* Unlocks are sticky only for labels this policy wrote. */
+  const char *owner_label = gpc_labels_get(&node->labels, GPC_LABEL_POLICY);
+  bool ours = owner_label && strcmp(owner_label, p->name) == 0;
+  bool gate = true, gate_last = true, node_ready = true;
+  for (int op = 0; op < GPC_OP_COUNT; op++) {
+    op_label_key((enum gpc_operand)op, keys[op], sizeof(keys[op]));
+    struct gpc_operand_summary *s = &plan->operands[op];
+    const char *cur = gpc_labels_get(&node->labels, keys[op]);
+    bool opted_out = cur && strcmp(cur, "false") == 0;
+    bool satisfied = true;
+    if (op == GPC_OP_DCGM_EXPORTER) gate_last = gate; /* both last-stage operands share it */
+    bool unlocked_by_stages = op >= GPC_OP_DCGM_EXPORTER ? gate_last : gate;
+    if (!p->operands[op].enabled) {
+      if (cur && strcmp(cur, "true") == 0) want[nw++] = (struct label_want){keys[op], NULL};
+    } else if (!opted_out) {
+      s->nodes_wanted++;
+      bool sticky = ours && cur && strcmp(cur, "true") == 0;
+      bool unlocked = unlocked_by_stages || sticky;
+      want[nw++] = (struct label_want){keys[op], unlocked ? "true" : NULL};
+      const struct gpc_pod *pod = c->pods[ni * GPC_OP_COUNT + (size_t)op];
+      satisfied = unlocked && pod && pod->ready;
+      if (unlocked) s->nodes_unlocked++;
+      if (satisfied) s->nodes_ready++;
+      if (unlocked && pod && pod_failing(pod)) {
+        s->nodes_failing++;
+        add_failing(plan, &c->failing_cap, node, (enum gpc_operand)op, pod);
+      }
+    }
+    if (!satisfied) node_ready = false;
+    if (op < GPC_OP_DCGM_EXPORTER) gate = gate && satisfied;
+  }
+  plan->matched++;
+  if (node_ready) plan->ready++;
+  if (node->gpu_allocatable > 0) plan->gpus += node->gpu_allocatable;
+  emit_patch(plan, &c->patch_cap, node, want, nw);
+}
+
+static void plan_node(struct plan_ctx *c, size_t ni) {
+  const struct gpc_policy *p = c->in->policy;
+  const struct gpc_node *node = c->in->nodes[ni];
+  const char *label = gpc_labels_get(&node->labels, GPC_LABEL_POLICY);
+  bool labeled_ours = label && strcmp(label, p->name) == 0;
+  char keys[GPC_OP_COUNT][96];
+  struct label_want want[1 + GPC_OP_COUNT];
+  if (p->deleting) {
+    if (labeled_ours) emit_patch(c->plan, &c->patch_cap, node, want, want_none(node, want, keys));
+    return;
+  }
+  const struct gpc_policy *owner =
+      owner_of(p, c->in->policies, c->in->n_policies, node); /* p itself when it wins */
+  if (owner == p) {
+    const char *all = gpc_labels_get(&node->labels, GPC_LABEL_OPERANDS);
+    if (all && strcmp(all, "false") == 0) {
+      c->plan->opted_out++;
+      emit_patch(c->plan, &c->patch_cap, node, want, want_none(node, want, keys));
+      return;
+    }
+    plan_owned_node(c, ni);
+    return;
+  }
+  if (plan_node_matches(p, node)) {
+    c->plan->conflicted++;
+    if (!c->plan->conflict_owner && owner) c->plan->conflict_owner = gpc_strdup(owner->name);
+    return;
+  }
+  /* Stopped matching: clean up unless another policy has taken it over. */
+  if (labeled_ours && !owner)
+    emit_patch(c->plan, &c->patch_cap, node, want, want_none(node, want, keys));
+}
+
+/* ---- objects and operand summaries ------------------------------------------- */
+
+static bool shared_owner(const struct gpc_plan_input *in) {
+  const struct gpc_policy *p = in->policy;
+  if (p->deleting || !p->operands[GPC_OP_TOOLKIT].enabled) return false;
+  for (size_t i = 0; i < in->n_policies; i++) {
+    const struct gpc_policy *o = in->policies[i];
+    if (!o || o->deleting || strcmp(o->name, p->name) == 0) continue;
+    if (o->operands[GPC_OP_TOOLKIT].enabled && plan_policy_older(o, p)) return false;
+  }
+  return true;
+}
+
+static const char *desired_ds_hash(const json_t *objects, enum gpc_operand op) {
+  size_t i;
+  json_t *o;
+  json_array_foreach(objects, i, o) {
+    const char *kind = json_string_value(json_object_get(o, "kind"));
+    const char *comp = json_string_value(json_object_get(
+        json_object_get(json_object_get(o, "metadata"), "labels"), "app.kubernetes.io/component"));
+    if (kind && comp && strcmp(kind, "DaemonSet") == 0 && strcmp(comp, gpc_operand_name(op)) == 0)
+      return render_hash_of(o);
+  }
+  return "";
+}
+
+static void summarize_operand(const struct gpc_plan_input *in, struct gpc_plan *plan,
+                              enum gpc_operand op) {
+  const struct gpc_policy *p = in->policy;
+  struct gpc_operand_summary *s = &plan->operands[op];
+  if (!p->operands[op].enabled) {
+    s->state = GPC_STATE_DISABLED;
+    s->daemonset[0] = '\0';
+    return;
+  }
+  render_object_name(p->name, gpc_operand_name(op), s->daemonset);
+  const char *want = desired_ds_hash(plan->objects, op);
+  for (size_t i = 0; i < in->n_daemonsets; i++) {
+    const struct gpc_daemonset *d = in->daemonsets[i];
+    if (d->operand != (int)op || strcmp(d->policy, p->name) != 0) continue;
+    if (in->namespace && d->namespace[0] && strcmp(d->namespace, in->namespace) != 0) continue;
+    s->ds_found = true;
+    s->desired = d->desired;
+    s->ready = d->ready;
+    s->updated = d->updated;
+    s->available = d->available;
+    s->ds_current = strcmp(d->render_hash, want) == 0 && d->observed_generation >= d->generation;
+    break;
+  }
+  bool on_delete = op == GPC_OP_DRIVER || p->daemonsets.update_strategy == GPC_UPDATE_ON_DELETE;
+  if (on_delete && s->desired > s->updated) s->pending_update = s->desired - s->updated;
+  /* OnDelete pods keep the old template until someone deletes them: that is
+   * reported (pending_update) but does not hold the operand back. */
+  bool rolled = on_delete ? s->available >= s->desired
+                          : s->updated >= s->desired && s->available >= s->desired;
+  if (s->nodes_failing > 0)
+    s->state = GPC_STATE_DEGRADED;
+  else if (s->ds_current && rolled && s->nodes_ready >= s->nodes_wanted)
+    s->state = GPC_STATE_READY;
+  else
+    s->state = GPC_STATE_PROGRESSING;
+}
+
+static int cmp_failing(const void *a, const void *b) {
+  const struct gpc_failing_node *x = a, *y = b;
+  int c = strcmp(x->node, y->node);
+  return c ? c : (int)x->op - (int)y->op;
+}
+
+int plan_compute(const struct gpc_plan_input *in, struct gpc_plan *out, struct gpc_error *err) {
+  memset(out, 0, sizeof(*out));
+  const struct gpc_policy *p = in->policy;
+  out->deleting = p->deleting;
+  if (p->deleting) {
+    out->objects = json_array();
+  } else {
+    struct gpc_render_opts ro = {.namespace = in->namespace, .include_shared = shared_owner(in)};
+    int rc = render_policy(p, in->templates, &ro, &out->objects, err);
+    if (rc) return rc;
+  }
+  struct node_index ix;
+  index_build(&ix, in->nodes, in->n_nodes);
+  struct plan_ctx c = {.in = in, .plan = out, .pods = pods_by_node(in, &ix)};
+  for (size_t i = 0; i < in->n_nodes; i++)
+    plan_node(&c, i);
+  free(c.pods);
+  free(ix.slots);
+  for (int op = 0; op < GPC_OP_COUNT; op++)
+    summarize_operand(in, out, (enum gpc_operand)op);
+  if (out->n_failing > 1) qsort(out->failing, out->n_failing, sizeof(*out->failing), cmp_failing);
+  return GPC_OK;
+}
+
+void plan_release(struct gpc_plan *p) {
+  json_decref(p->objects);
+  for (size_t i = 0; i < p->n_patches; i++) {
+    free(p->patches[i].node);
+    json_decref(p->patches[i].patch);
+  }
+  free(p->patches);
+  for (size_t i = 0; i < p->n_failing; i++) {
+    free(p->failing[i].node);
+    free(p->failing[i].reason);
+    free(p->failing[i].message);
+  }
+  free(p->failing);
+  free(p->conflict_owner);
+  memset(p, 0, sizeof(*p));
+}

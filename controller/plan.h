@@ -1,0 +1,140 @@
+/* plan.h — what one policy wants the cluster to look like (pure).
+ *
+ * plan_compute() turns a decoded policy, every other decoded policy (for
+ * ownership), and the controller's cached projections of Nodes, operand
+ * DaemonSets and operand Pods into:
+ *   - node label changes: at most ONE merge patch per node, carrying every
+ *     label to set or remove (all stage unlocks due on a node go together);
+ *   - the desired objects (render.h), each with its render-hash annotation;
+ *   - the facts status.c turns into .status (counts, per-operand state,
+ *     failing nodes).
+ * No I/O, no clock, no globals: the same input always gives the same plan.
+ *
+ * Semantics (design.md §3–§4):
+ *   - A node is matched by spec.nodeSelector, or when that is empty by GPU
+ *     detection (any of the four labels in plan_node_matches()).
+ *   - A node matched by several policies belongs to the oldest
+ *     (creationTimestamp, then name); for the others it is "conflicted":
+ *     counted, never touched. Deleting policies take part in nothing.
+ *   - gpupolicy.dev/operands=false: the node is skipped and every label of
+ *     ours is removed from it; gpupolicy.dev/<operand>=false is an opt-out
+ *     the controller never overwrites, and counts as satisfied, as does a
+ *     disabled operand.
+ *   - Per-node gating: gpupolicy.dev/policy=<name> on every owned node;
+ *     gpupolicy.dev/<operand>=true once every earlier stage (driver ->
+ *     container-toolkit -> device-plugin -> {dcgm-exporter, validator}) is
+ *     satisfied ON THAT NODE (its pod there is Ready). An unlock is sticky
+ *     while the node stays ours: a restarting driver pod does not tear down
+ *     the stages above it (that would evict every GPU workload twice).
+ *   - Nodes carrying gpupolicy.dev/policy=<name> that this policy no longer
+ *     owns lose every gpupolicy.dev/ label we write (never opt-outs), unless
+ *     another policy now owns them (its plan rewrites them).
+ *   - A deleting policy wants no objects and no labels on its nodes.
+ *
+ * Memory: the input is borrowed for the duration of the call; the plan owns
+ * everything in it (plan_release()).
+ */
+#ifndef GPC_PLAN_H
+#define GPC_PLAN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "model.h"
+#include "policy.h"
+#include "render.h"
+#include "templates.h"
+
+struct gpc_plan_input {
+  const struct gpc_policy *policy; /* the policy being reconciled */
+  /* Every successfully decoded policy, `policy` included or not (it is
+   * considered either way). Invalid policies are left out: they own
+   * nothing. */
+  const struct gpc_policy *const *policies;
+  size_t n_policies;
+  const struct gpc_node *const *nodes;
+  size_t n_nodes;
+  /* Operand DaemonSets and Pods of every policy: filtered by policy here. */
+  const struct gpc_daemonset *const *daemonsets;
+  size_t n_daemonsets;
+  const struct gpc_pod *const *pods;
+  size_t n_pods;
+  const struct gpc_templates *templates;
+  const char *namespace; /* the controller's namespace */
+};
+
+struct gpc_node_patch {
+  char *node;    /* node name */
+  json_t *patch; /* {"metadata":{"labels":{key: "value" | null, ...}}} */
+};
+
+enum gpc_operand_state {
+  GPC_STATE_READY = 0,
+  GPC_STATE_PROGRESSING,
+  GPC_STATE_DEGRADED,
+  GPC_STATE_DISABLED
+};
+/* "Ready", "Progressing", "Degraded", "Disabled". */
+const char *gpc_operand_state_name(enum gpc_operand_state s);
+
+struct gpc_operand_summary {
+  enum gpc_operand_state state;
+  char daemonset[GPC_NAME_MAX + 1]; /* rendered DaemonSet name, "" when disabled */
+  /* From the DaemonSet's status (0 while it does not exist). */
+  int32_t desired, ready, updated, available;
+  bool ds_found;   /* the DaemonSet is in the cache */
+  bool ds_current; /* found, its render-hash is the desired one and its
+                    * controller has observed the latest generation */
+  /* Over owned nodes where this operand applies (enabled, not opted out). */
+  uint32_t nodes_wanted;   /* owned nodes that will run it */
+  uint32_t nodes_unlocked; /* ... whose label is (or is about to be) set */
+  uint32_t nodes_ready;    /* ... whose pod is Ready */
+  uint32_t nodes_failing;  /* ... whose pod is failing (see failing[]) */
+  /* OnDelete (driver): pods still running the previous template. */
+  int32_t pending_update;
+};
+
+struct gpc_failing_node {
+  char *node;
+  enum gpc_operand op;
+  char *reason;
+  char *message;
+};
+
+struct gpc_plan {
+  bool deleting;
+  json_t *objects; /* array of desired objects; empty when deleting */
+  struct gpc_node_patch *patches;
+  size_t n_patches;
+
+  uint32_t matched;     /* owned nodes (matched, not conflicted, not opted out) */
+  uint32_t ready;       /* owned nodes where every applicable operand is Ready */
+  uint32_t conflicted;  /* matched nodes owned by an older policy */
+  uint32_t opted_out;   /* matched nodes with gpupolicy.dev/operands=false */
+  char *conflict_owner; /* the older policy owning the first conflicted node, or NULL */
+  int64_t gpus;         /* sum of owned nodes' allocatable nvidia.com/gpu */
+  struct gpc_operand_summary operands[GPC_OP_COUNT];
+  /* Every failing (node, operand), sorted by node name then stage. */
+  struct gpc_failing_node *failing;
+  size_t n_failing;
+};
+
+/* Computes the plan. Returns GPC_OK, or an error (rendering failed: a
+ * template or the policy name is unusable) with *out zeroed. */
+int plan_compute(const struct gpc_plan_input *in, struct gpc_plan *out, struct gpc_error *err);
+void plan_release(struct gpc_plan *p);
+
+/* Does `p`'s node selection (selector, or default GPU detection) match? */
+bool plan_node_matches(const struct gpc_policy *p, const struct gpc_node *n);
+/* True when `a` is older than `b` (creationTimestamp, then name): the older
+ * policy wins a node both match. */
+bool plan_policy_older(const struct gpc_policy *a, const struct gpc_policy *b);
+/* The policy that owns `n` among `policies` (deleting ones excluded), or
+ * NULL. For mapping node events to the policies to reconcile. */
+const struct gpc_policy *plan_node_owner(const struct gpc_policy *const *policies, size_t n,
+                                         const struct gpc_node *node);
+
+#endif
