@@ -1,0 +1,1048 @@
+"""kubesim's simulated cluster: fleet seeding, DaemonSet controller, kubelet, device plugin effect,
+garbage collector, node heartbeats, and the cluster half of the /_sim/ admin API.
+
+Threading: the store listener only enqueues (event_type, res, after, before); store objects handed to
+listeners are never mutated afterwards, so no copy is needed. One worker thread drains the queue in
+batches, updates its light caches (nodes, pods, DaemonSets, owner graph), runs due timers (kubelet
+starts, crash loops, heartbeats, minReadySeconds re-checks), then reconciles every DaemonSet and node
+the batch touched. All store writes of the simulation happen in that thread, except the admin
+endpoints, which write from the HTTP handler thread that called them (the store serialises writes).
+
+Writes are read-modify-write under store.lock, so a simulated controller never loses a client's
+concurrent change and never needs to retry on 409.
+"""
+
+import hashlib
+import heapq
+import json
+import queue
+import random
+import threading
+import time
+from collections import defaultdict
+
+import fleet
+import placement
+
+NODES = "/v1/nodes"
+PODS = "/v1/pods"
+NAMESPACES = "/v1/namespaces"
+DAEMONSETS = "apps/v1/daemonsets"
+DEVICE_PLUGIN_COMPONENT = "device-plugin"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def now_rfc3339(t=None):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def parse_rfc3339(s):
+    try:
+        return time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _status(code, reason, message):
+    return code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                  "message": message, "reason": reason, "code": code}
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _meta(obj):
+    return obj.get("metadata") or {}
+
+
+def _controller_ref(meta):
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def is_device_plugin(labels):
+    if labels.get("app.kubernetes.io/component") == DEVICE_PLUGIN_COMPONENT:
+        return True
+    return any((labels.get(k) or "").startswith("nvidia-device-plugin") for k in ("name", "app"))
+
+
+class _Node:
+    """Light view of a Node for placement decisions."""
+    __slots__ = ("name", "uid", "labels", "taints", "unschedulable", "gpu_alloc", "ip")
+
+    def __init__(self, obj):
+        m, spec, st = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+        self.name, self.uid = m.get("name"), m.get("uid")
+        self.labels = m.get("labels") or {}
+        self.taints = spec.get("taints") or []
+        self.unschedulable = bool(spec.get("unschedulable"))
+        self.gpu_alloc = (st.get("allocatable") or {}).get(GPU_RESOURCE)
+        self.ip = next((a.get("address") for a in st.get("addresses") or () if a.get("type") == "InternalIP"),
+                       "10.0.0.1")
+
+    def placement_view(self):
+        return {"name": self.name, "labels": self.labels, "taints": self.taints,
+                "unschedulable": self.unschedulable}
+
+
+class _Pod:
+    """Light view of a Pod: what the DaemonSet controller, kubelet and device plugin need."""
+    __slots__ = ("uid", "ns", "name", "node", "labels", "owner_uid", "owner_kind", "owner_name", "ready",
+                 "ready_since", "phase", "deleting", "seq", "started")
+
+    def __init__(self, obj, seq):
+        m, spec, st = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+        self.uid, self.ns, self.name = m.get("uid"), m.get("namespace", ""), m.get("name")
+        self.node = spec.get("nodeName") or ""
+        self.labels = m.get("labels") or {}
+        ref = _controller_ref(m) or {}
+        self.owner_uid, self.owner_kind, self.owner_name = ref.get("uid"), ref.get("kind"), ref.get("name")
+        self.ready = placement.pod_is_ready(obj)
+        self.ready_since = 0.0
+        for c in st.get("conditions") or ():
+            if c.get("type") == "Ready" and c.get("status") == "True":
+                self.ready_since = parse_rfc3339(c.get("lastTransitionTime"))
+        self.phase = st.get("phase") or "Pending"
+        self.deleting = bool(m.get("deletionTimestamp"))
+        self.seq = seq
+        self.started = bool(st.get("containerStatuses"))
+
+
+class Cluster:
+    def __init__(self, store, args):
+        self.store = store
+        self.gpu_nodes = int(getattr(args, "gpu_nodes", 0) or 0)
+        self.gpus_per_node = int(getattr(args, "gpus_per_node", 8) or 8)
+        self.cpu_nodes = int(getattr(args, "cpu_nodes", 0) or 0)
+        delay = getattr(args, "pod_ready_delay", None)
+        self.ready_delay = 0.5 if delay is None else float(delay)
+        self.heartbeat = float(getattr(args, "heartbeat", 0) or 0)
+        self.rng = random.Random()
+        self._q = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = None
+        self._mu = threading.Lock()  # guards the caches below against admin readers
+        self._busy = False
+        self._put_n = 0  # items enqueued (guarded by _cnt) and processed (worker): settle() compares them
+        self._done_n = 0
+        self._cnt = threading.Lock()
+        self._start_pending = set()  # pod uids with a kubelet start timer
+        self._gone = set()  # uids seen deleted: their dependents may be collected without a lookup
+        self._timers = []  # heap of (when, seq, kind, payload)
+        self._seq = 0
+        # caches, written by the worker thread only
+        self.nodes = {}  # name -> _Node
+        self.pods = {}  # uid -> _Pod
+        self.pods_by_node = defaultdict(set)  # node name -> pod uids
+        self.pods_by_owner = defaultdict(set)  # controller owner uid -> pod uids
+        self.daemonsets = {}  # (ns, name) -> uid
+        self.objects = {}  # uid -> (res, ns, name)
+        self.owners = {}  # dependent uid -> (res, ns, name, [owner uids])
+        self.dependents = defaultdict(set)  # owner uid -> dependent uids
+        self.kind_res = {}  # (apiVersion, kind) -> res, learnt from events
+        self.gpu_counts = {}  # node name -> GPUs it has (from seeding / admin)
+        self.fail_rules = []  # dicts: node, daemonset, selector (parsed), labelSelector, reason, message
+        self.crashing = {}  # pod uid -> next backoff seconds
+        self.counters = defaultdict(int)  # what the simulation did, for /_sim/status
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def seed(self):
+        """Create namespaces (when missing) and the fleet (only when there are no nodes yet)."""
+        created = now_rfc3339()
+        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            if self.store.get(NAMESPACES, "", ns) is None:
+                self._create(NAMESPACES, fleet.namespace(ns))
+        if self._count(NODES):
+            return
+        for i in range(self.gpu_nodes):
+            name = "gpu-node-%d" % i
+            self.gpu_counts[name] = self.gpus_per_node
+            self._create(NODES, fleet.build_node(name, i, True, self.gpus_per_node, created=created))
+        for i in range(self.cpu_nodes):
+            self._create(NODES, fleet.build_node("cpu-node-%d" % i, i, False, created=created))
+
+    def start(self):
+        """Register the listener, load the current objects into the caches, start the worker."""
+        with self.store.lock:
+            self.store.add_listener(self._on_event)
+            for res in self._resources():
+                for obj in self._objects(res):
+                    self._put(("ADDED", res, obj, None))
+        if self.heartbeat > 0:
+            self._schedule(self.heartbeat, "heartbeat", None)
+        self._thread = threading.Thread(target=self._run, name="kubesim-cluster", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._q.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def settle(self, timeout=10.0, include_timers=True):
+        """Wait until the worker has nothing queued and (optionally) no kubelet start pending."""
+        deadline = time.monotonic() + timeout
+        with self._cnt:
+            target = self._put_n
+        while time.monotonic() < deadline:
+            with self._mu:
+                pending = any(k in ("start", "ds") for _, _, k, _ in self._timers) if include_timers else False
+                idle = self._done_n >= target and not self._busy
+            if idle and not pending:
+                return True
+            time.sleep(0.01)
+        return False
+
+    # ---- store access helpers -------------------------------------------------------------------
+    def _resources(self):
+        keys = getattr(self.store, "resource_keys", None)
+        res = list(keys()) if keys else []
+        for r in (NAMESPACES, NODES, PODS, DAEMONSETS):
+            if r not in res:
+                res.append(r)
+        return res
+
+    def _objects(self, res):
+        """Read-only objects of a resource (no copy when the store offers entries)."""
+        list_entries = getattr(self.store, "list_entries", None)
+        if list_entries is not None:
+            return [e.obj for e in list_entries(res)[0]]
+        return self.store.list(res)[0]
+
+    def _count(self, res):
+        count = getattr(self.store, "count", None)
+        return count(res) if count else len(self.store.list(res)[0])
+
+    def _create(self, res, obj):
+        return self.store.create(res, obj)
+
+    def _delete(self, res, ns, name):
+        try:
+            return self.store.delete(res, ns, name)
+        except Exception:  # noqa: BLE001 — already gone is fine for a controller
+            return None
+
+    def _mutate(self, res, ns, name, fn, subresource=None, uid=None):
+        """Read-modify-write under the store lock; fn(obj) mutates and returns False to skip the write."""
+        with self.store.lock:
+            obj = self.store.get(res, ns, name)
+            if obj is None or (uid and _meta(obj).get("uid") != uid):
+                return None
+            if fn(obj) is False:
+                return obj
+            return self.store.update(res, obj, subresource=subresource)
+
+    # ---- events -----------------------------------------------------------------------------------
+    def _on_event(self, etype, res, after, before):
+        self._put((etype, res, after, before))
+
+    def _put(self, item):
+        with self._cnt:
+            self._put_n += 1
+        self._q.put(item)
+
+    def _run(self):
+        while not self._stop.is_set():
+            timeout = 0.5
+            if self._timers:
+                timeout = max(0.0, min(timeout, self._timers[0][0] - time.monotonic()))
+            try:
+                item = self._q.get(timeout=timeout)
+            except queue.Empty:
+                item = False
+            with self._mu:
+                self._busy = True
+            try:
+                self._done_n += self._step(item)
+            except Exception as e:  # noqa: BLE001 — keep simulating; report why
+                import traceback
+                traceback.print_exc()
+                self.counters["errors"] += 1
+                self.last_error = repr(e)
+            finally:
+                with self._mu:
+                    self._busy = False
+
+    def _step(self, first):
+        """Process one batch of queued items; returns how many it took off the queue."""
+        batch = [] if first is False else [first]
+        while True:
+            try:
+                batch.append(self._q.get_nowait())
+            except queue.Empty:
+                break
+        dirty_ds, dirty_nodes, all_ds = set(), set(), False
+        gc_check = []
+        for item in batch:
+            if item is None:
+                return len(batch)
+            if isinstance(item, tuple) and item[0] == "cmd":
+                item[1]()
+                continue
+            etype, res, after, before = item
+            all_ds |= self._apply_event(etype, res, after, before, dirty_ds, dirty_nodes, gc_check)
+        self._run_timers(dirty_ds, dirty_nodes)
+        if all_ds:
+            dirty_ds = set(self.daemonsets)
+        for key in sorted(dirty_ds):
+            self._reconcile_ds(*key)
+        for name in sorted(dirty_nodes):
+            self._device_plugin(name)
+        for uid in gc_check:
+            self._gc(uid)
+        if len(self._gone) > 200000:
+            self._gone.clear()
+        return len(batch)
+
+    def _apply_event(self, etype, res, after, before, dirty_ds, dirty_nodes, gc_check):
+        """Update caches from one event; returns True when every DaemonSet needs a reconcile."""
+        obj = after if after is not None else before
+        m = _meta(obj)
+        uid, ns, name = m.get("uid"), m.get("namespace", ""), m.get("name")
+        deleted = etype == "DELETED"
+        if obj.get("apiVersion") and obj.get("kind"):
+            self.kind_res[(obj["apiVersion"], obj["kind"])] = res
+        self._track_owners(res, uid, ns, name, m, deleted, gc_check)
+        if res == NODES:
+            return self._node_event(name, obj, deleted, before, dirty_nodes)
+        if res == PODS:
+            self._pod_event(uid, obj, deleted, dirty_ds, dirty_nodes)
+        elif res == DAEMONSETS:
+            with self._mu:
+                if deleted:
+                    self.daemonsets.pop((ns, name), None)
+                else:
+                    self.daemonsets[(ns, name)] = uid
+            if not deleted:
+                bm = _meta(before) if before else {}
+                if (before is None or bm.get("generation") != m.get("generation")
+                        or bool(bm.get("deletionTimestamp")) != bool(m.get("deletionTimestamp"))):
+                    dirty_ds.add((ns, name))
+        return False
+
+    def _track_owners(self, res, uid, ns, name, m, deleted, gc_check):
+        if not uid:
+            return
+        if deleted:
+            self.objects.pop(uid, None)
+            self._gone.add(uid)
+            prev = self.owners.pop(uid, None)
+            if prev:
+                for o in prev[3]:
+                    self.dependents[o].discard(uid)
+            if self.dependents.get(uid):
+                gc_check.extend(self.dependents.pop(uid))
+            return
+        self.objects[uid] = (res, ns, name)
+        refs = [r.get("uid") for r in m.get("ownerReferences") or () if r.get("uid")]
+        prev = self.owners.get(uid)
+        if prev:
+            for o in prev[3]:
+                if o not in refs:
+                    self.dependents[o].discard(uid)
+        if refs:
+            self.owners[uid] = (res, ns, name, refs, m.get("ownerReferences"))
+            for o in refs:
+                self.dependents[o].add(uid)
+            if prev is None and not any(o in self.objects for o in refs):
+                gc_check.append(uid)  # created with dangling owners: verify, then collect
+        else:
+            self.owners.pop(uid, None)
+
+    def _node_event(self, name, obj, deleted, before, dirty_nodes):
+        if deleted:
+            with self._mu:
+                self.nodes.pop(name, None)
+            # pod GC: pods bound to a node that no longer exists are deleted
+            for puid in list(self.pods_by_node.get(name, ())):
+                p = self.pods.get(puid)
+                if p is not None:
+                    self._delete(PODS, p.ns, p.name)
+            return True
+        node = _Node(obj)
+        with self._mu:
+            old = self.nodes.get(name)
+            self.nodes[name] = node
+        if old is None:
+            dirty_nodes.add(name)
+            for puid in self.pods_by_node.get(name, ()):  # pods waiting for this node's kubelet
+                p = self.pods.get(puid)
+                if p is not None and not p.started:
+                    self._maybe_start(p)
+            return True
+        if node.gpu_alloc != old.gpu_alloc:
+            dirty_nodes.add(name)  # someone else edited allocatable: re-assert the device plugin's view
+        return (old.labels != node.labels or old.taints != node.taints
+                or old.unschedulable != node.unschedulable)
+
+    def _pod_event(self, uid, obj, deleted, dirty_ds, dirty_nodes):
+        with self._mu:
+            old = self.pods.pop(uid, None)
+        if old is not None:
+            self.pods_by_node[old.node].discard(uid)
+            if old.owner_uid:
+                self.pods_by_owner[old.owner_uid].discard(uid)
+        if deleted:
+            self.crashing.pop(uid, None)
+            self._start_pending.discard(uid)
+            p = old or _Pod(obj, 0)
+        else:
+            self._seq += 1
+            p = _Pod(obj, old.seq if old else self._seq)
+            with self._mu:
+                self.pods[uid] = p
+            self.pods_by_node[p.node].add(uid)
+            if p.owner_uid:
+                self.pods_by_owner[p.owner_uid].add(uid)
+            if not p.started and not p.deleting:
+                self._maybe_start(p)
+        if p.owner_kind == "DaemonSet":
+            dirty_ds.add((p.ns, p.owner_name))
+        if p.node and (is_device_plugin(p.labels) or (old is not None and is_device_plugin(old.labels))):
+            dirty_nodes.add(p.node)
+
+    # ---- timers -------------------------------------------------------------------------------------
+    def _schedule(self, delay, kind, payload):
+        self._seq += 1
+        with self._mu:
+            heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, kind, payload))
+
+    def _run_timers(self, dirty_ds, dirty_nodes):
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            with self._mu:
+                _, _, kind, payload = heapq.heappop(self._timers)
+            if kind == "start":
+                self._kubelet_start(*payload)
+            elif kind == "crash":
+                self._crash_tick(*payload)
+            elif kind == "ds":
+                dirty_ds.add(payload)
+            elif kind == "heartbeat":
+                self._heartbeat()
+                self._schedule(self.heartbeat, "heartbeat", None)
+
+    # ---- kubelet -------------------------------------------------------------------------------------
+    def _maybe_start(self, p):
+        if p.node and p.node in self.nodes and p.phase == "Pending" and p.uid not in self._start_pending:
+            self._start_pending.add(p.uid)
+            self._schedule(self.ready_delay, "start", (p.uid, p.ns, p.name))
+
+    def _rule_for(self, p):
+        for rule in self.fail_rules:
+            if rule["node"] and rule["node"] != p.node:
+                continue
+            if rule["namespace"] and rule["namespace"] != p.ns:
+                continue
+            if rule["daemonset"] and not (p.owner_kind == "DaemonSet" and p.owner_name == rule["daemonset"]):
+                continue
+            if rule["selector"] is not None and not placement.labels_match(rule["selector"], p.labels):
+                continue
+            return rule
+        return None
+
+    def _kubelet_start(self, uid, ns, name):
+        self._start_pending.discard(uid)
+        p = self.pods.get(uid)
+        if p is None or p.started or p.deleting:
+            return
+        node = self.nodes.get(p.node)
+        if node is None:
+            return
+        rule = self._rule_for(p)
+
+        def run(pod):
+            if pod.get("status", {}).get("containerStatuses"):
+                return False
+            pod["status"] = _pod_status(pod, node.ip, rule, restarts=1 if rule else 0)
+            return None
+
+        if self._mutate(PODS, ns, name, run, subresource="status", uid=uid) is not None:
+            self.counters["podsStarted"] += 1
+            if rule:
+                self.crashing[uid] = 1.0
+                self._schedule(1.0, "crash", (uid, ns, name))
+
+    def _crash_tick(self, uid, ns, name):
+        backoff = self.crashing.get(uid)
+        p = self.pods.get(uid)
+        if backoff is None or p is None:
+            return
+        rule = self._rule_for(p)
+        if rule is None:
+            self.crashing.pop(uid, None)
+            return
+        node = self.nodes.get(p.node)
+        ip = node.ip if node else "10.0.0.1"
+
+        def crash(pod):
+            restarts = max([c.get("restartCount", 0) for c in pod.get("status", {}).get("containerStatuses") or []]
+                           or [0])
+            pod["status"] = _pod_status(pod, ip, rule, restarts=restarts + 1)
+
+        self._mutate(PODS, ns, name, crash, subresource="status", uid=uid)
+        backoff = min(backoff * 2, 10.0)
+        self.crashing[uid] = backoff
+        self._schedule(backoff, "crash", (uid, ns, name))
+
+    def _apply_rules(self):
+        """After fail/recover: crash running pods that now match a rule, heal failing ones that don't."""
+        for p in list(self.pods.values()):
+            if not p.started or p.deleting:
+                continue
+            rule = self._rule_for(p)
+            node = self.nodes.get(p.node)
+            ip = node.ip if node else "10.0.0.1"
+            if rule is not None and p.uid not in self.crashing:
+                def crash(pod, rule=rule, ip=ip):
+                    cs = pod.get("status", {}).get("containerStatuses") or []
+                    restarts = max([c.get("restartCount", 0) for c in cs] or [0])
+                    pod["status"] = _pod_status(pod, ip, rule, restarts=restarts + 1)
+                self._mutate(PODS, p.ns, p.name, crash, subresource="status", uid=p.uid)
+                self.crashing[p.uid] = 1.0
+                self._schedule(1.0, "crash", (p.uid, p.ns, p.name))
+            elif rule is None and (p.uid in self.crashing or not p.ready):
+                self.crashing.pop(p.uid, None)
+
+                def heal(pod, ip=ip):
+                    cs = pod.get("status", {}).get("containerStatuses") or []
+                    restarts = max([c.get("restartCount", 0) for c in cs] or [0])
+                    pod["status"] = _pod_status(pod, ip, None, restarts=restarts)
+                self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid)
+
+    def _heartbeat(self):
+        stamp = now_rfc3339()
+        for name in list(self.nodes):
+            def beat(node):
+                for c in node.get("status", {}).get("conditions") or ():
+                    c["lastHeartbeatTime"] = stamp
+            self._mutate(NODES, "", name, beat, subresource="status")
+        self.counters["heartbeats"] += 1
+
+    # ---- device plugin ---------------------------------------------------------------------------------
+    def _gpu_count(self, node):
+        if node.name in self.gpu_counts:
+            return self.gpu_counts[node.name]
+        try:
+            n = int(node.labels.get("nvidia.com/gpu.count", ""))
+        except ValueError:
+            n = 0
+        if n <= 0 and node.labels.get("feature.node.kubernetes.io/pci-10de.present") == "true":
+            n = self.gpus_per_node
+        return n
+
+    def _device_plugin(self, name):
+        node = self.nodes.get(name)
+        if node is None:
+            return
+        serving = any(p is not None and p.ready and not p.deleting and is_device_plugin(p.labels)
+                      for p in (self.pods.get(u) for u in self.pods_by_node.get(name, ())))
+        gpus = self._gpu_count(node)
+        want = str(gpus) if serving and gpus > 0 else None
+        if want == node.gpu_alloc:
+            return
+
+        def advertise(obj):
+            st = obj.setdefault("status", {})
+            changed = False
+            for key in ("capacity", "allocatable"):
+                sect = st.setdefault(key, {})
+                if want is None and GPU_RESOURCE in sect:
+                    del sect[GPU_RESOURCE]
+                    changed = True
+                elif want is not None and sect.get(GPU_RESOURCE) != want:
+                    sect[GPU_RESOURCE] = want
+                    changed = True
+            return None if changed else False
+
+        if self._mutate(NODES, "", name, advertise, subresource="status") is not None:
+            node.gpu_alloc = want
+            self.counters["devicePluginUpdates"] += 1
+
+    # ---- garbage collector ------------------------------------------------------------------------------
+    def _owner_present(self, owner_uid, dep_ns):
+        info = self.objects.get(owner_uid)
+        if info is None:
+            return False
+        owner_ns = info[1]
+        # a namespaced owner in another namespace counts as absent; a cluster-scoped dependent
+        # cannot resolve a namespaced owner and is never collected (kept as present)
+        return not owner_ns or owner_ns == dep_ns or not dep_ns
+
+    def _gc(self, uid):
+        info = self.owners.get(uid)
+        if info is None or uid not in self.objects:
+            return
+        res, ns, name, refs, raw_refs = info
+        if any(self._owner_present(o, ns) for o in refs):
+            return
+        # Owners not in our caches: unless seen deleted, confirm against the store before collecting
+        # (an owner may be of a kind our caches never saw).
+        for ref in raw_refs or ():
+            if ref.get("uid") in self._gone:
+                continue
+            ores = self.kind_res.get((ref.get("apiVersion"), ref.get("kind")))
+            if ores is None:
+                return  # unknown kind: cannot verify, keep the dependent
+            for ons in ((ns, "") if ns else ("",)):
+                e = self.store.get(ores, ons, ref.get("name"))
+                if e is not None and _meta(e).get("uid") == ref.get("uid"):
+                    return
+        self.counters["garbageCollected"] += 1
+        self._delete(res, ns, name)
+
+    # ---- DaemonSet controller ------------------------------------------------------------------------------
+    def _reconcile_ds(self, ns, name):
+        ds = self.store.get(DAEMONSETS, ns, name)
+        if ds is None:
+            return
+        m = _meta(ds)
+        if m.get("deletionTimestamp"):
+            return
+        uid = m.get("uid")
+        spec = ds.get("spec") or {}
+        tmpl = spec.get("template") or {}
+        pspec = tmpl.get("spec") or {}
+        tols = placement.daemon_tolerations(pspec)
+        thash = placement.template_hash(tmpl)
+        tgen = (m.get("annotations") or {}).get("deprecated.daemonset.template.generation") or str(
+            m.get("generation", 1))
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        now = time.time()
+
+        by_node = defaultdict(list)
+        for puid in self.pods_by_owner.get(uid, ()):
+            p = self.pods.get(puid)
+            if p is not None:
+                by_node[p.node].append(p)
+        for plist in by_node.values():
+            plist.sort(key=lambda p: (p.deleting, p.seq))
+
+        should = {n.name for n in self.nodes.values() if placement.node_should_run(pspec, tols, n.placement_view())}
+        creates, deletes = [], []
+        for node_name in sorted(set(by_node) | should):
+            live = [p for p in by_node.get(node_name, ()) if not p.deleting]
+            if node_name in should:
+                if not by_node.get(node_name):
+                    creates.append(node_name)
+                elif len(live) > 1:
+                    deletes.extend(live[1:])
+            else:
+                deletes.extend(live)
+
+        def available(p):
+            return p.ready and (min_ready <= 0 or p.ready_since + min_ready <= now)
+
+        strategy = spec.get("updateStrategy") or {}
+        if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+            max_unavail = _resolve_int_or_percent((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1),
+                                                  len(should))
+            max_unavail = max(1, max_unavail)
+            unavailable = 0
+            old_ok, old_bad = [], []
+            for node_name in sorted(should):
+                live = [p for p in by_node.get(node_name, ()) if not p.deleting]
+                if not live or not available(live[0]):
+                    unavailable += 1
+                if live and live[0].labels.get("controller-revision-hash") != thash:
+                    (old_ok if available(live[0]) else old_bad).append(live[0])
+            deletes.extend(old_bad)
+            deletes.extend(old_ok[:max(0, max_unavail - unavailable)])
+
+        for node_name in creates:
+            self._create_daemon_pod(ds, node_name, tols, thash, tgen)
+        for p in deletes:
+            if self._delete(PODS, p.ns, p.name) is not None:
+                self.counters["podsDeleted"] += 1
+                self._pod_event(p.uid, {"metadata": {"uid": p.uid}}, True, set(), set())
+
+        # status, from the caches as they are after our own writes
+        by_node = defaultdict(list)
+        for puid in self.pods_by_owner.get(uid, ()):
+            p = self.pods.get(puid)
+            if p is not None:
+                by_node[p.node].append(p)
+        desired = current = misscheduled = ready = avail = updated = 0
+        recheck = None
+        for node_name in set(by_node) | should:
+            plist = sorted(by_node.get(node_name, ()), key=lambda p: p.seq)
+            if node_name in should:
+                desired += 1
+                if not plist:
+                    continue
+                current += 1
+                p = plist[0]
+                if p.ready:
+                    ready += 1
+                    if available(p):
+                        avail += 1
+                    elif min_ready > 0:
+                        wait = p.ready_since + min_ready - now
+                        recheck = wait if recheck is None else min(recheck, wait)
+                if (p.labels.get("controller-revision-hash") == thash
+                        or p.labels.get("pod-template-generation") == tgen):
+                    updated += 1
+            elif plist:
+                misscheduled += 1
+        if recheck is not None:
+            self._schedule(max(0.05, recheck + 0.05), "ds", (ns, name))
+        status = {"currentNumberScheduled": current, "numberMisscheduled": misscheduled,
+                  "desiredNumberScheduled": desired, "numberReady": ready}
+        for k, v in (("observedGeneration", m.get("generation", 0)), ("updatedNumberScheduled", updated),
+                     ("numberAvailable", avail), ("numberUnavailable", desired - avail)):
+            if v:
+                status[k] = v
+
+        def write(obj):
+            old = obj.get("status") or {}
+            new = dict(status)
+            for k in ("collisionCount", "conditions"):
+                if k in old:
+                    new[k] = old[k]
+            if new == old:
+                return False
+            obj["status"] = new
+            return None
+
+        self._mutate(DAEMONSETS, ns, name, write, subresource="status", uid=uid)
+
+    def _create_daemon_pod(self, ds, node_name, tols, thash, tgen):
+        m = _meta(ds)
+        tmpl = ds.get("spec", {}).get("template") or {}
+        tm = tmpl.get("metadata") or {}
+        spec = json.loads(json.dumps(tmpl.get("spec") or {}))
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("terminationGracePeriodSeconds", 30)
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("schedulerName", "default-scheduler")
+        spec.setdefault("securityContext", {})
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        spec.setdefault("priority", 0)
+        spec["tolerations"] = tols
+        affinity = spec.setdefault("affinity", {})
+        affinity["nodeAffinity"] = dict(affinity.get("nodeAffinity") or {}, **{
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [
+                {"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}})
+        spec["nodeName"] = node_name
+        labels = dict(tm.get("labels") or {})
+        labels["controller-revision-hash"] = thash
+        labels["pod-template-generation"] = tgen
+        meta = {"generateName": m["name"] + "-", "namespace": m.get("namespace", ""), "labels": labels,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": m["name"],
+                                     "uid": m["uid"], "controller": True, "blockOwnerDeletion": True}]}
+        if tm.get("annotations"):
+            meta["annotations"] = dict(tm["annotations"])
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec,
+               "status": {"phase": "Pending", "qosClass": _qos(spec),
+                          "conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                                          "lastTransitionTime": now_rfc3339()}]}}
+        for _ in range(10):
+            meta["name"] = m["name"] + "-" + placement.random_suffix(5, self.rng)
+            try:
+                created = self._create(PODS, json.loads(json.dumps(pod)))
+            except Exception as e:  # noqa: BLE001
+                if type(e).__name__ == "AlreadyExists":
+                    continue
+                raise
+            self.counters["podsCreated"] += 1
+            self._pod_event(_meta(created)["uid"], created, False, set(), set())
+            return created
+        return None
+
+    # ---- admin API -------------------------------------------------------------------------------------------
+    def handle_admin(self, method, path, query, body):
+        """Cluster-side /_sim/ endpoints. Returns (http code, JSON-able dict)."""
+        try:
+            return self._admin(method, path.rstrip("/"), query or {}, body)
+        except _BadRequest as e:
+            return _status(400, "BadRequest", str(e))
+
+    def _admin(self, method, path, query, body):
+        parts = path.split("/")[2:]  # after "", "_sim"
+        body = body if isinstance(body, dict) else {}
+        if parts == ["nodes"] and method == "POST":
+            return self._admin_add_node(body)
+        if parts == ["nodes"] and method == "GET":
+            with self._mu:
+                names = sorted(self.nodes)
+            return 200, {"nodes": names}
+        if len(parts) == 2 and parts[0] == "nodes" and method == "DELETE":
+            if self.store.delete(NODES, "", parts[1]) is None:
+                return _status(404, "NotFound", 'nodes "%s" not found' % parts[1])
+            self.gpu_counts.pop(parts[1], None)
+            return 200, {"deleted": parts[1]}
+        if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "labels" and method in ("POST", "PATCH"):
+            return self._admin_labels(parts[1], body)
+        if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "ready" and method == "POST":
+            return self._admin_node_ready(parts[1], body)
+        if parts == ["fail"] and method == "POST":
+            return self._admin_fail(body)
+        if parts == ["fail"] and method == "GET":
+            return 200, {"rules": [_rule_public(r) for r in self.fail_rules]}
+        if parts == ["recover"] and method == "POST":
+            return self._admin_recover(body)
+        if parts == ["touch-nodes"] and method == "POST":
+            return self._admin_touch(body)
+        if parts == ["heartbeat"] and method == "POST":
+            self._command(self._heartbeat)
+            return 200, {"heartbeat": True}
+        if parts == ["settle"] and method in ("GET", "POST"):
+            timeout = float(query.get("timeout", body.get("timeout", 10)) or 10)
+            ok = self.settle(timeout)
+            return (200, {"settled": True}) if ok else _status(504, "Timeout", "cluster did not settle")
+        if parts == ["status"] and method == "GET":
+            return 200, self.status()
+        return _status(404, "NotFound", "no admin endpoint %s %s" % (method, path))
+
+    def _command(self, fn):
+        self._put(("cmd", fn))
+
+    def status(self):
+        with self._mu:
+            pods = list(self.pods.values())
+            out = {"nodes": len(self.nodes),
+                   "gpuNodes": sum(1 for n in self.nodes.values() if self._gpu_count(n) > 0),
+                   "gpuAllocatable": sum(1 for n in self.nodes.values() if n.gpu_alloc),
+                   "daemonsets": len(self.daemonsets),
+                   "pods": len(pods),
+                   "podsReady": sum(1 for p in pods if p.ready),
+                   "podsByPhase": {}, "failRules": len(self.fail_rules),
+                   "queued": self._q.qsize(), "timers": len(self._timers)}
+        for p in pods:
+            out["podsByPhase"][p.phase] = out["podsByPhase"].get(p.phase, 0) + 1
+        out["counters"] = dict(self.counters)
+        return out
+
+    def _admin_add_node(self, body):
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise _BadRequest('"name" (string) is required')
+        gpu = bool(body.get("gpu", True))
+        gpus = body.get("gpus", self.gpus_per_node if gpu else 0)
+        if not isinstance(gpus, int) or gpus < 0:
+            raise _BadRequest('"gpus" must be a non-negative integer')
+        labels = body.get("labels") or {}
+        taints = body.get("taints") or []
+        if not isinstance(labels, dict) or not isinstance(taints, list):
+            raise _BadRequest('"labels" must be an object and "taints" a list')
+        product = body.get("product", fleet.DEFAULT_GPU_PRODUCT)
+        index = self._count(NODES)
+        node = fleet.build_node(name, index, gpu and gpus > 0, gpus, product=product, created=now_rfc3339(),
+                                labels=labels, taints=taints)
+        self.gpu_counts[name] = gpus if gpu else 0
+        try:
+            created = self.store.create(NODES, node)
+        except Exception as e:  # noqa: BLE001
+            if type(e).__name__ == "AlreadyExists":
+                return _status(409, "AlreadyExists", 'nodes "%s" already exists' % name)
+            raise
+        return 201, {"name": name, "uid": _meta(created)["uid"], "gpus": self.gpu_counts[name]}
+
+    def _admin_labels(self, name, body):
+        set_ = body.get("set") or {}
+        remove = body.get("remove") or []
+        if not isinstance(set_, dict) or not isinstance(remove, list):
+            raise _BadRequest('"set" must be an object and "remove" a list of keys')
+
+        def relabel(obj):
+            labels = obj.setdefault("metadata", {}).setdefault("labels", {})
+            for k in remove:
+                labels.pop(k, None)
+            for k, v in set_.items():
+                labels[k] = str(v)
+
+        out = self._mutate(NODES, "", name, relabel)
+        if out is None:
+            return _status(404, "NotFound", 'nodes "%s" not found' % name)
+        return 200, {"name": name, "labels": _meta(out).get("labels") or {},
+                     "resourceVersion": _meta(out).get("resourceVersion")}
+
+    def _admin_node_ready(self, name, body):
+        """Mark a node Ready or NotReady (Unknown), with the taints the node lifecycle controller adds."""
+        ready = bool(body.get("ready", False))
+        stamp = now_rfc3339()
+
+        def cond(obj):
+            for c in obj.setdefault("status", {}).setdefault("conditions", []):
+                if c.get("type") == "Ready":
+                    new = "True" if ready else "Unknown"
+                    if c.get("status") != new:
+                        c["lastTransitionTime"] = stamp
+                    c["status"] = new
+                    c["reason"] = "KubeletReady" if ready else "NodeStatusUnknown"
+                    c["message"] = ("kubelet is posting ready status" if ready
+                                    else "Kubelet stopped posting node status.")
+                    c["lastHeartbeatTime"] = stamp
+
+        def taint(obj):
+            spec = obj.setdefault("spec", {})
+            taints = [t for t in spec.get("taints") or () if t.get("key") != "node.kubernetes.io/unreachable"]
+            if not ready:
+                taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"})
+                taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": stamp})
+            if taints:
+                spec["taints"] = taints
+            else:
+                spec.pop("taints", None)
+
+        if self._mutate(NODES, "", name, cond, subresource="status") is None:
+            return _status(404, "NotFound", 'nodes "%s" not found' % name)
+        self._mutate(NODES, "", name, taint)
+        return 200, {"name": name, "ready": ready}
+
+    def _parse_rule(self, body, need_reason):
+        node = body.get("node")
+        if node is not None and not isinstance(node, str):
+            raise _BadRequest('"node" must be a string')
+        ds = body.get("daemonset")
+        sel_text = body.get("labelSelector")
+        selector = None
+        if sel_text is not None:
+            try:
+                selector = placement.parse_label_selector(sel_text)
+            except ValueError as e:
+                raise _BadRequest(str(e)) from None
+        return {"node": node or "", "namespace": body.get("namespace") or "", "daemonset": ds or "",
+                "selector": selector, "labelSelector": sel_text,
+                "reason": body.get("reason") or "CrashLoopBackOff", "message": body.get("message") or ""}
+
+    def _admin_fail(self, body):
+        rule = self._parse_rule(body, True)
+        done = threading.Event()
+
+        def add():
+            self.fail_rules.append(rule)
+            self._apply_rules()
+            done.set()
+
+        self._command(add)
+        done.wait(10)
+        return 200, {"rule": _rule_public(rule), "rules": len(self.fail_rules)}
+
+    def _admin_recover(self, body):
+        want = self._parse_rule(body, False)
+        keys = [k for k in ("node", "namespace", "daemonset", "labelSelector") if body.get(k) is not None]
+        done = threading.Event()
+        removed = []
+
+        def recover():
+            keep = []
+            for r in self.fail_rules:
+                (removed if all(r[k] == want[k] for k in keys) else keep).append(r)
+            self.fail_rules[:] = keep
+            self._apply_rules()
+            done.set()
+
+        self._command(recover)
+        done.wait(10)
+        return 200, {"removed": len(removed), "rules": len(self.fail_rules)}
+
+    def _admin_touch(self, body):
+        key, value = body.get("label"), body.get("value", "")
+        if not isinstance(key, str) or not key:
+            raise _BadRequest('"label" (string) is required')
+        with self._mu:
+            names = sorted(self.nodes)
+        if not names:
+            names = sorted(_meta(o)["name"] for o in self._objects(NODES))
+        touched = 0
+        for name in names:
+            def relabel(obj):
+                labels = obj.setdefault("metadata", {}).setdefault("labels", {})
+                if labels.get(key) == str(value):
+                    return False
+                labels[key] = str(value)
+                return None
+            if self._mutate(NODES, "", name, relabel) is not None:
+                touched += 1
+        return 200, {"touched": touched, "resourceVersion": str(self.store.rv)}
+
+
+def _rule_public(rule):
+    return {k: rule[k] for k in ("node", "namespace", "daemonset", "labelSelector", "reason", "message") if rule[k]}
+
+
+def _resolve_int_or_percent(v, total):
+    if isinstance(v, str) and v.endswith("%"):
+        try:
+            pct = int(v[:-1])
+        except ValueError:
+            return 1
+        return -(-pct * total // 100)  # round up, as the DaemonSet controller does
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _hex(*parts):
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _qos(spec):
+    for c in spec.get("containers") or ():
+        res = c.get("resources") or {}
+        if res.get("requests") or res.get("limits"):
+            return "Burstable"
+    return "BestEffort"
+
+
+def _pod_status(pod, host_ip, rule, restarts):
+    """Status the kubelet posts for a started pod: Running and Ready, or crash-looping per rule."""
+    m, spec = _meta(pod), pod.get("spec") or {}
+    old = pod.get("status") or {}
+    stamp = now_rfc3339()
+    ready = rule is None
+    start = old.get("startTime") or stamp
+    h = int(_hex(m.get("uid", ""))[:8], 16) % 64516
+    pod_ip = host_ip if spec.get("hostNetwork") else "192.168.%d.%d" % (h // 254 % 254, h % 254 + 1)
+    names = [c.get("name", "") for c in spec.get("containers") or ()]
+    old_conds = {c.get("type"): c for c in old.get("conditions") or ()}
+
+    def cond(ctype, ok):
+        prev = old_conds.get(ctype) or {}
+        status = "True" if ok else "False"
+        c = {"type": ctype, "status": status, "lastProbeTime": None,
+             "lastTransitionTime": prev.get("lastTransitionTime") if prev.get("status") == status else stamp}
+        if not ok:
+            c["reason"] = "ContainersNotReady"
+            c["message"] = "containers with unready status: [%s]" % " ".join(names)
+        return c
+
+    statuses = []
+    old_cs = {c.get("name"): c for c in old.get("containerStatuses") or ()}
+    for c in spec.get("containers") or ():
+        name, image = c.get("name", ""), c.get("image", "")
+        cid = "containerd://" + _hex(m.get("uid"), name, restarts)
+        prev = old_cs.get(name) or {}
+        st = {"name": name, "image": image, "imageID": image.split(":")[0] + "@sha256:" + _hex(image),
+              "containerID": cid, "ready": ready, "started": ready, "restartCount": restarts}
+        if ready:
+            st["state"] = {"running": {"startedAt": stamp if restarts or not prev else
+                                       (prev.get("state", {}).get("running", {}).get("startedAt") or stamp)}}
+        else:
+            msg = rule.get("message") or "back-off 10s restarting failed container=%s pod=%s_%s(%s)" % (
+                name, m.get("name"), m.get("namespace"), m.get("uid"))
+            st["state"] = {"waiting": {"reason": rule.get("reason") or "CrashLoopBackOff", "message": msg}}
+        if restarts:
+            st["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": start,
+                                              "finishedAt": stamp, "containerID": cid}}
+        statuses.append(st)
+    status = {"phase": "Running",
+              "conditions": [cond("PodReadyToStartContainers", True), cond("Initialized", True),
+                             cond("Ready", ready), cond("ContainersReady", ready), cond("PodScheduled", True)],
+              "hostIP": host_ip, "hostIPs": [{"ip": host_ip}], "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
+              "startTime": start, "containerStatuses": statuses, "qosClass": old.get("qosClass") or _qos(spec)}
+    if spec.get("initContainers"):
+        status["initContainerStatuses"] = [
+            {"name": c.get("name", ""), "image": c.get("image", ""), "imageID": "", "ready": True,
+             "restartCount": 0, "started": False,
+             "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": start,
+                                      "finishedAt": start}}} for c in spec["initContainers"]]
+    return status
