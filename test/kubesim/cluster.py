@@ -951,17 +951,17 @@ class Cluster:
             names = sorted(self.nodes)
         if not names:
             names = sorted(_meta(o)["name"] for o in self._objects(NODES))
-        touched = 0
+        touched = []
         for name in names:
             def relabel(obj):
                 labels = obj.setdefault("metadata", {}).setdefault("labels", {})
                 if labels.get(key) == str(value):
                     return False
                 labels[key] = str(value)
+                touched.append(name)
                 return None
-            if self._mutate(NODES, "", name, relabel) is not None:
-                touched += 1
-        return 200, {"touched": touched, "resourceVersion": str(self.store.rv)}
+            self._mutate(NODES, "", name, relabel)
+        return 200, {"touched": len(touched), "resourceVersion": str(self.store.rv)}
 
 
 def _rule_public(rule):
