@@ -1,8 +1,7 @@
 """kubesim core: store semantics, LIST/WATCH, patches, Status bodies, admin API, TLS, --state, kubectl."""
 
 import json
-import os
-import shutil
+import subprocess
 import threading
 import time
 
@@ -406,3 +405,50 @@ def test_client_disconnects_leave_no_tracebacks(sim):
         w.close()
     time.sleep(1.5)
     assert "Traceback" not in sim.stderr()
+
+
+# ---- kubectl (default flags, fresh discovery cache per call) --------------------------------------------------
+def test_kubectl_get_apply_label_delete(sim, tmp_path):
+    out = sim.kubectl("get", "namespaces").stdout
+    assert "default" in out and "kube-system" in out and "STATUS" in out
+    f = tmp_path / "cm.yaml"
+    f.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kc\ndata:\n  k: v\n")
+    assert "configmap/kc created" in sim.kubectl("apply", "-f", str(f)).stdout
+    assert "configmap/kc unchanged" in sim.kubectl("apply", "-f", str(f)).stdout
+    f.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kc\ndata:\n  k: w\n")
+    assert "configmap/kc configured" in sim.kubectl("apply", "-f", str(f)).stdout
+    assert sim.get(CM + "/kc")[1]["data"] == {"k": "w"}
+    sim.kubectl("label", "configmap", "kc", "tier=gpu")
+    out = sim.kubectl("get", "configmaps", "-l", "tier=gpu", "-o", "name").stdout
+    assert out.strip() == "configmap/kc"
+    obj = json.loads(sim.kubectl("get", "configmap", "kc", "-o", "json").stdout)
+    assert obj["metadata"]["labels"] == {"tier": "gpu"}
+    assert "serverside-applied" in sim.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(f)).stdout
+    assert 'configmap "kc" deleted' in sim.kubectl("delete", "configmap", "kc").stdout
+    r = sim.kubectl("get", "configmap", "kc", check=False)
+    assert r.returncode != 0 and "NotFound" in r.stderr
+
+
+def test_kubectl_get_watch_sees_changes(sim):
+    sim.post(CM, cm("gw"))
+    env_proc = subprocess.Popen(["kubectl", "get", "configmaps", "-w", "-o", "name", "--request-timeout=0"],
+                                env=dict(__import__("os").environ, KUBECONFIG=sim.kubeconfig,
+                                         KUBECACHEDIR=str(sim.workdir) + "/kc-watch"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert env_proc.stdout.readline().strip() == "configmap/gw"
+        sim.post(CM, cm("gw2"))
+        assert env_proc.stdout.readline().strip() == "configmap/gw2"
+    finally:
+        env_proc.kill()
+        env_proc.wait()
+
+
+def test_kubectl_wait_for_condition(sim):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "wp"},
+           "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    sim.post(PODS, pod)
+    threading.Timer(0.5, lambda: sim.patch(PODS + "/wp/status", {"status": {"conditions": [
+        {"type": "Ready", "status": "True"}]}})).start()
+    r = sim.kubectl("wait", "--for=condition=Ready", "pod/wp", "--timeout=20s")
+    assert "condition met" in r.stdout

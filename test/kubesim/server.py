@@ -27,39 +27,14 @@ import kselectors
 import patch as patchlib
 import store as st
 
-try:  # the api helper's modules; guarded only until they land on main
-    import apiext
-except ImportError:  # pragma: no cover
-    apiext = None
+import apiext
+
 try:
     import ssa
 except ImportError:  # pragma: no cover
     ssa = None
 
 CRD_RES = "apiextensions.k8s.io/v1/customresourcedefinitions"
-
-# Built-in resources: (group, version, plural, kind, namespaced, status_subresource).
-BUILTINS = [
-    ("", "v1", "nodes", "Node", False, True),
-    ("", "v1", "namespaces", "Namespace", False, True),
-    ("", "v1", "pods", "Pod", True, True),
-    ("", "v1", "services", "Service", True, True),
-    ("", "v1", "configmaps", "ConfigMap", True, False),
-    ("", "v1", "secrets", "Secret", True, False),
-    ("", "v1", "serviceaccounts", "ServiceAccount", True, False),
-    ("", "v1", "events", "Event", True, False),
-    ("", "v1", "endpoints", "Endpoints", True, False),
-    ("apps", "v1", "daemonsets", "DaemonSet", True, True),
-    ("apps", "v1", "controllerrevisions", "ControllerRevision", True, False),
-    ("coordination.k8s.io", "v1", "leases", "Lease", True, False),
-    ("events.k8s.io", "v1", "events", "Event", True, False),
-    ("rbac.authorization.k8s.io", "v1", "roles", "Role", True, False),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True, False),
-    ("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False, False),
-    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False, False),
-    ("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False, False),
-    ("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False, True),
-]
 
 # PUT without metadata.resourceVersion is rejected (422) for these; allowed (last write wins) elsewhere.
 CONDITIONAL_UPDATE = {"apps/v1/daemonsets", "apps/v1/controllerrevisions", "coordination.k8s.io/v1/leases"}
@@ -92,51 +67,8 @@ def not_found_path():
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
 
-class _Info:
-    """Minimal stand-in for apiext.ResourceInfo (used only while apiext.py is absent)."""
-
-    def __init__(self, group, version, plural, kind, namespaced, status_sub):
-        self.group, self.version, self.plural, self.kind = group, version, plural, kind
-        self.res = "%s/%s/%s" % (group, version, plural)
-        self.namespaced, self.status_subresource = namespaced, status_sub
-        self.verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-        self.short_names, self.crd = [], None
-        self.list_kind = kind + "List"
-
-
-class MiniRegistry:  # pragma: no cover - replaced by apiext.Registry once it lands
-    def __init__(self, store):
-        self.infos = {(g, v, p): _Info(g, v, p, k, n, s) for g, v, p, k, n, s in BUILTINS}
-
-    def lookup(self, group, version, plural):
-        return self.infos.get((group, version, plural))
-
-    def on_crd_change(self, crd_obj, deleted=False):
-        pass
-
-    def discovery(self, path):
-        return None
-
-    def version(self):
-        return {"major": "1", "minor": "30", "gitVersion": "v1.30.2", "gitCommit": "kubesim",
-                "gitTreeState": "clean", "buildDate": "2024-06-11T20:20:00Z", "goVersion": "go1.22.4",
-                "compiler": "gc", "platform": "linux/amd64"}
-
-    def openapi(self, path):
-        return None
-
-    def validate(self, info, obj, old=None):
-        return []
-
-    def prune_and_default(self, info, obj):
-        pass
-
-    def table(self, info, objs, list_meta):
-        return None
-
-
 def make_registry(store):
-    return apiext.Registry(store) if apiext is not None else MiniRegistry(store)
+    return apiext.Registry(store)
 
 
 def _split_res(res):
@@ -193,22 +125,6 @@ def _bool_param(q, name):
 
 def _strip_params(ctype):
     return (ctype or "").split(";")[0].strip().lower()
-
-
-def _diff_pruned(before, after, prefix=""):
-    """Paths present in before but gone in after (fields the schema pruned)."""
-    out = []
-    if isinstance(before, dict) and isinstance(after, dict):
-        for k, v in before.items():
-            p = prefix + "." + k if prefix else k
-            if k not in after:
-                out.append(p)
-            else:
-                out.extend(_diff_pruned(v, after[k], p))
-    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        for i, (a, b) in enumerate(zip(before, after)):
-            out.extend(_diff_pruned(a, b, "%s[%d]" % (prefix, i)))
-    return out
 
 
 class Counters:
@@ -309,10 +225,6 @@ class Kubesim:
         self.bookmark_interval = bookmark_interval
         self.counters = Counters()
         self.injector = Injector()
-        for g, v, p, _, _, _ in BUILTINS:
-            info = registry.lookup(g, v, p)
-            if info is not None:
-                store.register_resource(info.res, info.namespaced, info.status_subresource)
         store.add_listener(self._on_event)
 
     def _on_event(self, etype, res, obj, old):
@@ -413,7 +325,8 @@ class Kubesim:
             raise ApiError(404, "NotFound", '%s "%s" not found' % (qualified(req.info), req.name),
                            details_for(req.info, req.name))
         if self.wants_table(req):
-            t = self.registry.table(req.info, [e.obj], {"resourceVersion": e.meta.get("resourceVersion", "")})
+            t = self.registry.table(req.info, [e.obj], {"resourceVersion": e.meta.get("resourceVersion", "")},
+                                    req.q.get("includeObject") or "Metadata")
             if t is not None:
                 return 200, st.encode(t)
         return 200, e.full()
@@ -516,7 +429,7 @@ class Kubesim:
             if lsel.empty() and fsel.empty():
                 meta["remainingItemCount"] = remaining
         if self.wants_table(req):
-            t = self.registry.table(info, [e.obj for e in entries], meta)
+            t = self.registry.table(info, [e.obj for e in entries], meta, req.q.get("includeObject") or "Metadata")
             if t is not None:
                 return 200, st.encode(t)
         builtin = not getattr(info, "crd", None)
@@ -576,17 +489,12 @@ class Kubesim:
             self._ds_strategy(obj, old)
         if sub is None and info.res == "/v1/namespaces" and old is None:
             obj["status"] = {"phase": "Active"}
-        if getattr(info, "crd", None):
-            before = json.loads(json.dumps(obj))
-            self.registry.prune_and_default(info, obj)
-            unknown = [p for p in _diff_pruned(before, obj) if not p.startswith("metadata.")]
-            fv = req.q.get("fieldValidation") or "Warn"
-            if unknown and fv == "Strict":
-                raise ApiError(400, "BadRequest", '%s in version "%s" cannot be handled as a %s: strict decoding '
-                               'error: %s' % (info.kind, _split_res(info.res)[1], info.kind,
-                                              ", ".join('unknown field "%s"' % p for p in unknown)))
-            if unknown and fv != "Ignore":
-                warnings.extend('unknown field "%s"' % p for p in unknown)
+        unknown = self.registry.prune_and_default(info, obj) or []
+        fv = req.q.get("fieldValidation") or "Warn"
+        if unknown and fv == "Strict":
+            raise ApiError(400, "BadRequest", self.registry.unknown_field_error(info, unknown))
+        if unknown and fv != "Ignore":
+            warnings.extend('unknown field "%s"' % p for p in unknown)
         causes = self.registry.validate(info, obj, old.obj if old is not None else None)
         if causes:
             raise invalid_error(info, obj.get("metadata", {}).get("name"), causes)
