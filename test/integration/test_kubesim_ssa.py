@@ -336,3 +336,149 @@ def test_builtin_validation_daemonset_and_lease():
     bad = {"metadata": {"name": "Bad_Name", "labels": {"a": "b c"}}}
     causes = reg.validate(reg.lookup("", "v1", "configmaps"), bad)
     assert [c["field"] for c in causes] == ["metadata.name", "metadata.labels"]
+
+
+# ---------------------------------------------------------------------------------------------
+# ssa.py
+
+import ssa  # noqa: E402
+
+T0 = "2024-05-01T10:00:00Z"
+T1 = "2024-05-01T10:01:00Z"
+
+
+def cm(data, labels=None):
+    o = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"},
+         "data": data}
+    if labels:
+        o["metadata"]["labels"] = labels
+    return o
+
+
+def entries(obj):
+    return {(e["manager"], e["operation"]): e for e in obj["metadata"]["managedFields"]}
+
+
+def test_apply_creates_with_managed_fields():
+    obj = ssa.apply(None, cm({"a": "1"}, {"app": "x"}), "ctrl", False, T0)
+    (e,) = obj["metadata"]["managedFields"]
+    assert e == {"manager": "ctrl", "operation": "Apply", "apiVersion": "v1", "time": T0,
+                 "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:data": {"f:a": {}}, "f:metadata": {"f:labels": {"f:app": {}}}}}
+    assert obj["data"] == {"a": "1"}
+
+
+def test_apply_removes_fields_the_manager_stopped_applying():
+    live = ssa.apply(None, cm({"a": "1", "b": "2"}), "ctrl", False, T0)
+    live = ssa.record_update(live, dict(live, data={"a": "1", "b": "2", "z": "9"}), "other",
+                             "Update", T0)
+    out = ssa.apply(live, cm({"a": "1"}), "ctrl", False, T1)
+    assert out["data"] == {"a": "1", "z": "9"}  # b removed, z (other's) kept
+    es = entries(out)
+    assert es[("ctrl", "Apply")]["fieldsV1"] == {"f:data": {"f:a": {}}}
+    assert es[("other", "Update")]["fieldsV1"] == {"f:data": {"f:z": {}}}
+
+
+def test_apply_conflict_and_force():
+    live = ssa.apply(None, cm({"a": "1"}), "kubectl", False, T0)
+    upd = copy.deepcopy(live)
+    upd["data"]["a"] = "2"
+    live = ssa.record_update(live, upd, "kubectl-client-side-apply", "Update", T0)
+    with pytest.raises(ssa.ApplyConflict) as ei:
+        ssa.apply(live, cm({"a": "3"}), "gpu-policy-controller", False, T1)
+    err = ei.value
+    assert err.message == ('Apply failed with 1 conflict: conflict with '
+                           '"kubectl-client-side-apply" using v1: .data.a')
+    assert err.causes == [{"reason": "FieldManagerConflict", "field": ".data.a",
+                           "message": 'conflict with "kubectl-client-side-apply" using v1'}]
+    # same value: no conflict, shared ownership
+    shared = ssa.apply(live, cm({"a": "2"}), "gpu-policy-controller", False, T1)
+    assert set(entries(shared)) == {("kubectl-client-side-apply", "Update"),
+                                    ("gpu-policy-controller", "Apply")}
+    forced = ssa.apply(live, cm({"a": "3"}), "gpu-policy-controller", True, T1)
+    assert forced["data"]["a"] == "3"
+    assert set(entries(forced)) == {("gpu-policy-controller", "Apply")}
+
+
+def test_multiple_conflicts_message():
+    live = ssa.record_update(None, cm({"a": "1", "b": "1"}), "m", "Update", T0)
+    with pytest.raises(ssa.ApplyConflict) as ei:
+        ssa.apply(live, cm({"a": "2", "b": "2"}), "x", False, T1)
+    assert ei.value.message == ('Apply failed with 2 conflicts: conflicts with "m" using v1:\n'
+                                '- .data.a\n- .data.b')
+
+
+def ds(containers, tolerations=None):
+    spec = {"template": {"spec": {"containers": containers}}}
+    if tolerations is not None:
+        spec["template"]["spec"]["tolerations"] = tolerations
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "d", "namespace": "n"}, "spec": spec}
+
+
+def test_keyed_lists_merge_by_name_and_encode_k_keys():
+    live = ssa.apply(None, ds([{"name": "a", "image": "a:1"}]), "one", False, T0)
+    fv = entries(live)[("one", "Apply")]["fieldsV1"]
+    item = fv["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"a"}']
+    assert item == {".": {}, "f:image": {}, "f:name": {}}
+    both = ssa.apply(live, ds([{"name": "b", "image": "b:1"}]), "two", False, T1)
+    assert [c["name"] for c in both["spec"]["template"]["spec"]["containers"]] == ["a", "b"]
+    # "one" stops applying its container: removed, "two"'s stays
+    gone = ssa.apply(both, ds([]), "one", False, T1)
+    assert [c["name"] for c in gone["spec"]["template"]["spec"]["containers"]] == ["b"]
+    with pytest.raises(ssa.ApplyConflict) as ei:
+        ssa.apply(both, ds([{"name": "b", "image": "b:2"}]), "one", False, T1)
+    assert ei.value.causes[0]["field"] == '.spec.template.spec.containers[name="b"].image'
+
+
+def test_atomic_lists_replace_whole():
+    live = ssa.apply(None, ds([{"name": "a", "image": "a"}], [{"key": "x"}, {"key": "y"}]),
+                     "one", False, T0)
+    out = ssa.apply(live, ds([{"name": "a", "image": "a"}], [{"key": "z"}]), "one", False, T1)
+    assert out["spec"]["template"]["spec"]["tolerations"] == [{"key": "z"}]
+
+
+def test_status_subresource_scopes_apply():
+    obj = {"apiVersion": "gpupolicy.dev/v1alpha1", "kind": "ClusterGPUPolicy",
+           "metadata": {"name": "p"}, "spec": {"x": 1}, "status": {"ready": False}}
+    live = ssa.apply(None, obj, "user", False, T0, status_subresource=True)
+    assert "status" not in live
+    st = ssa.apply(live, {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                          "metadata": {"name": "p"}, "spec": {"x": 99},
+                          "status": {"ready": True}},
+                   "gpu-policy-controller", True, T1, status_subresource=True,
+                   subresource="status")
+    assert st["spec"] == {"x": 1} and st["status"] == {"ready": True}
+    e = entries(st)[("gpu-policy-controller", "Apply")]
+    assert e["subresource"] == "status" and e["fieldsV1"] == {"f:status": {"f:ready": {}}}
+
+
+def test_crd_schema_list_types():
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "env": {"type": "array", "items": {"type": "object"}}}}}}
+    o = {"apiVersion": "g/v1", "kind": "K", "metadata": {"name": "k"},
+         "spec": {"tags": ["a", "b"], "env": [{"name": "A", "value": "1"}]}}
+    live = ssa.apply(None, o, "m", False, T0, schema=schema)
+    fv = entries(live)[("m", "Apply")]["fieldsV1"]["f:spec"]
+    assert fv == {"f:tags": {'v:"a"': {}, 'v:"b"': {}}, "f:env": {}}
+
+
+def test_record_update_transfers_ownership_and_clears_removed():
+    live = ssa.record_update(None, cm({"a": "1", "b": "1"}), "creator", "Update", T0)
+    after = copy.deepcopy(live)
+    after["data"] = {"a": "2"}
+    out = ssa.record_update(live, after, "editor", "Update", T1)
+    es = entries(out)
+    assert es[("editor", "Update")]["fieldsV1"] == {"f:data": {"f:a": {}}}
+    assert ("creator", "Update") not in es  # lost a (changed) and b (removed)
+    # a no-op write leaves managedFields alone
+    same = ssa.record_update(out, copy.deepcopy(out), "third", "Update", T1)
+    assert same["metadata"]["managedFields"] == out["metadata"]["managedFields"]
+
+
+def test_fields_v1_round_trip():
+    paths = {("f:spec", "f:a"), ("f:spec", 'k:{"name":"x"}', "."),
+             ("f:spec", 'k:{"name":"x"}', "f:name"), ("f:metadata", "f:finalizers", 'v:"f"')}
+    assert ssa.from_fields_v1(ssa.to_fields_v1(paths)) == paths
+    assert ssa.path_string(("f:spec", 'k:{"name":"x"}', "f:image")) == '.spec[name="x"].image'
