@@ -89,25 +89,37 @@ def test_generate_name_and_kind_mismatch(sim):
 
 
 def test_generation_and_status_subresource(sim):
-    code, d, _ = sim.post(DS, ds("dp"))
+    svc = "/api/v1/namespaces/default/services"
+    code, d, _ = sim.post(svc, {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]},
+                                "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}})
     assert code == 201 and d["metadata"]["generation"] == 1
-    assert d["metadata"]["annotations"]["deprecated.daemonset.template.generation"] == "1"
+    assert "ingress" not in d.get("status", {}).get("loadBalancer", {})  # create drops status
     # status written through the main endpoint is ignored; through /status only status is taken
-    d["status"] = {"numberReady": 5}
+    d["status"] = {"loadBalancer": {"ingress": [{"ip": "9.9.9.9"}]}}
     d["metadata"]["labels"] = {"x": "y"}
-    code, d2, _ = sim.put(DS + "/dp", d)
-    assert code == 200 and d2["metadata"]["generation"] == 1 and d2.get("status", {}).get("numberReady") != 5
+    code, d2, _ = sim.put(svc + "/s", d)
+    assert code == 200 and d2["metadata"]["generation"] == 1 and "ingress" not in d2["status"]["loadBalancer"]
     assert d2["metadata"]["labels"] == {"x": "y"}
-    code, d3, _ = sim.patch(DS + "/dp/status", {"status": {"numberReady": 5}, "metadata": {"labels": {"z": "1"}}})
-    assert code == 200 and d3["status"]["numberReady"] == 5 and d3["metadata"]["labels"] == {"x": "y"}
+    code, d3, _ = sim.patch(svc + "/s/status", {"status": {"loadBalancer": {"ingress": [{"ip": "5.5.5.5"}]}},
+                                                "metadata": {"labels": {"z": "1"}}, "spec": {"ports": [{"port": 1}]}})
+    assert code == 200 and d3["status"]["loadBalancer"]["ingress"] == [{"ip": "5.5.5.5"}]
+    assert d3["metadata"]["labels"] == {"x": "y"} and d3["spec"]["ports"][0]["port"] == 80
     assert d3["metadata"]["generation"] == 1
-    code, d4, _ = sim.patch(DS + "/dp", {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i:2"}]}}}})
+    code, d4, _ = sim.patch(svc + "/s", {"spec": {"ports": [{"port": 81}]}})
     assert code == 200 and d4["metadata"]["generation"] == 2
-    assert d4["metadata"]["annotations"]["deprecated.daemonset.template.generation"] == "2"
-    assert d4["status"]["numberReady"] == 5
-    # DaemonSet PUT needs a resourceVersion
-    d4["metadata"].pop("resourceVersion")
-    code, body, _ = sim.put(DS + "/dp", d4)
+    assert d4["status"]["loadBalancer"]["ingress"] == [{"ip": "5.5.5.5"}]
+    # DaemonSets: the template generation annotation; PUT needs a resourceVersion
+    code, ds1, _ = sim.post(DS, ds("dp"))
+    assert code == 201 and ds1["metadata"]["generation"] == 1
+    assert ds1["metadata"]["annotations"]["deprecated.daemonset.template.generation"] == "1"
+    code, ds2, _ = sim.patch(DS + "/dp", {"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "image": "i:2"}]}}}})
+    assert code == 200 and ds2["metadata"]["generation"] == 2
+    assert ds2["metadata"]["annotations"]["deprecated.daemonset.template.generation"] == "2"
+    code, ds3, _ = sim.patch(DS + "/dp", {"metadata": {"labels": {"a": "b"}}})
+    assert ds3["metadata"]["generation"] == 2
+    ds3["metadata"].pop("resourceVersion")
+    code, body, _ = sim.put(DS + "/dp", ds3)
     assert code == 422 and is_status(body, 422, "Invalid")
     assert "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update" in body["message"]
 

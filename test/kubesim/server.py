@@ -542,6 +542,8 @@ class Kubesim:
             obj.pop("status", None)
             if info.res == "/v1/pods":
                 obj["status"] = {"phase": "Pending"}
+            elif info.res == "/v1/services":
+                obj["status"] = {"loadBalancer": {}}
         warnings = self._prepare(req, obj, None, None)
         if not applied:
             obj = self._record(None, obj, manager)
