@@ -1,0 +1,506 @@
+/* test_plan.c — the planner: matching, ownership, gating, opt-outs, cleanup. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "model.h"
+#include "plan.h"
+#include "policy.h"
+#include "templates.h"
+#include "yaml2json.h"
+
+#define NS "gpu-policy-system"
+static struct gpc_templates *tpl;
+
+/* ---- fixture ------------------------------------------------------------------ */
+
+struct world {
+  struct gpc_policy *pol[4];
+  size_t n_pol;
+  struct gpc_node node[32];
+  size_t n_node;
+  struct gpc_pod pod[64];
+  size_t n_pod;
+  struct gpc_daemonset ds[8];
+  size_t n_ds;
+};
+
+static struct gpc_policy *mk_policy(const char *name, const char *created, const char *spec) {
+  char yaml[2048];
+  snprintf(yaml, sizeof(yaml),
+           "metadata: {name: %s, uid: uid-%s, creationTimestamp: \"%s\", generation: 2}\n"
+           "spec: %s\n",
+           name, name, created, spec);
+  struct gpc_error err = {0};
+  json_t *j = yaml_to_json(yaml, strlen(yaml), 0, &err);
+  if (!j) fail_msg("yaml: %s", err.msg);
+  struct gpc_policy *p = NULL;
+  if (policy_from_json(j, &p, &err)) fail_msg("policy: %s", err.msg);
+  json_decref(j);
+  return p;
+}
+
+/* labels as "k=v,k=v" */
+static struct gpc_node *add_node(struct world *w, const char *name, const char *labels) {
+  struct gpc_node *n = &w->node[w->n_node++];
+  gpc_node_init(n);
+  free(n->name);
+  n->name = gpc_strdup(name);
+  json_t *o = json_object();
+  char *copy = gpc_strdup(labels), *save = NULL;
+  for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '=');
+    *eq = '\0';
+    json_object_set_new(o, kv, json_string(eq + 1));
+  }
+  free(copy);
+  gpc_labels_set_json(&n->labels, o);
+  json_decref(o);
+  n->ready = true;
+  return n;
+}
+
+static struct gpc_pod *add_pod(struct world *w, const char *policy, const char *node,
+                               enum gpc_operand op, bool ready, const char *reason) {
+  struct gpc_pod *p = &w->pod[w->n_pod++];
+  gpc_pod_init(p);
+  free(p->policy);
+  p->policy = gpc_strdup(policy);
+  free(p->node_name);
+  p->node_name = gpc_strdup(node);
+  free(p->namespace);
+  p->namespace = gpc_strdup(NS);
+  free(p->phase);
+  p->phase = gpc_strdup("Running");
+  p->operand = (int)op;
+  p->ready = ready;
+  if (reason) {
+    free(p->reason);
+    p->reason = gpc_strdup(reason);
+    free(p->message);
+    p->message = gpc_strdup("back-off restarting failed container");
+  }
+  return p;
+}
+
+static void world_free(struct world *w) {
+  for (size_t i = 0; i < w->n_pol; i++)
+    policy_free(w->pol[i]);
+  for (size_t i = 0; i < w->n_node; i++)
+    gpc_node_release(&w->node[i]);
+  for (size_t i = 0; i < w->n_pod; i++)
+    gpc_pod_release(&w->pod[i]);
+  for (size_t i = 0; i < w->n_ds; i++)
+    gpc_daemonset_release(&w->ds[i]);
+}
+
+static void run_plan(struct world *w, size_t which, struct gpc_plan *out) {
+  const struct gpc_policy *pols[4];
+  const struct gpc_node *nodes[32];
+  const struct gpc_pod *pods[64];
+  const struct gpc_daemonset *dss[8];
+  for (size_t i = 0; i < w->n_pol; i++)
+    pols[i] = w->pol[i];
+  for (size_t i = 0; i < w->n_node; i++)
+    nodes[i] = &w->node[i];
+  for (size_t i = 0; i < w->n_pod; i++)
+    pods[i] = &w->pod[i];
+  for (size_t i = 0; i < w->n_ds; i++)
+    dss[i] = &w->ds[i];
+  struct gpc_plan_input in = {.policy = w->pol[which],
+                              .policies = pols,
+                              .n_policies = w->n_pol,
+                              .nodes = nodes,
+                              .n_nodes = w->n_node,
+                              .pods = pods,
+                              .n_pods = w->n_pod,
+                              .daemonsets = dss,
+                              .n_daemonsets = w->n_ds,
+                              .templates = tpl,
+                              .namespace = NS};
+  struct gpc_error err = {0};
+  if (plan_compute(&in, out, &err)) fail_msg("plan: %s", err.msg);
+}
+
+/* The labels the plan's patch for `node` sets, as compact JSON, or NULL. */
+static char *patch_for(const struct gpc_plan *p, const char *node) {
+  for (size_t i = 0; i < p->n_patches; i++)
+    if (strcmp(p->patches[i].node, node) == 0)
+      return json_dumps(json_object_get(json_object_get(p->patches[i].patch, "metadata"), "labels"),
+                        JSON_SORT_KEYS | JSON_COMPACT);
+  return NULL;
+}
+
+static void expect_patch(const struct gpc_plan *p, const char *node, const char *want) {
+  char *got = patch_for(p, node);
+  if (!want) {
+    if (got) fail_msg("%s: unexpected patch %s", node, got);
+    return;
+  }
+  if (!got) fail_msg("%s: no patch, wanted %s", node, want);
+  if (strcmp(got, want) != 0) fail_msg("%s: patch %s, wanted %s", node, got, want);
+  free(got);
+}
+
+static size_t count_kind(const json_t *objs, const char *kind) {
+  size_t n = 0, i;
+  json_t *o;
+  json_array_foreach(objs, i, o) {
+    if (strcmp(json_string_value(json_object_get(o, "kind")), kind) == 0) n++;
+  }
+  return n;
+}
+
+#define GPU "nvidia.com/gpu.present=true"
+#define NFD "feature.node.kubernetes.io/pci-10de.present=true"
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void test_default_detection_and_first_stage(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  add_node(&w, "gpu-1", GPU);
+  add_node(&w, "gpu-2", NFD);
+  add_node(&w, "gpu-3", "feature.node.kubernetes.io/pci-0302_10de.present=true");
+  add_node(&w, "cpu-1", "kubernetes.io/os=linux");
+  add_node(&w, "cpu-2", "nvidia.com/gpu.present=false");
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  const char *first = "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/policy\":\"gpus\"}";
+  expect_patch(&p, "gpu-1", first);
+  expect_patch(&p, "gpu-2", first);
+  expect_patch(&p, "gpu-3", first);
+  expect_patch(&p, "cpu-1", NULL);
+  expect_patch(&p, "cpu-2", NULL);
+  assert_int_equal(p.n_patches, 3);
+  assert_int_equal(p.matched, 3);
+  assert_int_equal(p.ready, 0);
+  assert_int_equal(count_kind(p.objects, "DaemonSet"), 5);
+  assert_int_equal(count_kind(p.objects, "RuntimeClass"), 1);
+  assert_int_equal(count_kind(p.objects, "Service"), 1);
+  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_unlocked, 3);
+  assert_int_equal(p.operands[GPC_OP_TOOLKIT].nodes_unlocked, 0);
+  assert_string_equal(p.operands[GPC_OP_DRIVER].daemonset, "gpus-driver");
+  plan_release(&p);
+  world_free(&w);
+}
+
+static void test_gating_per_node(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  const char *l1 = GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true";
+  add_node(&w, "a", l1);
+  add_node(&w, "b", l1);
+  add_node(&w, "c",
+           GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true,"
+               "gpupolicy.dev/container-toolkit=true,gpupolicy.dev/device-plugin=true");
+  add_pod(&w, "gpus", "a", GPC_OP_DRIVER, true, NULL);  /* a: driver ready */
+  add_pod(&w, "gpus", "b", GPC_OP_DRIVER, false, NULL); /* b: still starting */
+  add_pod(&w, "other", "b", GPC_OP_DRIVER, true, NULL); /* another policy's pod */
+  add_pod(&w, "gpus", "c", GPC_OP_DRIVER, true, NULL);  /* c: three stages ready */
+  add_pod(&w, "gpus", "c", GPC_OP_TOOLKIT, true, NULL);
+  add_pod(&w, "gpus", "c", GPC_OP_DEVICE_PLUGIN, true, NULL);
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "a", "{\"gpupolicy.dev/container-toolkit\":\"true\"}");
+  expect_patch(&p, "b", NULL); /* one broken/slow node never holds the others back */
+  /* both last-stage operands unlock together, in one patch */
+  expect_patch(&p, "c",
+               "{\"gpupolicy.dev/dcgm-exporter\":\"true\",\"gpupolicy.dev/validator\":\"true\"}");
+  assert_int_equal(p.ready, 0);
+  assert_int_equal(p.n_failing, 0);
+  plan_release(&p);
+
+  /* everything Ready on c -> c is ready; nothing more to write there */
+  add_pod(&w, "gpus", "c", GPC_OP_DCGM_EXPORTER, true, NULL);
+  add_pod(&w, "gpus", "c", GPC_OP_VALIDATOR, true, NULL);
+  struct gpc_node *c = &w.node[2];
+  json_t *lj = gpc_labels_to_json(&c->labels);
+  json_object_set_new(lj, "gpupolicy.dev/dcgm-exporter", json_string("true"));
+  json_object_set_new(lj, "gpupolicy.dev/validator", json_string("true"));
+  gpc_labels_set_json(&c->labels, lj);
+  json_decref(lj);
+  c->gpu_allocatable = 8;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "c", NULL);
+  assert_int_equal(p.ready, 1);
+  assert_int_equal(p.gpus, 8);
+  plan_release(&p);
+  world_free(&w);
+}
+
+static void test_disabled_operands_unlock_at_once(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("pre", "2026-01-01T00:00:00Z",
+                               "{driver: {enabled: false}, toolkit: {enabled: false}}");
+  add_node(&w, "n", GPU ",gpupolicy.dev/driver=true"); /* left over from before: removed */
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "n",
+               "{\"gpupolicy.dev/device-plugin\":\"true\",\"gpupolicy.dev/driver\":null,"
+               "\"gpupolicy.dev/policy\":\"pre\"}");
+  assert_int_equal(count_kind(p.objects, "DaemonSet"), 3);
+  assert_int_equal(count_kind(p.objects, "RuntimeClass"), 0);
+  assert_int_equal(p.operands[GPC_OP_DRIVER].state, GPC_STATE_DISABLED);
+  plan_release(&p);
+  world_free(&w);
+}
+
+static void test_operand_opt_out(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  add_node(&w, "n", GPU ",gpupolicy.dev/driver=false");
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  /* the opt-out is never overwritten and counts as satisfied */
+  expect_patch(&p, "n",
+               "{\"gpupolicy.dev/container-toolkit\":\"true\",\"gpupolicy.dev/policy\":\"gpus\"}");
+  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_wanted, 0);
+  plan_release(&p);
+  world_free(&w);
+}
+
+static void test_all_operands_opt_out(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  add_node(&w, "n",
+           GPU ",gpupolicy.dev/operands=false,gpupolicy.dev/policy=gpus,"
+               "gpupolicy.dev/driver=true,gpupolicy.dev/validator=false");
+  add_node(&w, "clean", GPU ",gpupolicy.dev/operands=false");
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "n", "{\"gpupolicy.dev/driver\":null,\"gpupolicy.dev/policy\":null}");
+  expect_patch(&p, "clean", NULL);
+  assert_int_equal(p.matched, 0);
+  assert_int_equal(p.opted_out, 2);
+  plan_release(&p);
+  world_free(&w);
+}
+
+static void test_conflict_oldest_wins(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("young", "2026-02-01T00:00:00Z", "{}");
+  w.pol[w.n_pol++] = mk_policy("old", "2026-01-01T00:00:00Z", "{}");
+  w.pol[w.n_pol++] = mk_policy("aaa-same-time", "2026-02-01T00:00:00Z", "{}");
+  add_node(&w, "n", GPU);
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "n", NULL);
+  assert_int_equal(p.conflicted, 1);
+  assert_int_equal(p.matched, 0);
+  assert_string_equal(p.conflict_owner, "old");
+  /* only the oldest policy with the toolkit owns the shared RuntimeClass */
+  assert_int_equal(count_kind(p.objects, "RuntimeClass"), 0);
+  plan_release(&p);
+  run_plan(&w, 1, &p);
+  expect_patch(&p, "n", "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/policy\":\"old\"}");
+  assert_int_equal(p.conflicted, 0);
+  assert_int_equal(count_kind(p.objects, "RuntimeClass"), 1);
+  plan_release(&p);
+  /* same timestamp: the name breaks the tie */
+  assert_true(plan_policy_older(w.pol[2], w.pol[0]));
+  assert_ptr_equal(plan_node_owner((const struct gpc_policy *const *)w.pol, 3, &w.node[0]),
+                   w.pol[1]);
+  world_free(&w);
+}
+
+static void test_takeover_is_not_sticky(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("old", "2026-01-01T00:00:00Z", "{}");
+  /* labels written by a younger policy before the older one existed */
+  add_node(&w, "n",
+           GPU ",gpupolicy.dev/policy=young,gpupolicy.dev/driver=true,"
+               "gpupolicy.dev/container-toolkit=true");
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "n",
+               "{\"gpupolicy.dev/container-toolkit\":null,\"gpupolicy.dev/policy\":\"old\"}");
+  plan_release(&p);
+  world_free(&w);
+}
+
+static void test_sticky_unlock_and_failing(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  const char *all = GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true,"
+                        "gpupolicy.dev/container-toolkit=true,gpupolicy.dev/device-plugin=true,"
+                        "gpupolicy.dev/dcgm-exporter=true,gpupolicy.dev/validator=true";
+  add_node(&w, "z-bad", all);
+  add_node(&w, "a-bad", all);
+  add_node(&w, "good", all);
+  add_pod(&w, "gpus", "z-bad", GPC_OP_DRIVER, false, "CrashLoopBackOff");
+  add_pod(&w, "gpus", "a-bad", GPC_OP_DRIVER, false, "ImagePullBackOff");
+  add_pod(&w, "gpus", "a-bad", GPC_OP_VALIDATOR, false, "Error");
+  for (int op = 0; op < GPC_OP_COUNT; op++)
+    add_pod(&w, "gpus", "good", op, true, NULL);
+  /* a starting pod is not failing */
+  add_pod(&w, "gpus", "z-bad", GPC_OP_TOOLKIT, false, "ContainerCreating");
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  /* a crashing driver does not tear down the unlocked stages above it */
+  assert_int_equal(p.n_patches, 0);
+  assert_int_equal(p.n_failing, 3);
+  assert_string_equal(p.failing[0].node, "a-bad");
+  assert_int_equal(p.failing[0].op, GPC_OP_DRIVER);
+  assert_string_equal(p.failing[1].node, "a-bad");
+  assert_int_equal(p.failing[1].op, GPC_OP_VALIDATOR);
+  assert_string_equal(p.failing[2].node, "z-bad");
+  assert_string_equal(p.failing[2].reason, "CrashLoopBackOff");
+  assert_int_equal(p.operands[GPC_OP_DRIVER].state, GPC_STATE_DEGRADED);
+  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_failing, 2);
+  assert_int_equal(p.ready, 1);
+  assert_int_equal(p.matched, 3);
+  plan_release(&p);
+  world_free(&w);
+}
+
+static void test_stop_matching_and_deletion(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  /* lost its GPU label: every label we wrote goes, the opt-out stays */
+  add_node(&w, "gone",
+           "gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true,"
+           "gpupolicy.dev/container-toolkit=false");
+  /* someone else's node: untouched */
+  add_node(&w, "theirs", "gpupolicy.dev/policy=other,gpupolicy.dev/driver=true");
+  add_node(&w, "mine", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true");
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "gone", "{\"gpupolicy.dev/driver\":null,\"gpupolicy.dev/policy\":null}");
+  expect_patch(&p, "theirs", NULL);
+  expect_patch(&p, "mine", NULL);
+  plan_release(&p);
+
+  /* deleting: no objects, labels off every node of ours */
+  w.pol[0]->deleting = true;
+  run_plan(&w, 0, &p);
+  assert_true(p.deleting);
+  assert_int_equal(json_array_size(p.objects), 0);
+  expect_patch(&p, "gone", "{\"gpupolicy.dev/driver\":null,\"gpupolicy.dev/policy\":null}");
+  expect_patch(&p, "mine", "{\"gpupolicy.dev/driver\":null,\"gpupolicy.dev/policy\":null}");
+  expect_patch(&p, "theirs", NULL);
+  plan_release(&p);
+  world_free(&w);
+}
+
+static void test_node_moves_to_other_policy(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("young", "2026-02-01T00:00:00Z", "{}");
+  w.pol[w.n_pol++] = mk_policy("old", "2026-01-01T00:00:00Z", "{}");
+  /* labeled by young, now owned by old: young leaves it to old's plan */
+  add_node(&w, "n", GPU ",gpupolicy.dev/policy=young,gpupolicy.dev/driver=true");
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "n", NULL);
+  assert_int_equal(p.conflicted, 1);
+  plan_release(&p);
+  world_free(&w);
+}
+
+static void test_daemonset_summary(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  add_node(&w, "n", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true");
+  add_pod(&w, "gpus", "n", GPC_OP_DRIVER, true, NULL);
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  /* DaemonSet not in the cache yet */
+  assert_false(p.operands[GPC_OP_DRIVER].ds_found);
+  assert_int_equal(p.operands[GPC_OP_DRIVER].state, GPC_STATE_PROGRESSING);
+  /* now it is, with the rendered hash, one pod on the old template (OnDelete) */
+  struct gpc_daemonset *d = &w.ds[w.n_ds++];
+  gpc_daemonset_init(d);
+  free(d->policy);
+  d->policy = gpc_strdup("gpus");
+  free(d->render_hash);
+  const char *h = "";
+  size_t i;
+  json_t *o;
+  json_array_foreach(p.objects, i, o) {
+    if (strcmp(json_string_value(json_object_get(o, "kind")), "DaemonSet") == 0) {
+      h = render_hash_of(o);
+      break;
+    }
+  }
+  d->render_hash = gpc_strdup(h);
+  d->operand = GPC_OP_DRIVER;
+  d->generation = d->observed_generation = 2;
+  d->desired = d->ready = d->available = 1;
+  d->updated = 0;
+  plan_release(&p);
+  run_plan(&w, 0, &p);
+  assert_true(p.operands[GPC_OP_DRIVER].ds_current);
+  assert_int_equal(p.operands[GPC_OP_DRIVER].pending_update, 1);
+  assert_int_equal(p.operands[GPC_OP_DRIVER].state, GPC_STATE_READY);
+  assert_int_equal(p.operands[GPC_OP_DRIVER].desired, 1);
+  plan_release(&p);
+  world_free(&w);
+}
+
+static void test_node_selector(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] =
+      mk_policy("pool", "2026-01-01T00:00:00Z", "{nodeSelector: {matchLabels: {pool: h100}}}");
+  if (!w.pol[0]->selector) { /* selector.c not in this build yet */
+    world_free(&w);
+    skip();
+  }
+  add_node(&w, "h", "pool=h100");
+  add_node(&w, "g", GPU);
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "h", "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/policy\":\"pool\"}");
+  expect_patch(&p, "g", NULL);
+  plan_release(&p);
+  world_free(&w);
+}
+
+static int setup(void **state) {
+  (void)state;
+  struct gpc_error err = {0};
+  return templates_load(NULL, &tpl, &err) ? -1 : 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  templates_free(tpl);
+  return 0;
+}
+
+int main(void) {
+  gpc_alloc_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_default_detection_and_first_stage),
+      cmocka_unit_test(test_gating_per_node),
+      cmocka_unit_test(test_disabled_operands_unlock_at_once),
+      cmocka_unit_test(test_operand_opt_out),
+      cmocka_unit_test(test_all_operands_opt_out),
+      cmocka_unit_test(test_conflict_oldest_wins),
+      cmocka_unit_test(test_takeover_is_not_sticky),
+      cmocka_unit_test(test_sticky_unlock_and_failing),
+      cmocka_unit_test(test_stop_matching_and_deletion),
+      cmocka_unit_test(test_node_moves_to_other_policy),
+      cmocka_unit_test(test_daemonset_summary),
+      cmocka_unit_test(test_node_selector),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
