@@ -1,0 +1,473 @@
+/* selector.c — Kubernetes label selectors (see selector.h).
+ *
+ * Both sources compile to the same list of requirements, validated and
+ * printed as k8s.io/apimachinery/pkg/labels does: requirements sorted by
+ * key, set values sorted and de-duplicated, "==" read as "=".
+ */
+#include "selector.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+enum sel_op { OP_EQ, OP_NEQ, OP_IN, OP_NOTIN, OP_EXISTS, OP_DNE };
+
+struct requirement {
+  char *key;
+  enum sel_op op;
+  char **values; /* sorted, unique */
+  size_t n_values;
+  size_t order; /* position in the source, the tie-break of the key sort */
+};
+
+struct label_selector {
+  struct requirement *reqs;
+  size_t n, cap;
+};
+
+/* ---- validation --------------------------------------------------------- */
+
+static bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9], at most 63 characters. */
+static const char *check_name(const char *s, size_t n, bool allow_empty) {
+  if (n == 0) return allow_empty ? NULL : "must not be empty";
+  if (n > 63) return "must be no more than 63 characters";
+  if (!is_alnum(s[0]) || !is_alnum(s[n - 1]))
+    return "must begin and end with an alphanumeric character";
+  for (size_t i = 0; i < n; i++)
+    if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+      return "may contain only alphanumerics, '-', '_' and '.'";
+  return NULL;
+}
+
+/* DNS-1123 subdomain: lowercase labels of [a-z0-9-] joined by '.', ≤253. */
+static const char *check_prefix(const char *s, size_t n) {
+  if (n == 0) return "prefix must not be empty";
+  if (n > 253) return "prefix must be no more than 253 characters";
+  size_t start = 0;
+  for (size_t i = 0; i <= n; i++) {
+    if (i < n && s[i] != '.') {
+      char c = s[i];
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+        return "prefix must be a lowercase DNS-1123 subdomain";
+      continue;
+    }
+    if (i == start || s[start] == '-' || s[i - 1] == '-')
+      return "prefix must be a lowercase DNS-1123 subdomain";
+    start = i + 1;
+  }
+  return NULL;
+}
+
+static const char *check_key(const char *k) {
+  const char *slash = strchr(k, '/');
+  if (!slash) return check_name(k, strlen(k), false);
+  if (strchr(slash + 1, '/')) return "must have at most one '/'";
+  const char *why = check_prefix(k, (size_t)(slash - k));
+  return why ? why : check_name(slash + 1, strlen(slash + 1), false);
+}
+
+/* ---- building ----------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_req(const void *a, const void *b) {
+  const struct requirement *x = a, *y = b;
+  int c = strcmp(x->key, y->key);
+  if (c) return c;
+  return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Adds a requirement taking ownership of `key` and `values`; sorts and
+ * de-duplicates the values. */
+static void add_req(struct label_selector *s, char *key, enum sel_op op, char **values, size_t n) {
+  if (n > 1) {
+    qsort(values, n, sizeof *values, cmp_str);
+    size_t w = 1;
+    for (size_t i = 1; i < n; i++) {
+      if (strcmp(values[i], values[w - 1]) == 0)
+        free(values[i]);
+      else
+        values[w++] = values[i];
+    }
+    n = w;
+  }
+  gpc_grow((void **)&s->reqs, &s->cap, s->n + 1, sizeof *s->reqs);
+  s->reqs[s->n] = (struct requirement){key, op, values, n, s->n};
+  s->n++;
+}
+
+static void finish(struct label_selector *s) {
+  if (s->n > 1) qsort(s->reqs, s->n, sizeof *s->reqs, cmp_req);
+}
+
+void selector_free(struct label_selector *s) {
+  if (!s) return;
+  for (size_t i = 0; i < s->n; i++) {
+    free(s->reqs[i].key);
+    for (size_t j = 0; j < s->reqs[i].n_values; j++)
+      free(s->reqs[i].values[j]);
+    free(s->reqs[i].values);
+  }
+  free(s->reqs);
+  free(s);
+}
+
+static void free_values(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
+/* ---- from metav1.LabelSelector JSON ------------------------------------- */
+
+static const struct {
+  const char *name;
+  enum sel_op op;
+} json_ops[] = {
+    {"In", OP_IN}, {"NotIn", OP_NOTIN}, {"Exists", OP_EXISTS}, {"DoesNotExist", OP_DNE}};
+
+static int json_match_labels(struct label_selector *s, const json_t *ml, const char *field,
+                             struct gpc_error *err) {
+  if (!ml || json_is_null(ml)) return GPC_OK;
+  if (!json_is_object(ml))
+    return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels: must be a map", field);
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)ml, k, v) {
+    const char *why = check_key(k);
+    if (why)
+      return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels: invalid key \"%s\": %s", field, k, why);
+    if (!json_is_string(v))
+      return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels[\"%s\"]: must be a string", field, k);
+    const char *val = json_string_value(v);
+    if ((why = check_name(val, strlen(val), true)))
+      return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels[\"%s\"]: invalid value \"%s\": %s", field,
+                      k, val, why);
+    char **vals = gpc_malloc(sizeof *vals);
+    vals[0] = gpc_strdup(val);
+    add_req(s, gpc_strdup(k), OP_EQ, vals, 1);
+  }
+  return GPC_OK;
+}
+
+static int json_expression(struct label_selector *s, const json_t *e, const char *where,
+                           struct gpc_error *err) {
+  if (!json_is_object(e)) return gpc_fail(err, GPC_E_INVAL, "%s: must be an object", where);
+  const json_t *key = json_object_get(e, "key"), *op = json_object_get(e, "operator");
+  const json_t *vals = json_object_get(e, "values");
+  if (!json_is_string(key)) return gpc_fail(err, GPC_E_INVAL, "%s.key: required string", where);
+  const char *why = check_key(json_string_value(key));
+  if (why)
+    return gpc_fail(err, GPC_E_INVAL, "%s.key: invalid key \"%s\": %s", where,
+                    json_string_value(key), why);
+  if (!json_is_string(op)) return gpc_fail(err, GPC_E_INVAL, "%s.operator: required string", where);
+  size_t k = 0;
+  while (k < sizeof json_ops / sizeof json_ops[0] &&
+         strcmp(json_ops[k].name, json_string_value(op)))
+    k++;
+  if (k == sizeof json_ops / sizeof json_ops[0])
+    return gpc_fail(err, GPC_E_INVAL,
+                    "%s.operator: unsupported value \"%s\": supported values: \"In\", \"NotIn\", "
+                    "\"Exists\", \"DoesNotExist\"",
+                    where, json_string_value(op));
+  enum sel_op o = json_ops[k].op;
+  if (vals && !json_is_null(vals) && !json_is_array(vals))
+    return gpc_fail(err, GPC_E_INVAL, "%s.values: must be an array", where);
+  size_t n = json_array_size(vals);
+  if ((o == OP_IN || o == OP_NOTIN) && n == 0)
+    return gpc_fail(err, GPC_E_INVAL, "%s.values: must be specified when operator is In or NotIn",
+                    where);
+  if ((o == OP_EXISTS || o == OP_DNE) && n > 0)
+    return gpc_fail(err, GPC_E_INVAL,
+                    "%s.values: may not be specified when operator is Exists or DoesNotExist",
+                    where);
+  char **out = n ? gpc_calloc(n, sizeof *out) : NULL;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *v = json_array_get(vals, i);
+    const char *sv = json_string_value(v);
+    why = !sv ? "must be a string" : check_name(sv, strlen(sv), true);
+    if (why) {
+      free_values(out, n);
+      return gpc_fail(err, GPC_E_INVAL, "%s.values[%zu]: invalid value%s%s%s: %s", where, i,
+                      sv ? " \"" : "", sv ? sv : "", sv ? "\"" : "", why);
+    }
+    out[i] = gpc_strdup(sv);
+  }
+  add_req(s, gpc_strdup(json_string_value(key)), o, out, n);
+  return GPC_OK;
+}
+
+struct label_selector *selector_from_json(const json_t *sel, const char *field,
+                                          struct gpc_error *err) {
+  if (!field) field = "selector";
+  struct label_selector *s = gpc_calloc(1, sizeof *s);
+  if (!sel || json_is_null(sel)) return s;
+  int rc = GPC_OK;
+  if (!json_is_object(sel)) {
+    rc = gpc_fail(err, GPC_E_INVAL, "%s: must be an object", field);
+    goto out;
+  }
+  if ((rc = json_match_labels(s, json_object_get(sel, "matchLabels"), field, err))) goto out;
+  const json_t *exprs = json_object_get(sel, "matchExpressions");
+  if (exprs && !json_is_null(exprs) && !json_is_array(exprs)) {
+    rc = gpc_fail(err, GPC_E_INVAL, "%s.matchExpressions: must be an array", field);
+    goto out;
+  }
+  size_t i;
+  json_t *e;
+  json_array_foreach(exprs, i, e) {
+    char where[256];
+    snprintf(where, sizeof where, "%s.matchExpressions[%zu]", field, i);
+    if ((rc = json_expression(s, e, where, err))) goto out;
+  }
+out:
+  if (rc) {
+    selector_free(s);
+    return NULL;
+  }
+  finish(s);
+  return s;
+}
+
+/* ---- from the string form ----------------------------------------------- */
+
+enum tok_kind { T_END, T_IDENT, T_NOT, T_EQ, T_NEQ, T_COMMA, T_OPEN, T_CLOSE, T_BAD };
+
+struct lexer {
+  const char *src, *p;
+  enum tok_kind kind;
+  const char *tok; /* start of the current token */
+  size_t len;
+};
+
+static bool ident_char(char c) {
+  return c && !strchr(" \t\r\n!=,()<>", c);
+}
+
+static void lex_next(struct lexer *lx) {
+  while (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\r' || *lx->p == '\n')
+    lx->p++;
+  lx->tok = lx->p;
+  lx->len = 1;
+  char c = *lx->p;
+  if (!c) {
+    lx->kind = T_END;
+    lx->len = 0;
+    return;
+  }
+  if (c == '!' && lx->p[1] == '=')
+    lx->kind = T_NEQ, lx->len = 2;
+  else if (c == '=' && lx->p[1] == '=')
+    lx->kind = T_EQ, lx->len = 2;
+  else if (c == '!')
+    lx->kind = T_NOT;
+  else if (c == '=')
+    lx->kind = T_EQ;
+  else if (c == ',')
+    lx->kind = T_COMMA;
+  else if (c == '(')
+    lx->kind = T_OPEN;
+  else if (c == ')')
+    lx->kind = T_CLOSE;
+  else if (!ident_char(c))
+    lx->kind = T_BAD;
+  else {
+    lx->kind = T_IDENT;
+    while (ident_char(lx->p[lx->len]))
+      lx->len++;
+  }
+  lx->p += lx->len;
+}
+
+static bool tok_is(const struct lexer *lx, const char *word) {
+  return lx->kind == T_IDENT && lx->len == strlen(word) && memcmp(lx->tok, word, lx->len) == 0;
+}
+
+static int lex_fail(const struct lexer *lx, struct gpc_error *err, const char *what) {
+  return gpc_fail(err, GPC_E_INVAL, "label selector \"%.80s\": at position %zu: %s", lx->src,
+                  (size_t)(lx->tok - lx->src), what);
+}
+
+/* Reads a value: an identifier, or nothing before ',', ')' or the end. */
+static int lex_value(struct lexer *lx, char **out, struct gpc_error *err) {
+  size_t n = lx->kind == T_IDENT ? lx->len : 0;
+  if (lx->kind != T_IDENT && lx->kind != T_COMMA && lx->kind != T_CLOSE && lx->kind != T_END)
+    return lex_fail(lx, err, "expected a value");
+  const char *why = check_name(lx->tok, n, true);
+  if (why) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "invalid value \"%.*s\": %s", (int)(n > 63 ? 63 : n), lx->tok, why);
+    return lex_fail(lx, err, msg);
+  }
+  *out = gpc_strndup(lx->tok, n);
+  if (n) lex_next(lx);
+  return GPC_OK;
+}
+
+static int parse_set(struct lexer *lx, char ***vals, size_t *n, struct gpc_error *err) {
+  size_t cap = 0;
+  if (lx->kind != T_OPEN) return lex_fail(lx, err, "expected '('");
+  lex_next(lx);
+  for (;;) {
+    char *v = NULL;
+    int rc = lex_value(lx, &v, err);
+    if (rc) return rc;
+    gpc_grow((void **)vals, &cap, *n + 1, sizeof **vals);
+    (*vals)[(*n)++] = v;
+    if (lx->kind == T_CLOSE) break;
+    if (lx->kind != T_COMMA) return lex_fail(lx, err, "expected ',' or ')'");
+    lex_next(lx);
+  }
+  lex_next(lx);
+  return GPC_OK;
+}
+
+static int parse_requirement(struct lexer *lx, struct label_selector *s, struct gpc_error *err) {
+  bool negated = lx->kind == T_NOT;
+  if (negated) lex_next(lx);
+  if (lx->kind != T_IDENT) return lex_fail(lx, err, "expected a label key");
+  char *key = gpc_strndup(lx->tok, lx->len);
+  const char *why = check_key(key);
+  if (why) {
+    char msg[400];
+    snprintf(msg, sizeof msg, "invalid key \"%.80s\": %s", key, why);
+    free(key);
+    return lex_fail(lx, err, msg);
+  }
+  lex_next(lx);
+  if (negated || lx->kind == T_COMMA || lx->kind == T_END) {
+    add_req(s, key, negated ? OP_DNE : OP_EXISTS, NULL, 0);
+    return GPC_OK;
+  }
+  char **vals = NULL;
+  size_t n = 0;
+  enum sel_op op = OP_EXISTS;
+  int rc;
+  if (lx->kind == T_EQ || lx->kind == T_NEQ) {
+    op = lx->kind == T_EQ ? OP_EQ : OP_NEQ;
+    lex_next(lx);
+    vals = gpc_malloc(sizeof *vals);
+    rc = lex_value(lx, &vals[0], err);
+    n = rc ? 0 : 1;
+  } else if (tok_is(lx, "in") || tok_is(lx, "notin")) {
+    op = tok_is(lx, "in") ? OP_IN : OP_NOTIN;
+    lex_next(lx);
+    rc = parse_set(lx, &vals, &n, err);
+  } else {
+    rc = lex_fail(lx, err, "expected '=', '!=', 'in' or 'notin'");
+  }
+  if (rc) {
+    free(key);
+    free_values(vals, n);
+    return rc;
+  }
+  add_req(s, key, op, vals, n);
+  return GPC_OK;
+}
+
+struct label_selector *selector_parse(const char *str, struct gpc_error *err) {
+  struct label_selector *s = gpc_calloc(1, sizeof *s);
+  struct lexer lx = {.src = str ? str : "", .p = str ? str : ""};
+  lex_next(&lx);
+  while (lx.kind != T_END) {
+    int rc = parse_requirement(&lx, s, err);
+    if (!rc && lx.kind != T_END) {
+      if (lx.kind != T_COMMA)
+        rc = lex_fail(&lx, err, "expected ','");
+      else
+        lex_next(&lx);
+      if (!rc && lx.kind == T_END) rc = lex_fail(&lx, err, "expected a requirement after ','");
+    }
+    if (rc) {
+      selector_free(s);
+      return NULL;
+    }
+  }
+  finish(s);
+  return s;
+}
+
+/* ---- use ---------------------------------------------------------------- */
+
+bool selector_empty(const struct label_selector *s) {
+  return !s || s->n == 0;
+}
+
+static bool in_values(const struct requirement *r, const char *v) {
+  for (size_t i = 0; i < r->n_values; i++)
+    if (strcmp(r->values[i], v) == 0) return true;
+  return false;
+}
+
+bool selector_matches(const struct label_selector *s, label_lookup_fn lookup, const void *labels) {
+  if (!s) return true;
+  for (size_t i = 0; i < s->n; i++) {
+    const struct requirement *r = &s->reqs[i];
+    const char *v = lookup(labels, r->key);
+    bool ok;
+    switch (r->op) {
+    case OP_EQ:
+    case OP_IN:
+      ok = v && in_values(r, v);
+      break;
+    case OP_NEQ:
+    case OP_NOTIN:
+      ok = !v || !in_values(r, v);
+      break;
+    case OP_EXISTS:
+      ok = v != NULL;
+      break;
+    default: /* OP_DNE */
+      ok = v == NULL;
+      break;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+static const char *json_lookup(const void *labels, const char *key) {
+  return json_string_value(json_object_get((const json_t *)labels, key));
+}
+
+bool selector_matches_json(const struct label_selector *s, const json_t *labels) {
+  return selector_matches(s, json_lookup, labels);
+}
+
+static void sb_add(char **buf, size_t *len, size_t *cap, const char *str) {
+  size_t n = strlen(str);
+  gpc_grow((void **)buf, cap, *len + n + 1, 1);
+  memcpy(*buf + *len, str, n + 1);
+  *len += n;
+}
+
+char *selector_to_string(const struct label_selector *s) {
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  sb_add(&buf, &len, &cap, "");
+  for (size_t i = 0; s && i < s->n; i++) {
+    const struct requirement *r = &s->reqs[i];
+    if (i) sb_add(&buf, &len, &cap, ",");
+    if (r->op == OP_DNE) sb_add(&buf, &len, &cap, "!");
+    sb_add(&buf, &len, &cap, r->key);
+    if (r->op == OP_EQ || r->op == OP_NEQ) {
+      sb_add(&buf, &len, &cap, r->op == OP_EQ ? "=" : "!=");
+      sb_add(&buf, &len, &cap, r->values[0]);
+    } else if (r->op == OP_IN || r->op == OP_NOTIN) {
+      sb_add(&buf, &len, &cap, r->op == OP_IN ? " in (" : " notin (");
+      for (size_t j = 0; j < r->n_values; j++) {
+        if (j) sb_add(&buf, &len, &cap, ",");
+        sb_add(&buf, &len, &cap, r->values[j]);
+      }
+      sb_add(&buf, &len, &cap, ")");
+    }
+  }
+  return buf;
+}
