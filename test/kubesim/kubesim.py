@@ -26,10 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server  # noqa: E402
 import store as st  # noqa: E402
 
-try:  # the cluster helper's module; guarded only until it lands on main
-    import cluster as cluster_mod  # noqa: E402
-except ImportError:  # pragma: no cover
-    cluster_mod = None
+import cluster as cluster_mod  # noqa: E402
 
 BASE_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -122,7 +119,7 @@ def main(argv=None):
         with open(args.state, "rb") as f:
             store.load(f.read())
         loaded = True
-    cluster = cluster_mod.Cluster(store, args) if cluster_mod is not None else None
+    cluster = cluster_mod.Cluster(store, args)
 
     ssl_ctx, ca_file, token = None, None, args.token
     if args.tls:
@@ -136,8 +133,7 @@ def main(argv=None):
         for crd in store.list(server.CRD_RES)[0]:
             registry.on_crd_change(crd)
     else:
-        if cluster is not None:
-            cluster.seed()
+        cluster.seed()
         ensure_namespaces(store)
 
     httpd = server.Server((args.host, args.port), sim, ssl_ctx, verbose=args.verbose)
@@ -145,8 +141,7 @@ def main(argv=None):
     url = "%s://%s:%d" % ("https" if args.tls else "http", args.host, port)
     if args.kubeconfig_out:
         write_kubeconfig(args.kubeconfig_out, url, ca_file, token)
-    if cluster is not None:
-        cluster.start()
+    cluster.start()
 
     stop = threading.Event()
 
@@ -160,8 +155,7 @@ def main(argv=None):
     print("kubesim listening on %s" % url, flush=True)
     while not stop.wait(1.0):
         pass
-    if cluster is not None:
-        cluster.stop()
+    cluster.stop()
     if args.state:
         save_state(store, args.state)
     with store.lock:

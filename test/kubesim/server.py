@@ -29,10 +29,7 @@ import store as st
 
 import apiext
 
-try:
-    import ssa
-except ImportError:  # pragma: no cover
-    ssa = None
+import ssa
 
 CRD_RES = "apiextensions.k8s.io/v1/customresourcedefinitions"
 
@@ -518,10 +515,10 @@ class Kubesim:
             ann[DS_GEN_ANNOTATION] = str(int(prev) + 1) if changed else prev
         obj["metadata"]["annotations"] = ann
 
-    def _record(self, old_obj, obj, manager):
-        if ssa is None:
-            return obj
-        return ssa.record_update(old_obj, obj, manager, "Update", st.now_rfc3339())
+    def _record(self, req, old_obj, obj, manager):
+        info = req.info
+        return ssa.record_update(old_obj, obj, manager, "Update", st.now_rfc3339(), api_version=group_version(info),
+                                 schema=info.schema(), subresource=req.sub)
 
     def _create(self, req, obj, dry_run, manager, applied=False):
         info = req.info
@@ -546,7 +543,7 @@ class Kubesim:
                 obj["status"] = {"loadBalancer": {}}
         warnings = self._prepare(req, obj, None, None)
         if not applied:
-            obj = self._record(None, obj, manager)
+            obj = self._record(req, None, obj, manager)
         try:
             out = self.store.create(info.res, obj, dry_run=dry_run)
         except st.AlreadyExists:
@@ -603,7 +600,7 @@ class Kubesim:
                                {"name": req.name, "group": _split_res(info.res)[0], "kind": info.kind, "causes": [
                                    {"reason": "FieldValueInvalid", "message": "Invalid value: 0x0: must be specified "
                                     "for an update", "field": "metadata.resourceVersion"}]})
-            obj = self._record(old.obj, obj, manager)
+            obj = self._record(req, old.obj, obj, manager)
             return self._update(req, obj, old, dry, req.sub)
 
     def do_patch(self, req):
@@ -650,7 +647,7 @@ class Kubesim:
             if not isinstance(new, dict):
                 raise ApiError(400, "BadRequest", "the patch produced something that is not an object")
             self._check_identity(req, new, old)
-            new = self._record(old.obj, new, manager)
+            new = self._record(req, old.obj, new, manager)
             return self._update(req, new, old, dry, req.sub)
 
     def _check_identity(self, req, new, old):
@@ -687,14 +684,13 @@ class Kubesim:
         with self.store.lock:
             old = self.store.get_entry(info.res, req.ns, req.name)
             live = old.copy() if old is not None else None
-            if ssa is None:  # pragma: no cover - fallback until ssa.py lands
-                merged = patchlib.merge_patch(live or {}, applied)
-            else:
-                try:
-                    merged = ssa.apply(live, applied, manager, force, st.now_rfc3339())
-                except ssa.ApplyConflict as e:
-                    raise ApiError(409, "Conflict", str(e), dict(details_for(info, req.name),
-                                                                 causes=getattr(e, "causes", []))) from None
+            try:
+                merged = ssa.apply(live, applied, manager, force, st.now_rfc3339(), api_version=group_version(info),
+                                   schema=info.schema(), status_subresource=info.status_subresource,
+                                   subresource=req.sub)
+            except ssa.ApplyConflict as e:
+                raise ApiError(409, "Conflict", e.message, dict(details_for(info, req.name), causes=e.causes)) \
+                    from None
             if old is None:
                 if req.sub is not None:
                     raise self._not_found(req)
