@@ -62,6 +62,7 @@ void render_object_name(const char *policy, const char *operand, char out[GPC_NA
     memcpy(out, full, (size_t)n + 1);
     return;
   }
+  if (strlen(operand) > GPC_NAME_MAX - 12) operand = "x"; /* never: operand names are short */
   char hash[65];
   sha256_hex(policy, strlen(policy), hash);
   size_t room = GPC_NAME_MAX - 1 - 8 - 1 - strlen(operand);
@@ -74,8 +75,12 @@ void render_object_name(const char *policy, const char *operand, char out[GPC_NA
   }
   while (k > 0 && prefix[k - 1] == '-')
     k--;
-  prefix[k] = '\0';
-  snprintf(out, GPC_NAME_MAX + 1, "%s-%.8s-%s", prefix, hash, operand);
+  /* prefix "-" hash8 "-" operand fits in GPC_NAME_MAX by the choice of room */
+  memcpy(out, prefix, k);
+  out[k] = '-';
+  memcpy(out + k + 1, hash, 8);
+  out[k + 9] = '-';
+  memcpy(out + k + 10, operand, strlen(operand) + 1);
 }
 
 void render_label_value(const char *in, char out[64]) {
