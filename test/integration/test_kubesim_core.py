@@ -464,3 +464,94 @@ def test_kubectl_wait_for_condition(sim):
         {"type": "Ready", "status": "True"}]}})).start()
     r = sim.kubectl("wait", "--for=condition=Ready", "pod/wp", "--timeout=20s")
     assert "condition met" in r.stdout
+
+
+# ---- custom resources and server-side apply over HTTP ----------------------------------------------------
+CRD = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+       "metadata": {"name": "widgets.example.com"},
+       "spec": {"group": "example.com", "scope": "Cluster",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                              "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                  "spec": {"type": "object", "properties": {
+                                      "size": {"type": "integer", "minimum": 0, "default": 1},
+                                      "color": {"type": "string"}}},
+                                  "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}}
+W = "/apis/example.com/v1/widgets"
+
+
+def install_crd(sim):
+    assert sim.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD)[0] == 201
+
+    def established():
+        _, c, _ = sim.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
+        return any(x["type"] == "Established" and x["status"] == "True"
+                   for x in c.get("status", {}).get("conditions", []))
+    sim.wait_for(established, what="CRD Established")
+
+
+def test_custom_resources_patch_types_and_validation(sim):
+    install_crd(sim)
+    code, w, _ = sim.post(W, {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "a"},
+                              "spec": {"color": "red", "bogus": 1}})
+    assert code == 201 and w["spec"] == {"color": "red", "size": 1}  # pruned and defaulted
+    code, lst, _ = sim.get(W)
+    assert lst["kind"] == "WidgetList" and lst["items"][0]["kind"] == "Widget"  # CR list items keep kind
+    code, body, _ = sim.patch(W + "/a", {"spec": {"size": 2}}, ctype="application/strategic-merge-patch+json")
+    assert code == 415 and is_status(body, 415, "UnsupportedMediaType")
+    assert "application/strategic-merge-patch+json" not in body["message"]
+    code, body, _ = sim.patch(W + "/a", {"spec": {"size": -1}})
+    assert code == 422 and body["details"]["kind"] == "Widget" and body["details"]["causes"][0]["field"] == \
+        "spec.size"
+    assert body["message"].startswith('Widget.example.com "a" is invalid: spec.size')
+    code, body, _ = sim.post(W, {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "b"},
+                                 "spec": {"bogus": 1}}, query={"fieldValidation": "Strict"})
+    assert code == 400 and 'unknown field "spec.bogus"' in body["message"]
+    code, _, hdr = sim.post(W, {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "b"},
+                                "spec": {"bogus": 1}})
+    assert code == 201 and "unknown field" in hdr.get("warning", "")
+    w = sim.get(W + "/a")[1]
+    w["metadata"].pop("resourceVersion")
+    code, body, _ = sim.put(W + "/a", w)
+    assert code == 422 and "must be specified for an update" in body["message"]
+    code, body, _ = sim.get("/apis/example.com/v1/namespaces/default/widgets/a")
+    assert code == 404  # cluster-scoped CR under a namespace path
+    code, w2, _ = sim.patch(W + "/a/status", {"status": {"phase": "Ready"}})
+    assert code == 200 and w2["status"] == {"phase": "Ready"} and w2["metadata"]["generation"] == 1
+
+
+def test_server_side_apply_ownership_and_conflict(sim):
+    install_crd(sim)
+    ctype = "application/apply-patch+yaml"
+    obj = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "s"},
+           "spec": {"size": 3, "color": "red"}}
+    code, body, _ = sim.patch(W + "/s", obj, ctype=ctype)
+    assert code == 422 and "fieldManager: Required value" in body["message"]
+    code, w, _ = sim.patch(W + "/s", obj, ctype=ctype, query={"fieldManager": "alice"})
+    assert code == 201 and w["spec"]["size"] == 3
+    mf = w["metadata"]["managedFields"]
+    assert mf[0]["manager"] == "alice" and mf[0]["operation"] == "Apply"
+    code, body, _ = sim.patch(W + "/s", dict(obj, spec={"size": 4}), ctype=ctype, query={"fieldManager": "bob"})
+    assert code == 409 and body["reason"] == "Conflict"
+    assert body["details"]["causes"][0]["reason"] == "FieldManagerConflict"
+    assert body["details"]["causes"][0]["field"] == ".spec.size"
+    code, w, _ = sim.patch(W + "/s", dict(obj, spec={"size": 4}), ctype=ctype,
+                           query={"fieldManager": "bob", "force": "true"})
+    assert code == 200 and w["spec"]["size"] == 4
+    # alice stops applying color (and agrees on size): color is removed
+    code, w, _ = sim.patch(W + "/s", dict(obj, spec={"size": 4}), ctype=ctype, query={"fieldManager": "alice"})
+    assert code == 200 and "color" not in w["spec"] and w["spec"]["size"] == 4
+    code, body, _ = sim.patch(W + "/s", b"spec:\n  size: 5\n", ctype=ctype, query={"fieldManager": "alice"})
+    assert code == 400 and "only as JSON" in body["message"]
+    code, body, _ = sim.patch(W + "/s", {"spec": {}}, query={"force": "true"})
+    assert code == 422 and "force" in body["message"]
+    # a non-apply write records an Update entry for its manager
+    code, w, _ = sim.patch(W + "/s", {"spec": {"color": "blue"}}, query={"fieldManager": "carol"})
+    assert any(e["manager"] == "carol" and e["operation"] == "Update" for e in w["metadata"]["managedFields"])
+
+
+def test_kubectl_crd_printer_columns(sim, tmp_path):
+    install_crd(sim)
+    sim.post(W, {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "k"}, "spec": {}})
+    out = sim.kubectl("get", "widgets").stdout
+    assert out.split("\n")[0].split() == ["NAME", "AGE"] and out.split("\n")[1].startswith("k ")
