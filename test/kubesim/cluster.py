@@ -308,6 +308,8 @@ class Cluster:
         self._track_owners(res, uid, ns, name, m, deleted, gc_check)
         if res == NODES:
             return self._node_event(name, obj, deleted, before, dirty_nodes)
+        if res == NAMESPACES and (deleted or m.get("deletionTimestamp")):
+            self._empty_namespace(name)
         if res == PODS:
             self._pod_event(uid, obj, deleted, dirty_ds, dirty_nodes)
         elif res == DAEMONSETS:
@@ -561,6 +563,20 @@ class Cluster:
         if self._mutate(NODES, "", name, advertise, subresource="status") is not None:
             node.gpu_alloc = want
             self.counters["devicePluginUpdates"] += 1
+
+    def _empty_namespace(self, ns):
+        """Namespace controller: a deleted (or terminating) namespace loses everything in it."""
+        for res in self._resources():
+            if res == NAMESPACES:
+                continue
+            list_entries = getattr(self.store, "list_entries", None)
+            objs = ([e.obj for e in list_entries(res, namespace=ns)[0]] if list_entries
+                    else self.store.list(res, namespace=ns)[0])
+            for obj in objs:
+                m = _meta(obj)
+                if m.get("namespace") == ns and not m.get("deletionTimestamp"):
+                    self._delete(res, ns, m.get("name"))
+                    self.counters["namespaceContentDeleted"] += 1
 
     # ---- garbage collector ------------------------------------------------------------------------------
     def _owner_present(self, owner_uid, dep_ns):
