@@ -1,29 +1,57 @@
 /* model.c — label arena and lifecycle of the projected model structs. */
 #include "model.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+
+/* Layout of one allocation: the pairs "k\0v\0" sorted by key (len bytes),
+ * then, 4-byte aligned, `count` uint32 offsets of the keys for binary
+ * search. Sorted storage also makes equality independent of the order the
+ * API server happened to send. */
+static uint32_t *offsets(const struct gpc_labels *l) {
+  return (uint32_t *)(void *)(l->buf + ((l->len + 3u) & ~3u));
+}
+
+struct kv {
+  const char *k;
+  const json_t *v;
+};
+
+static int cmp_kv(const void *a, const void *b) {
+  return strcmp(((const struct kv *)a)->k, ((const struct kv *)b)->k);
+}
 
 void gpc_labels_set_json(struct gpc_labels *l, const json_t *obj) {
   gpc_labels_release(l);
   if (!json_is_object(obj)) return;
   const char *k;
   json_t *v;
-  size_t need = 0;
-  json_object_foreach((json_t *)obj, k, v) {
-    if (json_is_string(v)) need += strlen(k) + 1 + json_string_length(v) + 1;
-  }
-  if (need == 0) return;
-  l->buf = gpc_malloc(need);
+  size_t need = 0, n = 0;
+  struct kv *pairs = gpc_malloc((json_object_size(obj) + 1) * sizeof(*pairs));
   json_object_foreach((json_t *)obj, k, v) {
     if (!json_is_string(v)) continue;
-    size_t kl = strlen(k) + 1, vl = json_string_length(v) + 1;
-    memcpy(l->buf + l->len, k, kl);
-    memcpy(l->buf + l->len + kl, json_string_value(v), vl);
-    l->len += (uint32_t)(kl + vl);
-    l->count++;
+    need += strlen(k) + 1 + json_string_length(v) + 1;
+    pairs[n++] = (struct kv){k, v};
   }
+  if (n == 0) {
+    free(pairs);
+    return;
+  }
+  qsort(pairs, n, sizeof(*pairs), cmp_kv);
+  l->buf = gpc_malloc(((need + 3u) & ~(size_t)3u) + n * sizeof(uint32_t));
+  l->count = (uint32_t)n;
+  l->len = (uint32_t)need;
+  uint32_t *off = offsets(l), pos = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t kl = strlen(pairs[i].k) + 1, vl = json_string_length(pairs[i].v) + 1;
+    off[i] = pos;
+    memcpy(l->buf + pos, pairs[i].k, kl);
+    memcpy(l->buf + pos + kl, json_string_value(pairs[i].v), vl);
+    pos += (uint32_t)(kl + vl);
+  }
+  free(pairs);
 }
 
 bool gpc_labels_next(const struct gpc_labels *l, uint32_t *pos, const char **key,
@@ -36,9 +64,19 @@ bool gpc_labels_next(const struct gpc_labels *l, uint32_t *pos, const char **key
 }
 
 const char *gpc_labels_get(const struct gpc_labels *l, const char *key) {
-  const char *k, *v;
-  for (uint32_t p = 0; gpc_labels_next(l, &p, &k, &v);)
-    if (strcmp(k, key) == 0) return v;
+  if (!l->buf) return NULL;
+  const uint32_t *off = offsets(l);
+  size_t lo = 0, hi = l->count;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    const char *k = l->buf + off[mid];
+    int c = strcmp(k, key);
+    if (c == 0) return k + strlen(k) + 1;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
   return NULL;
 }
 

@@ -7,8 +7,10 @@
  * its return.
  *
  * Labels: a node keeps ALL its labels (a policy's nodeSelector can match any
- * key) in one allocation, "key\0value\0key\0value\0...", which is both compact
- * (no per-label malloc) and cheap to compare for "did the labels change".
+ * key) in one allocation: the pairs "key\0value\0..." sorted by key, then
+ * an index of key offsets, so a lookup is a binary search (the planner does
+ * about twenty per node per plan) and equality does not depend on the order
+ * the API server sent them in. No per-label malloc.
  *
  * Memory: every char * and the label arena are owned by the struct and freed
  * by the matching *_release() (which leaves the struct zeroed). Strings are
@@ -32,8 +34,8 @@
 /* ---- labels ---------------------------------------------------------- */
 
 struct gpc_labels {
-  char *buf;      /* "k\0v\0k\0v\0", owned; NULL when count == 0 */
-  uint32_t len;   /* bytes used in buf */
+  char *buf;      /* sorted "k\0v\0..." then the key index; owned; NULL when empty */
+  uint32_t len;   /* bytes of pairs in buf (the index follows) */
   uint32_t count; /* number of key/value pairs */
 };
 
@@ -46,13 +48,11 @@ const char *gpc_labels_get(const struct gpc_labels *l, const char *key);
 /* The same with selector.h's label_lookup_fn signature, so that
  * selector_matches(sel, gpc_labels_lookup, &node->labels) works. */
 const char *gpc_labels_lookup(const void *labels, const char *key);
-/* Iteration: `*pos` starts at 0; returns false at the end.
+/* Iteration in key order: `*pos` starts at 0; returns false at the end.
  *   for (uint32_t p = 0; gpc_labels_next(l, &p, &k, &v);) ... */
 bool gpc_labels_next(const struct gpc_labels *l, uint32_t *pos, const char **key,
                      const char **value);
-/* True when both hold the same pairs in the same order (projections of
- * the same object keep the API server's order, so this is the cheap "did
- * anything change" test; a reordering only costs one spurious reconcile). */
+/* True when both hold the same pairs (one memcmp: storage is sorted). */
 bool gpc_labels_equal(const struct gpc_labels *a, const struct gpc_labels *b);
 /* A new JSON object with every pair (new reference). */
 json_t *gpc_labels_to_json(const struct gpc_labels *l);
