@@ -7,12 +7,6 @@
 #include "alloc.h"
 #include "selector.h"
 
-/* TODO(selector.c): drop once selector.c is on main. Until then the symbol
- * is weak so that the planner links; policy.c leaves p->selector NULL
- * meanwhile, so it is never called. */
-extern bool selector_matches(const struct label_selector *s, label_lookup_fn lookup,
-                             const void *labels) __attribute__((weak));
-
 /* Default GPU detection (design.md §4): NFD's PCI vendor labels for NVIDIA
  * (10de) and the label GPU Feature Discovery / gpu-operator set. */
 static const char *const gpu_labels[] = {
@@ -45,8 +39,7 @@ bool plan_node_matches(const struct gpc_policy *p, const struct gpc_node *n) {
   if (!p->node_selector_empty) {
     /* A selector that failed to compile matches nothing: never claim nodes
      * on a guess. */
-    return p->selector && selector_matches &&
-           selector_matches(p->selector, gpc_labels_lookup, &n->labels);
+    return p->selector && selector_matches(p->selector, gpc_labels_lookup, &n->labels);
   }
   for (size_t i = 0; i < sizeof(gpu_labels) / sizeof(gpu_labels[0]); i++) {
     const char *v = gpc_labels_get(&n->labels, gpu_labels[i]);
