@@ -678,10 +678,11 @@ static int check_type_meta(struct dec *d, const json_t *obj) {
   return GPC_OK;
 }
 
-/* Validates a metav1.LabelSelector and reports whether it selects
- * "everything" (which for a policy means default GPU detection).
- * TODO(selector.c): compile it with selector_from_json() once selector.c has
- * landed; until then *out stays NULL and the shape is checked here. */
+/* Validates a metav1.LabelSelector with the API server's messages (and
+ * rejects unknown keys, which selector.c ignores), then compiles it with
+ * selector.c, which is what the planner matches nodes with. *empty tells
+ * whether it selects "everything" (for a policy: default GPU detection); an
+ * empty selector is not compiled. */
 static int compile_selector(struct dec *d, const json_t *sel, struct label_selector **out,
                             bool *empty) {
   static const char *const keys[] = {"matchLabels", "matchExpressions", NULL};
@@ -731,6 +732,10 @@ static int compile_selector(struct dec *d, const json_t *sel, struct label_selec
   if (!rc) path_pop(d, old);
   *empty = json_object_size(labels) == 0 && json_array_size(exprs) == 0;
   json_decref(labels);
+  if (!rc && !*empty) {
+    *out = selector_from_json(sel, d->path, d->err);
+    if (!*out) rc = GPC_E_INVAL;
+  }
   return rc;
 }
 
@@ -800,7 +805,7 @@ void policy_free(struct gpc_policy *p) {
   free(p->resource_version);
   free(p->creation_timestamp);
   json_decref(p->node_selector);
-  /* TODO(selector.c): selector_free(p->selector) once compile_selector builds one. */
+  selector_free(p->selector);
   json_decref(p->daemonsets.tolerations);
   free(p->daemonsets.priority_class_name);
   free(p->daemonsets.max_unavailable);

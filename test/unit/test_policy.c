@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "policy.h"
 #include "policy_fields.h"
+#include "selector.h"
 #include "yaml2json.h"
 
 static struct gpc_policy *decode_ok(const char *text) {
@@ -311,6 +312,18 @@ static void test_valid_values(void **state) {
   assert_true(p->dcgm_exporter.service_monitor.enabled);
   assert_string_equal(p->dcgm_exporter.service_monitor.interval, "1m30s");
   assert_false(p->node_selector_empty);
+  /* The compiled selector is what the planner matches nodes with. */
+  assert_non_null(p->selector);
+  json_t *labels = json_pack("{s:s}", "gpu", "h100");
+  assert_true(selector_matches_json(p->selector, labels));
+  json_object_del(labels, "gpu");
+  assert_false(selector_matches_json(p->selector, labels));
+  json_decref(labels);
+  policy_free(p);
+
+  p = decode_ok("{\"metadata\":{\"name\":\"p\"},\"spec\":{\"nodeSelector\":{\"matchLabels\":{}}}}");
+  assert_true(p->node_selector_empty);
+  assert_null(p->selector);
   policy_free(p);
 }
 
