@@ -354,6 +354,11 @@ static int transform_daemonset(json_t *ds, const struct gpc_policy *p, enum gpc_
     env_set(ctr, "NVIDIA_DRIVER_ROOT",
             p->operands[GPC_OP_DRIVER].enabled ? DRIVER_ROOT_CONTAINERIZED : DRIVER_ROOT_HOST);
   if (op == GPC_OP_TOOLKIT) apply_toolkit(pod, ctr, p);
+  /* The RuntimeClass `nvidia` is ours only when we install the toolkit; a
+   * host with its own toolkit (e.g. cloud GPU images) sets the nvidia
+   * runtime up itself, usually as the default, and may have no such
+   * RuntimeClass: naming it would keep every pod from being admitted. */
+  if (!p->operands[GPC_OP_TOOLKIT].enabled) json_object_del(pod, "runtimeClassName");
   apply_main_container(ctr, &p->operands[op]);
   return GPC_OK;
 }

@@ -24,7 +24,9 @@
  *                  mounted at /runtime/{config-dir,sock-dir}, ROOT and the
  *                  install dir; toolkit and device plugin: NVIDIA_DRIVER_ROOT
  *                  (/run/nvidia/driver when the driver operand is enabled,
- *                  "/" when the host has its driver); dcgm-exporter: the
+ *                  "/" when the host has its driver); every pod: no
+ *                  runtimeClassName when the toolkit operand is disabled
+ *                  (the host's runtime is set up already); dcgm-exporter: the
  *                  Service's type/port/selector and, when
  *                  spec.dcgmExporter.serviceMonitor.enabled, a ServiceMonitor.
  *

@@ -398,7 +398,30 @@ static void test_runtime_and_driver_root(void **state) {
   json_decref(drv);
   json_t *dp = render_op(p, GPC_OP_DEVICE_PLUGIN);
   assert_string_equal(env_value(dp, "NVIDIA_DRIVER_ROOT"), "/");
+  /* toolkit enabled: pods use the RuntimeClass it installs */
+  assert_string_equal(
+      json_string_value(json_object_get(
+          json_object_get(
+              json_object_get(json_object_get(find_kind(dp, "DaemonSet"), "spec"), "template"),
+              "spec"),
+          "runtimeClassName")),
+      "nvidia");
   json_decref(dp);
+  policy_free(p);
+}
+
+static void test_preinstalled_toolkit(void **state) {
+  (void)state;
+  struct gpc_policy *p =
+      policy_yaml("metadata: {name: pre}\n"
+                  "spec: {driver: {enabled: false}, toolkit: {enabled: false}}\n");
+  for (int op = GPC_OP_DEVICE_PLUGIN; op < GPC_OP_COUNT; op++) {
+    json_t *objs = render_op(p, (enum gpc_operand)op);
+    json_t *pod = json_object_get(
+        json_object_get(json_object_get(find_kind(objs, "DaemonSet"), "spec"), "template"), "spec");
+    assert_null(json_object_get(pod, "runtimeClassName"));
+    json_decref(objs);
+  }
   policy_free(p);
 }
 
@@ -572,6 +595,7 @@ int main(void) {
       cmocka_unit_test(test_transforms),
       cmocka_unit_test(test_runtime_and_driver_root),
       cmocka_unit_test(test_names),
+      cmocka_unit_test(test_preinstalled_toolkit),
       cmocka_unit_test(test_hash_and_stability),
       cmocka_unit_test(test_shared_objects_opt_in),
       cmocka_unit_test(test_long_policy_name_rejected),
