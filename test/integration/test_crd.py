@@ -66,7 +66,8 @@ def test_columns_show_status_written_through_the_subresource(sim):
             {"type": "Reconciling", "status": "False", "reason": "Idle", "message": "",
              "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}],
         "operands": [{"name": "driver", "daemonSet": "gpus-driver", "desired": 2, "ready": 2, "updated": 2,
-                      "available": 2, "state": "Ready"}],
+                      "available": 2, "state": "Ready"},
+                     {"name": "container-toolkit", "state": "Disabled"}],
         "failingNodes": []}}
     sim.ok("PATCH", BASE + "/gpus/status", status, ctype="application/merge-patch+json")
     row = sim.kubectl("get", "cgp", "gpus", "-o", "wide", "--no-headers").stdout.split()
