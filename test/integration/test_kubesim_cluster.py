@@ -83,6 +83,13 @@ def ready_everywhere(sim, name, n):
             and st.get("observedGeneration") == ds["metadata"]["generation"]) and st
 
 
+def no_errors(sim):
+    """The simulation thread never hit an exception (it would keep running, so check explicitly)."""
+    st = ok(adm(sim, "/_sim/status", method="GET"))
+    assert "errors" not in st["counters"], st.get("lastError")
+    assert "Traceback" not in sim.stderr()
+
+
 def node(sim, name):
     return ok(sim.get("/api/v1/nodes/%s" % name))
 
@@ -198,6 +205,7 @@ def test_rolling_update_replaces_pods_one_at_a_time(kubesim):
     assert all(p["metadata"]["labels"]["pod-template-generation"] == "2" for p in pods)
     assert min_available >= 2, "maxUnavailable=1 allows at most one pod down at a time"
     assert ds_status(sim, "roll")["observedGeneration"] == 2
+    no_errors(sim)
 
 
 def test_ondelete_keeps_old_pods_until_deleted(kubesim):
@@ -295,6 +303,7 @@ def test_fail_and_recover_pods_on_a_node(kubesim):
     healed = [q for q in pods_of(sim, "drv") if q["spec"]["nodeName"] == "gpu-node-1"][0]
     assert healed["status"]["containerStatuses"][0]["restartCount"] >= 1
     assert "running" in healed["status"]["containerStatuses"][0]["state"]
+    no_errors(sim)
 
 
 def test_fail_by_daemonset_name_and_bad_selector(kubesim):
@@ -335,6 +344,7 @@ def test_device_plugin_advertises_gpus_while_ready(kubesim):
     ok(sim.delete("%s/dp" % DS_PATH))
     wait_for(lambda: gpus("gpu-node-0") == (None, None) and gpus("gpu-node-1") == (None, None),
              what="GPUs gone with the plugin pods")
+    no_errors(sim)
 
 
 # ---- garbage collector -------------------------------------------------------------------------------------------------
@@ -362,6 +372,7 @@ def test_garbage_collector_deletes_dependents(kubesim):
     wait_for(lambda: sim.get("/apis/apps/v1/namespaces/default/daemonsets/gc")[0] == 404, what="DS collected")
     wait_for(lambda: not ok(sim.get("/api/v1/namespaces/default/pods"))["items"], what="pods collected")
     assert sim.get("/api/v1/namespaces/default/configmaps/free")[0] == 200
+    no_errors(sim)
 
 
 def test_dangling_owner_reference_is_collected(kubesim):
@@ -415,6 +426,40 @@ def test_touch_nodes_and_heartbeat(kubesim):
     assert tr == {c["type"]: c["lastTransitionTime"] for c in before["status"]["conditions"]}
     assert adm(sim, "/_sim/touch-nodes", {})[0] == 400
     assert adm(sim, "/_sim/no-such-thing")[0] == 404
+
+
+def test_heartbeat_flag_bumps_heartbeats_only(kubesim):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, extra_args=["--heartbeat", "0.5"])
+    before = node(sim, "gpu-node-0")
+
+    def beat():
+        after = node(sim, "gpu-node-0")
+        hb = [c["lastHeartbeatTime"] for c in after["status"]["conditions"] if c["type"] == "Ready"][0]
+        old = [c["lastHeartbeatTime"] for c in before["status"]["conditions"] if c["type"] == "Ready"][0]
+        return hb != old and after
+    after = wait_for(beat, timeout=5, what="periodic heartbeat")
+    assert after["metadata"]["labels"] == before["metadata"]["labels"]
+    assert after["spec"] == before["spec"]
+    assert ok(adm(sim, "/_sim/status", method="GET"))["counters"]["heartbeats"] >= 1
+    no_errors(sim)
+
+
+def test_state_restart_keeps_the_cluster_running(kubesim, tmp_path):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, state=str(tmp_path / "state.json"))
+    dp_labels = {"app": "dp", "app.kubernetes.io/component": "device-plugin"}
+    ok(sim.post(DS_PATH, daemonset("dp", labels=dp_labels)))
+    wait_for(lambda: ready_everywhere(sim, "dp", 2), what="ready before restart")
+    wait_for(lambda: node(sim, "gpu-node-1")["status"]["allocatable"].get("nvidia.com/gpu") == "8", what="GPUs")
+    names = sorted(p["metadata"]["name"] for p in pods_of(sim, "dp"))
+    sim.restart()
+    assert sorted(p["metadata"]["name"] for p in pods_of(sim, "dp")) == names, "running pods are kept"
+    assert ready_everywhere(sim, "dp", 2)
+    # the rebuilt caches keep working: a new node gets a pod, GPUs stay advertised
+    ok(adm(sim, "/_sim/nodes", {"name": "gpu-late", "gpus": 4}))
+    wait_for(lambda: ready_everywhere(sim, "dp", 3), what="pod on a node added after restart")
+    wait_for(lambda: node(sim, "gpu-late")["status"]["allocatable"].get("nvidia.com/gpu") == "4", what="4 GPUs")
+    assert node(sim, "gpu-node-1")["status"]["allocatable"]["nvidia.com/gpu"] == "8"
+    no_errors(sim)
 
 
 def test_node_not_ready_taints_node(kubesim):

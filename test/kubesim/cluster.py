@@ -833,6 +833,8 @@ class Cluster:
         for p in pods:
             out["podsByPhase"][p.phase] = out["podsByPhase"].get(p.phase, 0) + 1
         out["counters"] = dict(self.counters)
+        if getattr(self, "last_error", None):
+            out["lastError"] = self.last_error
         return out
 
     def _admin_add_node(self, body):

@@ -3,6 +3,7 @@
 
     python3 test/kubesim/kubesim.py --port 0 [--tls] [--gpu-nodes N --gpus-per-node G --cpu-nodes M]
         [--kubeconfig-out FILE] [--pod-ready-delay S] [--history K] [--state FILE] [--bookmark-interval S]
+        [--heartbeat S]
 
 Prints `kubesim listening on http(s)://127.0.0.1:PORT` once it serves (after writing the kubeconfig).
 With --state, objects and the resourceVersion counter are saved on SIGTERM/SIGINT and loaded at start.
@@ -43,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--cpu-nodes", type=int, default=1)
     p.add_argument("--kubeconfig-out", default=None, help="write a kubeconfig for kubectl and the controller here")
     p.add_argument("--pod-ready-delay", type=float, default=1.0, help="seconds until a scheduled pod is Ready")
+    p.add_argument("--heartbeat", type=float, default=0.0,
+                   help="seconds between node heartbeats (lastHeartbeatTime bumps, as a kubelet does); 0 = off")
     p.add_argument("--history", type=int, default=10000, help="watch events kept (older versions get 410)")
     p.add_argument("--state", default=None, help="load objects from this file at start, save them on shutdown")
     p.add_argument("--bookmark-interval", type=float, default=60.0, help="seconds between watch BOOKMARK events")
