@@ -545,11 +545,11 @@ class Kubesim:
         if not applied:
             obj = self._record(req, None, obj, manager)
         try:
-            out = self.store.create(info.res, obj, dry_run=dry_run)
+            out = self.store.create(info.res, obj, dry_run=dry_run, as_entry=True)
         except st.AlreadyExists:
             raise ApiError(409, "AlreadyExists", '%s "%s" already exists' % (qualified(info), m["name"]),
                            details_for(info, m["name"])) from None
-        return 201, st.encode(out), warnings
+        return 201, out.full(), warnings
 
     def do_create(self, req):
         dry = self.dry_run(req, "CreateOptions")
@@ -562,7 +562,7 @@ class Kubesim:
         info = req.info
         warnings = self._prepare(req, obj, old, sub)
         try:
-            out = self.store.update(info.res, obj, subresource=sub, dry_run=dry_run)
+            out = self.store.update(info.res, obj, subresource=sub, dry_run=dry_run, as_entry=True)
         except st.Conflict:
             raise ApiError(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": the object has been modified; '
                            'please apply your changes to the latest version and try again' % (qualified(info), req.name),
@@ -571,7 +571,7 @@ class Kubesim:
             raise self._not_found(req) from None
         except st.Invalid as e:
             raise invalid_error(info, req.name, e.causes) from None
-        return 200, st.encode(out), warnings
+        return 200, out.full(), warnings
 
     def _not_found(self, req):
         return ApiError(404, "NotFound", '%s "%s" not found' % (qualified(req.info), req.name),
@@ -752,7 +752,6 @@ class Kubesim:
             old, out = self._delete_one(req, req.name, opts, dry)
         if out is not None and ("deletionTimestamp" in (out.get("metadata") or {}) or info.res in RETURN_DELETED):
             return 200, st.encode(out)
-        g, _, p = _split_res(info.res)
         body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "details": details_for(info, req.name, old.meta.get("uid"))}
         return 200, st.encode(body)

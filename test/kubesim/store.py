@@ -75,7 +75,14 @@ class Entry:
         if self._body is None:
             o = self.obj
             if "apiVersion" in o or "kind" in o:
-                self._body = encode({k: v for k, v in o.items() if k not in ("apiVersion", "kind")})
+                full = self.full()
+                keys = list(o)[:2]
+                if keys == ["apiVersion", "kind"]:  # cut the two leading members out of the bytes
+                    head = encode({"apiVersion": o["apiVersion"], "kind": o["kind"]})[:-1] + b","
+                    if full.startswith(head):
+                        self._body = b"{" + full[len(head):]
+                if self._body is None:
+                    self._body = encode({k: v for k, v in o.items() if k not in ("apiVersion", "kind")})
             else:
                 self._body = self.full()
         return self._body
@@ -247,13 +254,19 @@ class Store:
             fn(etype, res, entry.obj, old.obj if old is not None else None)
         self.cond.notify_all()
 
+    @staticmethod
+    def _out(entry, as_entry):
+        return entry if as_entry else entry.copy()
+
     def _finish(self, obj):
         """Encode once: the stored dict is a fresh decode of the bytes (a deep copy for free)."""
         full = encode(obj)
         return Entry(json.loads(full), full)
 
-    def create(self, res, obj, dry_run=False):
-        """Store a new object; sets uid, resourceVersion, creationTimestamp, generation. Emits ADDED."""
+    def create(self, res, obj, dry_run=False, as_entry=False):
+        """Store a new object; sets uid, resourceVersion, creationTimestamp, generation. Emits ADDED.
+
+        Returns a deep copy, or with as_entry=True the read-only Entry (no copy: the server's write path)."""
         with self.lock:
             r = self._r(res)
             m = _meta(obj)
@@ -278,14 +291,14 @@ class Store:
                 m.pop(k, None)
             if dry_run:
                 m.pop("resourceVersion", None)
-                return self._finish(obj).copy()
+                return self._out(self._finish(obj), as_entry)
             self.rv += 1
             m["resourceVersion"] = str(self.rv)
             e = self._finish(obj)
             self._commit("ADDED", res, key, e, None)
-            return e.copy()
+            return self._out(e, as_entry)
 
-    def update(self, res, obj, subresource=None, dry_run=False):
+    def update(self, res, obj, subresource=None, dry_run=False, as_entry=False):
         """Replace an object (see module doc and the kubesim contract for the rules). Returns the result."""
         with self.lock:
             r = self._r(res)
@@ -340,24 +353,24 @@ class Store:
                 m.pop("generation", None)
             m["resourceVersion"] = om.get("resourceVersion")
             if obj == old.obj:
-                return old.copy()  # no-op: no new resourceVersion, no event
+                return self._out(old, as_entry)  # no-op: no new resourceVersion, no event
             if "deletionTimestamp" in om and not m.get("finalizers"):
                 if dry_run:
-                    return self._finish(obj).copy()
+                    return self._out(self._finish(obj), as_entry)
                 self.rv += 1
                 m["resourceVersion"] = str(self.rv)
                 e = self._finish(obj)
                 self._commit("DELETED", res, key, e, old)
-                return e.copy()
+                return self._out(e, as_entry)
             if dry_run:
-                return self._finish(obj).copy()
+                return self._out(self._finish(obj), as_entry)
             self.rv += 1
             m["resourceVersion"] = str(self.rv)
             e = self._finish(obj)
             self._commit("MODIFIED", res, key, e, old)
-            return e.copy()
+            return self._out(e, as_entry)
 
-    def delete(self, res, namespace, name, dry_run=False):
+    def delete(self, res, namespace, name, dry_run=False, as_entry=False):
         """Delete: with finalizers only mark deletionTimestamp (MODIFIED), else remove (DELETED).
 
         Returns the resulting object (marked, or the last state with the deletion's RV); None if absent."""
@@ -370,7 +383,7 @@ class Store:
             om = old.meta
             if om.get("finalizers"):
                 if "deletionTimestamp" in om:
-                    return old.copy()
+                    return self._out(old, as_entry)
                 obj = dict(old.obj)
                 m = dict(om)
                 obj["metadata"] = m
@@ -379,20 +392,20 @@ class Store:
                 if "generation" in m:
                     m["generation"] += 1
                 if dry_run:
-                    return self._finish(obj).copy()
+                    return self._out(self._finish(obj), as_entry)
                 self.rv += 1
                 m["resourceVersion"] = str(self.rv)
                 e = self._finish(obj)
                 self._commit("MODIFIED", res, key, e, old)
-                return e.copy()
+                return self._out(e, as_entry)
             if dry_run:
-                return old.copy()
+                return self._out(old, as_entry)
             self.rv += 1
             obj = dict(old.obj)
             obj["metadata"] = dict(om, resourceVersion=str(self.rv))
             e = self._finish(obj)
             self._commit("DELETED", res, key, e, old)
-            return e.copy()
+            return self._out(e, as_entry)
 
     # ---- watch history -----------------------------------------------------------------------------
     def first_watchable_rv(self):
