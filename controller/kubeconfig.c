@@ -8,6 +8,8 @@
 #include "kubeconfig.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +61,21 @@ static void json_cleanse(json_t *j) {
 /* Reads a whole (small) file; NULL with err naming `field` and the path. */
 static unsigned char *read_file(const char *path, const char *field, size_t *len,
                                 struct gpc_error *err) {
-  FILE *f = fopen(path, "rb");
+  /* O_NONBLOCK so that a FIFO cannot stall the open; only regular files
+   * (Secret mounts are symlinks to them) are read. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int e = fd < 0 ? errno : EINVAL;
+    if (fd >= 0) close(fd);
+    gpc_fail(err, e == ENOENT ? GPC_E_NOT_FOUND : GPC_E_IO, "%s: %s: %s", field, path,
+             e == EINVAL ? "not a regular file" : strerror(e));
+    return NULL;
+  }
+  FILE *f = fdopen(fd, "rb");
   if (!f) {
-    gpc_fail(err, errno == ENOENT ? GPC_E_NOT_FOUND : GPC_E_IO, "%s: %s: %s", field, path,
-             strerror(errno));
+    close(fd);
+    gpc_fail(err, GPC_E_IO, "%s: %s: %s", field, path, strerror(errno));
     return NULL;
   }
   size_t cap = 4096, n = 0, got;
