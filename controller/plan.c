@@ -244,6 +244,7 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
       satisfied = unlocked && pod && pod->ready;
       if (unlocked) s->nodes_unlocked++;
       if (satisfied) s->nodes_ready++;
+      if (unlocked && !node->ready && !satisfied) s->nodes_down++;
       if (unlocked && pod && pod_failing(pod)) {
         s->nodes_failing++;
         add_failing(plan, &c->failing_cap, node, (enum gpc_operand)op, pod);
@@ -253,7 +254,11 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
     if (op < GPC_OP_DCGM_EXPORTER) gate = gate && satisfied;
   }
   plan->matched++;
-  if (node_ready) plan->ready++;
+  if (!node->ready) {
+    plan->not_ready++;
+    if (!plan->not_ready_first) plan->not_ready_first = gpc_strdup(node->name);
+  }
+  if (node_ready && node->ready) plan->ready++;
   if (node->gpu_allocatable > 0) plan->gpus += node->gpu_allocatable;
   emit_patch(plan, &c->patch_cap, node, want, nw);
 }
@@ -344,11 +349,13 @@ static void summarize_operand(const struct gpc_plan_input *in, struct gpc_plan *
   if (on_delete && s->desired > s->updated) s->pending_update = s->desired - s->updated;
   /* OnDelete pods keep the old template until someone deletes them: that is
    * reported (pending_update) but does not hold the operand back. */
-  bool rolled = on_delete ? s->available >= s->desired
-                          : s->updated >= s->desired && s->available >= s->desired;
+  /* Pods on NotReady nodes stay unavailable: not waited for. */
+  int32_t down = (int32_t)s->nodes_down;
+  bool rolled = on_delete ? s->available + down >= s->desired
+                          : s->updated >= s->desired && s->available + down >= s->desired;
   if (s->nodes_failing > 0)
     s->state = GPC_STATE_DEGRADED;
-  else if (s->ds_current && rolled && s->nodes_ready >= s->nodes_wanted)
+  else if (s->ds_current && rolled && s->nodes_ready + s->nodes_down >= s->nodes_wanted)
     s->state = GPC_STATE_READY;
   else
     s->state = GPC_STATE_PROGRESSING;
@@ -398,5 +405,6 @@ void plan_release(struct gpc_plan *p) {
   }
   free(p->failing);
   free(p->conflict_owner);
+  free(p->not_ready_first);
   memset(p, 0, sizeof(*p));
 }

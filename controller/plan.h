@@ -26,6 +26,9 @@
  *     satisfied ON THAT NODE (its pod there is Ready). An unlock is sticky
  *     while the node stays ours: a restarting driver pod does not tear down
  *     the stages above it (that would evict every GPU workload twice).
+ *   - A NotReady node is matched but never ready; operands do not wait for it
+ *     (their state ignores its pods), so one dead machine does not hold the
+ *     policy in "rolling out".
  *   - Nodes carrying gpupolicy.dev/policy=<name> that this policy no longer
  *     owns lose every gpupolicy.dev/ label we write (never opt-outs), unless
  *     another policy now owns them (its plan rewrites them).
@@ -93,6 +96,7 @@ struct gpc_operand_summary {
   uint32_t nodes_unlocked; /* ... whose label is (or is about to be) set */
   uint32_t nodes_ready;    /* ... whose pod is Ready */
   uint32_t nodes_failing;  /* ... whose pod is failing (see failing[]) */
+  uint32_t nodes_down;     /* ... that are NotReady (their pods cannot become Ready) */
   /* OnDelete (driver): pods still running the previous template. */
   int32_t pending_update;
 };
@@ -110,12 +114,17 @@ struct gpc_plan {
   struct gpc_node_patch *patches;
   size_t n_patches;
 
-  uint32_t matched;     /* owned nodes (matched, not conflicted, not opted out) */
-  uint32_t ready;       /* owned nodes where every applicable operand is Ready */
-  uint32_t conflicted;  /* matched nodes owned by an older policy */
-  uint32_t opted_out;   /* matched nodes with gpupolicy.dev/operands=false */
-  char *conflict_owner; /* the older policy owning the first conflicted node, or NULL */
-  int64_t gpus;         /* sum of owned nodes' allocatable nvidia.com/gpu */
+  uint32_t matched;    /* owned nodes (matched, not conflicted, not opted out) */
+  uint32_t ready;      /* owned nodes where every applicable operand is Ready */
+  uint32_t conflicted; /* matched nodes owned by an older policy */
+  uint32_t opted_out;  /* matched nodes with gpupolicy.dev/operands=false */
+  /* Owned nodes whose Node Ready condition is not True: counted in matched,
+   * never in ready, but not waited for (a dead node must not keep a policy
+   * "rolling out" forever); status names them. */
+  uint32_t not_ready;
+  char *not_ready_first; /* the first such node by input order, or NULL */
+  char *conflict_owner;  /* the older policy owning the first conflicted node, or NULL */
+  int64_t gpus;          /* sum of owned nodes' allocatable nvidia.com/gpu */
   struct gpc_operand_summary operands[GPC_OP_COUNT];
   /* Every failing (node, operand), sorted by node name then stage. */
   struct gpc_failing_node *failing;

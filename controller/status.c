@@ -87,7 +87,7 @@ static void progress_message(const struct gpc_plan *plan, struct msg *m) {
   for (int op = 0; op < GPC_OP_COUNT; op++) {
     const struct gpc_operand_summary *s = &plan->operands[op];
     if (s->state == GPC_STATE_DISABLED || s->state == GPC_STATE_READY) continue;
-    uint32_t waiting = s->nodes_wanted - s->nodes_ready;
+    uint32_t waiting = s->nodes_wanted - s->nodes_ready - s->nodes_down;
     if (waiting > 0)
       msg_add(m, "; waiting for %s on %u node(s)", gpc_operand_name((enum gpc_operand)op), waiting);
     else
@@ -151,14 +151,19 @@ json_t *status_from_plan(const struct gpc_plan *plan, const struct gpc_policy *p
     uint32_t failing_nodes = 0;
     for (size_t i = 0; i < plan->n_failing; i++)
       if (i == 0 || strcmp(plan->failing[i].node, plan->failing[i - 1].node) != 0) failing_nodes++;
-    reconciling = plan->ready + failing_nodes < plan->matched;
+    reconciling = plan->ready + failing_nodes + plan->not_ready < plan->matched;
   } else if (plan->matched == 0) {
     ready = "True", ready_reason = "NoMatchingNodes", reconciling = false;
     msg_add(&m, "no node matches the policy");
     if (plan->conflicted) msg_add(&m, " (%u owned by an older policy)", plan->conflicted);
-  } else if (plan->ready == plan->matched && all_operands_ready(plan)) {
+  } else if (plan->ready + plan->not_ready == plan->matched && plan->ready > 0 &&
+             all_operands_ready(plan)) {
+    /* NotReady nodes are not waited for, but nothing ready is not done. */
     ready = "True", ready_reason = "AllOperandsReady", reconciling = false;
     msg_add(&m, "%u/%u nodes ready", plan->ready, plan->matched);
+    if (plan->not_ready > 0)
+      msg_add(&m, "; %u node(s) NotReady (not waited for), e.g. %s", plan->not_ready,
+              plan->not_ready_first ? plan->not_ready_first : "?");
     const struct gpc_operand_summary *d = &plan->operands[GPC_OP_DRIVER];
     if (d->pending_update > 0)
       msg_add(&m,

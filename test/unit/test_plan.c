@@ -456,6 +456,32 @@ static void test_daemonset_summary(void **state) {
   world_free(&w);
 }
 
+static void test_not_ready_node_not_waited_for(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  const char *all = GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true,"
+                        "gpupolicy.dev/container-toolkit=true,gpupolicy.dev/device-plugin=true,"
+                        "gpupolicy.dev/dcgm-exporter=true,gpupolicy.dev/validator=true";
+  add_node(&w, "up", all);
+  struct gpc_node *down = add_node(&w, "down", all);
+  down->ready = false;
+  for (int op = 0; op < GPC_OP_COUNT; op++) {
+    add_pod(&w, "gpus", "up", op, true, NULL);
+    add_pod(&w, "gpus", "down", op, false, NULL);
+  }
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.matched, 2);
+  assert_int_equal(p.ready, 1);
+  assert_int_equal(p.not_ready, 1);
+  assert_string_equal(p.not_ready_first, "down");
+  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_down, 1);
+  assert_int_equal(p.n_patches, 0);
+  plan_release(&p);
+  world_free(&w);
+}
+
 static void test_node_selector(void **state) {
   (void)state;
   struct world w = {0};
@@ -509,6 +535,7 @@ int main(void) {
       cmocka_unit_test(test_stop_matching_and_deletion),
       cmocka_unit_test(test_node_moves_to_other_policy),
       cmocka_unit_test(test_daemonset_summary),
+      cmocka_unit_test(test_not_ready_node_not_waited_for),
       cmocka_unit_test(test_node_selector),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -178,6 +178,24 @@ static void test_failing_nodes(void **state) {
   policy_free(p);
 }
 
+static void test_not_ready_nodes(void **state) {
+  (void)state;
+  struct gpc_policy *p = mk_policy();
+  struct gpc_plan pl;
+  mk_plan(&pl, 4, 3, GPC_STATE_READY);
+  pl.not_ready = 1;
+  pl.not_ready_first = gpc_strdup("gpu-4");
+  json_t *st = status_from_plan(&pl, p, NULL, 1);
+  check_invariants(st);
+  assert_string_equal(cs(st, "Ready", "status"), "True");
+  assert_non_null(strstr(cs(st, "Ready", "message"), "3/4 nodes ready; 1 node(s) NotReady"));
+  assert_non_null(strstr(cs(st, "Ready", "message"), "gpu-4"));
+  assert_string_equal(json_string_value(json_object_get(st, "nodesSummary")), "3/4");
+  json_decref(st);
+  plan_release(&pl);
+  policy_free(p);
+}
+
 static void test_no_nodes_and_conflict(void **state) {
   (void)state;
   struct gpc_policy *p = mk_policy();
@@ -263,8 +281,11 @@ static void test_equal_ignores_list_order(void **state) {
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_rollout_then_ready),       cmocka_unit_test(test_failing_nodes),
-      cmocka_unit_test(test_no_nodes_and_conflict),    cmocka_unit_test(test_stalled),
+      cmocka_unit_test(test_rollout_then_ready),
+      cmocka_unit_test(test_failing_nodes),
+      cmocka_unit_test(test_no_nodes_and_conflict),
+      cmocka_unit_test(test_not_ready_nodes),
+      cmocka_unit_test(test_stalled),
       cmocka_unit_test(test_equal_ignores_list_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
