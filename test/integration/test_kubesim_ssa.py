@@ -482,3 +482,34 @@ def test_fields_v1_round_trip():
              ("f:spec", 'k:{"name":"x"}', "f:name"), ("f:metadata", "f:finalizers", 'v:"f"')}
     assert ssa.from_fields_v1(ssa.to_fields_v1(paths)) == paths
     assert ssa.path_string(("f:spec", 'k:{"name":"x"}', "f:image")) == '.spec[name="x"].image'
+
+
+def test_builtin_unknown_top_level_fields_are_pruned_and_reported():
+    reg = apiext.Registry(FakeStore())
+    o = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "bogus": 1},
+         "data": {"a": "b"}, "spec": {}}
+    assert reg.prune_and_default(reg.lookup("", "v1", "configmaps"), o) == ["spec",
+                                                                            "metadata.bogus"]
+    assert o == {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                 "data": {"a": "b"}}
+    ev = {"metadata": {"name": "e"}, "involvedObject": {}, "reason": "R", "message": "m",
+          "source": {}, "firstTimestamp": None, "lastTimestamp": None, "count": 1, "type": "Normal",
+          "reportingComponent": "c", "reportingInstance": "i"}
+    assert reg.prune_and_default(reg.lookup("", "v1", "events"), ev) == []
+
+
+def test_record_update_diffs_keyed_lists_and_sets():
+    live = ssa.apply(None, ds([{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]),
+                     "ctrl", False, T0)
+    live["metadata"]["finalizers"] = ["x"]
+    after = copy.deepcopy(live)
+    after["spec"]["template"]["spec"]["containers"] = [{"name": "a", "image": "a:2"}]
+    after["metadata"]["finalizers"] = ["x", "y"]
+    out = ssa.record_update(live, after, "editor", "Update", T1)
+    es = entries(out)
+    spec_path = es[("editor", "Update")]["fieldsV1"]
+    assert spec_path["f:metadata"] == {"f:finalizers": {'v:"y"': {}}}
+    assert spec_path["f:spec"]["f:template"]["f:spec"]["f:containers"] == {
+        'k:{"name":"a"}': {"f:image": {}}}
+    ctrl = es[("ctrl", "Apply")]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
+    assert ctrl == {'k:{"name":"a"}': {".": {}, "f:name": {}}}  # lost a.image and all of b

@@ -16,6 +16,7 @@ as kube-apiserver's naming and establishing controllers do) and nothing else.
 """
 
 import datetime
+import functools
 import hashlib
 import json
 import queue
@@ -521,6 +522,19 @@ class Registry:
                         obj[k] = prune_value(sub, obj[k], k, pruned)
                 apply_defaults(schema, obj, top=True)
             return pruned
+        # Built-ins decode into typed structs: unknown top-level and metadata fields vanish
+        # (and are reported, so fieldValidation=Strict can reject them as kube-apiserver does).
+        allowed = BUILTIN_TOP_FIELDS.get(info.res, ("spec", "status"))
+        for k in list(obj):
+            if k not in allowed and k not in ("apiVersion", "kind", "metadata"):
+                pruned.append(k)
+                del obj[k]
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            for k in list(meta):
+                if k not in OBJECT_META_FIELDS:
+                    pruned.append("metadata." + k)
+                    del meta[k]
         defaulter = BUILTIN_DEFAULTERS.get(info.res)
         if defaulter is not None:
             defaulter(obj)
@@ -660,11 +674,17 @@ def not_supported(field, value, supported):
                  "Unsupported value: %s: supported values: %s" % (go_value(value), quoted))
 
 
+@functools.lru_cache(maxsize=4096)
 def validate_label_key(key):
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
         return False
     return 0 < len(name) <= 63 and bool(QUALIFIED_NAME.match(name))
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_value_ok(v):
+    return len(v) <= 63 and bool(LABEL_VALUE.match(v))
 
 
 def validate_metadata(info, obj):
@@ -689,7 +709,7 @@ def validate_metadata(info, obj):
                 causes.append(invalid("metadata.labels", k, "name part must consist of alphanumeric "
                                       "characters, '-', '_' or '.', and must start and end with an "
                                       "alphanumeric character"))
-            elif not isinstance(v, str) or len(v) > 63 or not LABEL_VALUE.match(v):
+            elif not isinstance(v, str) or not _label_value_ok(v):
                 causes.append(invalid("metadata.labels", v, LABEL_VALUE_MSG))
     refs = md.get("ownerReferences") or []
     controllers = 0
