@@ -555,3 +555,87 @@ def test_kubectl_crd_printer_columns(sim, tmp_path):
     sim.post(W, {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "k"}, "spec": {}})
     out = sim.kubectl("get", "widgets").stdout
     assert out.split("\n")[0].split() == ["NAME", "AGE"] and out.split("\n")[1].startswith("k ")
+
+
+# ---- more verbs and paths --------------------------------------------------------------------------------
+def test_watch_single_object_path_and_deletecollection(sim):
+    for n in ("d1", "d2", "d3"):
+        sim.post(CM, cm(n, {"grp": "a" if n != "d3" else "b"}))
+    w = sim.watch("/api/v1/watch/namespaces/default/configmaps/d2", {"timeoutSeconds": "3"})
+    ev = w.next()
+    assert ev["type"] == "ADDED" and ev["object"]["metadata"]["name"] == "d2"
+    sim.patch(CM + "/d1", {"data": {"x": "1"}})
+    sim.patch(CM + "/d2", {"data": {"x": "1"}})
+    ev = w.next()
+    assert ev["type"] == "MODIFIED" and ev["object"]["metadata"]["name"] == "d2"
+    w.close()
+    code, body, _ = sim.delete(CM, query={"labelSelector": "grp=a"})
+    assert code == 200 and body["kind"] == "ConfigMapList" and len(body["items"]) == 2
+    names = [it["metadata"]["name"] for it in sim.get(CM)[1]["items"]]
+    assert names == ["d3"]
+    c = sim.counters()
+    assert c["watches"]["configmaps"] >= 1
+    assert sim.count(verb="deletecollection", resource="configmaps") == 1
+
+
+def test_lease_put_creates_and_needs_resource_version(sim):
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/ctrl"
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "ctrl"},
+             "spec": {"holderIdentity": "me", "leaseDurationSeconds": 15,
+                      "renewTime": "2024-05-01T10:00:00.000000Z"}}
+    code, got, _ = sim.put(path, lease)
+    assert code == 201 and got["spec"]["holderIdentity"] == "me"
+    code, body, _ = sim.put(path, lease)
+    assert code == 422
+    lease["metadata"]["resourceVersion"] = got["metadata"]["resourceVersion"]
+    lease["spec"]["holderIdentity"] = "you"
+    code, got2, _ = sim.put(path, lease)
+    assert code == 200 and got2["spec"]["holderIdentity"] == "you"
+    code, body, _ = sim.put(path, lease)
+    assert code == 409 and body["reason"] == "Conflict"
+
+
+def test_namespace_delete_removes_contents(sim):
+    assert sim.post("/api/v1/namespaces", {"metadata": {"name": "tmp"}})[0] == 201
+    sim.post("/api/v1/namespaces/tmp/configmaps", cm("inside"))
+    code, body, _ = sim.delete("/api/v1/namespaces/tmp")
+    assert code == 200
+    assert sim.get("/api/v1/namespaces/tmp/configmaps/inside")[0] == 404
+    assert sim.get("/api/v1/namespaces/tmp")[0] == 404
+
+
+def test_large_body_with_expect_continue_and_chunked(sim):
+    big = cm("big", data={"k%d" % i: "v" * 100 for i in range(200)})
+    conn = sim.connection()
+    data = json.dumps(big).encode()
+    conn.putrequest("POST", CM)
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    for i in range(0, len(data), 4096):
+        part = data[i:i + 4096]
+        conn.send(b"%x\r\n%s\r\n" % (len(part), part))
+    conn.send(b"0\r\n\r\n")
+    resp = conn.getresponse()
+    assert resp.status == 201 and len(json.loads(resp.read())["data"]) == 200
+    conn.close()
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-X", "POST",
+                        "-H", "Content-Type: application/json", "--data-binary",
+                        json.dumps(cm("big2", data=big["data"])), sim.url + CM], capture_output=True, text=True)
+    code, took = r.stdout.split()
+    assert code == "201" and float(took) < 0.9  # curl's Expect: 100-continue is answered, no 1 s stall
+
+
+def test_kubectl_over_tls_and_daemonset_apply(kubesim, tmp_path):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, tls=True)
+    assert "gpu" in sim.kubectl("get", "nodes").stdout
+    f = tmp_path / "ds.yaml"
+    f.write_text(json.dumps(ds("kds")))
+    sim.kubectl("apply", "-f", str(f))
+    d = ds("kds", image="img:2")
+    d["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "s:1"})
+    f.write_text(json.dumps(d))
+    assert "daemonset.apps/kds configured" in sim.kubectl("apply", "-f", str(f)).stdout
+    _, got, _ = sim.get(DS + "/kds")
+    assert [c["image"] for c in got["spec"]["template"]["spec"]["containers"]] == ["img:2", "s:1"]
+    assert got["metadata"]["annotations"]["deprecated.daemonset.template.generation"] == "2"

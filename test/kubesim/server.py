@@ -199,6 +199,7 @@ class Req:
         self.method, self.path, self.q, self.headers, self.body = method, path, query, headers, body
         self.group = self.version = self.plural = self.name = self.sub = self.ns = None
         self.watch_path = False
+        self.recorded = False
         self.info = None
         self.verb = None
 
@@ -896,12 +897,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_error(ApiError(500, "InternalError", "Internal error occurred: %s" % e,
                                       {"causes": [{"message": str(e)}]}))
         finally:
-            if req.verb and req.info is not None:
-                verb = req.verb
-                if verb == "patch" and _strip_params(self.headers.get("Content-Type")) == \
-                        "application/apply-patch+yaml":
-                    verb = "patch"
-                sim.counters.record(verb, req.info.res.split("/")[2], req.sub, code)
+            if req.verb and req.info is not None and not req.recorded:
+                sim.counters.record(req.verb, req.info.res.split("/")[2], req.sub, code)
 
     def _apply_rule(self, req, rule):
         if rule.get("latencyMs"):
@@ -1070,6 +1067,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
+        sim.counters.record("watch", info.res.split("/")[2], req.sub, 200)  # counted when it starts
+        req.recorded = True
         try:
             if too_old is not None:
                 self._send_expired(*too_old)
