@@ -11,9 +11,14 @@
 #   test/fuzz/fuzz_*.c         -> libFuzzer targets (clang), run by `make fuzz`
 #   bench/*.c                  -> benchmark binaries; bench/bench_*.py run them
 #
-# Knobs: WERROR=1 (CI), BUILD=dir, SAN=1 (ASan+UBSan), PREFIX, DESTDIR.
+# Knobs: WERROR=1 (CI), BUILD=dir, SAN=1 (ASan+UBSan), PREFIX, DESTDIR, V=1 (echo commands).
 
 PROJECT   := gpu-policy-controller
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
 PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
@@ -74,36 +79,42 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/gen/templates_embedded.c: $(TEMPLATES) scripts/embed-templates.py
 	@mkdir -p $(@D)
 	$(PYTHON) scripts/embed-templates.py $@ $(TEMPLATES)
 
 $(BUILD)/gen/templates_embedded.o: $(BUILD)/gen/templates_embedded.c
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(CTRL): $(BUILD)/controller/main.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(VALIDATOR): $(VAL_OBJS) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test/unit/%: test/unit/%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
 
 $(BUILD)/test/tools/%: test/tools/%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # Unit tests run from the repository root so that test/data/ paths resolve.
 unit: $(UNIT_BINS)
@@ -140,7 +151,8 @@ check-format:
 lint:
 	cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c11 \
 	  --enable=warning,performance,portability \
-	  --suppress=missingIncludeSystem -Icontroller controller
+	  --suppress=missingIncludeSystem --library=cppcheck.cfg -Icontroller \
+	  -D__CPPCHECK__ -D_GNU_SOURCE controller
 
 # ASan+UBSan: a separate build tree; unit tests and the integration suite run
 # against the sanitized binaries.

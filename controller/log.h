@@ -48,6 +48,13 @@ bool log_enabled(enum log_level lvl, const char *component);
 
 void log_emit(enum log_level lvl, const char *component, const char *msg, const struct log_kv *kvs);
 
+#ifdef __CPPCHECK__
+/* cppcheck cannot parse __VA_OPT__; it checks the call without the fields. */
+#define log_error(comp, msg, ...) log_emit(LOG_ERROR, (comp), (msg), NULL)
+#define log_warn(comp, msg, ...) log_emit(LOG_WARN, (comp), (msg), NULL)
+#define log_info(comp, msg, ...) log_emit(LOG_INFO, (comp), (msg), NULL)
+#define log_debug(comp, msg, ...) log_emit(LOG_DEBUG, (comp), (msg), NULL)
+#else
 #define GPC_LOG_(lvl, comp, msg, ...)                                                              \
   do {                                                                                             \
     if (log_enabled((lvl), (comp)))                                                                \
@@ -59,5 +66,6 @@ void log_emit(enum log_level lvl, const char *component, const char *msg, const 
 #define log_warn(comp, msg, ...) GPC_LOG_(LOG_WARN, comp, msg __VA_OPT__(, ) __VA_ARGS__)
 #define log_info(comp, msg, ...) GPC_LOG_(LOG_INFO, comp, msg __VA_OPT__(, ) __VA_ARGS__)
 #define log_debug(comp, msg, ...) GPC_LOG_(LOG_DEBUG, comp, msg __VA_OPT__(, ) __VA_ARGS__)
+#endif
 
 #endif

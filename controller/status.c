@@ -66,6 +66,7 @@ static void failing_message(const struct gpc_plan *plan, struct msg *m) {
   int first = GPC_OP_COUNT;
   for (size_t i = 0; i < plan->n_failing; i++)
     if ((int)plan->failing[i].op < first) first = (int)plan->failing[i].op;
+  if (first == GPC_OP_COUNT) return; /* nothing failing: no message */
   msg_add(m, "%s not ready on %u node(s):", gpc_operand_name((enum gpc_operand)first),
           plan->operands[first].nodes_failing);
   int shown = 0;
