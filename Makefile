@@ -120,6 +120,12 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(RUNNER) ./$$t; done
 
+# Regenerates test/golden/ (render output per operand and per sample policy)
+# after a deliberate template, sample or render change; review the diff.
+golden: $(BUILD)/test/unit/test_render
+	GOLDEN_UPDATE=1 ./$<
+	@git status --short test/golden
+
 integration: all
 	GPC_BUILD=$(BUILD) $(PYTHON) -m pytest -q -x test/integration
 
