@@ -1,0 +1,462 @@
+/* apply.c — differential writes with in-flight tracking (see apply.h). */
+#include "apply.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "kube_client.h"
+#include "log.h"
+#include "loop.h"
+#include "policy.h"
+
+/* One object the controller writes, keyed by a string. */
+struct entry {
+  char *key;
+  struct gpc_apply *owner;
+  struct entry *next; /* hash chain */
+  char *policy;       /* issuer of the last write */
+  enum apply_kind kind;
+  bool in_flight;
+  uint64_t req_id;
+  /* Echo suppression for label/status/finalizer patches and deletes. */
+  char *sent_body; /* serialized body of the last write (NULL when it failed) */
+  char *sent_rv;   /* the cached resourceVersion it was sent against */
+  bool last_ok;
+  uint64_t done_ms;
+  /* Server-side apply memory. */
+  struct apply_object_memory mem;
+  char *pending_hash; /* hash of the apply in flight */
+  bool deleted;       /* uncached kinds: a delete succeeded since the last apply */
+  char **waiters;
+  size_t n_waiters, cap_waiters;
+};
+
+struct gpc_apply {
+  struct apply_config cfg;
+  struct entry **buckets;
+  size_t nbuckets, count;
+  unsigned in_flight;
+};
+
+const char *apply_kind_name(enum apply_kind k) {
+  static const char *const names[] = {"apply", "node-labels", "status", "finalizer", "delete"};
+  return (unsigned)k <= APPLY_KIND_DELETE ? names[k] : "?";
+}
+
+/* ---- pure parts ------------------------------------------------------ */
+
+bool apply_gvr_for(const char *api_version, const char *kind, struct apply_gvr *out) {
+  static const struct {
+    const char *api_version, *kind;
+    struct apply_gvr gvr;
+  } table[] = {
+      {"apps/v1", "DaemonSet", {"apps", "v1", "daemonsets", true}},
+      {"v1", "Service", {"", "v1", "services", true}},
+      {"v1", "ConfigMap", {"", "v1", "configmaps", true}},
+      {"v1", "ServiceAccount", {"", "v1", "serviceaccounts", true}},
+      {"node.k8s.io/v1", "RuntimeClass", {"node.k8s.io", "v1", "runtimeclasses", false}},
+      {"monitoring.coreos.com/v1",
+       "ServiceMonitor",
+       {"monitoring.coreos.com", "v1", "servicemonitors", true}},
+  };
+  if (!api_version || !kind) return false;
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+    if (strcmp(table[i].api_version, api_version) == 0 && strcmp(table[i].kind, kind) == 0) {
+      *out = table[i].gvr;
+      return true;
+    }
+  return false;
+}
+
+enum apply_decision apply_decide_object(struct apply_object_memory *m, const char *desired_hash,
+                                        const struct gpc_daemonset *cached, bool cache_covers,
+                                        uint64_t now_ms) {
+  bool ours = m->hash && strcmp(m->hash, desired_hash) == 0;
+  if (!cache_covers) return ours ? APPLY_DECIDE_SKIP : APPLY_DECIDE_SEND;
+  if (cached) {
+    bool same_hash = strcmp(cached->render_hash, desired_hash) == 0;
+    if (!same_hash) return APPLY_DECIDE_SEND; /* stale, or someone edited the annotation */
+    if (!ours) {
+      /* Already there (we applied it before a restart): adopt it. */
+      free(m->hash);
+      m->hash = gpc_strdup(desired_hash);
+      m->generation = cached->generation;
+      m->seen = true;
+      return APPLY_DECIDE_SKIP;
+    }
+    if (cached->generation >= m->generation) m->seen = true;
+    /* Another writer changed the spec after our apply. */
+    if (m->seen && m->generation > 0 && cached->generation > m->generation)
+      return APPLY_DECIDE_SEND;
+    return APPLY_DECIDE_SKIP;
+  }
+  /* Not in the cache. */
+  if (!ours) return APPLY_DECIDE_SEND;
+  if (m->seen) return APPLY_DECIDE_SEND; /* it was there, someone deleted it */
+  /* Applied but the watch has not shown it yet: wait, within reason. */
+  return now_ms - m->applied_at_ms >= APPLY_UNSEEN_RETRY_MS ? APPLY_DECIDE_SEND : APPLY_DECIDE_SKIP;
+}
+
+/* ---- the entry table ------------------------------------------------- */
+
+static uint64_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static void rehash(struct gpc_apply *a, size_t nb) {
+  struct entry **nbk = gpc_calloc(nb, sizeof *nbk);
+  for (size_t i = 0; i < a->nbuckets; i++)
+    for (struct entry *e = a->buckets[i], *next; e; e = next) {
+      next = e->next;
+      size_t b = hash_str(e->key) % nb;
+      e->next = nbk[b];
+      nbk[b] = e;
+    }
+  free(a->buckets);
+  a->buckets = nbk;
+  a->nbuckets = nb;
+}
+
+static struct entry *lookup(struct gpc_apply *a, const char *key, bool create) {
+  size_t b = hash_str(key) % a->nbuckets;
+  for (struct entry *e = a->buckets[b]; e; e = e->next)
+    if (strcmp(e->key, key) == 0) return e;
+  if (!create) return NULL;
+  if (a->count + 1 > a->nbuckets * 2) {
+    rehash(a, a->nbuckets * 4);
+    b = hash_str(key) % a->nbuckets;
+  }
+  struct entry *e = gpc_calloc(1, sizeof *e);
+  e->key = gpc_strdup(key);
+  e->owner = a;
+  e->next = a->buckets[b];
+  a->buckets[b] = e;
+  a->count++;
+  return e;
+}
+
+static void entry_free(struct entry *e) {
+  free(e->key);
+  free(e->policy);
+  free(e->sent_body);
+  free(e->sent_rv);
+  free(e->mem.hash);
+  free(e->pending_hash);
+  for (size_t i = 0; i < e->n_waiters; i++)
+    free(e->waiters[i]);
+  free(e->waiters);
+  free(e);
+}
+
+struct gpc_apply *apply_new(const struct apply_config *cfg) {
+  struct gpc_apply *a = gpc_calloc(1, sizeof *a);
+  a->cfg = *cfg;
+  a->nbuckets = 64;
+  a->buckets = gpc_calloc(a->nbuckets, sizeof *a->buckets);
+  return a;
+}
+
+void apply_free(struct gpc_apply *a) {
+  if (!a) return;
+  for (size_t i = 0; i < a->nbuckets; i++)
+    for (struct entry *e = a->buckets[i], *next; e; e = next) {
+      next = e->next;
+      if (e->in_flight && a->cfg.client) kube_client_cancel(a->cfg.client, e->req_id);
+      entry_free(e);
+    }
+  free(a->buckets);
+  free(a);
+}
+
+unsigned apply_in_flight(const struct gpc_apply *a) {
+  return a->in_flight;
+}
+
+bool apply_policy_busy(const struct gpc_apply *a, const char *policy) {
+  for (size_t i = 0; i < a->nbuckets; i++)
+    for (const struct entry *e = a->buckets[i]; e; e = e->next)
+      if (e->in_flight && e->policy && strcmp(e->policy, policy) == 0) return true;
+  return false;
+}
+
+void apply_forget_policy(struct gpc_apply *a, const char *policy) {
+  for (size_t i = 0; i < a->nbuckets; i++) {
+    struct entry **pp = &a->buckets[i];
+    while (*pp) {
+      struct entry *e = *pp;
+      if (!e->in_flight && e->policy && strcmp(e->policy, policy) == 0 &&
+          e->kind != APPLY_KIND_NODE_LABELS) {
+        *pp = e->next;
+        entry_free(e);
+        a->count--;
+      } else {
+        pp = &e->next;
+      }
+    }
+  }
+}
+
+static void add_waiter(struct entry *e, const char *policy) {
+  for (size_t i = 0; i < e->n_waiters; i++)
+    if (strcmp(e->waiters[i], policy) == 0) return;
+  gpc_grow((void **)&e->waiters, &e->cap_waiters, e->n_waiters + 1, sizeof *e->waiters);
+  e->waiters[e->n_waiters++] = gpc_strdup(policy);
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+static int64_t response_generation(const struct kube_response *r) {
+  json_t *j = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+  json_t *g = json_object_get(json_object_get(j, "metadata"), "generation");
+  int64_t gen = json_is_integer(g) ? (int64_t)json_integer_value(g) : 0;
+  json_decref(j);
+  return gen;
+}
+
+static void on_done(struct kube_client *c, const struct kube_response *r, void *ud) {
+  (void)c;
+  struct entry *e = ud;
+  struct gpc_apply *a = e->owner;
+  int rc = r->rc;
+  /* Deleting what is already gone is success. */
+  if (e->kind == APPLY_KIND_DELETE && r->http_code == 404) rc = GPC_OK;
+  e->in_flight = false;
+  e->req_id = 0;
+  a->in_flight--;
+  e->last_ok = rc == GPC_OK;
+  e->done_ms = gpc_loop_now_ms();
+  if (rc != GPC_OK) {
+    free(e->sent_body);
+    e->sent_body = NULL;
+  }
+  if (e->kind == APPLY_KIND_OBJECT && rc == GPC_OK) {
+    free(e->mem.hash);
+    e->mem.hash = e->pending_hash;
+    e->pending_hash = NULL;
+    e->mem.generation = response_generation(r);
+    e->mem.seen = false;
+    e->mem.applied_at_ms = e->done_ms;
+    e->deleted = false;
+  } else if (e->kind == APPLY_KIND_DELETE && rc == GPC_OK) {
+    e->deleted = true;
+    free(e->mem.hash);
+    e->mem.hash = NULL;
+    e->mem.seen = false;
+  }
+  free(e->pending_hash);
+  e->pending_hash = NULL;
+  const char *msg = rc == GPC_OK                                             ? NULL
+                    : r->status && r->status->message && *r->status->message ? r->status->message
+                    : r->error                                               ? r->error
+                                                                             : gpc_strerror(rc);
+  if (rc != GPC_OK)
+    log_warn("apply", "write failed", KV_S("kind", apply_kind_name(e->kind)), KV_S("key", e->key),
+             KV_I("code", r->http_code), KV_S("error", msg));
+  struct apply_completion comp = {
+      .kind = e->kind,
+      .policy = e->policy,
+      .key = e->key,
+      .rc = rc,
+      .http_code = r->http_code,
+      .message = msg,
+      .waiters = (const char *const *)e->waiters,
+      .n_waiters = e->n_waiters,
+  };
+  a->cfg.done(&comp, a->cfg.ud);
+  for (size_t i = 0; i < e->n_waiters; i++)
+    free(e->waiters[i]);
+  e->n_waiters = 0;
+}
+
+/* Submits `req` for entry `e`. Returns APPLY_SENT or APPLY_ERROR. */
+static enum apply_result submit(struct gpc_apply *a, struct entry *e, enum apply_kind kind,
+                                const char *policy, const struct kube_request *req,
+                                struct gpc_error *err) {
+  uint64_t id = kube_client_submit(a->cfg.client, req, on_done, NULL, e, err);
+  if (id == 0) return APPLY_ERROR;
+  e->kind = kind;
+  free(e->policy);
+  e->policy = gpc_strdup(policy);
+  e->in_flight = true;
+  e->req_id = id;
+  a->in_flight++;
+  if (a->cfg.sent) a->cfg.sent(kind, e->key, a->cfg.ud);
+  return APPLY_SENT;
+}
+
+/* Common gate: busy when in flight (the policy becomes a waiter). */
+static bool busy(struct entry *e, const char *policy) {
+  if (!e->in_flight) return false;
+  add_waiter(e, policy);
+  return true;
+}
+
+static char *object_key(const json_t *obj, struct apply_gvr *gvr, const char **name,
+                        const char **ns, struct gpc_error *err) {
+  const char *av = json_string_value(json_object_get(obj, "apiVersion"));
+  const char *kind = json_string_value(json_object_get(obj, "kind"));
+  const json_t *md = json_object_get(obj, "metadata");
+  *name = json_string_value(json_object_get(md, "name"));
+  *ns = json_string_value(json_object_get(md, "namespace"));
+  if (!apply_gvr_for(av, kind, gvr) || !*name || (gvr->namespaced && !*ns)) {
+    gpc_fail(err, GPC_E_INVAL, "cannot write object %s/%s \"%s\"", av ? av : "?", kind ? kind : "?",
+             *name ? *name : "?");
+    return NULL;
+  }
+  if (!gvr->namespaced) *ns = NULL;
+  return gpc_asprintf("%s/%s/%s/%s", av, kind, *ns ? *ns : "", *name);
+}
+
+enum apply_result apply_object(struct gpc_apply *a, const char *policy, const json_t *obj,
+                               const struct gpc_daemonset *cached, bool cache_covers,
+                               uint64_t now_ms, struct gpc_error *err) {
+  struct apply_gvr gvr;
+  const char *name, *ns;
+  char *key = object_key(obj, &gvr, &name, &ns, err);
+  if (!key) return APPLY_ERROR;
+  struct entry *e = lookup(a, key, true);
+  free(key);
+  if (busy(e, policy)) return APPLY_BUSY;
+  const char *hash = json_string_value(
+      json_object_get(json_object_get(json_object_get(obj, "metadata"), "annotations"),
+                      GPC_ANNOTATION_RENDER_HASH));
+  if (!hash) hash = "";
+  if (!e->policy) e->policy = gpc_strdup(policy);
+  if (apply_decide_object(&e->mem, hash, cached, cache_covers, now_ms) == APPLY_DECIDE_SKIP)
+    return APPLY_UNCHANGED;
+  char *body = json_dumps(obj, JSON_COMPACT);
+  struct kube_request req = {
+      .verb = KUBE_PATCH,
+      .group = gvr.group,
+      .version = gvr.version,
+      .resource = gvr.plural,
+      .namespace = ns,
+      .name = name,
+      .field_manager = GPC_FIELD_MANAGER,
+      .force = true,
+      .body = body,
+      .body_len = strlen(body),
+      .patch_type = KUBE_PATCH_APPLY,
+  };
+  free(e->pending_hash);
+  e->pending_hash = gpc_strdup(hash);
+  enum apply_result res = submit(a, e, APPLY_KIND_OBJECT, policy, &req, err);
+  free(body);
+  return res;
+}
+
+/* Patch with echo suppression: skip when the same body was written
+ * successfully against the same cached resourceVersion. */
+static enum apply_result patch_echo(struct gpc_apply *a, const char *key, enum apply_kind kind,
+                                    const char *policy, const char *cached_rv, json_t *body_json,
+                                    struct kube_request *req, struct gpc_error *err) {
+  struct entry *e = lookup(a, key, true);
+  if (busy(e, policy)) return APPLY_BUSY;
+  char *body = json_dumps(body_json, JSON_COMPACT | JSON_SORT_KEYS);
+  if (e->last_ok && e->sent_body && e->sent_rv && strcmp(e->sent_body, body) == 0 &&
+      strcmp(e->sent_rv, cached_rv ? cached_rv : "") == 0) {
+    free(body);
+    return APPLY_UNCHANGED;
+  }
+  req->body = body;
+  req->body_len = strlen(body);
+  enum apply_result res = submit(a, e, kind, policy, req, err);
+  if (res == APPLY_SENT) {
+    free(e->sent_body);
+    e->sent_body = body;
+    free(e->sent_rv);
+    e->sent_rv = gpc_strdup(cached_rv ? cached_rv : "");
+  } else {
+    free(body);
+  }
+  return res;
+}
+
+enum apply_result apply_node_labels(struct gpc_apply *a, const char *policy, const char *node,
+                                    const char *cached_rv, const json_t *patch,
+                                    struct gpc_error *err) {
+  char *key = gpc_asprintf("node/%s", node);
+  struct kube_request req = {
+      .verb = KUBE_PATCH,
+      .version = "v1",
+      .resource = "nodes",
+      .name = node,
+      .patch_type = KUBE_PATCH_MERGE,
+  };
+  enum apply_result res =
+      patch_echo(a, key, APPLY_KIND_NODE_LABELS, policy, cached_rv, (json_t *)patch, &req, err);
+  free(key);
+  return res;
+}
+
+enum apply_result apply_status(struct gpc_apply *a, const char *policy, const char *cached_rv,
+                               const json_t *status, struct gpc_error *err) {
+  char *key = gpc_asprintf("status/%s", policy);
+  json_t *body = json_pack("{s:O}", "status", status);
+  struct kube_request req = {
+      .verb = KUBE_PATCH,
+      .group = GPC_POLICY_GROUP,
+      .version = GPC_POLICY_VERSION,
+      .resource = GPC_POLICY_PLURAL,
+      .name = policy,
+      .subresource = "status",
+      .patch_type = KUBE_PATCH_MERGE,
+  };
+  enum apply_result res = patch_echo(a, key, APPLY_KIND_STATUS, policy, cached_rv, body, &req, err);
+  json_decref(body);
+  free(key);
+  return res;
+}
+
+enum apply_result apply_finalizers(struct gpc_apply *a, const char *policy, const char *cached_rv,
+                                   const json_t *finalizers, struct gpc_error *err) {
+  char *key = gpc_asprintf("policy/%s", policy);
+  json_t *body = json_pack("{s:{s:O, s:s}}", "metadata", "finalizers", finalizers,
+                           "resourceVersion", cached_rv ? cached_rv : "");
+  struct kube_request req = {
+      .verb = KUBE_PATCH,
+      .group = GPC_POLICY_GROUP,
+      .version = GPC_POLICY_VERSION,
+      .resource = GPC_POLICY_PLURAL,
+      .name = policy,
+      .patch_type = KUBE_PATCH_MERGE,
+  };
+  enum apply_result res =
+      patch_echo(a, key, APPLY_KIND_FINALIZER, policy, cached_rv, body, &req, err);
+  json_decref(body);
+  free(key);
+  return res;
+}
+
+enum apply_result apply_delete(struct gpc_apply *a, const char *policy, const json_t *obj,
+                               bool present, bool cache_covers, struct gpc_error *err) {
+  struct apply_gvr gvr;
+  const char *name, *ns;
+  char *key = object_key(obj, &gvr, &name, &ns, err);
+  if (!key) return APPLY_ERROR;
+  struct entry *e = lookup(a, key, true);
+  free(key);
+  if (busy(e, policy)) return APPLY_BUSY;
+  if (cache_covers) {
+    if (!present) return APPLY_UNCHANGED;
+    /* Deleted already; the watch has not shown it yet. */
+    if (e->deleted && gpc_loop_now_ms() - e->done_ms < APPLY_UNSEEN_RETRY_MS)
+      return APPLY_UNCHANGED;
+  } else if (e->deleted) {
+    return APPLY_UNCHANGED;
+  }
+  struct kube_request req = {
+      .verb = KUBE_DELETE,
+      .group = gvr.group,
+      .version = gvr.version,
+      .resource = gvr.plural,
+      .namespace = ns,
+      .name = name,
+      .propagation_policy = "Background",
+  };
+  return submit(a, e, APPLY_KIND_DELETE, policy, &req, err);
+}

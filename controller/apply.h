@@ -1,0 +1,164 @@
+/* apply.h — sending only the differences, at most one write in flight per
+ * object.
+ *
+ * Owns: the writes of the reconciler and the memory of what was written:
+ *  - generated objects: server-side apply (PATCH application/apply-patch+yaml,
+ *    fieldManager=gpu-policy-controller, force=true), sent only when the
+ *    desired render-hash differs from the cached object's annotation, the
+ *    object is missing, or another writer changed it (the cached generation
+ *    moved past what our last apply returned);
+ *  - node labels: one merge patch per node per reconcile (plan.h builds it);
+ *  - policy /status: a merge patch of .status (the caller compares first);
+ *  - the finalizer: a merge patch of metadata.finalizers carrying
+ *    metadata.resourceVersion as a precondition (409 when it moved);
+ *  - deletes of generated objects (404 counts as done).
+ *
+ * Echo suppression: after a write succeeds, the informer cache shows the old
+ * object until the watch event arrives. A write identical to the last one
+ * sent for the same key, while the cache still shows the version it was sent
+ * against (same resourceVersion, or for DaemonSets not yet seen with our
+ * hash), is skipped: the watch event will trigger the next reconcile anyway.
+ *
+ * In flight: a write for a key that already has one in flight is not sent
+ * (APPLY_BUSY); the policy is remembered as a waiter and named in the
+ * completion, so the controller requeues it then.
+ *
+ * Does not own: deciding what is desired (plan.c, status.c), retries of
+ * failed writes (the controller requeues with backoff on completion).
+ *
+ * Threading: loop thread only. Strings and JSON passed in are borrowed (the
+ * request body is serialized at once).
+ */
+#ifndef GPC_APPLY_H
+#define GPC_APPLY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "model.h"
+
+struct kube_client;
+struct gpc_apply;
+
+#define GPC_FIELD_MANAGER "gpu-policy-controller"
+/* A DaemonSet we applied but the cache has not shown within this time is
+ * applied again (the watch may have missed it). */
+#define APPLY_UNSEEN_RETRY_MS (30u * 1000u)
+
+enum apply_kind {
+  APPLY_KIND_OBJECT = 0, /* server-side apply of a generated object */
+  APPLY_KIND_NODE_LABELS,
+  APPLY_KIND_STATUS,
+  APPLY_KIND_FINALIZER,
+  APPLY_KIND_DELETE,
+};
+const char *apply_kind_name(enum apply_kind k);
+
+enum apply_result {
+  APPLY_SENT = 0,  /* a write was queued */
+  APPLY_UNCHANGED, /* nothing to write (or echo pending) */
+  APPLY_BUSY,      /* a write for this object is in flight; requeue on completion */
+  APPLY_ERROR,     /* could not even build the request (err says why) */
+};
+
+/* What a finished write reports. All borrowed for the callback. */
+struct apply_completion {
+  enum apply_kind kind;
+  const char *policy;  /* the policy whose reconcile sent it */
+  const char *key;     /* "node/gpu-1", "apps/v1/DaemonSet/ns/name", "status/p", ... */
+  int rc;              /* GPC_OK, GPC_E_CONFLICT (409), GPC_E_API, ... */
+  long http_code;      /* 0 when no response */
+  const char *message; /* the API's message when rc != GPC_OK */
+  /* Policies that got APPLY_BUSY for this key while it was in flight. */
+  const char *const *waiters;
+  size_t n_waiters;
+};
+typedef void (*apply_done_cb)(const struct apply_completion *c, void *ud);
+
+/* Observes every write sent (for tests and metrics). */
+typedef void (*apply_sent_cb)(enum apply_kind kind, const char *key, void *ud);
+
+struct apply_config {
+  struct kube_client *client; /* borrowed, must outlive the apply */
+  apply_done_cb done;         /* required */
+  void *ud;
+  apply_sent_cb sent; /* optional */
+};
+
+struct gpc_apply *apply_new(const struct apply_config *cfg);
+/* Frees the memory; writes in flight are cancelled (their callbacks never run). */
+void apply_free(struct gpc_apply *a);
+
+/* Server-side applies `obj` (a rendered object with the render-hash
+ * annotation). `cached` is the informer's projection when the object is a
+ * DaemonSet in the cache; `cache_covers` says whether objects of this kind
+ * are cached at all (DaemonSets: yes, so a NULL `cached` means missing;
+ * Services, RuntimeClasses: no, so the memory of the last apply decides). */
+enum apply_result apply_object(struct gpc_apply *a, const char *policy, const json_t *obj,
+                               const struct gpc_daemonset *cached, bool cache_covers,
+                               uint64_t now_ms, struct gpc_error *err);
+
+/* Sends `patch` ({"metadata":{"labels":{...}}}) to node `node`, whose cached
+ * resourceVersion is `cached_rv`. */
+enum apply_result apply_node_labels(struct gpc_apply *a, const char *policy, const char *node,
+                                    const char *cached_rv, const json_t *patch,
+                                    struct gpc_error *err);
+
+/* Patches the policy's /status with {"status": status}. `cached_rv` is the
+ * policy's cached resourceVersion. The caller sends only when the status
+ * changed (status_equal). */
+enum apply_result apply_status(struct gpc_apply *a, const char *policy, const char *cached_rv,
+                               const json_t *status, struct gpc_error *err);
+
+/* Replaces metadata.finalizers with `finalizers` (an array), with
+ * resourceVersion `cached_rv` as a precondition. */
+enum apply_result apply_finalizers(struct gpc_apply *a, const char *policy, const char *cached_rv,
+                                   const json_t *finalizers, struct gpc_error *err);
+
+/* Deletes a generated object (apiVersion, kind, metadata.name/namespace are
+ * read from `obj`). With `cache_covers`, `present` says whether the cache
+ * still has it (absent: nothing sent); otherwise one successful delete per
+ * key is remembered until apply_object writes it again. */
+enum apply_result apply_delete(struct gpc_apply *a, const char *policy, const json_t *obj,
+                               bool present, bool cache_covers, struct gpc_error *err);
+
+/* Writes in flight (for bounded shutdown). */
+unsigned apply_in_flight(const struct gpc_apply *a);
+/* True when any write for `policy` is in flight. */
+bool apply_policy_busy(const struct gpc_apply *a, const char *policy);
+/* Forgets what was applied for keys of `policy` (after it is gone). */
+void apply_forget_policy(struct gpc_apply *a, const char *policy);
+
+/* ---- pure parts, exposed for tests ----------------------------------- */
+
+/* The API path pieces for a kind: group ("" core), version, plural, and
+ * whether it is namespaced. Returns false for kinds the controller never
+ * generates. */
+struct apply_gvr {
+  const char *group;
+  const char *version;
+  const char *plural;
+  bool namespaced;
+};
+bool apply_gvr_for(const char *api_version, const char *kind, struct apply_gvr *out);
+
+/* Memory of one object's last apply. */
+struct apply_object_memory {
+  char *hash;             /* render-hash of the last successful apply, NULL if none */
+  int64_t generation;     /* metadata.generation that apply returned, 0 unknown */
+  bool seen;              /* the cache has shown the object since */
+  uint64_t applied_at_ms; /* when that apply completed */
+};
+
+enum apply_decision { APPLY_DECIDE_SKIP = 0, APPLY_DECIDE_SEND };
+
+/* The decision for a DaemonSet (cache_covers) or other object, given the
+ * memory (may be updated: adoption after a restart, `seen`). */
+enum apply_decision apply_decide_object(struct apply_object_memory *m, const char *desired_hash,
+                                        const struct gpc_daemonset *cached, bool cache_covers,
+                                        uint64_t now_ms);
+
+#endif
