@@ -1,0 +1,926 @@
+/* controller.c — informers → workqueue → reconcile (see controller.h). */
+#include "controller.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "apply.h"
+#include "events.h"
+#include "informer.h"
+#include "kube_client.h"
+#include "log.h"
+#include "loop.h"
+#include "model.h"
+#include "plan.h"
+#include "policy.h"
+#include "project.h"
+#include "render.h"
+#include "status.h"
+#include "strmap.h"
+#include "workqueue.h"
+
+#define COMP "controller"
+#define MANAGED_SELECTOR GPC_LABEL_MANAGED_BY "=" GPC_MANAGED_BY
+/* Status writes of one policy are at least this far apart: during a rollout
+ * the counts change with every pod, and a status per pod would make the
+ * writes grow with the fleet instead of with time. */
+#define STATUS_MIN_INTERVAL_MS 1000u
+
+enum { INF_POLICY = 0, INF_NODE, INF_DS, INF_POD, INF_COUNT };
+
+/* What the controller remembers per policy between reconciles. */
+struct policy_state {
+  char *rv;                   /* resourceVersion `decoded` came from */
+  struct gpc_policy *decoded; /* NULL when invalid */
+  char *decode_error;         /* set when invalid */
+  char *apply_error;          /* a 422 from the API server, for generation apply_error_gen */
+  int64_t apply_error_gen;
+  uint64_t last_status_ms; /* when the last status write was sent */
+};
+
+struct controller {
+  struct controller_config cfg;
+  char *namespace;
+  struct informer *inf[INF_COUNT];
+  struct workqueue *queue;
+  struct gpc_apply *apply;
+  struct gpc_events *events;
+  struct strmap *policies; /* name -> struct policy_state */
+  struct controller_observer obs;
+  struct controller_stats stats;
+  bool leader;
+  bool started, stopped;
+  bool all_synced;
+  uint64_t events_timer;
+  unsigned events_in_flight;
+};
+
+/* ---- policy decode cache -------------------------------------------- */
+
+static void policy_state_free(void *v, void *ud) {
+  (void)ud;
+  struct policy_state *s = v;
+  if (!s) return;
+  free(s->rv);
+  policy_free(s->decoded);
+  free(s->decode_error);
+  free(s->apply_error);
+  free(s);
+}
+
+/* The decoded form of a cached policy object, refreshed when its
+ * resourceVersion moved. */
+static struct policy_state *policy_state_for(struct controller *c, const char *name,
+                                             const json_t *obj) {
+  struct policy_state *s = strmap_get(c->policies, name);
+  if (!s) {
+    s = gpc_calloc(1, sizeof *s);
+    strmap_put(c->policies, name, s);
+  }
+  const char *rv = project_str(obj, "metadata", "resourceVersion", NULL);
+  if (!rv) rv = "";
+  if (s->rv && strcmp(s->rv, rv) == 0) return s;
+  free(s->rv);
+  s->rv = gpc_strdup(rv);
+  policy_free(s->decoded);
+  s->decoded = NULL;
+  free(s->decode_error);
+  s->decode_error = NULL;
+  struct gpc_error err = {0};
+  if (policy_from_json(obj, &s->decoded, &err) != GPC_OK) {
+    s->decoded = NULL;
+    s->decode_error = gpc_strdup(err.msg);
+  }
+  return s;
+}
+
+/* Every valid, cached policy (borrowed pointers into the decode cache). */
+struct policy_list {
+  const struct gpc_policy **v;
+  size_t n, cap;
+};
+
+static void collect_policies(struct controller *c, struct policy_list *out) {
+  memset(out, 0, sizeof *out);
+  struct informer_iter it;
+  const char *key;
+  const void *obj;
+  informer_iter_init(&it, c->inf[INF_POLICY]);
+  while (informer_next(&it, &key, &obj)) {
+    const char *name = project_str(obj, "metadata", "name", NULL);
+    if (!name) continue;
+    struct policy_state *s = policy_state_for(c, name, obj);
+    if (!s->decoded) continue;
+    gpc_grow((void **)&out->v, &out->cap, out->n + 1, sizeof *out->v);
+    out->v[out->n++] = s->decoded;
+  }
+}
+
+/* ---- event mapping --------------------------------------------------- */
+
+static void enqueue(struct controller *c, const char *policy) {
+  if (policy && *policy && !c->stopped) workqueue_add(c->queue, policy);
+}
+
+static void enqueue_all(struct controller *c) {
+  struct informer_iter it;
+  const char *key;
+  const void *obj;
+  informer_iter_init(&it, c->inf[INF_POLICY]);
+  while (informer_next(&it, &key, &obj))
+    enqueue(c, project_str(obj, "metadata", "name", NULL));
+}
+
+/* A node concerns the policy named by its label and every policy whose
+ * node selection matches it (it may be about to claim or lose it). */
+static void enqueue_for_node(struct controller *c, const struct gpc_node *n) {
+  enqueue(c, gpc_labels_get(&n->labels, GPC_LABEL_POLICY));
+  struct informer_iter it;
+  const char *key;
+  const void *obj;
+  informer_iter_init(&it, c->inf[INF_POLICY]);
+  while (informer_next(&it, &key, &obj)) {
+    const char *name = project_str(obj, "metadata", "name", NULL);
+    if (!name) continue;
+    struct policy_state *s = policy_state_for(c, name, obj);
+    if (s->decoded && plan_node_matches(s->decoded, n)) enqueue(c, name);
+  }
+}
+
+static void on_policy_add(struct informer *inf, const char *key, const void *obj, void *ud) {
+  (void)inf;
+  (void)key;
+  (void)obj;
+  /* A new policy can take nodes from (or yield them to) the others. */
+  enqueue_all(ud);
+}
+
+static void on_policy_update(struct informer *inf, const char *key, const void *old,
+                             const void *cur, void *ud) {
+  (void)inf;
+  (void)key;
+  if (project_policy_changed(old, cur)) enqueue_all(ud);
+}
+
+static void on_policy_delete(struct informer *inf, const char *key, const void *old, void *ud) {
+  (void)inf;
+  (void)key;
+  struct controller *c = ud;
+  const char *name = project_str(old, "metadata", "name", NULL);
+  enqueue_all(c);
+  enqueue(c, name); /* cleans up labels if the finalizer was bypassed */
+}
+
+static void on_node_add(struct informer *inf, const char *key, const void *obj, void *ud) {
+  (void)inf;
+  (void)key;
+  enqueue_for_node(ud, obj);
+}
+
+static void on_node_update(struct informer *inf, const char *key, const void *old, const void *cur,
+                           void *ud) {
+  (void)inf;
+  (void)key;
+  if (!project_node_changed(old, cur)) return;
+  enqueue_for_node(ud, old);
+  enqueue_for_node(ud, cur);
+}
+
+static void on_node_delete(struct informer *inf, const char *key, const void *old, void *ud) {
+  (void)inf;
+  (void)key;
+  enqueue_for_node(ud, old);
+}
+
+static void on_ds_add(struct informer *inf, const char *key, const void *obj, void *ud) {
+  (void)inf;
+  (void)key;
+  enqueue(ud, ((const struct gpc_daemonset *)obj)->policy);
+}
+
+static void on_ds_update(struct informer *inf, const char *key, const void *old, const void *cur,
+                         void *ud) {
+  (void)inf;
+  (void)key;
+  if (!project_daemonset_changed(old, cur)) return;
+  enqueue(ud, ((const struct gpc_daemonset *)old)->policy);
+  enqueue(ud, ((const struct gpc_daemonset *)cur)->policy);
+}
+
+static void on_ds_delete(struct informer *inf, const char *key, const void *old, void *ud) {
+  (void)inf;
+  (void)key;
+  enqueue(ud, ((const struct gpc_daemonset *)old)->policy);
+}
+
+static void on_pod_add(struct informer *inf, const char *key, const void *obj, void *ud) {
+  (void)inf;
+  (void)key;
+  enqueue(ud, ((const struct gpc_pod *)obj)->policy);
+}
+
+static void on_pod_update(struct informer *inf, const char *key, const void *old, const void *cur,
+                          void *ud) {
+  (void)inf;
+  (void)key;
+  if (!project_pod_changed(old, cur)) return;
+  enqueue(ud, ((const struct gpc_pod *)old)->policy);
+  enqueue(ud, ((const struct gpc_pod *)cur)->policy);
+}
+
+static void on_pod_delete(struct informer *inf, const char *key, const void *old, void *ud) {
+  (void)inf;
+  (void)key;
+  enqueue(ud, ((const struct gpc_pod *)old)->policy);
+}
+
+static void on_synced(struct informer *inf, void *ud) {
+  (void)inf;
+  struct controller *c = ud;
+  for (int i = 0; i < INF_COUNT; i++)
+    if (!informer_synced(c->inf[i])) return;
+  if (!c->all_synced) log_info(COMP, "caches synced");
+  c->all_synced = true;
+  enqueue_all(c);
+}
+
+/* ---- projections for the informers ----------------------------------- */
+
+static void *proj_policy(const json_t *obj, void *ud) {
+  (void)ud;
+  return json_incref((json_t *)obj);
+}
+static void free_policy(void *p, void *ud) {
+  (void)ud;
+  json_decref(p);
+}
+static void *proj_node(const json_t *obj, void *ud) {
+  (void)ud;
+  return project_node_new(obj);
+}
+static void free_node(void *p, void *ud) {
+  (void)ud;
+  project_node_free(p);
+}
+static void *proj_ds(const json_t *obj, void *ud) {
+  (void)ud;
+  return project_daemonset_new(obj);
+}
+static void free_ds(void *p, void *ud) {
+  (void)ud;
+  project_daemonset_free(p);
+}
+static void *proj_pod(const json_t *obj, void *ud) {
+  (void)ud;
+  return project_pod_new(obj);
+}
+static void free_pod(void *p, void *ud) {
+  (void)ud;
+  project_pod_free(p);
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static void on_event_written(struct kube_client *kc, const struct kube_response *r, void *ud) {
+  (void)kc;
+  struct controller *c = ud;
+  c->events_in_flight--;
+  if (r->rc != GPC_OK)
+    log_debug(COMP, "event write failed", KV_I("code", r->http_code),
+              KV_S("error", r->error ? r->error : ""));
+}
+
+static void send_event(struct controller *c, struct events_write *w) {
+  if (w->kind == EVENTS_NONE) return;
+  char *body = json_dumps(w->body, JSON_COMPACT);
+  struct kube_request req = {
+      .verb = w->kind == EVENTS_CREATE ? KUBE_CREATE : KUBE_PATCH,
+      .version = "v1",
+      .resource = "events",
+      .namespace = EVENTS_NAMESPACE,
+      .name = w->kind == EVENTS_CREATE ? NULL : w->name,
+      .body = body,
+      .body_len = strlen(body),
+      .patch_type = KUBE_PATCH_MERGE,
+  };
+  struct gpc_error err = {0};
+  if (kube_client_submit(c->cfg.client, &req, on_event_written, NULL, c, &err)) {
+    c->events_in_flight++;
+    c->stats.events_written++;
+  }
+  free(body);
+}
+
+static void schedule_event_flush(struct controller *c);
+
+static void on_events_timer(struct gpc_loop *loop, uint64_t id, void *ud) {
+  (void)loop;
+  (void)id;
+  struct controller *c = ud;
+  c->events_timer = 0;
+  struct events_write w;
+  while (c->leader && events_next_flush(c->events, gpc_loop_now_ms(), time(NULL), &w)) {
+    send_event(c, &w);
+    events_write_release(&w);
+  }
+  schedule_event_flush(c);
+}
+
+static void schedule_event_flush(struct controller *c) {
+  uint64_t at = events_next_flush_at(c->events);
+  if (at == 0 || c->events_timer || c->stopped) return;
+  uint64_t now = gpc_loop_now_ms();
+  c->events_timer = gpc_loop_add_timer(c->cfg.loop, at > now ? at - now : 0, on_events_timer, c);
+}
+
+static void record_event(struct controller *c, const json_t *obj, const char *type,
+                         const char *reason, const char *message) {
+  struct events_object about = {
+      .name = project_str(obj, "metadata", "name", NULL),
+      .uid = project_str(obj, "metadata", "uid", NULL),
+      .resource_version = project_str(obj, "metadata", "resourceVersion", NULL),
+  };
+  if (!about.name) return;
+  struct events_write w;
+  events_record(c->events, &about, type, reason, message, gpc_loop_now_ms(), time(NULL), &w);
+  send_event(c, &w);
+  events_write_release(&w);
+  schedule_event_flush(c);
+}
+
+static const char *cond_status(const json_t *status, const char *type) {
+  const json_t *conds = json_object_get(status, "conditions");
+  size_t i;
+  const json_t *cd;
+  json_array_foreach(conds, i, cd) {
+    const char *t = project_str(cd, "type", NULL);
+    if (t && strcmp(t, type) == 0) return project_str(cd, "status", NULL);
+  }
+  return "";
+}
+
+static bool cond_became(const json_t *prev, const json_t *cur, const char *type, const char *st) {
+  const char *a = cond_status(prev, type), *b = cond_status(cur, type);
+  return b && strcmp(b, st) == 0 && !(a && strcmp(a, st) == 0);
+}
+
+static const char *cond_message(const json_t *status, const char *type) {
+  const json_t *conds = json_object_get(status, "conditions");
+  size_t i;
+  const json_t *cd;
+  json_array_foreach(conds, i, cd) {
+    const char *t = project_str(cd, "type", NULL);
+    if (t && strcmp(t, type) == 0) return project_str(cd, "message", NULL);
+  }
+  return NULL;
+}
+
+static bool failing_listed(const json_t *status, const json_t *entry) {
+  const json_t *arr = json_object_get(status, "failingNodes");
+  size_t i;
+  const json_t *e;
+  json_array_foreach(arr, i, e) {
+    if (json_equal(json_object_get(e, "node"), json_object_get(entry, "node")) &&
+        json_equal(json_object_get(e, "operand"), json_object_get(entry, "operand")))
+      return true;
+  }
+  return false;
+}
+
+/* Events for the transitions between two statuses: never one per reconcile. */
+static void status_events(struct controller *c, const json_t *obj, const json_t *prev,
+                          const json_t *cur) {
+  if (cond_became(prev, cur, "Reconciling", "True"))
+    record_event(c, obj, "Normal", EVENT_ROLLOUT_STARTED,
+                 cond_message(cur, "Ready") ? cond_message(cur, "Ready") : "rollout started");
+  if (cond_became(prev, cur, "Ready", "True"))
+    record_event(c, obj, "Normal", EVENT_ROLLOUT_COMPLETE,
+                 cond_message(cur, "Ready") ? cond_message(cur, "Ready") : "all operands ready");
+  if (cond_became(prev, cur, "NodeConflict", "True"))
+    record_event(c, obj, "Warning", EVENT_NODE_CONFLICT,
+                 cond_message(cur, "NodeConflict") ? cond_message(cur, "NodeConflict")
+                                                   : "nodes owned by an older policy");
+  if (cond_became(prev, cur, "Stalled", "True"))
+    record_event(c, obj, "Warning", EVENT_INVALID_SPEC,
+                 cond_message(cur, "Stalled") ? cond_message(cur, "Stalled") : "stalled");
+  const json_t *arr = json_object_get(cur, "failingNodes");
+  size_t i;
+  const json_t *e;
+  json_array_foreach(arr, i, e) {
+    if (failing_listed(prev, e)) continue;
+    char *msg =
+        gpc_asprintf("node %s: %s %s %s", project_str(e, "node", NULL) ?: "?",
+                     project_str(e, "operand", NULL) ?: "?", project_str(e, "reason", NULL) ?: "",
+                     project_str(e, "message", NULL) ?: "");
+    record_event(c, obj, "Warning", EVENT_NODE_FAILING, msg);
+    free(msg);
+  }
+}
+
+/* ---- apply completions ------------------------------------------------ */
+
+static void on_apply_done(const struct apply_completion *comp, void *ud) {
+  struct controller *c = ud;
+  for (size_t i = 0; i < comp->n_waiters; i++)
+    enqueue(c, comp->waiters[i]);
+  if (comp->rc == GPC_OK) {
+    /* Deletes finish a cleanup step the watch may not report to us as a
+     * change of the policy: look again. */
+    if (comp->kind == APPLY_KIND_DELETE) enqueue(c, comp->policy);
+    return;
+  }
+  if (c->stopped) return;
+  if (comp->http_code == 422 && comp->kind == APPLY_KIND_OBJECT) {
+    struct policy_state *s = strmap_get(c->policies, comp->policy);
+    if (s) {
+      free(s->apply_error);
+      s->apply_error = gpc_asprintf("%s: %s", comp->key, comp->message ? comp->message : "");
+      s->apply_error_gen = s->decoded ? s->decoded->generation : 0;
+    }
+    enqueue(c, comp->policy);
+    return;
+  }
+  /* 409 (someone else moved the object) and transient errors: retry with
+   * the per-key backoff. */
+  workqueue_add_rate_limited(c->queue, comp->policy);
+}
+
+static void count_write(struct controller *c, enum apply_kind k, const char *key, void *ud);
+
+static void on_apply_sent(enum apply_kind kind, const char *key, void *ud) {
+  count_write(ud, kind, key, ud);
+}
+
+static void count_write(struct controller *c, enum apply_kind k, const char *key, void *ud) {
+  (void)ud;
+  if ((unsigned)k < sizeof c->stats.writes / sizeof c->stats.writes[0]) c->stats.writes[k]++;
+  log_debug(COMP, "write", KV_S("kind", apply_kind_name(k)), KV_S("key", key));
+}
+
+/* ---- reconcile -------------------------------------------------------- */
+
+/* Collects pointer arrays over the projected caches for plan(). */
+struct snapshot {
+  const struct gpc_node **nodes;
+  size_t n_nodes, cap_nodes;
+  const struct gpc_daemonset **ds;
+  size_t n_ds, cap_ds;
+  const struct gpc_pod **pods;
+  size_t n_pods, cap_pods;
+};
+
+static void snapshot_take(struct controller *c, struct snapshot *s) {
+  memset(s, 0, sizeof *s);
+  struct informer_iter it;
+  const char *key;
+  const void *obj;
+  informer_iter_init(&it, c->inf[INF_NODE]);
+  while (informer_next(&it, &key, &obj)) {
+    gpc_grow((void **)&s->nodes, &s->cap_nodes, s->n_nodes + 1, sizeof *s->nodes);
+    s->nodes[s->n_nodes++] = obj;
+  }
+  informer_iter_init(&it, c->inf[INF_DS]);
+  while (informer_next(&it, &key, &obj)) {
+    gpc_grow((void **)&s->ds, &s->cap_ds, s->n_ds + 1, sizeof *s->ds);
+    s->ds[s->n_ds++] = obj;
+  }
+  informer_iter_init(&it, c->inf[INF_POD]);
+  while (informer_next(&it, &key, &obj)) {
+    gpc_grow((void **)&s->pods, &s->cap_pods, s->n_pods + 1, sizeof *s->pods);
+    s->pods[s->n_pods++] = obj;
+  }
+}
+
+static void snapshot_release(struct snapshot *s) {
+  free(s->nodes);
+  free(s->ds);
+  free(s->pods);
+}
+
+/* Writes `status` when it differs from the cached one, at most once per
+ * STATUS_MIN_INTERVAL_MS (a later reconcile is scheduled instead). */
+static void write_status(struct controller *c, const char *name, const json_t *obj,
+                         json_t *status) {
+  const json_t *prev = json_object_get(obj, "status");
+  if (prev && status_equal(prev, status)) return;
+  struct policy_state *s = strmap_get(c->policies, name);
+  uint64_t now = gpc_loop_now_ms();
+  if (s && s->last_status_ms && now - s->last_status_ms < STATUS_MIN_INTERVAL_MS) {
+    workqueue_add_after(c->queue, name, s->last_status_ms + STATUS_MIN_INTERVAL_MS - now);
+    return;
+  }
+  struct gpc_error err = {0};
+  const char *rv = project_str(obj, "metadata", "resourceVersion", NULL);
+  enum apply_result r = apply_status(c->apply, name, rv, status, &err);
+  if (r == APPLY_ERROR)
+    log_error(COMP, "status write", KV_S("policy", name), KV_S("error", err.msg));
+  if (r != APPLY_SENT) return;
+  if (s) s->last_status_ms = now;
+  status_events(c, obj, prev, status);
+}
+
+static const struct gpc_daemonset *cached_ds(struct controller *c, const json_t *obj) {
+  const json_t *md = json_object_get(obj, "metadata");
+  const char *ns = project_str(md, "namespace", NULL), *name = project_str(md, "name", NULL);
+  if (!ns || !name) return NULL;
+  char *key = gpc_asprintf("%s/%s", ns, name);
+  const struct gpc_daemonset *d = informer_get(c->inf[INF_DS], key);
+  free(key);
+  return d;
+}
+
+static bool is_daemonset(const json_t *obj) {
+  const char *kind = project_str(obj, "kind", NULL);
+  return kind && strcmp(kind, "DaemonSet") == 0;
+}
+
+static bool send_node_patches(struct controller *c, const char *policy, const struct gpc_plan *pl,
+                              unsigned *unlocks) {
+  bool all_quiet = true;
+  for (size_t i = 0; i < pl->n_patches; i++) {
+    const struct gpc_node_patch *np = &pl->patches[i];
+    const struct gpc_node *n = informer_get(c->inf[INF_NODE], np->node);
+    struct gpc_error err = {0};
+    enum apply_result r = apply_node_labels(c->apply, policy, np->node,
+                                            n ? n->resource_version : "", np->patch, &err);
+    if (r != APPLY_UNCHANGED) all_quiet = false;
+    if (r == APPLY_ERROR)
+      log_error(COMP, "node patch", KV_S("node", np->node), KV_S("error", err.msg));
+    if (r == APPLY_SENT && unlocks) {
+      const json_t *labels = project_get(np->patch, "metadata", "labels", NULL);
+      const char *k;
+      const json_t *v;
+      json_object_foreach((json_t *)labels, k, v) {
+        int op = strncmp(k, GPC_LABEL_PREFIX, strlen(GPC_LABEL_PREFIX)) == 0
+                     ? gpc_operand_from_name(k + strlen(GPC_LABEL_PREFIX))
+                     : -1;
+        if (op >= 0 && json_is_string(v) && strcmp(json_string_value(v), "true") == 0)
+          unlocks[op]++;
+      }
+    }
+  }
+  return all_quiet;
+}
+
+static void stage_events(struct controller *c, const json_t *obj, const unsigned *unlocks) {
+  for (int op = 0; op < GPC_OP_COUNT; op++) {
+    if (!unlocks[op]) continue;
+    char *msg = gpc_asprintf("%s unlocked on %u node(s)", gpc_operand_name(op), unlocks[op]);
+    record_event(c, obj, "Normal", EVENT_STAGE_UNLOCKED, msg);
+    free(msg);
+  }
+}
+
+static int plan_for(struct controller *c, const struct gpc_policy *p, struct snapshot *snap,
+                    struct gpc_plan *pl, struct gpc_error *err) {
+  struct policy_list pols;
+  collect_policies(c, &pols);
+  struct gpc_plan_input in = {
+      .policy = p,
+      .policies = pols.v,
+      .n_policies = pols.n,
+      .nodes = snap->nodes,
+      .n_nodes = snap->n_nodes,
+      .daemonsets = snap->ds,
+      .n_daemonsets = snap->n_ds,
+      .pods = snap->pods,
+      .n_pods = snap->n_pods,
+      .templates = c->cfg.templates,
+      .namespace = c->namespace,
+  };
+  int rc = plan_compute(&in, pl, err);
+  free(pols.v);
+  return rc;
+}
+
+/* Deletion: labels off, objects gone, then the finalizer. */
+static void reconcile_deleting(struct controller *c, const char *name, const json_t *obj,
+                               const struct gpc_policy *p, struct snapshot *snap) {
+  struct gpc_plan pl;
+  struct gpc_error err = {0};
+  if (plan_for(c, p, snap, &pl, &err) != GPC_OK) {
+    log_error(COMP, "plan", KV_S("policy", name), KV_S("error", err.msg));
+    return;
+  }
+  bool done = send_node_patches(c, name, &pl, NULL);
+  plan_release(&pl);
+  for (size_t i = 0; i < snap->n_nodes; i++) {
+    const char *owner = gpc_labels_get(&snap->nodes[i]->labels, GPC_LABEL_POLICY);
+    if (owner && strcmp(owner, name) == 0) done = false;
+  }
+  for (size_t i = 0; i < snap->n_ds; i++) {
+    const struct gpc_daemonset *d = snap->ds[i];
+    if (strcmp(d->policy, name) != 0) continue;
+    json_t *ref = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "apps/v1", "kind",
+                            "DaemonSet", "metadata", "name", d->name, "namespace", d->namespace);
+    apply_delete(c->apply, name, ref, true, true, &err);
+    json_decref(ref);
+    done = false;
+  }
+  /* Generated objects that are not cached (Services, ServiceMonitors);
+   * ownerReferences would collect them too, but delete explicitly. */
+  json_t *objs = NULL;
+  struct gpc_render_opts ro = {.namespace = c->namespace, .include_shared = false};
+  if (render_policy(p, c->cfg.templates, &ro, &objs, &err) == GPC_OK) {
+    size_t i;
+    json_t *o;
+    json_array_foreach(objs, i, o) {
+      if (is_daemonset(o)) continue;
+      if (apply_delete(c->apply, name, o, false, false, &err) != APPLY_UNCHANGED) done = false;
+    }
+  }
+  json_decref(objs);
+  if (!done || apply_policy_busy(c->apply, name)) return;
+  json_t *fins = json_array();
+  const json_t *cur = project_get(obj, "metadata", "finalizers", NULL);
+  size_t i;
+  const json_t *f;
+  json_array_foreach(cur, i, f) {
+    if (!json_is_string(f) || strcmp(json_string_value(f), GPC_POLICY_FINALIZER) != 0)
+      json_array_append(fins, (json_t *)f);
+  }
+  log_info(COMP, "cleanup done, dropping finalizer", KV_S("policy", name));
+  apply_finalizers(c->apply, name, project_str(obj, "metadata", "resourceVersion", NULL), fins,
+                   &err);
+  json_decref(fins);
+}
+
+/* A policy that is gone from the cache (finalizer bypassed): take our labels
+ * off the nodes that still name it. */
+static void reconcile_gone(struct controller *c, const char *name, struct snapshot *snap) {
+  for (size_t i = 0; i < snap->n_nodes; i++) {
+    const struct gpc_node *n = snap->nodes[i];
+    const char *owner = gpc_labels_get(&n->labels, GPC_LABEL_POLICY);
+    if (!owner || strcmp(owner, name) != 0) continue;
+    json_t *labels = json_object();
+    json_object_set_new(labels, GPC_LABEL_POLICY, json_null());
+    for (int op = 0; op < GPC_OP_COUNT; op++) {
+      char k[96];
+      snprintf(k, sizeof k, GPC_LABEL_PREFIX "%s", gpc_operand_name(op));
+      const char *v = gpc_labels_get(&n->labels, k);
+      if (v && strcmp(v, "true") == 0) json_object_set_new(labels, k, json_null());
+    }
+    json_t *patch = json_pack("{s:{s:o}}", "metadata", "labels", labels);
+    struct gpc_error err = {0};
+    apply_node_labels(c->apply, name, n->name, n->resource_version, patch, &err);
+    json_decref(patch);
+  }
+  struct policy_state *s = strmap_del(c->policies, name);
+  policy_state_free(s, NULL);
+  events_forget(c->events, name);
+  apply_forget_policy(c->apply, name);
+  if (c->obs.forgotten) c->obs.forgotten(name, c->obs.ud);
+}
+
+static bool ensure_finalizer(struct controller *c, const char *name, const json_t *obj,
+                             const struct gpc_policy *p) {
+  if (p->has_finalizer) return true;
+  json_t *fins = json_array();
+  const json_t *cur = project_get(obj, "metadata", "finalizers", NULL);
+  size_t i;
+  const json_t *f;
+  json_array_foreach(cur, i, f) json_array_append(fins, (json_t *)f);
+  json_array_append_new(fins, json_string(GPC_POLICY_FINALIZER));
+  struct gpc_error err = {0};
+  apply_finalizers(c->apply, name, project_str(obj, "metadata", "resourceVersion", NULL), fins,
+                   &err);
+  json_decref(fins);
+  return false;
+}
+
+static void apply_objects(struct controller *c, const char *name, const struct gpc_plan *pl,
+                          struct snapshot *snap) {
+  uint64_t now = gpc_loop_now_ms();
+  size_t i;
+  json_t *o;
+  json_array_foreach(pl->objects, i, o) {
+    struct gpc_error err = {0};
+    bool ds = is_daemonset(o);
+    const struct gpc_daemonset *cached = ds ? cached_ds(c, o) : NULL;
+    if (apply_object(c->apply, name, o, cached, ds, now, &err) == APPLY_ERROR)
+      log_error(COMP, "apply", KV_S("policy", name), KV_S("error", err.msg));
+  }
+  /* DaemonSets of this policy that are no longer desired (operand disabled). */
+  for (size_t k = 0; k < snap->n_ds; k++) {
+    const struct gpc_daemonset *d = snap->ds[k];
+    if (strcmp(d->policy, name) != 0) continue;
+    bool wanted = false;
+    json_array_foreach(pl->objects, i, o) {
+      if (is_daemonset(o) && strcmp(project_str(o, "metadata", "name", NULL) ?: "", d->name) == 0)
+        wanted = true;
+    }
+    if (wanted) continue;
+    json_t *ref = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "apps/v1", "kind",
+                            "DaemonSet", "metadata", "name", d->name, "namespace", d->namespace);
+    struct gpc_error err = {0};
+    apply_delete(c->apply, name, ref, true, true, &err);
+    json_decref(ref);
+  }
+}
+
+/* One reconcile of policy `name`. Returns false when it should be retried
+ * with backoff. */
+static bool reconcile(struct controller *c, const char *name) {
+  const json_t *obj = informer_get(c->inf[INF_POLICY], name);
+  struct snapshot snap;
+  snapshot_take(c, &snap);
+  bool ok = true;
+  if (!obj) {
+    reconcile_gone(c, name, &snap);
+    goto out;
+  }
+  struct policy_state *s = policy_state_for(c, name, obj);
+  const json_t *prev = json_object_get(obj, "status");
+  json_t *gen = json_object_get(json_object_get(obj, "metadata"), "generation");
+  int64_t generation = json_is_integer(gen) ? json_integer_value(gen) : 0;
+  if (!s->decoded) {
+    /* Invalid: say so, apply nothing, leave the other policies alone. */
+    json_t *st = status_stalled(prev, generation, "InvalidSpec", s->decode_error, time(NULL));
+    write_status(c, name, obj, st);
+    json_decref(st);
+    goto out;
+  }
+  const struct gpc_policy *p = s->decoded;
+  if (p->deleting) {
+    if (p->has_finalizer) reconcile_deleting(c, name, obj, p, &snap);
+    goto out;
+  }
+  if (!ensure_finalizer(c, name, obj, p)) goto out;
+  if (s->apply_error && s->apply_error_gen == generation) {
+    json_t *st = status_stalled(prev, generation, "ApplyFailed", s->apply_error, time(NULL));
+    write_status(c, name, obj, st);
+    json_decref(st);
+    goto out;
+  }
+  struct gpc_plan pl;
+  struct gpc_error err = {0};
+  if (plan_for(c, p, &snap, &pl, &err) != GPC_OK) {
+    json_t *st = status_stalled(prev, generation, "InvalidSpec", err.msg, time(NULL));
+    write_status(c, name, obj, st);
+    json_decref(st);
+    goto out;
+  }
+  apply_objects(c, name, &pl, &snap);
+  unsigned unlocks[GPC_OP_COUNT] = {0};
+  send_node_patches(c, name, &pl, unlocks);
+  stage_events(c, obj, unlocks);
+  json_t *st = status_from_plan(&pl, p, prev, time(NULL));
+  write_status(c, name, obj, st);
+  json_decref(st);
+  if (c->obs.planned) c->obs.planned(name, &pl, c->obs.ud);
+  plan_release(&pl);
+out:
+  snapshot_release(&snap);
+  return ok;
+}
+
+static void process_queue(struct workqueue *q, void *ud) {
+  struct controller *c = ud;
+  const char *key;
+  while (!c->stopped && (key = workqueue_get(q)) != NULL) {
+    if (!c->all_synced || !c->leader) {
+      /* Nothing is decided on a partial cache; on sync/leadership every
+       * policy is queued again. */
+      workqueue_done(q, key);
+      continue;
+    }
+    uint64_t t0 = gpc_loop_now_ms();
+    bool ok = reconcile(c, key);
+    double secs = (double)(gpc_loop_now_ms() - t0) / 1000.0;
+    c->stats.reconciles++;
+    if (!ok) c->stats.reconcile_errors++;
+    if (c->obs.reconciled) c->obs.reconciled(key, ok ? "success" : "error", secs, c->obs.ud);
+    log_debug(COMP, "reconciled", KV_S("policy", key), KV_D("seconds", secs));
+    if (ok) workqueue_forget(q, key);
+    char *k = gpc_strdup(key);
+    workqueue_done(q, k);
+    if (!ok) workqueue_add_rate_limited(q, k);
+    free(k);
+  }
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+struct controller *controller_new(const struct controller_config *cfg, struct gpc_error *err) {
+  if (!cfg->loop || !cfg->client || !cfg->templates || !cfg->namespace) {
+    gpc_fail(err, GPC_E_INVAL, "controller: loop, client, templates and namespace are required");
+    return NULL;
+  }
+  struct controller *c = gpc_calloc(1, sizeof *c);
+  c->cfg = *cfg;
+  c->namespace = gpc_strdup(cfg->namespace);
+  c->cfg.namespace = c->namespace;
+  c->leader = true;
+  c->policies = strmap_new();
+  c->queue = workqueue_new(cfg->loop, 100, 60000, process_queue, c);
+  c->events = events_new(GPC_FIELD_MANAGER, cfg->identity);
+  struct apply_config ac = {
+      .client = cfg->client, .done = on_apply_done, .ud = c, .sent = on_apply_sent};
+  c->apply = apply_new(&ac);
+
+  struct {
+    const char *group, *version, *resource, *ns, *selector;
+    informer_project_cb project;
+    informer_free_cb free_proj;
+    informer_add_cb add;
+    informer_update_cb update;
+    informer_delete_cb del;
+  } defs[INF_COUNT] = {
+      {GPC_POLICY_GROUP, GPC_POLICY_VERSION, GPC_POLICY_PLURAL, NULL, NULL, proj_policy,
+       free_policy, on_policy_add, on_policy_update, on_policy_delete},
+      {"", "v1", "nodes", NULL, NULL, proj_node, free_node, on_node_add, on_node_update,
+       on_node_delete},
+      {"apps", "v1", "daemonsets", c->namespace, MANAGED_SELECTOR, proj_ds, free_ds, on_ds_add,
+       on_ds_update, on_ds_delete},
+      {"", "v1", "pods", c->namespace, MANAGED_SELECTOR, proj_pod, free_pod, on_pod_add,
+       on_pod_update, on_pod_delete},
+  };
+  for (int i = 0; i < INF_COUNT; i++) {
+    struct informer_config ic = {
+        .group = defs[i].group,
+        .version = defs[i].version,
+        .resource = defs[i].resource,
+        .namespace = defs[i].ns,
+        .label_selector = defs[i].selector,
+        .project = defs[i].project,
+        .free_proj = defs[i].free_proj,
+        .on_add = defs[i].add,
+        .on_update = defs[i].update,
+        .on_delete = defs[i].del,
+        .on_synced = on_synced,
+        .ud = c,
+    };
+    if (cfg->watch_timeout_s > 0) {
+      ic.watch_min_s = cfg->watch_timeout_s;
+      ic.watch_max_s = cfg->watch_timeout_s + 1;
+    }
+    c->inf[i] = informer_new(cfg->client, cfg->loop, &ic, err);
+    if (!c->inf[i]) {
+      controller_free(c);
+      return NULL;
+    }
+  }
+  return c;
+}
+
+int controller_start(struct controller *c, struct gpc_error *err) {
+  (void)err;
+  for (int i = 0; i < INF_COUNT; i++)
+    informer_start(c->inf[i]);
+  c->started = true;
+  return GPC_OK;
+}
+
+void controller_stop(struct controller *c) {
+  if (c->stopped) return;
+  c->stopped = true;
+  for (int i = 0; i < INF_COUNT; i++)
+    if (c->inf[i]) informer_stop(c->inf[i]);
+  if (c->events_timer) gpc_loop_cancel_timer(c->cfg.loop, c->events_timer);
+  c->events_timer = 0;
+}
+
+void controller_free(struct controller *c) {
+  if (!c) return;
+  controller_stop(c);
+  apply_free(c->apply);
+  for (int i = 0; i < INF_COUNT; i++)
+    if (c->inf[i]) informer_free(c->inf[i]);
+  workqueue_free(c->queue);
+  events_free(c->events);
+  strmap_free(c->policies, policy_state_free, NULL);
+  free(c->namespace);
+  free(c);
+}
+
+void controller_set_leader(struct controller *c, bool leader) {
+  bool was = c->leader;
+  c->leader = leader;
+  if (leader && !was && c->all_synced) enqueue_all(c);
+}
+
+bool controller_is_leader(const struct controller *c) {
+  return c->leader;
+}
+
+bool controller_synced(const struct controller *c) {
+  return c->all_synced;
+}
+
+unsigned controller_in_flight(const struct controller *c) {
+  return apply_in_flight(c->apply) + c->events_in_flight;
+}
+
+void controller_set_observer(struct controller *c, const struct controller_observer *o) {
+  c->obs = o ? *o : (struct controller_observer){0};
+}
+
+void controller_get_stats(const struct controller *c, struct controller_stats *out) {
+  *out = c->stats;
+  struct workqueue_stats ws;
+  workqueue_get_stats(c->queue, &ws);
+  out->queue_depth = (unsigned)ws.depth;
+  out->writes_in_flight = apply_in_flight(c->apply);
+}

@@ -1,0 +1,413 @@
+"""The reconciler end to end: the real controller binary against kubesim (issue 5).
+
+Each test starts its own kubesim (small GPU + CPU fleet, short pod-ready delay), installs the CRD
+and the operand namespace, runs build/gpu-policy-controller against it, and drives the user flow
+with kubectl and the sim's HTTP/admin API.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from kubesim_client import build_dir, repo_root
+
+NS = "gpu-policy-system"
+CGP = "/apis/gpupolicy.dev/v1alpha1/clustergpupolicies"
+DS_PATH = "/apis/apps/v1/namespaces/%s/daemonsets" % NS
+PODS_PATH = "/api/v1/namespaces/%s/pods" % NS
+STAGES = ["driver", "container-toolkit", "device-plugin", "dcgm-exporter", "validator"]
+STAGE_INDEX = {"driver": 0, "container-toolkit": 1, "device-plugin": 2, "dcgm-exporter": 3, "validator": 3}
+DETECTION = ["feature.node.kubernetes.io/pci-10de.present", "feature.node.kubernetes.io/pci-0302_10de.present",
+             "feature.node.kubernetes.io/pci-0300_10de.present", "nvidia.com/gpu.present"]
+CONTROLLER = os.path.join(build_dir(), "gpu-policy-controller")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CONTROLLER), reason="controller binary not built")
+
+
+class Controller:
+    """One gpu-policy-controller process, logging to a file under the sim's workdir."""
+
+    def __init__(self, sim, *extra):
+        self.log = os.path.join(sim.workdir, "controller-%d.log" % time.monotonic_ns())
+        args = [CONTROLLER, "--kubeconfig", sim.kubeconfig, "--namespace", NS,
+                "--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-level=info",
+                "--log-format=text", *extra]
+        with open(self.log, "wb") as f:
+            self.proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         cwd=repo_root())
+
+    def logs(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def stop(self, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError("controller ignored SIGTERM; log:\n" + self.logs()[-3000:])
+        return self.proc.returncode
+
+
+@pytest.fixture
+def cluster(kubesim):
+    """factory(gpu_nodes=3, cpu_nodes=1, ...) -> (sim, controller) with the CRD and namespace in place."""
+    started = []
+
+    def make(gpu_nodes=3, cpu_nodes=1, pod_ready_delay=0.1, start=True, **kw):
+        sim = kubesim(gpu_nodes=gpu_nodes, cpu_nodes=cpu_nodes, pod_ready_delay=pod_ready_delay, **kw)
+        sim.kubectl("apply", "-f", os.path.join(repo_root(), "crds"))
+        sim.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                              "metadata": {"name": NS}})
+        sim.wait_for(lambda: sim.get(CGP)[0] == 200, what="CRD established")
+        ctl = Controller(sim) if start else None
+        if ctl:
+            started.append(ctl)
+        return sim, ctl
+
+    yield make
+    for ctl in started:
+        rc = ctl.stop()
+        assert rc == 0, "controller exited %s; log:\n%s" % (rc, ctl.logs()[-3000:])
+
+
+def policy(name, **spec):
+    return {"apiVersion": "gpupolicy.dev/v1alpha1", "kind": "ClusterGPUPolicy", "metadata": {"name": name},
+            "spec": spec}
+
+
+def get_policy(sim, name):
+    code, obj, _ = sim.get(CGP + "/" + name)
+    return obj if code == 200 else None
+
+
+def condition(obj, ctype):
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return {}
+
+
+def wait_condition(sim, name, ctype, status, timeout=20, reason=None):
+    def check():
+        c = condition(get_policy(sim, name), ctype)
+        return c.get("status") == status and (reason is None or c.get("reason") == reason)
+    try:
+        sim.wait_for(check, timeout=timeout, interval=0.1, what="%s %s=%s" % (name, ctype, status))
+    except Exception:
+        raise AssertionError("policy %s never reached %s=%s: %s" % (
+            name, ctype, status, json.dumps((get_policy(sim, name) or {}).get("status"), indent=1)))
+    return get_policy(sim, name)
+
+
+def node_labels(sim, name):
+    code, node, _ = sim.get("/api/v1/nodes/" + name)
+    assert code == 200, node
+    return node["metadata"].get("labels") or {}
+
+
+def our_labels(labels):
+    return {k: v for k, v in labels.items() if k.startswith("gpupolicy.dev/")}
+
+
+def gpu_node_names(sim):
+    return sorted(n["metadata"]["name"] for n in sim.get("/api/v1/nodes")[1]["items"]
+                  if any((n["metadata"].get("labels") or {}).get(k) == "true" for k in DETECTION))
+
+
+def daemonsets(sim):
+    return {d["metadata"]["name"]: d for d in sim.get(DS_PATH)[1]["items"]}
+
+
+def pods(sim):
+    return sim.get(PODS_PATH)[1]["items"]
+
+
+def writes(sim):
+    return sim.counters()["writes"]
+
+
+def wait_quiet(sim, quiet=2.0, timeout=20):
+    """Waits until no write has happened for `quiet` seconds (status/event flushes settle)."""
+    deadline = time.monotonic() + timeout
+    last, since = writes(sim), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        w = writes(sim)
+        if w != last:
+            last, since = w, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+    raise AssertionError("writes never stopped")
+
+
+class PodOrder(threading.Thread):
+    """Records the order in which operand pods are created, per node, from a watch."""
+
+    def __init__(self, sim):
+        super().__init__(daemon=True)
+        self.sim, self.order, self.stop_flag = sim, {}, False
+        self.w = sim.watch(PODS_PATH, query={"resourceVersion": "0", "timeoutSeconds": "15"}, timeout=30)
+        self.start()
+
+    def run(self):
+        try:
+            for ev in self.w.events():
+                if ev["type"] != "ADDED":
+                    continue
+                o = ev["object"]
+                node = (o.get("spec") or {}).get("nodeName")
+                comp = (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component")
+                if node and comp:
+                    self.order.setdefault(node, []).append(comp)
+        except Exception:  # noqa: BLE001 - closed by the test
+            pass
+
+    def close(self):
+        self.w.close()
+
+
+# ---- tests ---------------------------------------------------------------------------------------------------
+
+
+def test_sample_converges_in_stage_order(cluster):
+    sim, ctl = cluster(gpu_nodes=3, cpu_nodes=1)
+    order = PodOrder(sim)
+    sim.kubectl("apply", "-f", os.path.join(repo_root(), "manifests", "samples", "minimal.yaml"))
+    r = sim.kubectl("wait", "--for=condition=Ready", "clustergpupolicy/gpus", "--timeout=60s", check=False)
+    assert r.returncode == 0, r.stderr + "\n" + ctl.logs()[-3000:]
+    obj = get_policy(sim, "gpus")
+    st = obj["status"]
+    assert st["nodesSummary"] == "3/3"
+    assert st["nodes"]["matched"] == 3 and st["nodes"]["ready"] == 3
+    assert st["gpus"]["allocatable"] == 24
+    assert st["observedGeneration"] == obj["metadata"]["generation"]
+    assert condition(obj, "Reconciling")["status"] == "False"
+    assert condition(obj, "Stalled")["status"] == "False"
+    assert "gpupolicy.dev/cleanup" in obj["metadata"]["finalizers"]
+
+    table = sim.kubectl("get", "cgp", "gpus").stdout.splitlines()
+    assert table[0].split()[:4] == ["NAME", "READY", "NODES", "GPUS"], table
+    assert table[1].split()[:4] == ["gpus", "True", "3/3", "24"], table
+
+    for n in gpu_node_names(sim):
+        labels = our_labels(node_labels(sim, n))
+        assert labels == dict([("gpupolicy.dev/policy", "gpus")] +
+                              [("gpupolicy.dev/" + s, "true") for s in STAGES]), (n, labels)
+    assert our_labels(node_labels(sim, "cpu-node-0")) == {}
+    assert not [p for p in pods(sim) if p["spec"].get("nodeName") == "cpu-node-0"]
+
+    # Operand pods appear on each node in stage order.
+    sim.wait_for(lambda: all(len(order.order.get(n, [])) >= 5 for n in gpu_node_names(sim)), timeout=10,
+                 what="pod order")
+    order.close()
+    for n in gpu_node_names(sim):
+        idx = [STAGE_INDEX[c] for c in order.order[n]]
+        assert idx == sorted(idx), (n, order.order[n])
+    ds = daemonsets(sim)
+    assert sorted(ds) == sorted("gpus-" + s for s in STAGES)
+    assert ds["gpus-driver"]["spec"]["updateStrategy"]["type"] == "OnDelete"
+    for d in ds.values():
+        refs = d["metadata"]["ownerReferences"]
+        assert refs[0]["kind"] == "ClusterGPUPolicy" and refs[0]["uid"] == obj["metadata"]["uid"]
+    # Events were recorded on the policy, aggregated (a handful, not one per reconcile).
+    evs = [e for e in sim.get("/api/v1/namespaces/default/events")[1]["items"]
+           if e["involvedObject"].get("name") == "gpus"]
+    reasons = {e["reason"] for e in evs}
+    assert "RolloutComplete" in reasons, reasons
+    assert len(evs) <= 20, [e["reason"] for e in evs]
+
+
+def test_failing_node_then_recovery(cluster):
+    sim, ctl = cluster(gpu_nodes=3, cpu_nodes=1)
+    sim.admin("/_sim/fail", {"node": "gpu-node-1", "daemonset": "gpus-driver", "reason": "CrashLoopBackOff",
+                             "message": "driver build failed"})
+    sim.ok("POST", CGP, policy("gpus"))
+    # The others get to the device plugin (and beyond); gpu-node-1 stays at the driver.
+    for n in ("gpu-node-0", "gpu-node-2"):
+        sim.wait_for(lambda n=n: node_labels(sim, n).get("gpupolicy.dev/validator") == "true", timeout=20,
+                     what=n + " fully unlocked")
+    labels = our_labels(node_labels(sim, "gpu-node-1"))
+    assert labels.get("gpupolicy.dev/driver") == "true"
+    assert "gpupolicy.dev/container-toolkit" not in labels
+    obj = wait_condition(sim, "gpus", "Ready", "False", reason="OperandsNotReady")
+    assert "driver" in condition(obj, "Ready")["message"]
+    failing = obj["status"]["failingNodes"]
+    assert [(f["node"], f["operand"]) for f in failing] == [("gpu-node-1", "driver")], failing
+    assert failing[0]["reason"] == "CrashLoopBackOff"
+    assert obj["status"]["nodesSummary"] == "2/3"
+
+    sim.admin("/_sim/recover", {"node": "gpu-node-1"})
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+    assert obj["status"].get("failingNodes", []) == []
+    assert obj["status"]["nodesSummary"] == "3/3"
+
+
+def test_node_joins_and_leaves(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=1)
+    sim.ok("POST", CGP, policy("gpus"))
+    wait_condition(sim, "gpus", "Ready", "True")
+    sim.admin("/_sim/nodes", {"name": "gpu-node-new", "gpu": True, "gpus": 4})
+    sim.wait_for(lambda: node_labels(sim, "gpu-node-new").get("gpupolicy.dev/validator") == "true",
+                 timeout=20, what="new node rolled out")
+    obj = sim.wait_for(lambda: (lambda o: o if o["status"]["nodesSummary"] == "3/3" and
+                                condition(o, "Ready").get("status") == "True" else None)(get_policy(sim, "gpus")),
+                       timeout=20, what="3/3 ready")
+    assert obj["status"]["gpus"]["allocatable"] == 8 + 8 + 4
+
+    # The node loses its GPU labels: our labels and its pods go away.
+    present = [k for k in DETECTION if node_labels(sim, "gpu-node-0").get(k)]
+    sim.admin("/_sim/nodes/gpu-node-0/labels", {"remove": present}, method="PATCH")
+    sim.wait_for(lambda: our_labels(node_labels(sim, "gpu-node-0")) == {}, timeout=20, what="labels removed")
+    sim.wait_for(lambda: not [p for p in pods(sim) if p["spec"].get("nodeName") == "gpu-node-0"], timeout=20,
+                 what="pods gone from gpu-node-0")
+    sim.wait_for(lambda: get_policy(sim, "gpus")["status"]["nodesSummary"] == "2/2", timeout=20, what="2/2")
+
+
+def test_version_change_rolls_daemonsets(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.ok("POST", CGP, policy("gpus"))
+    obj = wait_condition(sim, "gpus", "Ready", "True")
+    assert obj["status"]["observedGeneration"] == 1
+    before = daemonsets(sim)
+    sim.patch(CGP + "/gpus", {"spec": {"driver": {"version": "560.35.03"},
+                                       "devicePlugin": {"version": "v0.16.2"}}})
+
+    def rolled():
+        ds = daemonsets(sim)
+        img = lambda d: d["spec"]["template"]["spec"]["containers"][0]["image"]  # noqa: E731
+        return ("560.35.03" in img(ds["gpus-driver"]) and img(ds["gpus-device-plugin"]).endswith(":v0.16.2")
+                and ds)
+    ds = sim.wait_for(rolled, timeout=20, what="DaemonSets updated")
+    assert ds["gpus-driver"]["spec"]["updateStrategy"]["type"] == "OnDelete"
+    assert ds["gpus-driver"]["metadata"]["generation"] > before["gpus-driver"]["metadata"]["generation"]
+    assert ds["gpus-container-toolkit"]["metadata"]["generation"] == \
+        before["gpus-container-toolkit"]["metadata"]["generation"]
+    sim.wait_for(lambda: get_policy(sim, "gpus")["status"].get("observedGeneration") == 2, timeout=20,
+                 what="observedGeneration 2")
+    obj = get_policy(sim, "gpus")
+    for c in obj["status"]["conditions"]:
+        assert c["observedGeneration"] == 2, c
+
+
+def test_overlapping_policies_older_wins(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=1)
+    sim.ok("POST", CGP, policy("first"))
+    wait_condition(sim, "first", "Ready", "True")
+    time.sleep(1.1)  # creationTimestamp has whole seconds
+    sim.ok("POST", CGP, policy("second"))
+    obj = wait_condition(sim, "second", "NodeConflict", "True")
+    assert obj["status"]["nodes"]["conflicted"] == 2
+    assert obj["status"]["nodes"]["matched"] == 0
+    for n in gpu_node_names(sim):
+        assert node_labels(sim, n)["gpupolicy.dev/policy"] == "first"
+    assert condition(get_policy(sim, "first"), "Ready")["status"] == "True"
+    assert condition(get_policy(sim, "first"), "NodeConflict")["status"] == "False"
+    assert not [d for d in daemonsets(sim).values()
+                if d["metadata"]["labels"].get("gpupolicy.dev/policy") == "second" and
+                d["status"].get("desiredNumberScheduled", 0) > 0]
+
+
+def test_delete_removes_everything(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=1)
+    sim.ok("POST", CGP, policy("gpus"))
+    wait_condition(sim, "gpus", "Ready", "True")
+    r = sim.kubectl("delete", "clustergpupolicy", "gpus", "--timeout=30s", check=False)
+    assert r.returncode == 0, r.stderr + ctl.logs()[-2000:]
+    sim.wait_for(lambda: get_policy(sim, "gpus") is None, timeout=20, what="policy gone")
+    for n in gpu_node_names(sim):
+        assert our_labels(node_labels(sim, n)) == {}, n
+    sim.wait_for(lambda: not daemonsets(sim), timeout=10, what="DaemonSets deleted")
+    sim.wait_for(lambda: not pods(sim), timeout=10, what="pods deleted")
+    svcs = sim.get("/api/v1/namespaces/%s/services" % NS)[1]["items"]
+    assert not svcs, [s["metadata"]["name"] for s in svcs]
+
+
+def test_invalid_policy_is_stalled_and_applies_nothing(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.ok("POST", CGP, policy("good"))
+    wait_condition(sim, "good", "Ready", "True")
+    before = writes(sim)
+    # A selector the schema lets through but the controller cannot use.
+    bad = policy("bad", nodeSelector={"matchExpressions": [{"key": "x", "operator": "In"}]})
+    code, out, _ = sim.post(CGP, bad)
+    assert code == 201, out
+    obj = wait_condition(sim, "bad", "Stalled", "True", reason="InvalidSpec")
+    msg = condition(obj, "Stalled")["message"]
+    assert "spec.nodeSelector" in msg, msg
+    assert condition(obj, "Ready")["status"] == "False"
+    assert condition(obj, "Reconciling")["status"] == "False"
+    assert not [d for d in daemonsets(sim) if d.startswith("bad-")]
+    for n in gpu_node_names(sim):
+        assert node_labels(sim, n)["gpupolicy.dev/policy"] == "good"
+    assert condition(get_policy(sim, "good"), "Ready")["status"] == "True"
+    wait_quiet(sim)
+    del before
+
+
+def test_idle_no_writes_no_relists_and_one_relist_after_compaction(cluster):
+    sim, ctl = cluster(gpu_nodes=3, cpu_nodes=1)
+    sim.ok("POST", CGP, policy("gpus"))
+    wait_condition(sim, "gpus", "Ready", "True")
+    wait_quiet(sim)
+    sim.reset_counters()
+    # Heartbeats keep changing every node meanwhile; watches are dropped midway.
+    time.sleep(10)
+    sim.admin("/_sim/heartbeat")
+    sim.admin("/_sim/drop-watches")
+    time.sleep(20)
+    c = sim.counters()
+    assert c["writes"] == 0, [r for r in c["requests"] if r["verb"] not in ("get", "list", "watch")]
+    assert c["lists"] == {}, c["lists"]
+    assert sum(c["watches"].values()) >= 4, c["watches"]
+
+    # A compaction: every informer's resourceVersion is now too old -> exactly one re-list per type.
+    sim.ok("POST", "/api/v1/namespaces/default/configmaps",
+           {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bump"}})
+    sim.admin("/_sim/compact")
+    sim.reset_counters()
+    sim.admin("/_sim/drop-watches")
+    sim.wait_for(lambda: len(sim.counters()["lists"]) == 4, timeout=15, what="re-lists")
+    time.sleep(3)
+    c = sim.counters()
+    assert c["lists"] == {"clustergpupolicies": 1, "nodes": 1, "daemonsets": 1, "pods": 1}, c["lists"]
+    assert c["writes"] == 0
+
+
+def test_restart_of_the_api_server_converges_without_duplicates(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=1)
+    sim.ok("POST", CGP, policy("gpus"))
+    wait_condition(sim, "gpus", "Ready", "True")
+    uids = {n: d["metadata"]["uid"] for n, d in daemonsets(sim).items()}
+    sim.restart()
+    # A change made after the restart is picked up, so the controller reconnected.
+    sim.admin("/_sim/nodes", {"name": "gpu-node-late", "gpu": True, "gpus": 2})
+    sim.wait_for(lambda: node_labels(sim, "gpu-node-late").get("gpupolicy.dev/validator") == "true",
+                 timeout=30, what="late node rolled out")
+    obj = wait_condition(sim, "gpus", "Ready", "True")
+    assert obj["status"]["nodesSummary"] == "3/3"
+    ds = daemonsets(sim)
+    assert {n: d["metadata"]["uid"] for n, d in ds.items()} == uids
+    per_node = {}
+    for p in pods(sim):
+        key = (p["spec"]["nodeName"], p["metadata"]["labels"]["app.kubernetes.io/component"])
+        per_node[key] = per_node.get(key, 0) + 1
+    assert all(v == 1 for v in per_node.values()), per_node
+
+
+def test_bad_flag_exits_2_with_one_line():
+    r = subprocess.run([CONTROLLER, "--qps=fast"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--qps" in lines[0], r.stderr
+    r = subprocess.run([CONTROLLER, "--kubeconfig", "/nonexistent/kubeconfig"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 2 and "/nonexistent/kubeconfig" in r.stderr, r.stderr
