@@ -37,7 +37,9 @@ struct policy_state {
   char *decode_error;         /* set when invalid */
   char *apply_error;          /* a 422 from the API server, for generation apply_error_gen */
   int64_t apply_error_gen;
-  uint64_t last_status_ms; /* when the last status write was sent */
+  uint64_t last_status_ms;   /* when the last status write was sent */
+  unsigned stages_announced; /* StageUnlocked sent, bit per operand, for announced_gen */
+  int64_t announced_gen;
 };
 
 struct controller {
@@ -564,10 +566,21 @@ static bool send_node_patches(struct controller *c, const char *policy, const st
   return all_quiet;
 }
 
+/* One StageUnlocked per operand per generation: the first node to unlock
+ * it announces the stage; later nodes are in the status counts. */
 static void stage_events(struct controller *c, const json_t *obj, const unsigned *unlocks) {
+  const char *name = project_str(obj, "metadata", "name", NULL);
+  struct policy_state *s = name ? strmap_get(c->policies, name) : NULL;
+  if (!s || !s->decoded) return;
+  if (s->announced_gen != s->decoded->generation) {
+    s->announced_gen = s->decoded->generation;
+    s->stages_announced = 0;
+  }
   for (int op = 0; op < GPC_OP_COUNT; op++) {
-    if (!unlocks[op]) continue;
-    char *msg = gpc_asprintf("%s unlocked on %u node(s)", gpc_operand_name(op), unlocks[op]);
+    if (!unlocks[op] || (s->stages_announced & (1u << op))) continue;
+    s->stages_announced |= 1u << op;
+    char *msg =
+        gpc_asprintf("%s unlocked on its first %u node(s)", gpc_operand_name(op), unlocks[op]);
     record_event(c, obj, "Normal", EVENT_STAGE_UNLOCKED, msg);
     free(msg);
   }
