@@ -1,0 +1,123 @@
+/* test_apply.c — when a generated object is (re)applied, and which kinds map to which paths. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "apply.h"
+
+static struct gpc_daemonset ds(const char *hash, int64_t gen) {
+  struct gpc_daemonset d;
+  gpc_daemonset_init(&d);
+  free(d.render_hash);
+  d.render_hash = gpc_strdup(hash);
+  d.generation = gen;
+  return d;
+}
+
+static void remember(struct apply_object_memory *m, const char *hash, int64_t gen, uint64_t at) {
+  free(m->hash);
+  m->hash = gpc_strdup(hash);
+  m->generation = gen;
+  m->seen = false;
+  m->applied_at_ms = at;
+}
+
+static void test_missing_and_new(void **state) {
+  (void)state;
+  struct apply_object_memory m = {0};
+  /* Never applied, not in the cache: apply. */
+  assert_int_equal(apply_decide_object(&m, "h1", NULL, true, 0), APPLY_DECIDE_SEND);
+  /* Applied, the watch has not shown it yet: wait... */
+  remember(&m, "h1", 1, 1000);
+  assert_int_equal(apply_decide_object(&m, "h1", NULL, true, 2000), APPLY_DECIDE_SKIP);
+  /* ...but not forever. */
+  assert_int_equal(apply_decide_object(&m, "h1", NULL, true, 1000 + APPLY_UNSEEN_RETRY_MS),
+                   APPLY_DECIDE_SEND);
+  /* Seen in the cache, then gone: someone deleted it, re-create. */
+  struct gpc_daemonset d = ds("h1", 1);
+  assert_int_equal(apply_decide_object(&m, "h1", &d, true, 3000), APPLY_DECIDE_SKIP);
+  assert_true(m.seen);
+  assert_int_equal(apply_decide_object(&m, "h1", NULL, true, 3001), APPLY_DECIDE_SEND);
+  gpc_daemonset_release(&d);
+  free(m.hash);
+}
+
+static void test_hash_and_generation(void **state) {
+  (void)state;
+  struct apply_object_memory m = {0};
+  remember(&m, "h1", 2, 0);
+  struct gpc_daemonset d = ds("h1", 2);
+  /* Up to date: nothing. */
+  assert_int_equal(apply_decide_object(&m, "h1", &d, true, 10), APPLY_DECIDE_SKIP);
+  /* The policy changed: new hash. */
+  assert_int_equal(apply_decide_object(&m, "h2", &d, true, 10), APPLY_DECIDE_SEND);
+  /* Someone edited the spec (generation moved past our apply). */
+  d.generation = 3;
+  assert_int_equal(apply_decide_object(&m, "h1", &d, true, 10), APPLY_DECIDE_SEND);
+  /* Someone edited our annotation. */
+  d.generation = 2;
+  free(d.render_hash);
+  d.render_hash = gpc_strdup("tampered");
+  assert_int_equal(apply_decide_object(&m, "h1", &d, true, 10), APPLY_DECIDE_SEND);
+  gpc_daemonset_release(&d);
+  free(m.hash);
+}
+
+static void test_adopt_after_restart(void **state) {
+  (void)state;
+  /* A fresh process with no memory finds the object with the desired hash. */
+  struct apply_object_memory m = {0};
+  struct gpc_daemonset d = ds("h1", 5);
+  assert_int_equal(apply_decide_object(&m, "h1", &d, true, 10), APPLY_DECIDE_SKIP);
+  assert_string_equal(m.hash, "h1");
+  assert_int_equal(m.generation, 5);
+  /* A later edit by someone else is noticed. */
+  d.generation = 6;
+  assert_int_equal(apply_decide_object(&m, "h1", &d, true, 10), APPLY_DECIDE_SEND);
+  gpc_daemonset_release(&d);
+  free(m.hash);
+}
+
+static void test_uncached_kinds(void **state) {
+  (void)state;
+  struct apply_object_memory m = {0};
+  assert_int_equal(apply_decide_object(&m, "s1", NULL, false, 0), APPLY_DECIDE_SEND);
+  remember(&m, "s1", 1, 0);
+  assert_int_equal(apply_decide_object(&m, "s1", NULL, false, 0), APPLY_DECIDE_SKIP);
+  assert_int_equal(apply_decide_object(&m, "s2", NULL, false, 0), APPLY_DECIDE_SEND);
+  free(m.hash);
+}
+
+static void test_gvr(void **state) {
+  (void)state;
+  struct apply_gvr g;
+  assert_true(apply_gvr_for("apps/v1", "DaemonSet", &g));
+  assert_string_equal(g.plural, "daemonsets");
+  assert_string_equal(g.group, "apps");
+  assert_true(g.namespaced);
+  assert_true(apply_gvr_for("node.k8s.io/v1", "RuntimeClass", &g));
+  assert_false(g.namespaced);
+  assert_true(apply_gvr_for("v1", "Service", &g));
+  assert_string_equal(g.group, "");
+  assert_true(apply_gvr_for("monitoring.coreos.com/v1", "ServiceMonitor", &g));
+  assert_false(apply_gvr_for("v1", "Secret", &g));
+  assert_false(apply_gvr_for(NULL, "DaemonSet", &g));
+}
+
+int main(void) {
+  gpc_alloc_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_missing_and_new),
+      cmocka_unit_test(test_hash_and_generation),
+      cmocka_unit_test(test_adopt_after_restart),
+      cmocka_unit_test(test_uncached_kinds),
+      cmocka_unit_test(test_gvr),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
