@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "backoff.h"
+#include "list_decoder.h"
 #include "log.h"
 #include "strmap.h"
 #include "watch.h"
@@ -46,6 +47,9 @@ struct informer {
   enum next_step next; /* what the backoff timer starts */
   unsigned failures;
   uint64_t rng;
+
+  struct list_decoder *ldec; /* current LIST page */
+  bool list_failed;          /* the page's body was malformed */
 
   /* current watch */
   struct watch_decoder *dec;
@@ -189,14 +193,20 @@ static void fill_common(const struct informer *inf, struct kube_request *r) {
 }
 
 static void on_list_done(struct kube_client *c, const struct kube_response *r, void *ud);
+static int on_list_chunk(struct kube_client *c, const char *data, size_t len, void *ud);
 
+/* Pages are streamed through a list_decoder: each item is projected as soon
+ * as its bytes are in, so a page is never held whole (budget B2). */
 static void submit_list_page(struct informer *inf) {
   struct kube_request req = {.verb = KUBE_LIST};
   fill_common(inf, &req);
   req.limit = inf->cfg.page_size;
   req.continue_token = inf->continue_token;
+  list_decoder_free(inf->ldec);
+  inf->ldec = list_decoder_new(inf->cfg.max_event, 0);
+  inf->list_failed = false;
   struct gpc_error err = {0};
-  inf->call = kube_client_submit(inf->client, &req, on_list_done, NULL, inf, &err);
+  inf->call = kube_client_submit(inf->client, &req, on_list_done, on_list_chunk, inf, &err);
   if (!inf->call) log_error(COMP, "cannot submit list", KV_S("error", err.msg));
 }
 
@@ -227,35 +237,50 @@ static void finish_list(struct informer *inf) {
   if (inf->running) start_watch(inf);
 }
 
-/* Applies one LIST page; returns false when it is malformed. */
-static bool apply_page(struct informer *inf, const struct kube_response *r) {
-  json_error_t jerr;
-  json_t *page = json_loadb(r->body, r->body_len, 0, &jerr);
-  json_t *items = json_object_get(page, "items");
-  if (!page || !(json_is_array(items) || json_is_null(items) || !items)) {
-    log_error(COMP, "malformed list page", KV_S("resource", inf->resource),
-              KV_S("error", page ? "items is not an array" : jerr.text));
-    json_decref(page);
+static int on_list_item(const json_t *item, void *ud) {
+  struct informer *inf = ud;
+  cache_upsert(inf, item, true);
+  return inf->running ? 0 : 1;
+}
+
+static int on_list_chunk(struct kube_client *c, const char *data, size_t len, void *ud) {
+  struct informer *inf = ud;
+  struct gpc_error err = {0};
+  int rc = list_decoder_feed(inf->ldec, data, len, on_list_item, inf, &err);
+  if (rc == GPC_OK) return 0;
+  if (rc != GPC_E_CANCELLED) {
+    log_error(COMP, "malformed list page", KV_S("resource", inf->resource), KV_S("error", err.msg));
+    inf->list_failed = true;
+  }
+  return 1;
+}
+
+/* Takes continue and resourceVersion from the page's skeleton. */
+static bool finish_page(struct informer *inf) {
+  struct gpc_error err = {0};
+  json_t *list = list_decoder_finish(inf->ldec, &err);
+  list_decoder_free(inf->ldec);
+  inf->ldec = NULL;
+  if (!list) {
+    log_error(COMP, "malformed list page", KV_S("resource", inf->resource), KV_S("error", err.msg));
     return false;
   }
-  const json_t *md = json_object_get(page, "metadata");
+  const json_t *md = json_object_get(list, "metadata");
   const char *cont = json_string_value(json_object_get(md, "continue"));
   set_rv(inf, json_string_value(json_object_get(md, "resourceVersion")));
   free(inf->continue_token);
   inf->continue_token = cont && *cont ? gpc_strdup(cont) : NULL;
-  size_t n = json_array_size(items);
-  for (size_t i = 0; i < n && inf->running; i++) {
-    cache_upsert(inf, json_array_get(items, i), true);
-    json_array_set_new(items, i, json_null()); /* release each item at once */
-  }
-  json_decref(page);
+  json_decref(list);
   return true;
 }
 
 static void on_list_done(struct kube_client *c, const struct kube_response *r, void *ud) {
   struct informer *inf = ud;
   inf->call = 0;
-  if (r->rc != GPC_OK) {
+  if (!inf->running) return;
+  if (r->rc != GPC_OK && !inf->list_failed) {
+    list_decoder_free(inf->ldec);
+    inf->ldec = NULL;
     if (r->http_code == 404 && !inf->synced) {
       /* CRD not installed yet: synced-empty, and keep trying. */
       inf->synced = true;
@@ -267,12 +292,13 @@ static void on_list_done(struct kube_client *c, const struct kube_response *r, v
     backoff_then(inf, STEP_LIST, "list failed");
     return;
   }
-  inf->stats.list_pages++;
-  if (!apply_page(inf, r)) {
+  if (inf->list_failed || !finish_page(inf)) {
+    list_decoder_free(inf->ldec);
+    inf->ldec = NULL;
     backoff_then(inf, STEP_LIST, "malformed list");
     return;
   }
-  if (!inf->running) return;
+  inf->stats.list_pages++;
   if (inf->continue_token)
     submit_list_page(inf);
   else
@@ -453,6 +479,7 @@ void informer_free(struct informer *inf) {
   if (!inf) return;
   informer_stop(inf);
   watch_decoder_free(inf->dec);
+  list_decoder_free(inf->ldec);
   strmap_free(inf->cache, free_entry_cb, inf);
   free(inf->group);
   free(inf->version);

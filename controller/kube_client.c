@@ -171,7 +171,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud) {
   if (k->chunk && !k->streaming && !k->resp_len) {
     long code = 0;
     curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &code);
-    k->streaming = code == 200;
+    k->streaming = code >= 200 && code < 300;
   }
   if (k->streaming) {
     if (k->chunk(k->c, data, len, k->ud) != 0) {
@@ -588,7 +588,7 @@ uint64_t kube_client_submit(struct kube_client *c, const struct kube_request *re
   k->watch_timeout_s = req->timeout_seconds;
   k->max_body = req->max_body ? req->max_body : c->cfg.max_body;
   k->done = done;
-  k->chunk = req->verb == KUBE_WATCH ? chunk : NULL;
+  k->chunk = chunk;
   k->ud = ud;
   call_link(c, k);
   queue_push(c, k);

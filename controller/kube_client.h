@@ -77,10 +77,13 @@ struct kube_response {
 
 /* Called exactly once per submitted request unless it is cancelled. */
 typedef void (*kube_done_cb)(struct kube_client *c, const struct kube_response *resp, void *ud);
-/* WATCH only: called with each piece of a 200 response body as it arrives
- * (not aligned to events; feed a watch_decoder). Return 0 to continue,
- * non-zero to abort the transfer; the done callback then gets
- * rc = GPC_E_CANCELLED. */
+/* Streams a 2xx response body: called with each piece as it arrives (not
+ * aligned to events or items; feed a watch_decoder or list_decoder). Then
+ * resp->body in the done callback is empty and max_body does not apply (the
+ * decoder caps what it buffers). Required for WATCH, optional otherwise.
+ * Return 0 to continue, non-zero to abort the transfer; the done callback
+ * then gets rc = GPC_E_CANCELLED. A streamed response that fails midway is
+ * not retried (part of it was delivered). */
 typedef int (*kube_chunk_cb)(struct kube_client *c, const char *data, size_t len, void *ud);
 
 struct kube_client_stats {
@@ -103,7 +106,7 @@ struct kube_client *kube_client_new(struct gpc_loop *loop, const struct kube_cli
 void kube_client_free(struct kube_client *c);
 
 /* Queues a request. `done` is required; `chunk` is required for KUBE_WATCH
- * and ignored otherwise. Returns a non-zero id for kube_client_cancel, or 0
+ * and optional otherwise. Returns a non-zero id for kube_client_cancel, or 0
  * with err set when the request is invalid (no callback is called then). */
 uint64_t kube_client_submit(struct kube_client *c, const struct kube_request *req,
                             kube_done_cb done, kube_chunk_cb chunk, void *ud,

@@ -144,6 +144,7 @@ def test_list_pages_watch_resume_and_relist(kubesim, probe_bin):
             w = p.stats()["watches"]
             sim.admin("/_sim/drop-watches")
             p.wait(lambda p, w=w: p.stats()["watches"] > w, what="re-watch after drop %d" % i)
+            time.sleep(0.3)  # let the server register the new watch before dropping again
         create_configmaps(sim, 1, prefix="after-drop")
         p.wait(lambda p: any(e["key"] == NS + "/after-drop-0000" for e in p.events("add")),
                what="event after drops")

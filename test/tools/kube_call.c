@@ -250,7 +250,8 @@ int main(int argc, char **argv) {
   gpc_loop_add_signal(run.loop, SIGINT, on_signal, &run);
   uint64_t t0 = gpc_loop_now_ms();
   for (int i = 0; i < repeat; i++) {
-    uint64_t id = kube_client_submit(run.client, &req, on_done, on_chunk, &run, &err);
+    uint64_t id = kube_client_submit(run.client, &req, on_done,
+                                     req.verb == KUBE_WATCH ? on_chunk : NULL, &run, &err);
     if (!id) {
       fprintf(stderr, "submit: %s\n", err.msg);
       return 2;
