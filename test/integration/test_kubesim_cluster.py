@@ -270,6 +270,52 @@ def test_add_and_remove_nodes(kubesim):
     assert st["nodes"] == 2 and st["gpuNodes"] == 1 and st["daemonsets"] == 1 and st["pods"] == 1
 
 
+def test_missing_runtime_class_rejects_pods_until_created(kubesim):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0)
+    ds = daemonset("rc")
+    ds["spec"]["template"]["spec"]["runtimeClassName"] = "nvidia"
+    ok(sim.post(DS_PATH, ds))
+
+    def failed_create():
+        evs = ok(sim.get("/api/v1/namespaces/%s/events" % NS))["items"]
+        return [e for e in evs if e["reason"] == "FailedCreate" and e["involvedObject"]["name"] == "rc"]
+    ev = wait_for(failed_create, what="FailedCreate event")[0]
+    assert ev["type"] == "Warning" and 'RuntimeClass "nvidia" not found' in ev["message"]
+    assert ev["involvedObject"]["kind"] == "DaemonSet" and ev["source"]["component"] == "daemonset-controller"
+    assert pods_of(sim, "rc") == []
+    st = ds_status(sim, "rc")
+    assert st["desiredNumberScheduled"] == 2 and st["currentNumberScheduled"] == 0
+    ok(sim.post("/apis/node.k8s.io/v1/runtimeclasses",
+                {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"},
+                 "handler": "nvidia"}))
+    wait_for(lambda: ready_everywhere(sim, "rc", 2), what="pods once the RuntimeClass exists")
+    evs = ok(sim.get("/api/v1/namespaces/%s/events" % NS))["items"]
+    created = [e for e in evs if e["reason"] == "SuccessfulCreate" and e["involvedObject"]["name"] == "rc"]
+    assert len(created) == 1 and created[0]["count"] == 2 and created[0]["message"].startswith("Created pod: rc-")
+
+
+def test_controller_revisions_and_rollout_history(kubesim):
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0, pod_ready_delay=0.1)
+    ok(sim.post(DS_PATH, daemonset("hist", image="example/op:1")))
+    wait_for(lambda: ready_everywhere(sim, "hist", 1), what="v1")
+    ok(sim.patch("%s/hist" % DS_PATH, {"spec": {"template": {"spec": {"containers": [
+        {"name": "main", "image": "example/op:2"}]}}}}, "application/strategic-merge-patch+json"))
+    wait_for(lambda: ready_everywhere(sim, "hist", 1), what="v2")
+    revs = ok(sim.get("/apis/apps/v1/namespaces/%s/controllerrevisions" % NS))["items"]
+    revs = sorted((r for r in revs if r["metadata"]["name"].startswith("hist-")), key=lambda r: r["revision"])
+    assert [r["revision"] for r in revs] == [1, 2]
+    pod = pods_of(sim, "hist")[0]
+    assert revs[1]["metadata"]["name"] == "hist-" + pod["metadata"]["labels"]["controller-revision-hash"]
+    assert revs[1]["data"]["spec"]["template"]["spec"]["containers"][0]["image"] == "example/op:2"
+    assert revs[1]["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"
+    r = sim.kubectl("rollout", "history", "daemonset/hist", "-n", NS)
+    assert "REVISION" in r.stdout and "1 " in r.stdout and "2 " in r.stdout
+    ok(sim.delete("%s/hist" % DS_PATH))
+    wait_for(lambda: not [r for r in ok(sim.get("/apis/apps/v1/namespaces/%s/controllerrevisions" % NS))["items"]
+                          if r["metadata"]["name"].startswith("hist-")], what="revisions collected")
+    no_errors(sim)
+
+
 # ---- kubelet failure injection -----------------------------------------------------------------------------------
 
 def test_fail_and_recover_pods_on_a_node(kubesim):

@@ -28,6 +28,9 @@ NODES = "/v1/nodes"
 PODS = "/v1/pods"
 NAMESPACES = "/v1/namespaces"
 DAEMONSETS = "apps/v1/daemonsets"
+REVISIONS = "apps/v1/controllerrevisions"
+RUNTIMECLASSES = "node.k8s.io/v1/runtimeclasses"
+EVENTS = "/v1/events"
 DEVICE_PLUGIN_COMPONENT = "device-plugin"
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -64,9 +67,11 @@ def _controller_ref(meta):
 
 
 def is_device_plugin(labels):
-    if labels.get("app.kubernetes.io/component") == DEVICE_PLUGIN_COMPONENT:
+    """The labels a device plugin pod carries: ours (component/name device-plugin) or NVIDIA's chart's."""
+    if DEVICE_PLUGIN_COMPONENT in (labels.get("app.kubernetes.io/component"), labels.get("app.kubernetes.io/name")):
         return True
-    return any((labels.get(k) or "").startswith("nvidia-device-plugin") for k in ("name", "app"))
+    return any((labels.get(k) or "").startswith("nvidia-device-plugin")
+               for k in ("name", "app", "app.kubernetes.io/name"))
 
 
 class _Node:
@@ -147,6 +152,7 @@ class Cluster:
         self.fail_rules = []  # dicts: node, daemonset, selector (parsed), labelSelector, reason, message
         self.crashing = {}  # pod uid -> next backoff seconds
         self.counters = defaultdict(int)  # what the simulation did, for /_sim/status
+        self._event_names = {}  # (namespace, involved uid, reason) -> Event name, for aggregation
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def seed(self):
@@ -319,6 +325,8 @@ class Cluster:
             return self._node_event(name, obj, deleted, before, dirty_nodes)
         if res == NAMESPACES and (deleted or m.get("deletionTimestamp")):
             self._empty_namespace(name)
+        if res == RUNTIMECLASSES:
+            return True  # pods rejected for a missing RuntimeClass can now be created
         if res == PODS:
             self._pod_event(uid, obj, deleted, dirty_ds, dirty_nodes)
         elif res == DAEMONSETS:
@@ -678,12 +686,26 @@ class Cluster:
             deletes.extend(old_bad)
             deletes.extend(old_ok[:max(0, max_unavail - unavailable)])
 
+        self._ensure_revision(ds, tmpl, thash)
+        made, rejected, removed = [], None, []
         for node_name in creates:
-            self._create_daemon_pod(ds, node_name, tols, thash, tgen)
+            pod = self._create_daemon_pod(ds, node_name, tols, thash, tgen)
+            if isinstance(pod, str):
+                rejected = pod
+                break  # the same admission error for every node: report it once per pass
+            if pod is not None:
+                made.append(_meta(pod)["name"])
         for p in deletes:
             if self._delete(PODS, p.ns, p.name) is not None:
                 self.counters["podsDeleted"] += 1
+                removed.append(p.name)
                 self._pod_event(p.uid, {"metadata": {"uid": p.uid}}, True, set(), set())
+        if made:
+            self._record(ds, "Normal", "SuccessfulCreate", "Created pod: %s" % made[-1], len(made))
+        if removed:
+            self._record(ds, "Normal", "SuccessfulDelete", "Deleted pod: %s" % removed[-1], len(removed))
+        if rejected:
+            self._record(ds, "Warning", "FailedCreate", rejected, 1)
 
         # status, from the caches as they are after our own writes
         by_node = defaultdict(list)
@@ -736,10 +758,17 @@ class Cluster:
         self._mutate(DAEMONSETS, ns, name, write, subresource="status", uid=uid, cow=[])
 
     def _create_daemon_pod(self, ds, node_name, tols, thash, tgen):
+        """Create the daemon pod for a node; returns the pod, or an admission error message (str)."""
         m = _meta(ds)
         tmpl = ds.get("spec", {}).get("template") or {}
         tm = tmpl.get("metadata") or {}
         spec = json.loads(json.dumps(tmpl.get("spec") or {}))
+        rc = spec.get("runtimeClassName")
+        if rc and self.store.get(RUNTIMECLASSES, "", rc) is None:
+            # the RuntimeClass admission plugin rejects the pod (K: plugin/pkg/admission/runtimeclass)
+            self.counters["podsRejected"] += 1
+            return ('Error creating: pods "%s-" is forbidden: pod rejected: RuntimeClass "%s" not found'
+                    % (m["name"], rc))
         spec.setdefault("restartPolicy", "Always")
         spec.setdefault("terminationGracePeriodSeconds", 30)
         spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -780,6 +809,76 @@ class Cluster:
             self._pod_event(_meta(created)["uid"], created, False, set(), set())
             return created
         return None
+
+    def _ensure_revision(self, ds, tmpl, thash):
+        """ControllerRevision <ds>-<hash> for the current template, so `kubectl rollout history` works."""
+        m = _meta(ds)
+        ns, uid = m.get("namespace", ""), m.get("uid")
+        mine = [o for o in self._objects_in(REVISIONS, ns)
+                if any(r.get("uid") == uid for r in _meta(o).get("ownerReferences") or ())]
+        name = "%s-%s" % (m["name"], thash)
+        top = max([o.get("revision", 0) for o in mine] or [0])
+        cur = next((o for o in mine if _meta(o).get("name") == name), None)
+        if cur is None:
+            labels = dict((tmpl.get("metadata") or {}).get("labels") or {})
+            labels["controller-revision-hash"] = thash
+            rev = {"apiVersion": "apps/v1", "kind": "ControllerRevision",
+                   "metadata": {"name": name, "namespace": ns, "labels": labels,
+                                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                                                     "name": m["name"], "uid": uid, "controller": True,
+                                                     "blockOwnerDeletion": True}]},
+                   "data": {"spec": {"template": dict(tmpl, **{"$patch": "replace"})}}, "revision": top + 1}
+            if m.get("annotations"):
+                rev["metadata"]["annotations"] = dict(m["annotations"])
+            try:
+                self._create(REVISIONS, rev)
+                mine.append(rev)
+            except Exception:  # noqa: BLE001 — e.g. not served: the history is a nicety
+                return
+        elif cur.get("revision", 0) < top:  # back to an older template: it becomes the newest revision
+            def bump(obj):
+                obj["revision"] = top + 1
+            self._mutate(REVISIONS, ns, name, bump, cow=[])
+        limit = int((ds.get("spec") or {}).get("revisionHistoryLimit", 10))
+        old = sorted((o for o in mine if _meta(o).get("name") != name), key=lambda o: o.get("revision", 0))
+        for o in old[:max(0, len(old) - limit)]:
+            self._delete(REVISIONS, ns, _meta(o)["name"])
+
+    def _objects_in(self, res, ns):
+        list_entries = getattr(self.store, "list_entries", None)
+        if list_entries is not None:
+            return [e.obj for e in list_entries(res, namespace=ns)[0]]
+        return self.store.list(res, namespace=ns)[0]
+
+    def _record(self, obj, etype, reason, message, n):
+        """core/v1 Event about obj from daemonset-controller; repeats of a reason bump count like the
+        client-go correlator does, so a 5,000-pod rollout is one Event, not 5,000."""
+        m = _meta(obj)
+        ns = m.get("namespace") or "default"
+        key = (ns, m.get("uid"), reason)
+        stamp = now_rfc3339()
+        name = self._event_names.get(key)
+        if name is not None:
+            def bump(ev):
+                ev["count"] = int(ev.get("count", 1)) + n
+                ev["lastTimestamp"] = stamp
+                ev["message"] = message
+            if self._mutate(EVENTS, ns, name, bump, cow=[]) is not None:
+                return
+        name = "%s.%x" % (m.get("name"), time.time_ns())
+        ev = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns},
+              "involvedObject": {"apiVersion": obj.get("apiVersion", "apps/v1"), "kind": obj.get("kind", "DaemonSet"),
+                                 "name": m.get("name"), "namespace": ns, "uid": m.get("uid"),
+                                 "resourceVersion": m.get("resourceVersion")},
+              "reason": reason, "message": message, "type": etype,
+              "source": {"component": "daemonset-controller"}, "firstTimestamp": stamp, "lastTimestamp": stamp,
+              "count": n, "reportingComponent": "daemonset-controller", "reportingInstance": ""}
+        try:
+            self._create(EVENTS, ev)
+        except Exception:  # noqa: BLE001 — events are best effort, as in client-go
+            return
+        self._event_names[key] = name
+        self.counters["events"] += 1
 
     # ---- admin API -------------------------------------------------------------------------------------------
     def handle_admin(self, method, path, query, body):
