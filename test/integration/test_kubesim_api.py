@@ -431,3 +431,26 @@ def test_kubectl_get_watch_keeps_printer_columns(crd):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_repeated_apply_keeps_resource_version(crd):
+    body = cgp("noop", {"driver": {"version": "550.7"}})
+    code, a, _ = apply_patch(crd, CGP + "/noop", body, "gpu-policy-controller", force=True)
+    assert code == 201
+    code, b, _ = apply_patch(crd, CGP + "/noop", body, "gpu-policy-controller", force=True)
+    assert code == 200 and b["metadata"]["resourceVersion"] == a["metadata"]["resourceVersion"]
+    ds_path = "/apis/apps/v1/namespaces/default/daemonsets"
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "noop-ds"},
+          "spec": {"selector": {"matchLabels": {"app": "noop"}},
+                   "updateStrategy": {"type": "OnDelete"},
+                   "template": {"metadata": {"labels": {"app": "noop"}},
+                                "spec": {"nodeSelector": {"none": "x"},
+                                         "containers": [{"name": "c", "image": "i:1"}]}}}}
+    code, a, _ = apply_patch(crd, ds_path + "/noop-ds", ds, "gpu-policy-controller", force=True)
+    assert code == 201
+    # let the simulated DaemonSet controller write its status first
+    crd.wait_for(lambda: crd.get(ds_path + "/noop-ds")[1].get("status", {}).get(
+        "observedGeneration") == 1, what="DaemonSet status")
+    a = crd.get(ds_path + "/noop-ds")[1]
+    code, b, _ = apply_patch(crd, ds_path + "/noop-ds", ds, "gpu-policy-controller", force=True)
+    assert code == 200 and b["metadata"]["resourceVersion"] == a["metadata"]["resourceVersion"]

@@ -513,3 +513,11 @@ def test_record_update_diffs_keyed_lists_and_sets():
         'k:{"name":"a"}': {"f:image": {}}}
     ctrl = es[("ctrl", "Apply")]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
     assert ctrl == {'k:{"name":"a"}': {".": {}, "f:name": {}}}  # lost a.image and all of b
+
+
+def test_repeated_identical_apply_is_a_noop():
+    live = ssa.apply(None, cm({"a": "1"}), "ctrl", False, T0)
+    again = ssa.apply(copy.deepcopy(live), cm({"a": "1"}), "ctrl", False, T1)
+    assert again == live  # same managedFields time: the store sees no change, no new RV
+    changed = ssa.apply(copy.deepcopy(live), cm({"a": "2"}), "ctrl", False, T1)
+    assert changed["metadata"]["managedFields"][0]["time"] == T1

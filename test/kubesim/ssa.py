@@ -436,6 +436,28 @@ def _same_entry(e, manager, operation, subresource):
             and (e.get("subresource") or None) == (subresource or None))
 
 
+def _without_times(entries):
+    return [{k: v for k, v in e.items() if k != "time"} for e in entries]
+
+
+def _keep_times_if_noop(live, obj):
+    """A repeated identical apply must be a true no-op (no new resourceVersion, no watch event):
+    when nothing but managedFields timestamps changed, keep the live managedFields, as
+    kube-apiserver's IgnoreManagedFieldsTimestampsTransformer does."""
+    lm = (live.get("metadata") or {}).get("managedFields") or []
+    om = (obj.get("metadata") or {}).get("managedFields") or []
+    if _without_times(lm) != _without_times(om):
+        return
+    a = {k: v for k, v in obj.items() if k != "metadata"}
+    b = {k: v for k, v in live.items() if k != "metadata"}
+    if a != b:
+        return
+    am = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
+    bm = {k: v for k, v in (live.get("metadata") or {}).items() if k != "managedFields"}
+    if am == bm:
+        obj["metadata"]["managedFields"] = copy.deepcopy(lm)
+
+
 def _new_entry(manager, operation, api_version, now, paths, subresource):
     e = {"manager": manager, "operation": operation, "apiVersion": api_version, "time": now,
          "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(paths)}
@@ -560,6 +582,7 @@ def apply(live, applied, manager, force, now, api_version=None, schema=None,
         result_entries.append(_new_entry(manager, "Apply", api_version, now, new_set,
                                          subresource))
     obj.setdefault("metadata", {})["managedFields"] = result_entries
+    _keep_times_if_noop(live, obj)
     return obj
 
 
