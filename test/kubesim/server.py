@@ -1117,8 +1117,8 @@ class Handler(BaseHTTPRequestHandler):
             elif now:
                 etype = "ADDED"
             elif before:  # stopped matching: DELETED with the old state at the event's version
-                o = dict(ev.old.obj)
-                o["metadata"] = dict(ev.old.meta, resourceVersion=str(ev.rv))
+                o = ev.old.copy()  # the full old state, from its bytes (history entries are slim)
+                o["metadata"]["resourceVersion"] = str(ev.rv)
                 return b'{"type":"DELETED","object":' + st.encode(o) + b"}\n"
             else:
                 etype = None

@@ -90,6 +90,28 @@ class Entry:
     def copy(self):
         return json.loads(self.full())
 
+    def slim(self, res):
+        """Once superseded, an Entry lives on only in the watch history: keep its bytes and just what
+        selectors look at (metadata without managedFields, field-selectable fields). Replaces .obj,
+        never mutates it (listeners may still hold the old dict)."""
+        o = self.obj
+        self.full()
+        self._body = None
+        meta = {k: v for k, v in (o.get("metadata") or {}).items() if k != "managedFields"}
+        out = {"apiVersion": o.get("apiVersion"), "kind": o.get("kind"), "metadata": meta}
+        for path in sel.FIELDS.get(res, ()):
+            parts = path.split(".")
+            cur = o
+            for part in parts:
+                cur = cur.get(part) if isinstance(cur, dict) else None
+            if cur is None:
+                continue
+            dst = out
+            for part in parts[:-1]:
+                dst = dst.setdefault(part, {})
+            dst[parts[-1]] = cur
+        self.obj = out
+
     @property
     def meta(self):
         return self.obj.get("metadata") or {}
@@ -252,6 +274,10 @@ class Store:
             self._hist_base += drop
         for fn in list(self._listeners):
             fn(etype, res, entry.obj, old.obj if old is not None else None)
+        if old is not None:
+            old.slim(res)
+        if etype == "DELETED":
+            entry.slim(res)
         self.cond.notify_all()
 
     @staticmethod
