@@ -9,6 +9,11 @@
  *                  [--namespace N] [--label-selector S] [--field-selector S]
  *                  [--page-size N] [--watch-min-s S --watch-max-s S]
  *                  [--backoff-base-ms MS] [--events] [--exit-after-synced]
+ *                  [--exit-after-events N] [--project rv|node]
+ *
+ * --project node caches project.h's struct gpc_node (what the controller
+ * keeps) instead of just the resourceVersion; the synced and final lines
+ * then also carry rss_kb/hwm_kb (VmRSS/VmHWM) for the memory benchmark.
  *
  * Runs until SIGTERM/SIGINT (or synced with --exit-after-synced), then frees
  * everything and prints a final stats line.
@@ -24,6 +29,7 @@
 #include "informer.h"
 #include "kube_client.h"
 #include "log.h"
+#include "project.h"
 
 struct proj {
   char *rv;
@@ -34,12 +40,16 @@ struct probe {
   struct informer *inf;
   bool events;
   bool exit_after_synced;
+  bool node;
+  uint64_t exit_after_events;
+  uint64_t synced_ms, start_ms;
   struct informer_stats last;
   struct kube_client_stats last_client;
   struct kube_client *client;
 };
 
 static void *project(const json_t *obj, void *ud) {
+  if (((struct probe *)ud)->node) return project_node_new(obj);
   struct proj *p = gpc_calloc(1, sizeof *p);
   const char *rv =
       json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
@@ -48,6 +58,10 @@ static void *project(const json_t *obj, void *ud) {
 }
 
 static void free_proj(void *proj, void *ud) {
+  if (((struct probe *)ud)->node) {
+    project_node_free(proj);
+    return;
+  }
   struct proj *p = proj;
   free(p->rv);
   free(p);
@@ -76,9 +90,26 @@ static void on_delete(struct informer *inf, const char *key, const void *obj, vo
   print_event(ud, "delete", key, obj);
 }
 
+/* VmRSS and VmHWM in kB from /proc/self/status. */
+static void mem_kb(long *rss, long *hwm) {
+  *rss = *hwm = -1;
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return;
+  char line[256];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "VmRSS:", 6) == 0) *rss = atol(line + 6);
+    if (strncmp(line, "VmHWM:", 6) == 0) *hwm = atol(line + 6);
+  }
+  fclose(f);
+}
+
 static void on_synced(struct informer *inf, void *ud) {
   struct probe *pr = ud;
-  printf("{\"synced\":true,\"objects\":%zu}\n", informer_size(inf));
+  long rss, hwm;
+  mem_kb(&rss, &hwm);
+  pr->synced_ms = gpc_loop_now_ms();
+  printf("{\"synced\":true,\"objects\":%zu,\"rss_kb\":%ld,\"hwm_kb\":%ld,\"ms\":%llu}\n",
+         informer_size(inf), rss, hwm, (unsigned long long)(pr->synced_ms - pr->start_ms));
   fflush(stdout);
   if (pr->exit_after_synced) gpc_loop_stop(pr->loop);
 }
@@ -107,6 +138,15 @@ static void on_tick(struct gpc_loop *loop, uint64_t id, void *ud) {
   struct kube_client_stats c;
   informer_get_stats(pr->inf, &s);
   kube_client_stats(pr->client, &c);
+  if (pr->exit_after_events && s.events >= pr->exit_after_events) {
+    long rss, hwm;
+    mem_kb(&rss, &hwm);
+    printf("{\"events_done\":%llu,\"ms_since_sync\":%llu,\"rss_kb\":%ld,\"hwm_kb\":%ld}\n",
+           (unsigned long long)s.events, (unsigned long long)(gpc_loop_now_ms() - pr->synced_ms),
+           rss, hwm);
+    gpc_loop_stop(loop);
+    return;
+  }
   if (memcmp(&s, &pr->last, sizeof s) != 0 || c.retries != pr->last_client.retries ||
       c.attempts != pr->last_client.attempts)
     print_stats(pr);
@@ -131,7 +171,8 @@ int main(int argc, char **argv) {
       {"field-selector", 1, 0, 'f'},    {"page-size", 1, 0, 'p'},
       {"watch-min-s", 1, 0, 'w'},       {"watch-max-s", 1, 0, 'W'},
       {"backoff-base-ms", 1, 0, 'b'},   {"events", 0, 0, 'e'},
-      {"exit-after-synced", 0, 0, 'x'}, {0, 0, 0, 0}};
+      {"exit-after-synced", 0, 0, 'x'}, {"exit-after-events", 1, 0, 'E'},
+      {"project", 1, 0, 'P'},           {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (ch) {
@@ -174,6 +215,12 @@ int main(int argc, char **argv) {
     case 'x':
       pr.exit_after_synced = true;
       break;
+    case 'E':
+      pr.exit_after_events = (uint64_t)atoll(optarg);
+      break;
+    case 'P':
+      pr.node = strcmp(optarg, "node") == 0;
+      break;
     default:
       return 2;
     }
@@ -205,6 +252,7 @@ int main(int argc, char **argv) {
   }
   gpc_loop_add_signal(pr.loop, SIGTERM, on_signal, &pr);
   gpc_loop_add_signal(pr.loop, SIGINT, on_signal, &pr);
+  pr.start_ms = gpc_loop_now_ms();
   informer_start(pr.inf);
   gpc_loop_add_timer(pr.loop, 50, on_tick, &pr);
   gpc_loop_run(pr.loop);
