@@ -454,3 +454,22 @@ def test_repeated_apply_keeps_resource_version(crd):
     a = crd.get(ds_path + "/noop-ds")[1]
     code, b, _ = apply_patch(crd, ds_path + "/noop-ds", ds, "gpu-policy-controller", force=True)
     assert code == 200 and b["metadata"]["resourceVersion"] == a["metadata"]["resourceVersion"]
+
+
+def test_kubectl_client_side_apply_merges_builtin_lists_by_key(sim, tmp_path):
+    def ds(containers):
+        return {"apiVersion": "apps/v1", "kind": "DaemonSet",
+                "metadata": {"name": "csa", "namespace": "default"},
+                "spec": {"selector": {"matchLabels": {"app": "csa"}},
+                         "template": {"metadata": {"labels": {"app": "csa"}},
+                                      "spec": {"nodeSelector": {"none": "x"},
+                                               "containers": containers}}}}
+    two = [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]
+    assert "created" in sim.kubectl("apply", "-f", write(tmp_path, "csa1.json", ds(two))).stdout
+    one = [{"name": "a", "image": "a:2"}]
+    assert "configured" in sim.kubectl("apply", "-f", write(tmp_path, "csa2.json",
+                                                             ds(one))).stdout
+    got = sim.get("/apis/apps/v1/namespaces/default/daemonsets/csa")[1]
+    cs = got["spec"]["template"]["spec"]["containers"]
+    assert [(c["name"], c["image"]) for c in cs] == [("a", "a:2")]
+    assert cs[0]["imagePullPolicy"] == "IfNotPresent"  # server-side defaults kept

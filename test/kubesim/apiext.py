@@ -1358,9 +1358,9 @@ def _paths_for(info):
                               for ct in ("application/apply-patch+yaml",
                                          "application/json-patch+json",
                                          "application/merge-patch+json")}, "required": True}
-    if info.crd is None:
-        patch_body["content"]["application/strategic-merge-patch+json"] = \
-            patch_body["content"]["application/merge-patch+json"]
+    # Strategic merge patch is accepted for built-ins but deliberately not advertised here:
+    # kubectl would then compute client-side-apply patches from these loose schemas (no merge
+    # keys); without it kubectl uses its compiled-in Go types, which are exact.
 
     def op(action, name, params, resp, request_body=None):
         o = {"operationId": name, "parameters": _params(*params), "responses": {"200": resp},
