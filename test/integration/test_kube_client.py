@@ -226,3 +226,38 @@ def test_connection_reuse_and_qps(srv):
     assert took >= 0.6 and st["throttled"] >= 1
     # keep-alive: far fewer TCP connections than requests
     assert len(srv.script.ports) < n
+
+
+def test_401_rereads_token_file_and_retries_once(srv, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("old-token\n")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters:\n- name: k\n  cluster: {server: '%s'}\n"
+        "users:\n- name: u\n  user: {tokenFile: '%s'}\n"
+        "contexts:\n- name: c\n  context: {cluster: k, user: u}\n" % (srv.url, token))
+    # The first answer is a slow 401; the token rotates while it is pending.
+    srv.script.push(401, {"kind": "Status", "code": 401, "reason": "Unauthorized",
+                          "message": "Unauthorized"}, delay=0.6)
+    srv.script.push(200, {"kind": "Node"})
+    threading.Timer(0.2, lambda: token.write_text("new-token\n")).start()
+    p = subprocess.run([TOOL, "--kubeconfig", str(kubeconfig), "--verb", "get", "--version", "v1",
+                        "--resource", "nodes", "--name", "n"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout.splitlines()[0])
+    assert res["rc"] == 0 and res["attempts"] == 2
+    auth = [r["headers"]["Authorization"] for r in srv.script.requests]
+    assert auth == ["Bearer old-token", "Bearer new-token"]
+
+    # a second 401 after the re-read is final (no loop)
+    srv.script.requests.clear()
+    srv.script.push(401, {"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "no"})
+    srv.script.push(401, {"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "no"})
+    p = subprocess.run([TOOL, "--kubeconfig", str(kubeconfig), "--verb", "get", "--version", "v1",
+                        "--resource", "nodes", "--name", "n"], capture_output=True, text=True,
+                       timeout=30)
+    res = json.loads(p.stdout.splitlines()[0])
+    assert res["code"] == 401 and res["reason"] == "Unauthorized" and res["attempts"] == 2
+    assert len(srv.script.requests) == 2
