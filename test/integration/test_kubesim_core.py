@@ -1,6 +1,7 @@
 """kubesim core: store semantics, LIST/WATCH, patches, Status bodies, admin API, TLS, --state, kubectl."""
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -394,6 +395,16 @@ def test_state_survives_restart(kubesim):
     assert int(sim.get(CM)[1]["metadata"]["resourceVersion"]) >= rv
     _, o2, _ = sim.post(CM, cm("after"))
     assert int(o2["metadata"]["resourceVersion"]) > rv
+    # custom resources are served again after a restart, and old versions are gone from the history
+    install_crd(sim)
+    sim.post(W, {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "p"}, "spec": {}})
+    old_rv = sim.get(W)[1]["metadata"]["resourceVersion"]
+    sim.patch(W + "/p", {"spec": {"size": 7}})
+    sim.restart()
+    code, w, _ = sim.get(W + "/p")
+    assert code == 200 and w["spec"]["size"] == 7
+    ev = sim.watch(W, {"resourceVersion": old_rv, "timeoutSeconds": "2"}).collect()
+    assert ev[0]["type"] == "ERROR" and ev[0]["object"]["code"] == 410
 
 
 def test_tls_requires_token(kubesim):
@@ -443,17 +454,18 @@ def test_kubectl_get_apply_label_delete(sim, tmp_path):
 
 def test_kubectl_get_watch_sees_changes(sim):
     sim.post(CM, cm("gw"))
-    env_proc = subprocess.Popen(["kubectl", "get", "configmaps", "-w", "-o", "name", "--request-timeout=0"],
-                                env=dict(__import__("os").environ, KUBECONFIG=sim.kubeconfig,
-                                         KUBECACHEDIR=str(sim.workdir) + "/kc-watch"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(["kubectl", "get", "configmaps", "-w", "--request-timeout=0"],
+                            env=dict(os.environ, KUBECONFIG=sim.kubeconfig, KUBECACHEDIR=sim.workdir + "/kc-watch"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert env_proc.stdout.readline().strip() == "configmap/gw"
-        sim.post(CM, cm("gw2"))
-        assert env_proc.stdout.readline().strip() == "configmap/gw2"
+        assert proc.stdout.readline().split() == ["NAME", "DATA", "AGE"]
+        assert proc.stdout.readline().split()[:2] == ["gw", "1"]
+        sim.post(CM, cm("gw2", data={"a": "1", "b": "2"}))
+        # watch events are Tables too (Accept as=Table), so the DATA column stays
+        assert proc.stdout.readline().split()[:2] == ["gw2", "2"]
     finally:
-        env_proc.kill()
-        env_proc.wait()
+        proc.kill()
+        proc.wait()
 
 
 def test_kubectl_wait_for_condition(sim):

@@ -1025,6 +1025,7 @@ class Handler(BaseHTTPRequestHandler):
         sim = self.server.sim
         store, info, q = sim.store, req.info, req.q
         lsel, fsel = sim._selectors(req)
+        self._table_info = (info, q.get("includeObject") or "Metadata") if sim.wants_table(req) else None
         rv, rvm = q.get("resourceVersion"), q.get("resourceVersionMatch")
         bookmarks = _bool_param(q, "allowWatchBookmarks")
         send_initial = _bool_param(q, "sendInitialEvents") if "sendInitialEvents" in q else None
@@ -1076,7 +1077,7 @@ class Handler(BaseHTTPRequestHandler):
             buf = []
             size = 0
             for e in initial:
-                b = b'{"type":"ADDED","object":' + e.full() + b"}\n"
+                b = b'{"type":"ADDED","object":' + self._payload(e) + b"}\n"
                 buf.append(b)
                 size += len(b)
                 if size > 65536:
@@ -1095,12 +1096,23 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.close_connection = True
 
+    def _payload(self, entry, obj=None):
+        """An event's object: the cached bytes, or a one-row Table when the watch asked for Tables
+        (kubectl get -w), built from the full object (history entries are slim, so decode the bytes)."""
+        if self._table_info is None:
+            return entry.full() if obj is None else st.encode(obj)
+        o = obj if obj is not None else entry.copy()
+        info, include = self._table_info
+        t = self.server.sim.registry.table(info, [o], {"resourceVersion": o["metadata"].get("resourceVersion", "")},
+                                          include)
+        return st.encode(t)
+
     def _event_bytes(self, ev, ns, lsel, fsel, filtered):
         m = ev.entry.meta
         if ns is not None and m.get("namespace") != ns:
             return None
         if not filtered:
-            return b'{"type":"' + ev.type.encode() + b'","object":' + ev.entry.full() + b"}\n"
+            return b'{"type":"' + ev.type.encode() + b'","object":' + self._payload(ev.entry) + b"}\n"
 
         def match(o):
             return lsel.matches((o.get("metadata") or {}).get("labels")) and fsel.matches(o)
@@ -1119,12 +1131,12 @@ class Handler(BaseHTTPRequestHandler):
             elif before:  # stopped matching: DELETED with the old state at the event's version
                 o = ev.old.copy()  # the full old state, from its bytes (history entries are slim)
                 o["metadata"]["resourceVersion"] = str(ev.rv)
-                return b'{"type":"DELETED","object":' + st.encode(o) + b"}\n"
+                return b'{"type":"DELETED","object":' + self._payload(None, o) + b"}\n"
             else:
                 etype = None
         if etype is None:
             return None
-        return b'{"type":"' + etype.encode() + b'","object":' + ev.entry.full() + b"}\n"
+        return b'{"type":"' + etype.encode() + b'","object":' + self._payload(ev.entry) + b"}\n"
 
     def _stream(self, req, lsel, fsel, pos, epoch, deadline, bookmarks):
         sim = self.server.sim
