@@ -50,11 +50,15 @@ static void json_cleanse(json_t *j) {
   } else if (json_is_object(j)) {
     const char *k;
     json_t *v;
-    json_object_foreach(j, k, v) json_cleanse(v);
+    json_object_foreach(j, k, v) {
+      json_cleanse(v);
+    }
   } else if (json_is_array(j)) {
     size_t i;
     json_t *v;
-    json_array_foreach(j, i, v) json_cleanse(v);
+    json_array_foreach(j, i, v) {
+      json_cleanse(v);
+    }
   }
 }
 
@@ -328,12 +332,27 @@ int kubeconfig_load_mem(struct kubeconfig *kc, const char *data, size_t len, con
   return rc;
 }
 
+/* $KUBECONFIG's first entry that exists (kubectl skips missing ones), else
+ * its first entry, else ~/.kube/config. */
 static char *default_path(void) {
   const char *env = getenv("KUBECONFIG");
-  if (env && *env) {
-    size_t n = strcspn(env, ":");
-    if (n) return gpc_strndup(env, n);
+  char *first = NULL;
+  for (const char *p = env; p && *p;) {
+    size_t n = strcspn(p, ":");
+    if (n) {
+      char *cand = gpc_strndup(p, n);
+      if (access(cand, F_OK) == 0) {
+        free(first);
+        return cand;
+      }
+      if (!first)
+        first = cand;
+      else
+        free(cand);
+    }
+    p += n + (p[n] == ':');
   }
+  if (first) return first;
   const char *home = getenv("HOME");
   return gpc_asprintf("%s/.kube/config", home && *home ? home : ".");
 }

@@ -92,7 +92,9 @@ static int decode_line(struct watch_decoder *d, const char *line, size_t n, watc
   if (n == 0 || ((line[0] == ' ' || line[0] == '\t' || line[0] == '\r') && all_space(line, n)))
     return GPC_OK;
   json_error_t jerr;
-  json_t *ev = json_loadb(line, n, 0, &jerr);
+  /* JSON_ALLOW_NUL: "\u0000" is legal in an annotation or ConfigMap value,
+   * and refusing it would turn one odd object into an endless re-list. */
+  json_t *ev = json_loadb(line, n, JSON_ALLOW_NUL, &jerr);
   if (!ev) return fail(d, err, GPC_E_INVAL, "malformed JSON", jerr.text);
   int rc = GPC_OK;
   json_t *type = json_object_get(ev, "type");

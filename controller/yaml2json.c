@@ -359,7 +359,9 @@ static int on_end(struct builder *b, const yaml_event_t *ev, struct gpc_error *e
     /* Explicit keys win; earlier merge sources win over later ones. */
     size_t i;
     json_t *src;
-    json_array_foreach(f.merges, i, src) json_object_update_missing(f.node, src);
+    json_array_foreach(f.merges, i, src) {
+      json_object_update_missing(f.node, src);
+    }
     json_decref(f.merges);
   }
   free(f.key);
@@ -518,8 +520,9 @@ static bool needs_quotes(const char *s, size_t n) {
   if (n == 0 || strlen(s) != n) return true;
   if (classify_plain(s, n, &iv, &dv, &bv) != SK_STRING) return true;
   if (is_one_of(s, yaml11_bools) || strcmp(s, "<<") == 0) return true;
-  /* Numbers in forms other readers accept (leading zeros, 1_000, 0b1). */
-  if (strchr("0123456789+-.", s[0]) && strspn(s, "0123456789+-._eExXoObB") == n) return true;
+  /* Numbers and dates in forms other readers accept (1_000, 0b1, 1:20
+   * sexagesimal, 2024-05-01). */
+  if (strchr("0123456789+-.", s[0]) && strspn(s, "0123456789+-._:eExXoObB") == n) return true;
   return false;
 }
 

@@ -226,6 +226,14 @@ static void test_default_path(void **state) {
   assert_int_equal(kubeconfig_load_file(&kc, NULL, "prod", &err), GPC_OK);
   assert_string_equal(kc.context, "prod");
   kubeconfig_free(&kc);
+  /* Missing entries are skipped, as kubectl does. */
+  setenv("KUBECONFIG", "::/nonexistent/first:" DIR "good.yaml", 1);
+  assert_int_equal(kubeconfig_load_file(&kc, NULL, NULL, &err), GPC_OK);
+  assert_string_equal(kc.context, "dev");
+  kubeconfig_free(&kc);
+  setenv("KUBECONFIG", "/nonexistent/first:/nonexistent/second", 1);
+  assert_int_equal(kubeconfig_load_file(&kc, NULL, NULL, &err), GPC_E_NOT_FOUND);
+  assert_non_null(strstr(err.msg, "/nonexistent/first"));
   unsetenv("KUBECONFIG");
 }
 

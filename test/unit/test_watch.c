@@ -151,6 +151,15 @@ static int feed_str(const char *s, size_t max_event, struct gpc_error *err, size
   return rc;
 }
 
+static void test_nul_in_strings(void **state) {
+  (void)state;
+  struct gpc_error err = {0};
+  size_t n = 0;
+  assert_int_equal(feed_str("{\"type\":\"ADDED\",\"object\":{\"a\":\"x\\u0000y\"}}\n", 0, &err, &n),
+                   GPC_OK);
+  assert_int_equal(n, 1);
+}
+
 static void test_garbage(void **state) {
   (void)state;
   struct gpc_error err = {0};
@@ -233,11 +242,9 @@ static void test_pending_and_cancel(void **state) {
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_nodes_stream),
-      cmocka_unit_test(test_expired_stream),
-      cmocka_unit_test(test_crlf_and_blank_lines),
-      cmocka_unit_test(test_garbage),
-      cmocka_unit_test(test_too_large),
+      cmocka_unit_test(test_nodes_stream),         cmocka_unit_test(test_expired_stream),
+      cmocka_unit_test(test_crlf_and_blank_lines), cmocka_unit_test(test_garbage),
+      cmocka_unit_test(test_nul_in_strings),       cmocka_unit_test(test_too_large),
       cmocka_unit_test(test_pending_and_cancel),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

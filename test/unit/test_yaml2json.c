@@ -196,7 +196,8 @@ static void test_emit_round_trip(void **state) {
       "\"h\":\"~\",\"i\":\"0x10\",\"j\":\"- dash\",\"k\":\"#hash\",\"l\":\" padded \","
       "\"m\":\"multi\\nline\\n\",\"n\":\"tab\\there\",\"o\":\"é unicode\",\"p\":\"1e3\","
       "\"q\":\"<<\",\"r\":\"@at\",\"s\":\"*star\",\"t\":\"&amp\",\"u\":\"{x}\",\"v\":\".inf\","
-      "\"w\":\"1_000\",\"x\":\"trailing:\",\"y\":\"no\\ttrail \\n\"}},"
+      "\"w\":\"1_000\",\"w2\":\"1:20\",\"w3\":\"2024-05-01\",\"x\":\"trailing:\",\"y\":"
+      "\"no\\ttrail \\n\"}},"
       "\"spec\":{\"count\":3,\"neg\":-1,\"f\":0.1,\"big\":1e300,\"whole\":2.0,\"t\":true,"
       "\"z\":null,\"empty\":{},\"none\":[],\"list\":[{\"a\":1},[2,3],\"s\"]}}";
   json_t *orig = json_loads(src, 0, NULL);
@@ -207,6 +208,8 @@ static void test_emit_round_trip(void **state) {
   assert_non_null(strstr(y, "e: \"0755\"\n"));
   assert_non_null(strstr(y, "c: \"\"\n"));
   assert_non_null(strstr(y, "g: \"yes\"\n"));
+  assert_non_null(strstr(y, "w2: \"1:20\"\n"));
+  assert_non_null(strstr(y, "w3: \"2024-05-01\"\n"));
   assert_non_null(strstr(y, "count: 3\n"));
   assert_non_null(strstr(y, "whole: 2.0\n"));
   assert_non_null(strstr(y, "empty: {}\n"));
