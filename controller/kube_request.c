@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "urlesc.h"
 
 const char *kube_verb_method(enum kube_verb v) {
   switch (v) {
@@ -45,28 +46,6 @@ const char *kube_patch_content_type(enum kube_patch_type t) {
   return "application/merge-patch+json";
 }
 
-static bool unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_' || c == '~';
-}
-
-char *kube_escape(const char *s) {
-  static const char hex[] = "0123456789ABCDEF";
-  size_t n = strlen(s);
-  char *out = gpc_malloc(n * 3 + 1), *o = out;
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (unreserved(*p)) {
-      *o++ = (char)*p;
-    } else {
-      *o++ = '%';
-      *o++ = hex[*p >> 4];
-      *o++ = hex[*p & 15];
-    }
-  }
-  *o = 0;
-  return out;
-}
-
 /* An in-memory string builder over open_memstream would do, but a tiny
  * append helper keeps the allocation routed through gpc_*. */
 struct sbuf {
@@ -82,7 +61,7 @@ static void sb_add(struct sbuf *b, const char *s) {
 }
 
 static void sb_seg(struct sbuf *b, const char *seg) {
-  char *e = kube_escape(seg);
+  char *e = kube_path_escape(seg);
   sb_add(b, "/");
   sb_add(b, e);
   free(e);
@@ -93,7 +72,7 @@ static void sb_param(struct sbuf *b, bool *first, const char *key, const char *v
   *first = false;
   sb_add(b, key);
   sb_add(b, "=");
-  char *e = kube_escape(val);
+  char *e = kube_query_escape(val);
   sb_add(b, e);
   free(e);
 }

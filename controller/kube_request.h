@@ -73,14 +73,12 @@ const char *kube_verb_name(enum kube_verb v);
 const char *kube_patch_content_type(enum kube_patch_type t);
 
 /* Builds server + path + query. `server` is "https://host:port" (a trailing
- * slash is tolerated). Names, namespaces and query values are percent-encoded
- * (selectors like "a in (x,y)" included). Returns a new string (caller
+ * slash is tolerated). Path segments go through kube_path_escape and query
+ * values through kube_query_escape (urlesc.h), so selectors like
+ * "a in (x,y)" and names with '/' cannot break the URL. Returns a new string (caller
  * frees), or NULL with err set when a required field is missing
  * ("kube_request: resource is required"). */
 char *kube_request_url(const char *server, const struct kube_request *req, struct gpc_error *err);
-
-/* Percent-encodes everything but RFC 3986 unreserved characters. Caller frees. */
-char *kube_escape(const char *s);
 
 /* Whether repeating the request cannot do harm: GET, LIST, UPDATE (optimistic
  * lock by resourceVersion), DELETE, server-side apply. Not CREATE, not other

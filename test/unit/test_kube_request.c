@@ -112,9 +112,19 @@ static void test_url_errors(void **state) {
 
 static void test_escape(void **state) {
   (void)state;
-  char *e = kube_escape("a-b_c.d~e f&g=h%\xc3\xa9");
-  assert_string_equal(e, "a-b_c.d~e%20f%26g%3Dh%25%C3%A9");
-  free(e);
+  /* ':' and '@' stay in path segments (system:controller:x), not in queries */
+  url_is(
+      &(struct kube_request){.verb = KUBE_GET,
+                             .group = "rbac.authorization.k8s.io",
+                             .version = "v1",
+                             .resource = "clusterroles",
+                             .name = "system:controller:x?y#z"},
+      "https://k:6443/apis/rbac.authorization.k8s.io/v1/clusterroles/system:controller:x%3Fy%23z");
+  url_is(&(struct kube_request){.verb = KUBE_LIST,
+                                .version = "v1",
+                                .resource = "pods",
+                                .field_selector = "spec.nodeName=a:b&c"},
+         "https://k:6443/api/v1/pods?fieldSelector=spec.nodeName%3Da%3Ab%26c");
 }
 
 static void test_methods(void **state) {
