@@ -145,6 +145,9 @@ def test_servicemonitors_served_only_once_their_crd_exists(sim, tmp_path):
     out = sim.kubectl("apply", "-f", write(tmp_path, "smon.json", smon)).stdout
     assert "servicemonitor.monitoring.coreos.com/dcgm created" in out
     assert "dcgm" in sim.kubectl("get", "smon", "-n", "default").stdout
+    out = sim.kubectl("get", "servicemonitors", "-A").stdout.splitlines()
+    assert out[0].split() == ["NAMESPACE", "NAME", "AGE"] and out[1].split()[:2] == ["default",
+                                                                                     "dcgm"]
     # deleting the CRD stops serving the resource and removes its objects
     sim.kubectl("delete", "crd", "servicemonitors.monitoring.coreos.com")
     sim.wait_for(lambda: sim.get("/apis/monitoring.coreos.com/v1")[0] == 404, what="unserved")

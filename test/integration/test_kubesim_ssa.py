@@ -521,3 +521,13 @@ def test_repeated_identical_apply_is_a_noop():
     assert again == live  # same managedFields time: the store sees no change, no new RV
     changed = ssa.apply(copy.deepcopy(live), cm({"a": "2"}), "ctrl", False, T1)
     assert changed["metadata"]["managedFields"][0]["time"] == T1
+
+
+def test_annotations_total_size_limit():
+    reg = apiext.Registry(FakeStore())
+    big = {"metadata": {"name": "c", "annotations": {"a": "x" * 262144}}}
+    causes = reg.validate(reg.lookup("", "v1", "configmaps"), big)
+    assert causes == [{"reason": "FieldValueTooLong", "field": "metadata.annotations",
+                       "message": "Too long: may not be more than 262144 bytes"}]
+    big["metadata"]["annotations"]["a"] = "x" * 1000
+    assert reg.validate(reg.lookup("", "v1", "configmaps"), big) == []

@@ -711,6 +711,12 @@ def validate_metadata(info, obj):
                                       "alphanumeric character"))
             elif not isinstance(v, str) or not _label_value_ok(v):
                 causes.append(invalid("metadata.labels", v, LABEL_VALUE_MSG))
+    ann = md.get("annotations") or {}
+    if isinstance(ann, dict):
+        size = sum(len(k.encode()) + len(str(v).encode()) for k, v in ann.items())
+        if size > 262144:  # why `kubectl apply` of a huge CRD fails: last-applied is an annotation
+            causes.append(cause("FieldValueTooLong", "metadata.annotations",
+                                "Too long: may not be more than 262144 bytes"))
     refs = md.get("ownerReferences") or []
     controllers = 0
     for i, ref in enumerate(refs if isinstance(refs, list) else []):
