@@ -47,6 +47,7 @@ struct builder {
   int depth;
   struct anchor *anchors;
   size_t n_anchors, cap_anchors;
+  json_t *anchor_index; /* name -> latest index in anchors, so lookups stay O(1) */
   size_t alias_nodes;
   json_t *root; /* completed document root */
   bool have_root;
@@ -167,6 +168,7 @@ static void builder_reset_doc(struct builder *b) {
     json_decref(b->anchors[i].value);
   }
   b->n_anchors = 0;
+  json_object_clear(b->anchor_index);
   json_decref(b->root);
   b->root = NULL;
   b->have_root = false;
@@ -175,6 +177,7 @@ static void builder_reset_doc(struct builder *b) {
 static void builder_free(struct builder *b) {
   builder_reset_doc(b);
   free(b->anchors);
+  json_decref(b->anchor_index);
 }
 
 /* Nodes in `v`, counting no further than `limit`. */
@@ -202,6 +205,8 @@ static void register_anchor(struct builder *b, const char *name, json_t *value) 
   if (!name) return;
   /* A redefined anchor shadows the earlier one for later aliases. */
   gpc_grow((void **)&b->anchors, &b->cap_anchors, b->n_anchors + 1, sizeof *b->anchors);
+  if (!b->anchor_index) b->anchor_index = json_object();
+  json_object_set_new(b->anchor_index, name, json_integer((json_int_t)b->n_anchors));
   struct anchor *a = &b->anchors[b->n_anchors++];
   a->name = gpc_strdup(name);
   a->value = json_incref(value);
@@ -209,8 +214,8 @@ static void register_anchor(struct builder *b, const char *name, json_t *value) 
 }
 
 static const struct anchor *find_anchor(const struct builder *b, const char *name) {
-  for (size_t i = b->n_anchors; i-- > 0;)
-    if (strcmp(b->anchors[i].name, name) == 0) return &b->anchors[i];
+  json_t *i = json_object_get(b->anchor_index, name);
+  if (i) return &b->anchors[json_integer_value(i)];
   return NULL;
 }
 
