@@ -26,7 +26,7 @@ DATADIR   ?= $(PREFIX)/share/$(PROJECT)
 PYTHON    ?= /usr/bin/python3
 BUILD     ?= build
 CC        ?= gcc
-PKGS      := libcurl jansson yaml-0.1 openssl libwebsockets
+PKGS      := libcurl jansson yaml-0.1 openssl libwebsockets libuv
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
