@@ -225,6 +225,7 @@ def test_tls_with_token(kubesim, probe_bin):
            "--exit-after-synced"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    synced = [json.loads(l) for l in r.stdout.splitlines() if '"synced"' in l]
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+    synced = [o for o in lines if "synced" in o]  # not the stats lines
     assert synced and synced[0]["objects"] == 3
     assert sim.count(verb="list", resource="nodes", code=200) == 1
