@@ -229,3 +229,65 @@ def test_tls_with_token(kubesim, probe_bin):
     synced = [o for o in lines if "synced" in o]  # not the stats lines
     assert synced and synced[0]["objects"] == 3
     assert sim.count(verb="list", resource="nodes", code=200) == 1
+
+
+def test_error_paths_against_scripted_server(tmp_path, probe_bin):
+    """Failures kubesim cannot produce: a truncated LIST page, a watch ERROR
+    event that is not 410, and a watch that ends at once with no events."""
+    from test_kube_client import Handler, Script, Server
+
+    srv = Server(("127.0.0.1", 0), Handler)
+    srv.script = Script()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = "http://127.0.0.1:%d" % srv.server_address[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters:\n- name: k\n  cluster: {server: '%s'}\n"
+        "users:\n- name: u\n  user: {token: t}\n"
+        "contexts:\n- name: c\n  context: {cluster: k, user: u}\n" % url)
+
+    def cm(name, rv):
+        return {"metadata": {"name": name, "namespace": NS, "resourceVersion": rv}}
+
+    def page(rv, *items):
+        return json.dumps({"kind": "ConfigMapList", "apiVersion": "v1",
+                           "metadata": {"resourceVersion": rv}, "items": list(items)}).encode()
+
+    s = srv.script
+    s.push(200, page("9", cm("a", "5"))[:-20])  # truncated
+    s.push(200, page("10", cm("a", "5")))
+    s.push(200, [json.dumps({"type": "ERROR", "object": {
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500,
+        "reason": "InternalError", "message": "boom"}}).encode() + b"\n"])
+    s.push(200, page("11", cm("a", "5"), cm("b", "11")))
+    s.push(200, [])  # a watch that ends at once: backoff, then watch again (no re-list)
+    s.push(200, [json.dumps({"type": "BOOKMARK", "object": {"metadata": {
+        "resourceVersion": "12"}}}).encode() + b"\n", 30.0])
+    p = subprocess.Popen([PROBE, "--kubeconfig", str(kubeconfig), "--version", "v1", "--resource",
+                          "configmaps", "--namespace", NS, "--events", "--backoff-base-ms", "100"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with s.lock:
+                if len(s.requests) >= 6:
+                    break
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        p.terminate()
+        out, err = p.communicate(timeout=10)
+        srv.shutdown()
+        srv.server_close()
+    paths = [r["path"] for r in s.requests]
+    lst = "/api/v1/namespaces/inf/configmaps?limit=500"
+    w = "/api/v1/namespaces/inf/configmaps?watch=true&resourceVersion=%s&allowWatchBookmarks=true"
+    assert [x.split("&timeoutSeconds")[0] for x in paths] == [lst, lst, w % "10", lst, w % "11",
+                                                               w % "11"], paths
+    lines = [json.loads(l) for l in out.splitlines() if l.strip()]
+    events = [(o["event"], o["key"]) for o in lines if "event" in o]
+    assert events == [("add", NS + "/a"), ("add", NS + "/b")]  # a unchanged on re-list
+    st = [o["stats"] for o in lines if "stats" in o][-1]
+    assert st["lists"] == 2 and st["relists"] == 1 and st["watches"] == 3
+    assert st["errors"] == 3 and st["rv"] == "12" and st["objects"] == 2
