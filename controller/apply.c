@@ -22,6 +22,8 @@ struct entry {
   /* Echo suppression for label/status/finalizer patches and deletes. */
   char *sent_body; /* serialized body of the last write (NULL when it failed) */
   char *sent_rv;   /* the cached resourceVersion it was sent against */
+  char *resp_rv;   /* resourceVersion our successful write produced */
+  bool echo_seen;  /* the cache has shown resp_rv */
   bool last_ok;
   uint64_t done_ms;
   /* Server-side apply memory. */
@@ -144,6 +146,7 @@ static void entry_free(struct entry *e) {
   free(e->policy);
   free(e->sent_body);
   free(e->sent_rv);
+  free(e->resp_rv);
   free(e->mem.hash);
   free(e->pending_hash);
   for (size_t i = 0; i < e->n_waiters; i++)
@@ -170,6 +173,11 @@ void apply_free(struct gpc_apply *a) {
     }
   free(a->buckets);
   free(a);
+}
+
+void apply_observed(struct gpc_apply *a, const char *key, const char *rv) {
+  struct entry *e = lookup(a, key, false);
+  if (e && e->resp_rv && rv && strcmp(e->resp_rv, rv) == 0) e->echo_seen = true;
 }
 
 unsigned apply_in_flight(const struct gpc_apply *a) {
@@ -209,10 +217,14 @@ static void add_waiter(struct entry *e, const char *policy) {
 
 /* ---- sending ---------------------------------------------------------- */
 
-static int64_t response_generation(const struct kube_response *r) {
-  json_t *j = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
-  json_t *g = json_object_get(json_object_get(j, "metadata"), "generation");
+/* metadata.generation and .resourceVersion of a write's response. */
+static int64_t response_meta(const struct kube_response *r, char **rv) {
+  json_t *j = r->body && r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+  json_t *md = json_object_get(j, "metadata");
+  json_t *g = json_object_get(md, "generation");
   int64_t gen = json_is_integer(g) ? (int64_t)json_integer_value(g) : 0;
+  const char *v = json_string_value(json_object_get(md, "resourceVersion"));
+  *rv = v ? gpc_strdup(v) : NULL;
   json_decref(j);
   return gen;
 }
@@ -229,15 +241,21 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
   a->in_flight--;
   e->last_ok = rc == GPC_OK;
   e->done_ms = gpc_loop_now_ms();
+  free(e->resp_rv);
+  e->resp_rv = NULL;
+  e->echo_seen = false;
+  int64_t generation = 0;
   if (rc != GPC_OK) {
     free(e->sent_body);
     e->sent_body = NULL;
+  } else if (e->kind != APPLY_KIND_DELETE) {
+    generation = response_meta(r, &e->resp_rv);
   }
   if (e->kind == APPLY_KIND_OBJECT && rc == GPC_OK) {
     free(e->mem.hash);
     e->mem.hash = e->pending_hash;
     e->pending_hash = NULL;
-    e->mem.generation = response_generation(r);
+    e->mem.generation = generation;
     e->mem.seen = false;
     e->mem.applied_at_ms = e->done_ms;
     e->deleted = false;
@@ -357,10 +375,17 @@ static enum apply_result patch_echo(struct gpc_apply *a, const char *key, enum a
   struct entry *e = lookup(a, key, true);
   if (busy(e, policy)) return APPLY_BUSY;
   char *body = json_dumps(body_json, JSON_COMPACT | JSON_SORT_KEYS);
-  if (e->last_ok && e->sent_body && e->sent_rv && strcmp(e->sent_body, body) == 0 &&
-      strcmp(e->sent_rv, cached_rv ? cached_rv : "") == 0) {
-    free(body);
-    return APPLY_UNCHANGED;
+  if (e->last_ok && e->sent_body && e->sent_rv && strcmp(e->sent_body, body) == 0) {
+    /* The cache predates our write: either nothing moved since we sent it,
+     * or later events (heartbeats) arrived but not yet the one our write
+     * produced. Once that one was seen, the same body is needed again only
+     * because someone reverted it. */
+    bool unchanged = strcmp(e->sent_rv, cached_rv ? cached_rv : "") == 0;
+    bool waiting = !e->echo_seen && gpc_loop_now_ms() - e->done_ms < APPLY_UNSEEN_RETRY_MS;
+    if (unchanged || waiting) {
+      free(body);
+      return APPLY_UNCHANGED;
+    }
   }
   req->body = body;
   req->body_len = strlen(body);

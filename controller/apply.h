@@ -125,6 +125,12 @@ enum apply_result apply_finalizers(struct gpc_apply *a, const char *policy, cons
 enum apply_result apply_delete(struct gpc_apply *a, const char *policy, const json_t *obj,
                                bool present, bool cache_covers, struct gpc_error *err);
 
+/* Tells apply that the cache now holds version `rv` of the object written
+ * under `key` ("node/<name>", "status/<policy>", "policy/<policy>"), so an
+ * echo of our own write is recognised even when other events (kubelet
+ * heartbeats) arrive in between. Call for every watch event of those. */
+void apply_observed(struct gpc_apply *a, const char *key, const char *rv);
+
 /* Writes in flight (for bounded shutdown). */
 unsigned apply_in_flight(const struct gpc_apply *a);
 /* True when any write for `policy` is in flight. */
