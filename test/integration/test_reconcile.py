@@ -243,7 +243,8 @@ def test_failing_node_then_recovery(cluster):
     failing = obj["status"]["failingNodes"]
     assert [(f["node"], f["operand"]) for f in failing] == [("gpu-node-1", "driver")], failing
     assert failing[0]["reason"] == "CrashLoopBackOff"
-    assert obj["status"]["nodesSummary"] == "2/3"
+    # Counts follow within the status write interval (5 s; conditions are written at once).
+    sim.wait_for(lambda: get_policy(sim, "gpus")["status"]["nodesSummary"] == "2/3", timeout=10, what="2/3")
 
     sim.admin("/_sim/recover", {"node": "gpu-node-1"})
     obj = wait_condition(sim, "gpus", "Ready", "True", timeout=30)
