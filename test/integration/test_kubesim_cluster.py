@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kubesim"))
 
+import daemonset as dsmod  # noqa: E402
 import fleet  # noqa: E402
 import placement  # noqa: E402
 
@@ -596,3 +597,55 @@ def test_fleet_builder_is_deterministic_and_distinct():
     t4 = fleet.build_node("t4", 2, True, 1, product="Tesla-T4")
     assert t4["metadata"]["labels"]["nvidia.com/gpu.memory"] == "15360"
     assert t4["metadata"]["labels"]["nvidia.com/mig.capable"] == "false"
+
+
+class _P:
+    """A light pod as daemonset.plan/compute_status see it."""
+
+    def __init__(self, node, seq, hash_, ready=True, ready_since=0.0, deleting=False):
+        self.node, self.seq, self.ready, self.ready_since, self.deleting = node, seq, ready, ready_since, deleting
+        self.labels = {"controller-revision-hash": hash_}
+        self.name = "p%d" % seq
+
+
+def _template(strategy=None, min_ready=0):
+    ds = daemonset("t", strategy=strategy)
+    ds["metadata"].update({"uid": "u1", "generation": 3})
+    if min_ready:
+        ds["spec"]["minReadySeconds"] = min_ready
+    return dsmod.Template(ds)
+
+
+def test_plan_places_dedupes_and_evicts():
+    t = _template()
+    by_node = {"a": [_P("a", 1, t.hash), _P("a", 2, t.hash)], "gone": [_P("gone", 3, t.hash)]}
+    creates, deletes = dsmod.plan(t, {"a", "b"}, by_node, now=100.0)
+    assert creates == ["b"]
+    assert sorted(p.seq for p in deletes) == [2, 3]  # the younger duplicate, and the pod off its node
+
+
+def test_plan_rolling_update_budget():
+    t = _template({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "50%"}})
+    nodes = {"n%d" % i for i in range(4)}
+    by_node = {n: [_P(n, i, "old")] for i, n in enumerate(sorted(nodes))}
+    _, deletes = dsmod.plan(t, nodes, by_node, now=100.0)
+    assert len(deletes) == 2  # 50% of 4
+    by_node["n0"][0].ready = False  # a broken old pod is replaced for free, and uses up budget
+    _, deletes = dsmod.plan(t, nodes, by_node, now=100.0)
+    assert [p.node for p in deletes][0] == "n0" and len(deletes) == 2
+    t_od = _template({"type": "OnDelete"})
+    assert dsmod.plan(t_od, nodes, by_node, now=100.0) == ([], [])
+
+
+def test_status_counts_and_min_ready():
+    t = _template(min_ready=10)
+    by_node = {"a": [_P("a", 1, t.hash, ready_since=95.0)], "b": [_P("b", 2, "old", ready_since=50.0)],
+               "c": [_P("c", 3, t.hash, ready=False)], "x": [_P("x", 4, t.hash)]}
+    status, recheck = dsmod.compute_status(t, {"a", "b", "c", "d"}, by_node, now=100.0)
+    assert status == {"currentNumberScheduled": 3, "numberMisscheduled": 1, "desiredNumberScheduled": 4,
+                      "numberReady": 2, "observedGeneration": 3, "updatedNumberScheduled": 2,
+                      "numberAvailable": 1, "numberUnavailable": 3}
+    assert recheck == 5.0  # a's minReadySeconds ends in 5 s
+    empty, _ = dsmod.compute_status(t, set(), {}, now=0.0)
+    assert empty == {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                     "numberReady": 0, "observedGeneration": 3}

@@ -10,9 +10,12 @@ endpoints, which write from the HTTP handler thread that called them (the store 
 
 Writes are read-modify-write under store.lock, so a simulated controller never loses a client's
 concurrent change and never needs to retry on 409.
+
+Pure parts live beside it: fleet.py (node objects), placement.py (node selection, tolerations,
+selectors), daemonset.py (what to create/delete, DaemonSet status), kubelet.py (pod status);
+simadmin.py holds the admin endpoints (a mixin of Cluster).
 """
 
-import hashlib
 import heapq
 import json
 import queue
@@ -22,7 +25,10 @@ import time
 from collections import defaultdict
 
 import fleet
+import daemonset
+import kubelet
 import placement
+import simadmin
 
 NODES = "/v1/nodes"
 PODS = "/v1/pods"
@@ -44,15 +50,6 @@ def parse_rfc3339(s):
         return time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
     except (TypeError, ValueError):
         return 0.0
-
-
-def _status(code, reason, message):
-    return code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                  "message": message, "reason": reason, "code": code}
-
-
-class _BadRequest(Exception):
-    pass
 
 
 def _meta(obj):
@@ -116,7 +113,7 @@ class _Pod:
         self.started = bool(st.get("containerStatuses"))
 
 
-class Cluster:
+class Cluster(simadmin.AdminAPI):
     def __init__(self, store, args):
         self.store = store
         self.gpu_nodes = int(getattr(args, "gpu_nodes", 0) or 0)
@@ -476,7 +473,7 @@ class Cluster:
         def run(pod):
             if pod.get("status", {}).get("containerStatuses"):
                 return False
-            pod["status"] = _pod_status(pod, node.ip, rule, restarts=1 if rule else 0)
+            pod["status"] = kubelet.pod_status(pod, node.ip, rule, restarts=1 if rule else 0)
             return None
 
         if self._mutate(PODS, ns, name, run, subresource="status", uid=uid, cow=[]) is not None:
@@ -500,7 +497,7 @@ class Cluster:
         def crash(pod):
             restarts = max([c.get("restartCount", 0) for c in pod.get("status", {}).get("containerStatuses") or []]
                            or [0])
-            pod["status"] = _pod_status(pod, ip, rule, restarts=restarts + 1)
+            pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts + 1)
 
         self._mutate(PODS, ns, name, crash, subresource="status", uid=uid, cow=[])
         backoff = min(backoff * 2, 10.0)
@@ -519,7 +516,7 @@ class Cluster:
                 def crash(pod, rule=rule, ip=ip):
                     cs = pod.get("status", {}).get("containerStatuses") or []
                     restarts = max([c.get("restartCount", 0) for c in cs] or [0])
-                    pod["status"] = _pod_status(pod, ip, rule, restarts=restarts + 1)
+                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts + 1)
                 self._mutate(PODS, p.ns, p.name, crash, subresource="status", uid=p.uid, cow=[])
                 self.crashing[p.uid] = 1.0
                 self._schedule(1.0, "crash", (p.uid, p.ns, p.name))
@@ -529,7 +526,7 @@ class Cluster:
                 def heal(pod, ip=ip):
                     cs = pod.get("status", {}).get("containerStatuses") or []
                     restarts = max([c.get("restartCount", 0) for c in cs] or [0])
-                    pod["status"] = _pod_status(pod, ip, None, restarts=restarts)
+                    pod["status"] = kubelet.pod_status(pod, ip, None, restarts=restarts)
                 self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid, cow=[])
 
     def _heartbeat(self):
@@ -631,65 +628,16 @@ class Cluster:
     # ---- DaemonSet controller ------------------------------------------------------------------------------
     def _reconcile_ds(self, ns, name):
         ds = self.store.get(DAEMONSETS, ns, name)
-        if ds is None:
-            return
-        m = _meta(ds)
-        if m.get("deletionTimestamp"):
-            return
-        uid = m.get("uid")
-        spec = ds.get("spec") or {}
-        tmpl = spec.get("template") or {}
-        pspec = tmpl.get("spec") or {}
-        tols = placement.daemon_tolerations(pspec)
-        thash = placement.template_hash(tmpl)
-        tgen = (m.get("annotations") or {}).get("deprecated.daemonset.template.generation") or str(
-            m.get("generation", 1))
-        min_ready = int(spec.get("minReadySeconds") or 0)
+        if ds is None or _meta(ds).get("deletionTimestamp"):
+            return  # a DaemonSet being deleted is left alone, status included
+        t = daemonset.Template(ds)
         now = time.time()
-
-        by_node = defaultdict(list)
-        for puid in self.pods_by_owner.get(uid, ()):
-            p = self.pods.get(puid)
-            if p is not None:
-                by_node[p.node].append(p)
-        for plist in by_node.values():
-            plist.sort(key=lambda p: (p.deleting, p.seq))
-
-        should = {n.name for n in self.nodes.values() if placement.node_should_run(pspec, tols, n.placement_view())}
-        creates, deletes = [], []
-        for node_name in sorted(set(by_node) | should):
-            live = [p for p in by_node.get(node_name, ()) if not p.deleting]
-            if node_name in should:
-                if not by_node.get(node_name):
-                    creates.append(node_name)
-                elif len(live) > 1:
-                    deletes.extend(live[1:])
-            else:
-                deletes.extend(live)
-
-        def available(p):
-            return p.ready and (min_ready <= 0 or p.ready_since + min_ready <= now)
-
-        strategy = spec.get("updateStrategy") or {}
-        if strategy.get("type", "RollingUpdate") == "RollingUpdate":
-            max_unavail = _resolve_int_or_percent((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1),
-                                                  len(should))
-            max_unavail = max(1, max_unavail)
-            unavailable = 0
-            old_ok, old_bad = [], []
-            for node_name in sorted(should):
-                live = [p for p in by_node.get(node_name, ()) if not p.deleting]
-                if not live or not available(live[0]):
-                    unavailable += 1
-                if live and live[0].labels.get("controller-revision-hash") != thash:
-                    (old_ok if available(live[0]) else old_bad).append(live[0])
-            deletes.extend(old_bad)
-            deletes.extend(old_ok[:max(0, max_unavail - unavailable)])
-
-        self._ensure_revision(ds, tmpl, thash)
+        should = {n.name for n in self.nodes.values() if t.should_run(n.placement_view())}
+        creates, deletes = daemonset.plan(t, should, self._pods_by_node_of(t.uid), now)
+        self._ensure_revision(t, ds)
         made, rejected, removed = [], None, []
         for node_name in creates:
-            pod = self._create_daemon_pod(ds, node_name, tols, thash, tgen)
+            pod = self._create_daemon_pod(t, node_name)
             if isinstance(pod, str):
                 rejected = pod
                 break  # the same admission error for every node: report it once per pass
@@ -708,41 +656,9 @@ class Cluster:
             self._record(ds, "Warning", "FailedCreate", rejected, 1)
 
         # status, from the caches as they are after our own writes
-        by_node = defaultdict(list)
-        for puid in self.pods_by_owner.get(uid, ()):
-            p = self.pods.get(puid)
-            if p is not None:
-                by_node[p.node].append(p)
-        desired = current = misscheduled = ready = avail = updated = 0
-        recheck = None
-        for node_name in set(by_node) | should:
-            plist = sorted(by_node.get(node_name, ()), key=lambda p: p.seq)
-            if node_name in should:
-                desired += 1
-                if not plist:
-                    continue
-                current += 1
-                p = plist[0]
-                if p.ready:
-                    ready += 1
-                    if available(p):
-                        avail += 1
-                    elif min_ready > 0:
-                        wait = p.ready_since + min_ready - now
-                        recheck = wait if recheck is None else min(recheck, wait)
-                if (p.labels.get("controller-revision-hash") == thash
-                        or p.labels.get("pod-template-generation") == tgen):
-                    updated += 1
-            elif plist:
-                misscheduled += 1
+        status, recheck = daemonset.compute_status(t, should, self._pods_by_node_of(t.uid), now)
         if recheck is not None:
             self._schedule(max(0.05, recheck + 0.05), "ds", (ns, name))
-        status = {"currentNumberScheduled": current, "numberMisscheduled": misscheduled,
-                  "desiredNumberScheduled": desired, "numberReady": ready}
-        for k, v in (("observedGeneration", m.get("generation", 0)), ("updatedNumberScheduled", updated),
-                     ("numberAvailable", avail), ("numberUnavailable", desired - avail)):
-            if v:
-                status[k] = v
 
         def write(obj):
             old = obj.get("status") or {}
@@ -755,50 +671,30 @@ class Cluster:
             obj["status"] = new
             return None
 
-        self._mutate(DAEMONSETS, ns, name, write, subresource="status", uid=uid, cow=[])
+        self._mutate(DAEMONSETS, ns, name, write, subresource="status", uid=t.uid, cow=[])
 
-    def _create_daemon_pod(self, ds, node_name, tols, thash, tgen):
+    def _pods_by_node_of(self, owner_uid):
+        """node -> the owner's pods there, live before terminating, oldest first."""
+        by_node = defaultdict(list)
+        for puid in self.pods_by_owner.get(owner_uid, ()):
+            p = self.pods.get(puid)
+            if p is not None:
+                by_node[p.node].append(p)
+        for plist in by_node.values():
+            plist.sort(key=lambda p: (p.deleting, p.seq))
+        return by_node
+
+    def _create_daemon_pod(self, t, node_name):
         """Create the daemon pod for a node; returns the pod, or an admission error message (str)."""
-        m = _meta(ds)
-        tmpl = ds.get("spec", {}).get("template") or {}
-        tm = tmpl.get("metadata") or {}
-        spec = json.loads(json.dumps(tmpl.get("spec") or {}))
-        rc = spec.get("runtimeClassName")
+        rc = t.pod_spec.get("runtimeClassName")
         if rc and self.store.get(RUNTIMECLASSES, "", rc) is None:
             # the RuntimeClass admission plugin rejects the pod (K: plugin/pkg/admission/runtimeclass)
             self.counters["podsRejected"] += 1
             return ('Error creating: pods "%s-" is forbidden: pod rejected: RuntimeClass "%s" not found'
-                    % (m["name"], rc))
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("securityContext", {})
-        spec.setdefault("serviceAccountName", "default")
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-        spec.setdefault("priority", 0)
-        spec["tolerations"] = tols
-        affinity = spec.setdefault("affinity", {})
-        affinity["nodeAffinity"] = dict(affinity.get("nodeAffinity") or {}, **{
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [
-                {"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}})
-        spec["nodeName"] = node_name
-        labels = dict(tm.get("labels") or {})
-        labels["controller-revision-hash"] = thash
-        labels["pod-template-generation"] = tgen
-        meta = {"generateName": m["name"] + "-", "namespace": m.get("namespace", ""), "labels": labels,
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": m["name"],
-                                     "uid": m["uid"], "controller": True, "blockOwnerDeletion": True}]}
-        if tm.get("annotations"):
-            meta["annotations"] = dict(tm["annotations"])
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec,
-               "status": {"phase": "Pending", "qosClass": _qos(spec),
-                          "conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                                          "lastTransitionTime": now_rfc3339()}]}}
+                    % (t.name, rc))
+        pod = daemonset.daemon_pod(t, node_name, now_rfc3339(), kubelet.qos)
         for _ in range(10):
-            meta["name"] = m["name"] + "-" + placement.random_suffix(5, self.rng)
+            pod["metadata"]["name"] = t.name + "-" + placement.random_suffix(5, self.rng)
             try:
                 created = self._create(PODS, json.loads(json.dumps(pod)))
             except Exception as e:  # noqa: BLE001
@@ -810,26 +706,15 @@ class Cluster:
             return created
         return None
 
-    def _ensure_revision(self, ds, tmpl, thash):
-        """ControllerRevision <ds>-<hash> for the current template, so `kubectl rollout history` works."""
-        m = _meta(ds)
-        ns, uid = m.get("namespace", ""), m.get("uid")
-        mine = [o for o in self._objects_in(REVISIONS, ns)
-                if any(r.get("uid") == uid for r in _meta(o).get("ownerReferences") or ())]
-        name = "%s-%s" % (m["name"], thash)
+    def _ensure_revision(self, t, ds):
+        """ControllerRevision <ds>-<hash> for the current template; older ones beyond the history limit go."""
+        mine = [o for o in self._objects_in(REVISIONS, t.namespace)
+                if any(r.get("uid") == t.uid for r in _meta(o).get("ownerReferences") or ())]
+        name = "%s-%s" % (t.name, t.hash)
         top = max([o.get("revision", 0) for o in mine] or [0])
         cur = next((o for o in mine if _meta(o).get("name") == name), None)
         if cur is None:
-            labels = dict((tmpl.get("metadata") or {}).get("labels") or {})
-            labels["controller-revision-hash"] = thash
-            rev = {"apiVersion": "apps/v1", "kind": "ControllerRevision",
-                   "metadata": {"name": name, "namespace": ns, "labels": labels,
-                                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet",
-                                                     "name": m["name"], "uid": uid, "controller": True,
-                                                     "blockOwnerDeletion": True}]},
-                   "data": {"spec": {"template": dict(tmpl, **{"$patch": "replace"})}}, "revision": top + 1}
-            if m.get("annotations"):
-                rev["metadata"]["annotations"] = dict(m["annotations"])
+            rev = daemonset.controller_revision(t, _meta(ds).get("annotations"), top + 1)
             try:
                 self._create(REVISIONS, rev)
                 mine.append(rev)
@@ -838,11 +723,10 @@ class Cluster:
         elif cur.get("revision", 0) < top:  # back to an older template: it becomes the newest revision
             def bump(obj):
                 obj["revision"] = top + 1
-            self._mutate(REVISIONS, ns, name, bump, cow=[])
-        limit = int((ds.get("spec") or {}).get("revisionHistoryLimit", 10))
+            self._mutate(REVISIONS, t.namespace, name, bump, cow=[])
         old = sorted((o for o in mine if _meta(o).get("name") != name), key=lambda o: o.get("revision", 0))
-        for o in old[:max(0, len(old) - limit)]:
-            self._delete(REVISIONS, ns, _meta(o)["name"])
+        for o in old[:max(0, len(old) - t.history_limit)]:
+            self._delete(REVISIONS, t.namespace, _meta(o)["name"])
 
     def _objects_in(self, res, ns):
         list_entries = getattr(self.store, "list_entries", None)
@@ -880,217 +764,6 @@ class Cluster:
         self._event_names[key] = name
         self.counters["events"] += 1
 
-    # ---- admin API -------------------------------------------------------------------------------------------
-    def handle_admin(self, method, path, query, body):
-        """Cluster-side /_sim/ endpoints. Returns (http code, JSON-able dict)."""
-        try:
-            return self._admin(method, path.rstrip("/"), query or {}, body)
-        except _BadRequest as e:
-            return _status(400, "BadRequest", str(e))
-
-    def _admin(self, method, path, query, body):
-        parts = path.split("/")[2:]  # after "", "_sim"
-        body = body if isinstance(body, dict) else {}
-        if parts == ["nodes"] and method == "POST":
-            return self._admin_add_node(body)
-        if parts == ["nodes"] and method == "GET":
-            with self._mu:
-                names = sorted(self.nodes)
-            return 200, {"nodes": names}
-        if len(parts) == 2 and parts[0] == "nodes" and method == "DELETE":
-            if self.store.delete(NODES, "", parts[1]) is None:
-                return _status(404, "NotFound", 'nodes "%s" not found' % parts[1])
-            self.gpu_counts.pop(parts[1], None)
-            return 200, {"deleted": parts[1]}
-        if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "labels" and method in ("POST", "PATCH"):
-            return self._admin_labels(parts[1], body)
-        if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "ready" and method == "POST":
-            return self._admin_node_ready(parts[1], body)
-        if parts == ["fail"] and method == "POST":
-            return self._admin_fail(body)
-        if parts == ["fail"] and method == "GET":
-            return 200, {"rules": [_rule_public(r) for r in self.fail_rules]}
-        if parts == ["recover"] and method == "POST":
-            return self._admin_recover(body)
-        if parts == ["touch-nodes"] and method == "POST":
-            return self._admin_touch(body)
-        if parts == ["heartbeat"] and method == "POST":
-            self._command(self._heartbeat)
-            return 200, {"heartbeat": True}
-        if parts == ["settle"] and method in ("GET", "POST"):
-            timeout = float(query.get("timeout", body.get("timeout", 10)) or 10)
-            ok = self.settle(timeout)
-            return (200, {"settled": True}) if ok else _status(504, "Timeout", "cluster did not settle")
-        if parts == ["status"] and method == "GET":
-            return 200, self.status()
-        return _status(404, "NotFound", "no admin endpoint %s %s" % (method, path))
-
-    def _command(self, fn):
-        self._put(("cmd", fn))
-
-    def status(self):
-        with self._mu:
-            pods = list(self.pods.values())
-            out = {"nodes": len(self.nodes),
-                   "gpuNodes": sum(1 for n in self.nodes.values() if self._gpu_count(n) > 0),
-                   "gpuAllocatable": sum(1 for n in self.nodes.values() if n.gpu_alloc),
-                   "daemonsets": len(self.daemonsets),
-                   "pods": len(pods),
-                   "podsReady": sum(1 for p in pods if p.ready),
-                   "podsByPhase": {}, "failRules": len(self.fail_rules),
-                   "queued": self._q.qsize(), "timers": len(self._timers)}
-        for p in pods:
-            out["podsByPhase"][p.phase] = out["podsByPhase"].get(p.phase, 0) + 1
-        out["counters"] = dict(self.counters)
-        if getattr(self, "last_error", None):
-            out["lastError"] = self.last_error
-        return out
-
-    def _admin_add_node(self, body):
-        name = body.get("name")
-        if not isinstance(name, str) or not name:
-            raise _BadRequest('"name" (string) is required')
-        gpu = bool(body.get("gpu", True))
-        gpus = body.get("gpus", self.gpus_per_node if gpu else 0)
-        if not isinstance(gpus, int) or gpus < 0:
-            raise _BadRequest('"gpus" must be a non-negative integer')
-        labels = body.get("labels") or {}
-        taints = body.get("taints") or []
-        if not isinstance(labels, dict) or not isinstance(taints, list):
-            raise _BadRequest('"labels" must be an object and "taints" a list')
-        product = body.get("product", fleet.DEFAULT_GPU_PRODUCT)
-        index = self._count(NODES)
-        node = fleet.build_node(name, index, gpu and gpus > 0, gpus, product=product, created=now_rfc3339(),
-                                labels=labels, taints=taints)
-        self.gpu_counts[name] = gpus if gpu else 0
-        try:
-            created = self.store.create(NODES, node)
-        except Exception as e:  # noqa: BLE001
-            if type(e).__name__ == "AlreadyExists":
-                return _status(409, "AlreadyExists", 'nodes "%s" already exists' % name)
-            raise
-        return 201, {"name": name, "uid": _meta(created)["uid"], "gpus": self.gpu_counts[name]}
-
-    def _admin_labels(self, name, body):
-        set_ = body.get("set") or {}
-        remove = body.get("remove") or []
-        if not isinstance(set_, dict) or not isinstance(remove, list):
-            raise _BadRequest('"set" must be an object and "remove" a list of keys')
-
-        def relabel(obj):
-            labels = obj.setdefault("metadata", {}).setdefault("labels", {})
-            for k in remove:
-                labels.pop(k, None)
-            for k, v in set_.items():
-                labels[k] = str(v)
-
-        out = self._mutate(NODES, "", name, relabel, cow=[("metadata", "labels")])
-        if out is None:
-            return _status(404, "NotFound", 'nodes "%s" not found' % name)
-        return 200, {"name": name, "labels": _meta(out).get("labels") or {},
-                     "resourceVersion": _meta(out).get("resourceVersion")}
-
-    def _admin_node_ready(self, name, body):
-        """Mark a node Ready or NotReady (Unknown), with the taints the node lifecycle controller adds."""
-        ready = bool(body.get("ready", False))
-        stamp = now_rfc3339()
-
-        def cond(obj):
-            for c in obj.setdefault("status", {}).setdefault("conditions", []):
-                if c.get("type") == "Ready":
-                    new = "True" if ready else "Unknown"
-                    if c.get("status") != new:
-                        c["lastTransitionTime"] = stamp
-                    c["status"] = new
-                    c["reason"] = "KubeletReady" if ready else "NodeStatusUnknown"
-                    c["message"] = ("kubelet is posting ready status" if ready
-                                    else "Kubelet stopped posting node status.")
-                    c["lastHeartbeatTime"] = stamp
-
-        def taint(obj):
-            spec = obj.setdefault("spec", {})
-            taints = [t for t in spec.get("taints") or () if t.get("key") != "node.kubernetes.io/unreachable"]
-            if not ready:
-                taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"})
-                taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": stamp})
-            if taints:
-                spec["taints"] = taints
-            else:
-                spec.pop("taints", None)
-
-        if self._mutate(NODES, "", name, cond, subresource="status", cow=[("status", "conditions")]) is None:
-            return _status(404, "NotFound", 'nodes "%s" not found' % name)
-        self._mutate(NODES, "", name, taint, cow=[("spec",)])
-        return 200, {"name": name, "ready": ready}
-
-    def _parse_rule(self, body, need_reason):
-        node = body.get("node")
-        if node is not None and not isinstance(node, str):
-            raise _BadRequest('"node" must be a string')
-        ds = body.get("daemonset")
-        sel_text = body.get("labelSelector")
-        selector = None
-        if sel_text is not None:
-            try:
-                selector = placement.parse_label_selector(sel_text)
-            except ValueError as e:
-                raise _BadRequest(str(e)) from None
-        return {"node": node or "", "namespace": body.get("namespace") or "", "daemonset": ds or "",
-                "selector": selector, "labelSelector": sel_text,
-                "reason": body.get("reason") or "CrashLoopBackOff", "message": body.get("message") or ""}
-
-    def _admin_fail(self, body):
-        rule = self._parse_rule(body, True)
-        done = threading.Event()
-
-        def add():
-            self.fail_rules.append(rule)
-            self._apply_rules()
-            done.set()
-
-        self._command(add)
-        done.wait(10)
-        return 200, {"rule": _rule_public(rule), "rules": len(self.fail_rules)}
-
-    def _admin_recover(self, body):
-        want = self._parse_rule(body, False)
-        keys = [k for k in ("node", "namespace", "daemonset", "labelSelector") if body.get(k) is not None]
-        done = threading.Event()
-        removed = []
-
-        def recover():
-            keep = []
-            for r in self.fail_rules:
-                (removed if all(r[k] == want[k] for k in keys) else keep).append(r)
-            self.fail_rules[:] = keep
-            self._apply_rules()
-            done.set()
-
-        self._command(recover)
-        done.wait(10)
-        return 200, {"removed": len(removed), "rules": len(self.fail_rules)}
-
-    def _admin_touch(self, body):
-        key, value = body.get("label"), body.get("value", "")
-        if not isinstance(key, str) or not key:
-            raise _BadRequest('"label" (string) is required')
-        with self._mu:
-            names = sorted(self.nodes)
-        if not names:
-            names = sorted(_meta(o)["name"] for o in self._objects(NODES))
-        touched = []
-        for name in names:
-            def relabel(obj):
-                labels = obj.setdefault("metadata", {}).setdefault("labels", {})
-                if labels.get(key) == str(value):
-                    return False
-                labels[key] = str(value)
-                touched.append(name)
-                return None
-            self._mutate(NODES, "", name, relabel, cow=[("metadata", "labels")])
-        return 200, {"touched": len(touched), "resourceVersion": str(self.store.rv)}
-
-
 def _cow(obj, paths):
     """Shallow copy of obj with the dicts/lists along each path (and a list's dict items) copied too."""
     out = dict(obj)
@@ -1107,87 +780,3 @@ def _cow(obj, paths):
             cur[key] = val
             cur = val
     return out
-
-
-def _rule_public(rule):
-    return {k: rule[k] for k in ("node", "namespace", "daemonset", "labelSelector", "reason", "message") if rule[k]}
-
-
-def _resolve_int_or_percent(v, total):
-    if isinstance(v, str) and v.endswith("%"):
-        try:
-            pct = int(v[:-1])
-        except ValueError:
-            return 1
-        return -(-pct * total // 100)  # round up, as the DaemonSet controller does
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return 1
-
-
-def _hex(*parts):
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
-
-
-def _qos(spec):
-    for c in spec.get("containers") or ():
-        res = c.get("resources") or {}
-        if res.get("requests") or res.get("limits"):
-            return "Burstable"
-    return "BestEffort"
-
-
-def _pod_status(pod, host_ip, rule, restarts):
-    """Status the kubelet posts for a started pod: Running and Ready, or crash-looping per rule."""
-    m, spec = _meta(pod), pod.get("spec") or {}
-    old = pod.get("status") or {}
-    stamp = now_rfc3339()
-    ready = rule is None
-    start = old.get("startTime") or stamp
-    h = int(_hex(m.get("uid", ""))[:8], 16) % 64516
-    pod_ip = host_ip if spec.get("hostNetwork") else "192.168.%d.%d" % (h // 254 % 254, h % 254 + 1)
-    names = [c.get("name", "") for c in spec.get("containers") or ()]
-    old_conds = {c.get("type"): c for c in old.get("conditions") or ()}
-
-    def cond(ctype, ok):
-        prev = old_conds.get(ctype) or {}
-        status = "True" if ok else "False"
-        c = {"type": ctype, "status": status, "lastProbeTime": None,
-             "lastTransitionTime": prev.get("lastTransitionTime") if prev.get("status") == status else stamp}
-        if not ok:
-            c["reason"] = "ContainersNotReady"
-            c["message"] = "containers with unready status: [%s]" % " ".join(names)
-        return c
-
-    statuses = []
-    old_cs = {c.get("name"): c for c in old.get("containerStatuses") or ()}
-    for c in spec.get("containers") or ():
-        name, image = c.get("name", ""), c.get("image", "")
-        cid = "containerd://" + _hex(m.get("uid"), name, restarts)
-        prev = old_cs.get(name) or {}
-        st = {"name": name, "image": image, "imageID": image.split(":")[0] + "@sha256:" + _hex(image),
-              "containerID": cid, "ready": ready, "started": ready, "restartCount": restarts}
-        if ready:
-            st["state"] = {"running": {"startedAt": stamp if restarts or not prev else
-                                       (prev.get("state", {}).get("running", {}).get("startedAt") or stamp)}}
-        else:
-            msg = rule.get("message") or "back-off 10s restarting failed container=%s pod=%s_%s(%s)" % (
-                name, m.get("name"), m.get("namespace"), m.get("uid"))
-            st["state"] = {"waiting": {"reason": rule.get("reason") or "CrashLoopBackOff", "message": msg}}
-        if restarts:
-            st["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": start,
-                                              "finishedAt": stamp, "containerID": cid}}
-        statuses.append(st)
-    status = {"phase": "Running",
-              "conditions": [cond("PodReadyToStartContainers", True), cond("Initialized", True),
-                             cond("Ready", ready), cond("ContainersReady", ready), cond("PodScheduled", True)],
-              "hostIP": host_ip, "hostIPs": [{"ip": host_ip}], "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
-              "startTime": start, "containerStatuses": statuses, "qosClass": old.get("qosClass") or _qos(spec)}
-    if spec.get("initContainers"):
-        status["initContainerStatuses"] = [
-            {"name": c.get("name", ""), "image": c.get("image", ""), "imageID": "", "ready": True,
-             "restartCount": 0, "started": False,
-             "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": start,
-                                      "finishedAt": start}}} for c in spec["initContainers"]]
-    return status

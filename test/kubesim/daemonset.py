@@ -1,0 +1,165 @@
+"""The DaemonSet controller's decisions as pure functions (no store, no clock reads).
+
+Given which nodes should run a daemon pod and the pods each node has, `plan` says which pods to
+create and delete (placement, duplicates, RollingUpdate within maxUnavailable; OnDelete never
+replaces), and `compute_status` produces the status kube-controller-manager would write
+(K: pkg/controller/daemon/daemon_controller.go updateDaemonSetStatus). Pods are light objects with
+.node, .labels, .ready, .ready_since, .deleting and .seq (creation order).
+"""
+
+import json
+
+import placement
+
+GEN_ANNOTATION = "deprecated.daemonset.template.generation"
+HASH_LABEL = "controller-revision-hash"
+GEN_LABEL = "pod-template-generation"
+
+
+class Template:
+    """What a reconcile needs from a DaemonSet object."""
+
+    def __init__(self, ds):
+        m = ds.get("metadata") or {}
+        spec = ds.get("spec") or {}
+        self.name, self.namespace, self.uid = m.get("name"), m.get("namespace", ""), m.get("uid")
+        self.generation = m.get("generation", 0)
+        self.template = spec.get("template") or {}
+        self.pod_spec = self.template.get("spec") or {}
+        self.tolerations = placement.daemon_tolerations(self.pod_spec)
+        self.hash = placement.template_hash(self.template)
+        self.template_generation = (m.get("annotations") or {}).get(GEN_ANNOTATION) or str(m.get("generation", 1))
+        self.min_ready = int(spec.get("minReadySeconds") or 0)
+        strategy = spec.get("updateStrategy") or {}
+        self.rolling = strategy.get("type", "RollingUpdate") == "RollingUpdate"
+        self.max_unavailable = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1)
+        self.history_limit = int(spec.get("revisionHistoryLimit", 10))
+
+    def should_run(self, node_view):
+        return placement.node_should_run(self.pod_spec, self.tolerations, node_view)
+
+    def available(self, pod, now):
+        return pod.ready and (self.min_ready <= 0 or pod.ready_since + self.min_ready <= now)
+
+    def is_updated(self, pod):
+        return pod.labels.get(HASH_LABEL) == self.hash or pod.labels.get(GEN_LABEL) == self.template_generation
+
+
+def resolve_int_or_percent(v, total):
+    """maxUnavailable: an int, or a percentage of the desired count rounded up (as the controller does)."""
+    if isinstance(v, str) and v.endswith("%"):
+        try:
+            pct = int(v[:-1])
+        except ValueError:
+            return 1
+        return -(-pct * total // 100)
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 1
+
+
+def plan(t, should, by_node, now):
+    """Returns (node names needing a pod, pods to delete). by_node: node -> pods, oldest first."""
+    creates, deletes = [], []
+    for node_name in sorted(set(by_node) | should):
+        pods = by_node.get(node_name, ())
+        live = [p for p in pods if not p.deleting]
+        if node_name in should:
+            if not pods:
+                creates.append(node_name)
+            elif len(live) > 1:
+                deletes.extend(live[1:])  # duplicates: the oldest stays
+        else:
+            deletes.extend(live)
+    if t.rolling:
+        # at most maxUnavailable (min 1: maxSurge is not simulated) nodes without an available pod
+        budget = max(1, resolve_int_or_percent(t.max_unavailable, len(should)))
+        unavailable, old_ok, old_bad = 0, [], []
+        for node_name in sorted(should):
+            live = [p for p in by_node.get(node_name, ()) if not p.deleting]
+            if not live or not t.available(live[0], now):
+                unavailable += 1
+            if live and live[0].labels.get(HASH_LABEL) != t.hash:
+                (old_ok if t.available(live[0], now) else old_bad).append(live[0])
+        deletes.extend(old_bad)  # replacing a pod that is down costs no availability
+        deletes.extend(old_ok[:max(0, budget - unavailable)])
+    return creates, deletes
+
+
+def compute_status(t, should, by_node, now):
+    """Returns (status dict, seconds until a minReadySeconds wait ends or None)."""
+    desired = current = misscheduled = ready = avail = updated = 0
+    recheck = None
+    for node_name in set(by_node) | should:
+        pods = sorted(by_node.get(node_name, ()), key=lambda p: p.seq)
+        if node_name not in should:
+            misscheduled += 1 if pods else 0
+            continue
+        desired += 1
+        if not pods:
+            continue
+        current += 1
+        p = pods[0]  # the oldest pod decides
+        if p.ready:
+            ready += 1
+            if t.available(p, now):
+                avail += 1
+            elif t.min_ready > 0:
+                wait = p.ready_since + t.min_ready - now
+                recheck = wait if recheck is None else min(recheck, wait)
+        if t.is_updated(p):
+            updated += 1
+    status = {"currentNumberScheduled": current, "numberMisscheduled": misscheduled,
+              "desiredNumberScheduled": desired, "numberReady": ready}
+    for k, v in (("observedGeneration", t.generation), ("updatedNumberScheduled", updated),
+                 ("numberAvailable", avail), ("numberUnavailable", desired - avail)):
+        if v:  # omitempty: absent means 0
+            status[k] = v
+    return status, recheck
+
+
+def owner_ref(t):
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": t.name, "uid": t.uid, "controller": True,
+            "blockOwnerDeletion": True}
+
+
+def daemon_pod(t, node_name, stamp, qos):
+    """The pod the controller creates for node_name (metadata.name left to the caller)."""
+    tm = t.template.get("metadata") or {}
+    spec = json.loads(json.dumps(t.pod_spec))
+    for k, v in (("restartPolicy", "Always"), ("terminationGracePeriodSeconds", 30), ("dnsPolicy", "ClusterFirst"),
+                 ("schedulerName", "default-scheduler"), ("securityContext", {}), ("serviceAccountName", "default"),
+                 ("enableServiceLinks", True), ("preemptionPolicy", "PreemptLowerPriority"), ("priority", 0)):
+        spec.setdefault(k, v)
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    spec["tolerations"] = [dict(x) for x in t.tolerations]
+    affinity = spec.setdefault("affinity", {})
+    affinity["nodeAffinity"] = dict(affinity.get("nodeAffinity") or {}, **{
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}})
+    spec["nodeName"] = node_name
+    labels = dict(tm.get("labels") or {})
+    labels[HASH_LABEL] = t.hash
+    labels[GEN_LABEL] = t.template_generation
+    meta = {"generateName": t.name + "-", "namespace": t.namespace, "labels": labels,
+            "ownerReferences": [owner_ref(t)]}
+    if tm.get("annotations"):
+        meta["annotations"] = dict(tm["annotations"])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec,
+            "status": {"phase": "Pending", "qosClass": qos(spec),
+                       "conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                                       "lastTransitionTime": stamp}]}}
+
+
+def controller_revision(t, ds_annotations, revision):
+    """ControllerRevision <ds>-<hash> holding the template, as `kubectl rollout history` reads it."""
+    labels = dict((t.template.get("metadata") or {}).get("labels") or {})
+    labels[HASH_LABEL] = t.hash
+    rev = {"apiVersion": "apps/v1", "kind": "ControllerRevision",
+           "metadata": {"name": "%s-%s" % (t.name, t.hash), "namespace": t.namespace, "labels": labels,
+                        "ownerReferences": [owner_ref(t)]},
+           "data": {"spec": {"template": dict(t.template, **{"$patch": "replace"})}}, "revision": revision}
+    if ds_annotations:
+        rev["metadata"]["annotations"] = dict(ds_annotations)
+    return rev
