@@ -975,5 +975,7 @@ void controller_get_stats(const struct controller *c, struct controller_stats *o
   struct workqueue_stats ws;
   workqueue_get_stats(c->queue, &ws);
   out->queue_depth = (unsigned)ws.depth;
+  out->queue_adds = ws.adds;
+  out->queue_retries = ws.retries;
   out->writes_in_flight = apply_in_flight(c->apply);
 }

@@ -63,6 +63,8 @@ struct controller_stats {
   uint64_t writes[5]; /* by enum apply_kind */
   uint64_t events_written;
   unsigned queue_depth;
+  uint64_t queue_adds;    /* workqueue_adds_total */
+  uint64_t queue_retries; /* workqueue_retries_total */
   unsigned writes_in_flight;
 };
 

@@ -17,6 +17,7 @@
 #include "loop.h"
 #include "options.h"
 #include "render_cmd.h"
+#include "runtime.h"
 #include "templates.h"
 
 #include <signal.h>
@@ -35,6 +36,7 @@ struct app {
   struct kube_client *client;
   struct gpc_templates *templates;
   struct controller *ctrl;
+  struct runtime *rt; /* metrics, /healthz /readyz /metrics, leader election */
   bool stopping;
   uint64_t drain_deadline_ms;
 };
@@ -44,13 +46,18 @@ static int config_error(const char *msg) {
   return EXIT_CONFIG;
 }
 
+static void stop_loop(void *ud) {
+  struct app *app = ud;
+  gpc_loop_stop(app->loop);
+}
+
 static void drain_tick(struct gpc_loop *loop, uint64_t id, void *ud) {
   (void)id;
   struct app *app = ud;
   unsigned left = controller_in_flight(app->ctrl);
   if (left == 0 || gpc_loop_now_ms() >= app->drain_deadline_ms) {
     if (left) log_warn("main", "abandoning writes in flight", KV_I("writes", left));
-    gpc_loop_stop(loop);
+    runtime_shutdown(app->rt, stop_loop, app); /* release the Lease, then stop */
     return;
   }
   gpc_loop_add_timer(loop, DRAIN_POLL_MS, drain_tick, app);
@@ -91,10 +98,25 @@ static int setup(struct app *app, char *ident) {
     log_error("main", "event loop", KV_S("error", err.msg));
     return 1;
   }
+  struct runtime_config rc = {
+      .loop = app->loop,
+      .kc = &app->kc,
+      .namespace = app->opts.namespace,
+      .metrics_bind = app->opts.metrics_bind,
+      .health_bind = app->opts.health_bind,
+      .leader_elect = app->opts.leader_elect,
+      .lease_ms = (unsigned)(app->opts.leader_lease_s * 1000),
+      .renew_deadline_ms = (unsigned)(app->opts.leader_renew_s * 1000),
+      .retry_ms = (unsigned)(app->opts.leader_retry_s * 1000),
+  };
+  app->rt = runtime_new(&rc, &err);
+  if (!app->rt) return config_error(err.msg);
   struct kube_client_config kcc = {
       .kc = &app->kc,
       .qps = app->opts.qps,
       .burst = app->opts.burst,
+      .observe = runtime_observe_request,
+      .observe_ud = app->rt,
   };
   app->client = kube_client_new(app->loop, &kcc, &err);
   if (!app->client) {
@@ -114,10 +136,15 @@ static int setup(struct app *app, char *ident) {
     log_error("main", "controller", KV_S("error", err.msg));
     return 1;
   }
+  runtime_attach(app->rt, app->ctrl);
   gpc_loop_add_signal(app->loop, SIGTERM, on_signal, app);
   gpc_loop_add_signal(app->loop, SIGINT, on_signal, app);
   if (controller_start(app->ctrl, &err) != GPC_OK) {
     log_error("main", "start", KV_S("error", err.msg));
+    return 1;
+  }
+  if (runtime_start(app->rt, &err) != GPC_OK) {
+    log_error("main", "leader election", KV_S("error", err.msg));
     return 1;
   }
   return 0;
@@ -126,6 +153,7 @@ static int setup(struct app *app, char *ident) {
 static void teardown(struct app *app) {
   controller_free(app->ctrl);
   kube_client_free(app->client);
+  runtime_free(app->rt);
   gpc_loop_free(app->loop);
   templates_free(app->templates);
   kubeconfig_free(&app->kc);

@@ -72,6 +72,18 @@ static const char *check_nonneg(int v) {
 static const char *check_watch_timeout(const struct gpc_options *o) {
   return check_nonneg(o->watch_timeout_s);
 }
+static const char *check_positive(double v) {
+  return v > 0 && isfinite(v) && v <= 3600 ? NULL : "want seconds, > 0 and <= 3600";
+}
+static const char *check_le_lease(const struct gpc_options *o) {
+  return check_positive(o->leader_lease_s);
+}
+static const char *check_le_renew(const struct gpc_options *o) {
+  return check_positive(o->leader_renew_s);
+}
+static const char *check_le_retry(const struct gpc_options *o) {
+  return check_positive(o->leader_retry_s);
+}
 static const char *check_grace(const struct gpc_options *o) {
   return check_nonneg(o->shutdown_grace_s);
 }
@@ -90,6 +102,12 @@ static const struct opt_def opt_table[] = {
      "address of /healthz and /readyz, \"0\" disables", check_health},
     {"leader-elect", OPT_BOOL, OFF(leader_elect), "false",
      "elect a leader with a Lease so only one replica writes", NULL},
+    {"leader-elect-lease-duration", OPT_DOUBLE, OFF(leader_lease_s), "15",
+     "seconds a non-leader waits after the last renewal it saw before taking over", check_le_lease},
+    {"leader-elect-renew-deadline", OPT_DOUBLE, OFF(leader_renew_s), "10",
+     "seconds the leader keeps trying to renew before it stops writing", check_le_renew},
+    {"leader-elect-retry-period", OPT_DOUBLE, OFF(leader_retry_s), "2",
+     "seconds between attempts to acquire or renew the Lease", check_le_retry},
     {"templates-dir", OPT_STRING, OFF(templates_dir), NULL,
      "directory whose <operand>.yaml files override the built-in templates", NULL},
     {"log-level", OPT_STRING, OFF(log_level), "info",
@@ -118,6 +136,9 @@ void options_init(struct gpc_options *o) {
   o->qps = 50;
   o->burst = 100;
   o->shutdown_grace_s = 10;
+  o->leader_lease_s = 15;
+  o->leader_renew_s = 10;
+  o->leader_retry_s = 2;
 }
 
 void options_release(struct gpc_options *o) {
@@ -196,6 +217,10 @@ int options_parse(struct gpc_options *o, int argc, char **argv, struct gpc_error
     if (why)
       return gpc_fail(err, GPC_E_INVAL, "--%s: invalid value \"%s\" (%s)", d->name, val, why);
   }
+  if (!(o->leader_lease_s > o->leader_renew_s && o->leader_renew_s > 1.2 * o->leader_retry_s))
+    return gpc_fail(err, GPC_E_INVAL,
+                    "--leader-elect-renew-deadline: want --leader-elect-lease-duration > "
+                    "--leader-elect-renew-deadline > 1.2 x --leader-elect-retry-period");
   return GPC_OK;
 }
 

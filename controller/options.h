@@ -25,12 +25,17 @@
 #define GPC_DEFAULT_NAMESPACE "gpu-policy-system"
 
 struct gpc_options {
-  char *kubeconfig;     /* NULL: $KUBECONFIG / in-cluster / ~/.kube/config */
-  char *context;        /* NULL: current-context */
-  char *namespace;      /* where operands live, default gpu-policy-system */
-  char *metrics_bind;   /* default ":8080"; "0" disables */
-  char *health_bind;    /* default ":8081"; "0" disables */
-  bool leader_elect;    /* default false */
+  char *kubeconfig;   /* NULL: $KUBECONFIG / in-cluster / ~/.kube/config */
+  char *context;      /* NULL: current-context */
+  char *namespace;    /* where operands live, default gpu-policy-system */
+  char *metrics_bind; /* default ":8080"; "0" disables */
+  char *health_bind;  /* default ":8081"; "0" disables */
+  bool leader_elect;  /* default false */
+  /* Lease timings in seconds (kube-controller-manager's flag names), default
+   * 15 / 10 / 2; must satisfy lease > renew deadline > 1.2 x retry. */
+  double leader_lease_s;
+  double leader_renew_s;
+  double leader_retry_s;
   char *templates_dir;  /* NULL: embedded templates */
   char *log_level;      /* log_configure() spec, default "info" */
   char *log_format;     /* "json" (default) or "text" */

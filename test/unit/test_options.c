@@ -30,6 +30,7 @@ static void test_defaults(void **state) {
   assert_false(o.leader_elect);
   assert_true(o.qps == 50.0);
   assert_int_equal(o.burst, 100);
+  assert_true(o.leader_lease_s == 15 && o.leader_renew_s == 10 && o.leader_retry_s == 2);
   options_release(&o);
 }
 
@@ -89,6 +90,13 @@ static void test_errors(void **state) {
   expect_error("--log-level", 2, (char *[]){"gpc", "--log-level=loud"});
   expect_error("--leader-elect", 2, (char *[]){"gpc", "--leader-elect=maybe"});
   expect_error("unexpected argument \"extra\"", 2, (char *[]){"gpc", "extra"});
+  expect_error("--leader-elect-retry-period: invalid value \"0\"", 2,
+               (char *[]){"gpc", "--leader-elect-retry-period=0"});
+  /* client-go's rule: lease > renew deadline > 1.2 x retry */
+  expect_error("--leader-elect-renew-deadline", 2,
+               (char *[]){"gpc", "--leader-elect-renew-deadline=20"});
+  expect_error("--leader-elect-renew-deadline", 2,
+               (char *[]){"gpc", "--leader-elect-retry-period=9"});
 }
 
 static void test_bind_addresses(void **state) {
