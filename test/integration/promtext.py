@@ -196,10 +196,10 @@ def _check_histogram(f):
             raise PromError("%s%s: +Inf bucket %s != _count %s" % (f.name, dict(base), b[-1][1], s["count"]))
 
 
-def value(fams, name, **labels):
-    """The value of the one sample `name` whose labels include `labels`; sums when several match."""
-    fam = fams.get(_family_of(name, fams))
+def value(fams, metric, /, **labels):
+    """The value of sample `metric` whose labels include `labels`; sums when several match."""
+    fam = fams.get(_family_of(metric, fams))
     if fam is None:
         return None
-    hits = [v for s, l, v in fam.samples if s == name and all(l.get(k) == x for k, x in labels.items())]
+    hits = [v for s, l, v in fam.samples if s == metric and all(l.get(k) == x for k, x in labels.items())]
     return sum(hits) if hits else None
