@@ -509,18 +509,30 @@ def test_state_restart_keeps_the_cluster_running(kubesim, tmp_path):
     no_errors(sim)
 
 
-def test_node_not_ready_taints_node(kubesim):
-    sim = kubesim(gpu_nodes=1, cpu_nodes=0)
+def test_node_not_ready_taints_node_and_unreadies_its_pods(kubesim):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0)
+    ok(sim.post(DS_PATH, daemonset("nr")))
+    wait_for(lambda: ready_everywhere(sim, "nr", 2), what="ready")
     ok(adm(sim, "/_sim/nodes/gpu-node-0/ready", {"ready": False}))
     n = node(sim, "gpu-node-0")
     ready = [c for c in n["status"]["conditions"] if c["type"] == "Ready"][0]
     assert ready["status"] == "Unknown"
     assert {(t["key"], t["effect"]) for t in n["spec"]["taints"]} == {
         ("node.kubernetes.io/unreachable", "NoSchedule"), ("node.kubernetes.io/unreachable", "NoExecute")}
+    pod = [p for p in pods_of(sim, "nr") if p["spec"]["nodeName"] == "gpu-node-0"][0]
+    assert not is_ready(pod) and pod["status"]["phase"] == "Running"
+    wait_for(lambda: ds_status(sim, "nr").get("numberReady") == 1, what="numberReady 1")
+    # as in kube-controller-manager: the untolerated unreachable:NoSchedule taint takes the node out of
+    # desired (the pod there counts as misscheduled), while the tolerated NoExecute one lets it stay
+    st = ds_status(sim, "nr")
+    assert st["desiredNumberScheduled"] == 1 and st["numberMisscheduled"] == 1
+    assert len(pods_of(sim, "nr")) == 2
     ok(adm(sim, "/_sim/nodes/gpu-node-0/ready", {"ready": True}))
     n = node(sim, "gpu-node-0")
     assert "taints" not in n["spec"]
     assert [c for c in n["status"]["conditions"] if c["type"] == "Ready"][0]["status"] == "True"
+    wait_for(lambda: ready_everywhere(sim, "nr", 2), what="ready again")
+    no_errors(sim)
 
 
 # ---- kubectl ---------------------------------------------------------------------------------------------------------
@@ -649,3 +661,17 @@ def test_status_counts_and_min_ready():
     empty, _ = dsmod.compute_status(t, set(), {}, now=0.0)
     assert empty == {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
                      "numberReady": 0, "observedGeneration": 3}
+
+
+def test_node_fit_keeps_running_pods_on_no_schedule_taints():
+    tols = placement.daemon_tolerations({})
+    node = {"name": "n", "labels": {}, "unschedulable": False,
+            "taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+                       {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]}
+    assert placement.node_fit({}, tols, node) == (False, True)
+    node["taints"].append({"key": "dedicated", "value": "x", "effect": "NoExecute"})
+    assert placement.node_fit({}, tols, node) == (False, False)
+    t = _template()
+    by_node = {"n": [_P("n", 1, t.hash)]}
+    assert dsmod.plan(t, set(), by_node, now=0.0, keep={"n"}) == ([], [])
+    assert [p.seq for p in dsmod.plan(t, set(), by_node, now=0.0)[1]] == [1]

@@ -148,6 +148,7 @@ class Cluster(simadmin.AdminAPI):
         self.gpu_counts = {}  # node name -> GPUs it has (from seeding / admin)
         self.fail_rules = []  # dicts: node, daemonset, selector (parsed), labelSelector, reason, message
         self.crashing = {}  # pod uid -> next backoff seconds
+        self.unreachable = set()  # node names whose kubelet is "down" (/_sim/nodes/<n>/ready false)
         self.counters = defaultdict(int)  # what the simulation did, for /_sim/status
         self._event_names = {}  # (namespace, involved uid, reason) -> Event name, for aggregation
 
@@ -466,8 +467,8 @@ class Cluster(simadmin.AdminAPI):
         if p is None or p.started or p.deleting:
             return
         node = self.nodes.get(p.node)
-        if node is None:
-            return
+        if node is None or p.node in self.unreachable:
+            return  # started when the node's kubelet comes back
         rule = self._rule_for(p)
 
         def run(pod):
@@ -490,6 +491,9 @@ class Cluster(simadmin.AdminAPI):
         rule = self._rule_for(p)
         if rule is None:
             self.crashing.pop(uid, None)
+            return
+        if p.node in self.unreachable:  # nobody reports the restarts meanwhile
+            self._schedule(backoff, "crash", (uid, ns, name))
             return
         node = self.nodes.get(p.node)
         ip = node.ip if node else "10.0.0.1"
@@ -529,9 +533,50 @@ class Cluster(simadmin.AdminAPI):
                     pod["status"] = kubelet.pod_status(pod, ip, None, restarts=restarts)
                 self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid, cow=[])
 
+    def _set_reachable(self, node_name, reachable):
+        """Node lifecycle controller + kubelet: an unreachable node's pods lose Ready (MarkPodsNotReady);
+        when it is back, its kubelet posts their real status again and starts pods that waited."""
+        if reachable:
+            self.unreachable.discard(node_name)
+        else:
+            self.unreachable.add(node_name)
+        node = self.nodes.get(node_name)
+        ip = node.ip if node else "10.0.0.1"
+        stamp = now_rfc3339()
+        for puid in list(self.pods_by_node.get(node_name, ())):
+            p = self.pods.get(puid)
+            if p is None or p.deleting:
+                continue
+            if not p.started:
+                if reachable:
+                    self._maybe_start(p)
+                continue
+            if not reachable:
+                def unready(pod):
+                    conds = (pod.get("status") or {}).get("conditions") or []
+                    if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds):
+                        return False
+                    st = dict(pod["status"])
+                    st["conditions"] = [dict(c, status="False", lastTransitionTime=stamp)
+                                        if c.get("type") == "Ready" else c for c in conds]
+                    pod["status"] = st
+                    return None
+                self._mutate(PODS, p.ns, p.name, unready, subresource="status", uid=p.uid, cow=[])
+            else:
+                rule = self._rule_for(p)
+
+                def repost(pod, rule=rule):
+                    cs = pod.get("status", {}).get("containerStatuses") or []
+                    restarts = max([c.get("restartCount", 0) for c in cs] or [0])
+                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts)
+                self._mutate(PODS, p.ns, p.name, repost, subresource="status", uid=p.uid, cow=[])
+
     def _heartbeat(self):
         stamp = now_rfc3339()
         for name in list(self.nodes):
+            if name in self.unreachable:
+                continue  # its kubelet is not posting
+
             def beat(node):
                 for c in node.get("status", {}).get("conditions") or ():
                     c["lastHeartbeatTime"] = stamp
@@ -632,8 +677,14 @@ class Cluster(simadmin.AdminAPI):
             return  # a DaemonSet being deleted is left alone, status included
         t = daemonset.Template(ds)
         now = time.time()
-        should = {n.name for n in self.nodes.values() if t.should_run(n.placement_view())}
-        creates, deletes = daemonset.plan(t, should, self._pods_by_node_of(t.uid), now)
+        should, keep = set(), set()
+        for n in self.nodes.values():
+            run, cont = t.fit(n.placement_view())
+            if run:
+                should.add(n.name)
+            if cont:
+                keep.add(n.name)
+        creates, deletes = daemonset.plan(t, should, self._pods_by_node_of(t.uid), now, keep)
         self._ensure_revision(t, ds)
         made, rejected, removed = [], None, []
         for node_name in creates:

@@ -35,8 +35,9 @@ class Template:
         self.max_unavailable = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1)
         self.history_limit = int(spec.get("revisionHistoryLimit", 10))
 
-    def should_run(self, node_view):
-        return placement.node_should_run(self.pod_spec, self.tolerations, node_view)
+    def fit(self, node_view):
+        """(should_run, should_continue_running) on that node."""
+        return placement.node_fit(self.pod_spec, self.tolerations, node_view)
 
     def available(self, pod, now):
         return pod.ready and (self.min_ready <= 0 or pod.ready_since + self.min_ready <= now)
@@ -59,17 +60,19 @@ def resolve_int_or_percent(v, total):
         return 1
 
 
-def plan(t, should, by_node, now):
-    """Returns (node names needing a pod, pods to delete). by_node: node -> pods, oldest first."""
+def plan(t, should, by_node, now, keep=frozenset()):
+    """Returns (node names needing a pod, pods to delete). by_node: node -> pods, oldest first.
+
+    should: nodes that should run a pod; keep: nodes where an existing pod may continue running
+    (should implies keep)."""
     creates, deletes = [], []
     for node_name in sorted(set(by_node) | should):
         pods = by_node.get(node_name, ())
         live = [p for p in pods if not p.deleting]
-        if node_name in should:
-            if not pods:
-                creates.append(node_name)
-            elif len(live) > 1:
-                deletes.extend(live[1:])  # duplicates: the oldest stays
+        if node_name in should and not pods:
+            creates.append(node_name)
+        elif node_name in should or node_name in keep:
+            deletes.extend(live[1:])  # duplicates: the oldest stays
         else:
             deletes.extend(live)
     if t.rolling:

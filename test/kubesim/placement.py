@@ -64,9 +64,9 @@ def toleration_matches(tol, taint):
     return (tol.get("value") or "") == (taint.get("value") or "")
 
 
-def taints_tolerated(taints, tolerations):
+def taints_tolerated(taints, tolerations, effects=("NoSchedule", "NoExecute")):
     for taint in taints or ():
-        if taint.get("effect") not in ("NoSchedule", "NoExecute"):
+        if taint.get("effect") not in effects:
             continue
         if not any(toleration_matches(t, taint) for t in tolerations):
             return False
@@ -111,22 +111,33 @@ def node_selector_terms_match(terms, name, labels):
     return False
 
 
-def node_should_run(pod_spec, tolerations, node):
-    """node: light view {"name","labels","taints","unschedulable"}. Whether a daemon pod belongs there."""
+def node_fit(pod_spec, tolerations, node):
+    """(should_run, should_continue_running) for a daemon pod on node, as NodeShouldRunDaemonPod says.
+
+    node: light view {"name","labels","taints","unschedulable"}. A node whose NoSchedule taint the pod
+    does not tolerate gets no new pod, but a pod already there keeps running while every NoExecute
+    taint is tolerated (e.g. node.kubernetes.io/unreachable:NoSchedule on a node that went away)."""
     labels = node["labels"]
     for k, v in (pod_spec.get("nodeSelector") or {}).items():
         if labels.get(k) != v:
-            return False
+            return False, False
     if pod_spec.get("nodeName") and pod_spec["nodeName"] != node["name"]:
-        return False
+        return False, False
     req = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
            .get("requiredDuringSchedulingIgnoredDuringExecution"))
     if req is not None and not node_selector_terms_match(req.get("nodeSelectorTerms"), node["name"], labels):
-        return False
+        return False, False
     taints = list(node.get("taints") or [])
     if node.get("unschedulable"):
         taints.append({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"})
-    return taints_tolerated(taints, tolerations)
+    if taints_tolerated(taints, tolerations):
+        return True, True
+    return False, taints_tolerated(taints, tolerations, effects=("NoExecute",))
+
+
+def node_should_run(pod_spec, tolerations, node):
+    """Whether a new daemon pod belongs on node (see node_fit)."""
+    return node_fit(pod_spec, tolerations, node)[0]
 
 
 def parse_label_selector(text):

@@ -174,6 +174,14 @@ class AdminAPI:
         if self._mutate(NODES, "", name, cond, subresource="status", cow=[("status", "conditions")]) is None:
             return status_error(404, "NotFound", 'nodes "%s" not found' % name)
         self._mutate(NODES, "", name, taint, cow=[("spec",)])
+        done = threading.Event()
+
+        def pods():
+            self._set_reachable(name, ready)
+            done.set()
+
+        self._command(pods)
+        done.wait(10)
         return 200, {"name": name, "ready": ready}
 
     def _parse_rule(self, body, need_reason):
