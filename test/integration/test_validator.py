@@ -1,0 +1,491 @@
+"""gpu-policy-validator against stub NVML/CUDA libraries (CI has no GPU).
+
+The stubs (test/validator/stub_*.c) are compiled here into libnvidia-ml.so.1 and libcuda.so.1; STUB_MODE picks
+their behaviour: healthy2 (two GPUs whose fake cuLaunchKernel really adds the arrays), nvml_fail, nodevice,
+cuda_fail, jit_fail, wrong (device 1 element 123 becomes 0). Each case asserts the text lines, the JSON and the
+exit code; --wait, --hold, --probe and --check-plugin (against kubesim) are covered too.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from kubesim_client import build_dir, repo_root
+
+VALIDATOR = os.path.join(build_dir(), "gpu-policy-validator")
+EXIT = {"ok": 0, "usage": 2, "nolib": 10, "nvml": 11, "nodevice": 12, "cuda": 13, "wrong": 14, "plugin": 15,
+        "timeout": 16}
+SMALL = ["--elements", "65536"]
+
+
+@pytest.fixture(scope="module")
+def stubs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("stubs")
+    src = os.path.join(repo_root(), "test", "validator")
+    for lib, c in (("libnvidia-ml.so.1", "stub_nvml.c"), ("libcuda.so.1", "stub_cuda.c")):
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-o", str(d / lib),
+                        os.path.join(src, c)], check=True)
+    return {"nvml": str(d / "libnvidia-ml.so.1"), "cuda": str(d / "libcuda.so.1")}
+
+
+def run(stubs, *args, mode="healthy2", env=None, timeout=60, libs=True):
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("STUB_", "GPC_", "KUBERNETES_", "NODE_NAME"))}
+    e["STUB_MODE"] = mode
+    e.update(env or {})
+    cmd = [VALIDATOR]
+    if libs:
+        cmd += ["--nvml-lib", stubs["nvml"], "--cuda-lib", stubs["cuda"]]
+    p = subprocess.run(cmd + list(args), env=e, capture_output=True, text=True, timeout=timeout)
+    # The stubs report contexts, allocations, modules or NVML inits left behind on unload.
+    assert "stub-" not in p.stderr, p.stderr
+    return p
+
+
+def run_json(stubs, *args, **kw):
+    p = run(stubs, "--json", *args, **kw)
+    return p, json.loads(p.stdout)
+
+
+def lines(p):
+    return p.stdout.splitlines()
+
+
+def check(out, name):
+    [c] = [c for c in out["checks"] if c["name"] == name]
+    return c
+
+
+# ---- one-shot results -------------------------------------------------------------------------------------
+
+def test_healthy_two_gpus_text(stubs):
+    p = run(stubs, *SMALL)
+    assert p.returncode == EXIT["ok"], p.stdout + p.stderr
+    out = lines(p)
+    assert out[0].split() == ["ok", "nvml-library", stubs["nvml"]]
+    assert out[1].split() == ["ok", "nvml-init", "nvmlInit_v2"]
+    assert out[2].split() == ["ok", "driver-version", "550.54.15"]
+    assert out[3].split() == ["ok", "nvml-devices", "2", "GPUs"]
+    assert out[4] == ("ok    gpu-0                NVIDIA H100 80GB HBM3 GPU-5f1c0a2e-0000-4000-8000-000000000000, "
+                      "memory 1/81559 MiB used, 30 C")
+    assert out[5].startswith("ok    gpu-1                NVIDIA H100 80GB HBM3 "
+                             "GPU-5f1c0a2e-0000-4000-8000-000000000001")
+    assert out[6].split() == ["ok", "cuda-library", stubs["cuda"]]
+    assert out[7].split() == ["ok", "cuda-init", "CUDA", "driver", "API", "12.4"]
+    assert out[8].split() == ["ok", "cuda-devices", "2", "devices"]
+    for i in (0, 1):
+        assert out[9 + i].startswith("ok    vectoradd-%d          compute capability 9.0, 65536 elements in " % i)
+        assert out[9 + i].endswith(" ms")
+    assert out[11:] == ["result: ok"]
+
+
+def test_healthy_two_gpus_json(stubs):
+    p, out = run_json(stubs, *SMALL)
+    assert p.returncode == 0
+    assert out["result"] == "ok" and out["exitCode"] == 0 and out["reason"] is None
+    assert out["driverVersion"] == "550.54.15"
+    assert out["cudaDriverVersion"] == "12.4"
+    assert [c["name"] for c in out["checks"]] == [
+        "nvml-library", "nvml-init", "driver-version", "nvml-devices", "gpu-0", "gpu-1", "cuda-library",
+        "cuda-init", "cuda-devices", "vectoradd-0", "vectoradd-1"]
+    assert all(c["ok"] for c in out["checks"])
+    assert len(out["devices"]) == 2
+    for i, d in enumerate(out["devices"]):
+        va = d.pop("vectorAdd")
+        assert d == {"index": i, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-5f1c0a2e-0000-4000-8000-%012d" % i,
+                     "memoryTotalMiB": 81559, "memoryUsedMiB": 1 + i, "temperatureC": 30 + i,
+                     "computeCapability": "9.0"}
+        assert va["ok"] is True and va["elements"] == 65536 and va["ms"] >= 0
+
+
+def test_default_size_is_four_million_elements(stubs):
+    p, out = run_json(stubs)
+    assert p.returncode == 0
+    assert [d["vectorAdd"]["elements"] for d in out["devices"]] == [1 << 22, 1 << 22]
+
+
+def test_libraries_from_environment(stubs):
+    p = run(stubs, *SMALL, libs=False, env={"GPC_NVML_LIB": stubs["nvml"], "GPC_CUDA_LIB": stubs["cuda"]})
+    assert p.returncode == 0, p.stdout
+    assert lines(p)[0].split() == ["ok", "nvml-library", stubs["nvml"]]
+
+
+def test_missing_nvml_library(stubs, tmp_path):
+    missing = str(tmp_path / "nope" / "libnvidia-ml.so.1")
+    p = run(stubs, "--nvml-lib", missing)
+    assert p.returncode == EXIT["nolib"]
+    assert lines(p)[0].startswith("FAIL  nvml-library         %s: cannot open shared object file" % missing)
+    assert lines(p)[-1].startswith("result: failed (exit 10) NoDriverLibrary: %s: cannot open" % missing)
+    p, out = run_json(stubs, "--nvml-lib", missing)
+    assert out["result"] == "NoDriverLibrary" and out["exitCode"] == 10 and p.returncode == 10
+    assert [c["name"] for c in out["checks"]] == ["nvml-library"]
+    assert out["devices"] == [] and out["driverVersion"] is None
+
+
+def test_missing_cuda_library(stubs, tmp_path):
+    p, out = run_json(stubs, "--cuda-lib", str(tmp_path / "libcuda.so.1"))
+    assert p.returncode == EXIT["nolib"]
+    assert check(out, "cuda-library")["ok"] is False
+    assert out["reason"].startswith("NoDriverLibrary: ")
+    assert out["driverVersion"] == "550.54.15" and len(out["devices"]) == 2
+
+
+def test_library_without_the_entry_points(stubs):
+    # libcuda stub has none of NVML's symbols: a broken install, reported by the missing symbol's name.
+    p, out = run_json(stubs, "--nvml-lib", stubs["cuda"])
+    assert p.returncode == EXIT["nolib"]
+    assert out["reason"] == "NoDriverLibrary: %s lacks nvmlInit_v2" % stubs["cuda"]
+
+
+def test_nvml_init_failure(stubs):
+    p = run(stubs, mode="nvml_fail")
+    assert p.returncode == EXIT["nvml"]
+    assert lines(p)[1] == "FAIL  nvml-init            nvmlInit_v2: Driver Not Loaded (9)"
+    assert lines(p)[-1] == "result: failed (exit 11) NVMLError: nvmlInit_v2: Driver Not Loaded (9)"
+    p, out = run_json(stubs, mode="nvml_fail")
+    assert (out["result"], out["exitCode"]) == ("NVMLError", 11)
+    assert out["reason"] == "NVMLError: nvmlInit_v2: Driver Not Loaded (9)"
+    assert [(c["name"], c["ok"]) for c in out["checks"]] == [("nvml-library", True), ("nvml-init", False)]
+
+
+def test_no_device(stubs):
+    p = run(stubs, mode="nodevice")
+    assert p.returncode == EXIT["nodevice"]
+    assert lines(p)[-2:] == ["FAIL  nvml-devices         0 GPUs",
+                             "result: failed (exit 12) NoDevice: NVML reports 0 GPUs"]
+    p, out = run_json(stubs, mode="nodevice")
+    assert (out["result"], out["exitCode"], out["devices"]) == ("NoDevice", 12, [])
+
+
+def test_cuda_init_failure(stubs):
+    p, out = run_json(stubs, mode="cuda_fail")
+    assert p.returncode == EXIT["cuda"]
+    assert out["reason"] == "CUDAError: cuInit: no CUDA-capable device is detected (100)"
+    assert check(out, "cuda-init")["ok"] is False
+    assert out["cudaDriverVersion"] is None
+
+
+def test_ptx_jit_failure_names_each_device(stubs):
+    p = run(stubs, *SMALL, mode="jit_fail")
+    assert p.returncode == EXIT["cuda"]
+    jit = "cuModuleLoadData: a PTX JIT compilation failed (218)"
+    assert "FAIL  vectoradd-0          compute capability 9.0, " + jit in lines(p)
+    assert "FAIL  vectoradd-1          compute capability 9.0, " + jit in lines(p)
+    assert lines(p)[-1] == "result: failed (exit 13) CUDAError: device 0 " + jit
+
+
+def test_wrong_result(stubs, tmp_path):
+    log = tmp_path / "termination-log"
+    p = run(stubs, *SMALL, "--termination-log", str(log), mode="wrong")
+    assert p.returncode == EXIT["wrong"]
+    assert lines(p)[9].startswith("ok    vectoradd-0 ")
+    assert lines(p)[10] == "FAIL  vectoradd-1          element 123 expected 126.0 got 0.0"
+    assert lines(p)[-1] == "result: failed (exit 14) WrongResult: device 1 element 123 expected 126.0 got 0.0"
+    assert log.read_text() == "WrongResult: device 1 element 123 expected 126.0 got 0.0\n"
+    p, out = run_json(stubs, *SMALL, mode="wrong")
+    assert (out["result"], out["exitCode"]) == ("WrongResult", 14)
+    assert [d["vectorAdd"]["ok"] for d in out["devices"]] == [True, False]
+
+
+def test_wrong_result_elsewhere(stubs):
+    p, out = run_json(stubs, *SMALL, mode="wrong", env={"STUB_WRONG_DEVICE": "0", "STUB_WRONG_ELEMENT": "65535"})
+    assert p.returncode == EXIT["wrong"]
+    # a[i] = i % 1000, b[i] = 0.5 * (i % 7) + 1: 535 + 0.5 * 1 + 1 = 536.5
+    assert out["reason"] == "WrongResult: device 0 element 65535 expected 536.5 got 0.0"
+
+
+def test_success_leaves_termination_log_alone(stubs, tmp_path):
+    log = tmp_path / "termination-log"
+    assert run(stubs, *SMALL, "--termination-log", str(log)).returncode == 0
+    assert not log.exists()
+
+
+# ---- command line -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["--bogus"], ["--timeout", "x"], ["--interval", "0"], ["--elements", "0"],
+                                  ["--elements", "268435457"], ["--timeout"], ["extra"], ["--probe"],
+                                  ["--check-plugin"]])
+def test_usage_errors(stubs, args):
+    p = run(stubs, *args)
+    assert p.returncode == EXIT["usage"], (args, p.stdout, p.stderr)
+    assert "try gpu-policy-validator --help" in p.stderr
+    assert p.stdout == ""
+
+
+def test_help_documents_exit_codes_and_version():
+    p = subprocess.run([VALIDATOR, "--help"], capture_output=True, text=True)
+    assert p.returncode == 0
+    for text in ("0 ok", "2 usage", "10 no driver library", "11 NVML error", "12 no device", "13 CUDA error",
+                 "14 wrong result", "15 device plugin", "16 timeout", "--check-plugin", "--hold", "--probe"):
+        assert text in p.stdout
+    v = subprocess.run([VALIDATOR, "--version"], capture_output=True, text=True)
+    assert v.returncode == 0 and v.stdout.startswith("gpu-policy-validator ")
+
+
+def ptxas():
+    for d in [os.environ.get("CUDA_HOME"), "/usr/local/cuda"]:
+        if d and os.access(os.path.join(d, "bin", "ptxas"), os.X_OK):
+            return os.path.join(d, "bin", "ptxas")
+    return shutil.which("ptxas")
+
+
+def test_embedded_ptx_assembles(tmp_path):
+    p = subprocess.run([VALIDATOR, "--dump-ptx"], capture_output=True, text=True)
+    assert p.returncode == 0
+    assert ".entry vectorAdd(" in p.stdout and ".target sm_50" in p.stdout
+    tool = ptxas()
+    if not tool:
+        pytest.skip("no ptxas (CUDA toolkit) on this machine")
+    (tmp_path / "va.ptx").write_text(p.stdout)
+    for arch in ("sm_75", "sm_90"):
+        r = subprocess.run([tool, "--gpu-name", arch, str(tmp_path / "va.ptx"), "-o", str(tmp_path / "va.cubin")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+
+# ---- --wait, --hold, --probe, status file -----------------------------------------------------------------
+
+def test_wait_retries_until_the_driver_loads(stubs, tmp_path):
+    counter = tmp_path / "counter"
+    status = tmp_path / "status.json"
+    p, out = run_json(stubs, *SMALL, "--wait", "--interval", "0.05", "--timeout", "30", "--status-file", str(status),
+                      env={"STUB_FAIL_UNTIL": "3", "STUB_COUNTER": str(counter)})
+    assert p.returncode == 0, p.stderr
+    assert counter.read_text().strip() == "4"
+    assert p.stderr.count("check failed, retrying") == 3
+    assert "NVMLError: nvmlInit_v2: Driver Not Loaded (9)" in p.stderr
+    assert out["result"] == "ok"
+    saved = json.loads(status.read_text())
+    assert saved["attempt"] == 4 and saved["exitCode"] == 0
+    assert subprocess.run([VALIDATOR, "--probe", "--status-file", str(status)]).returncode == 0
+
+
+def test_wait_times_out_with_last_reason(stubs, tmp_path):
+    log = tmp_path / "termination-log"
+    status = tmp_path / "status.json"
+    t0 = time.monotonic()
+    p, out = run_json(stubs, "--wait", "--interval", "0.1", "--timeout", "0.5", "--termination-log", str(log),
+                      "--status-file", str(status), mode="nvml_fail")
+    assert time.monotonic() - t0 < 20
+    assert p.returncode == EXIT["timeout"]
+    assert (out["result"], out["exitCode"]) == ("Timeout", 16)
+    assert out["reason"].startswith("Timeout: no success within 0.5s (")
+    assert out["reason"].endswith("attempts), last failure: NVMLError: nvmlInit_v2: Driver Not Loaded (9)")
+    assert log.read_text() == out["reason"] + "\n"
+    assert json.loads(status.read_text())["exitCode"] == 16
+    probe = subprocess.run([VALIDATOR, "--probe", "--status-file", str(status)], capture_output=True, text=True)
+    assert probe.returncode == 16
+    assert probe.stdout.startswith("validator not ready: Timeout: ")
+
+
+def test_wait_with_zero_timeout_tries_once(stubs):
+    p, out = run_json(stubs, "--wait", "--timeout", "0", mode="nodevice")
+    assert p.returncode == EXIT["timeout"]
+    assert out["reason"] == "Timeout: no success within 0s (1 attempts), last failure: NoDevice: NVML reports 0 GPUs"
+
+
+def test_probe_states(stubs, tmp_path):
+    status = tmp_path / "status.json"
+
+    def probe():
+        return subprocess.run([VALIDATOR, "--probe", "--status-file", str(status)], capture_output=True, text=True)
+
+    assert probe().returncode == 1  # not written yet
+    assert "validator not ready: status file" in probe().stdout
+    assert run(stubs, "--status-file", str(status), mode="wrong", *SMALL).returncode == 14
+    assert probe().returncode == 14
+    assert probe().stdout == "validator not ready: WrongResult: device 1 element 123 expected 126.0 got 0.0\n"
+    assert run(stubs, "--status-file", str(status), *SMALL).returncode == 0
+    assert probe().returncode == 0 and probe().stdout == ""
+    status.write_text("{\"exitCode\": \"zero\"}")
+    assert probe().returncode == 1
+    status.write_text("not json")
+    assert probe().returncode == 1
+    assert not [f for f in os.listdir(tmp_path) if ".tmp." in f]
+
+
+def start(stubs, *args, mode="healthy2", env=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("STUB_", "GPC_", "KUBERNETES_", "NODE_NAME"))}
+    e["STUB_MODE"] = mode
+    e.update(env or {})
+    return subprocess.Popen([VALIDATOR, "--nvml-lib", stubs["nvml"], "--cuda-lib", stubs["cuda"]] + list(args),
+                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(fn, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met")
+
+
+def test_hold_keeps_running_until_sigterm(stubs, tmp_path):
+    status = tmp_path / "status.json"
+    proc = start(stubs, *SMALL, "--wait", "--hold", "--status-file", str(status))
+    try:
+        wait_for(status.exists)
+        assert subprocess.run([VALIDATOR, "--probe", "--status-file", str(status)]).returncode == 0
+        time.sleep(0.3)
+        assert proc.poll() is None  # still holding
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert out.splitlines()[-1] == "result: ok"
+    assert "stub-" not in err
+
+
+def test_hold_does_not_hold_a_failure(stubs, tmp_path):
+    p = run(stubs, "--hold", mode="nodevice", timeout=10)
+    assert p.returncode == EXIT["nodevice"]
+
+
+def test_sigterm_while_waiting_ends_with_the_failure(stubs, tmp_path):
+    log = tmp_path / "termination-log"
+    proc = start(stubs, "--wait", "--interval", "30", "--termination-log", str(log), mode="nvml_fail")
+    try:
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT["nvml"]
+    assert log.read_text() == "NVMLError: nvmlInit_v2: Driver Not Loaded (9)\n"
+
+
+# ---- --check-plugin against kubesim -------------------------------------------------------------------------
+
+DEVICE_PLUGIN = {
+    "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "nvidia-device-plugin"},
+    "spec": {"selector": {"matchLabels": {"app": "nvidia-device-plugin"}},
+             "template": {"metadata": {"labels": {"app": "nvidia-device-plugin",
+                                                  "app.kubernetes.io/component": "device-plugin"}},
+                          "spec": {"nodeSelector": {"feature.node.kubernetes.io/pci-10de.present": "true"},
+                                   "containers": [{"name": "dp",
+                                                   "image": "nvcr.io/nvidia/k8s-device-plugin:v0.16.2"}]}}}}
+
+
+def allocatable(sim, node):
+    return sim.ok("GET", "/api/v1/nodes/" + node)["status"]["allocatable"].get("nvidia.com/gpu")
+
+
+def deploy_device_plugin(sim, node="gpu-node-0", wait=True):
+    """kubesim advertises nvidia.com/gpu on a node once a device-plugin pod there is Ready (as the kubelet does
+    when the plugin registers); a hand-written status patch would be reverted, as a real kubelet reverts it."""
+    sim.ok("POST", "/apis/apps/v1/namespaces/kube-system/daemonsets", DEVICE_PLUGIN)
+    if wait:
+        sim.wait_for(lambda: allocatable(sim, node) is not None, timeout=30, what="nvidia.com/gpu advertised")
+
+
+def test_check_plugin_passes_when_gpus_are_advertised(stubs, kubesim):
+    sim = kubesim(gpu_nodes=1, gpus_per_node=2, cpu_nodes=0)
+    deploy_device_plugin(sim)
+    p, out = run_json(stubs, *SMALL, "--check-plugin", "--node", "gpu-node-0", "--kubeconfig", sim.kubeconfig)
+    assert p.returncode == 0, p.stdout + p.stderr
+    c = check(out, "device-plugin")
+    assert c == {"name": "device-plugin", "ok": True, "detail": "node gpu-node-0 allocatable nvidia.com/gpu 2, 2 GPUs"}
+    assert out["checks"][-1]["name"] == "device-plugin"
+
+
+def test_check_plugin_fails_when_not_advertised(stubs, kubesim, tmp_path):
+    sim = kubesim(gpu_nodes=1, gpus_per_node=2, cpu_nodes=0)
+    log = tmp_path / "termination-log"
+    p = run(stubs, *SMALL, "--check-plugin", "--kubeconfig", sim.kubeconfig, "--termination-log", str(log),
+            env={"NODE_NAME": "gpu-node-0"})
+    assert p.returncode == EXIT["plugin"]
+    assert lines(p)[-2] == "FAIL  device-plugin        node gpu-node-0 allocatable nvidia.com/gpu 0, 2 GPUs"
+    reason = "PluginNotAdvertising: node gpu-node-0 allocatable nvidia.com/gpu 0 < 2 GPUs"
+    assert lines(p)[-1] == "result: failed (exit 15) " + reason
+    assert log.read_text() == reason + "\n"
+
+
+def test_check_plugin_fails_when_fewer_gpus_are_advertised(stubs, kubesim):
+    sim = kubesim(gpu_nodes=1, gpus_per_node=1, cpu_nodes=0)  # the plugin sees 1 GPU, NVML (the stub) 2
+    deploy_device_plugin(sim)
+    assert allocatable(sim, "gpu-node-0") == "1"
+    p, out = run_json(stubs, *SMALL, "--check-plugin", "--node", "gpu-node-0", "--kubeconfig", sim.kubeconfig)
+    assert p.returncode == EXIT["plugin"]
+    assert out["reason"] == "PluginNotAdvertising: node gpu-node-0 allocatable nvidia.com/gpu 1 < 2 GPUs"
+
+
+def test_check_plugin_unknown_node(stubs, kubesim):
+    sim = kubesim(gpu_nodes=1, gpus_per_node=2, cpu_nodes=0)
+    p, out = run_json(stubs, *SMALL, "--check-plugin", "--node", "no-such-node", "--kubeconfig", sim.kubeconfig)
+    assert p.returncode == EXIT["plugin"]
+    assert out["reason"].startswith("PluginNotAdvertising: GET node no-such-node: HTTP 404: ")
+    assert "not found" in out["reason"]
+
+
+def test_check_plugin_unreachable_api(stubs, tmp_path):
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n"
+                  "    server: http://127.0.0.1:1\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+                  "users:\n- name: u\n  user: {}\n")
+    p, out = run_json(stubs, *SMALL, "--check-plugin", "--node", "n", "--kubeconfig", str(kc), timeout=120)
+    assert p.returncode == EXIT["plugin"]
+    assert out["reason"].startswith("PluginNotAdvertising: GET node n: HTTP 0: ")
+
+
+def test_check_plugin_waits_for_the_device_plugin_daemonset(stubs, kubesim):
+    # The real sequence: the validator starts before the device plugin; kubesim adds nvidia.com/gpu to the
+    # node's allocatable once the plugin's pod is Ready, and --wait picks it up.
+    sim = kubesim(gpu_nodes=1, gpus_per_node=2, cpu_nodes=0, pod_ready_delay=1.0)
+    proc = start(stubs, *SMALL, "--json", "--wait", "--interval", "0.2", "--timeout", "60", "--check-plugin",
+                 "--node", "gpu-node-0", "--kubeconfig", sim.kubeconfig)
+    try:
+        time.sleep(0.5)
+        deploy_device_plugin(sim, wait=False)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out + err
+    assert "PluginNotAdvertising: node gpu-node-0 allocatable nvidia.com/gpu 0 < 2 GPUs" in err
+    assert json.loads(out)["checks"][-1]["detail"] == "node gpu-node-0 allocatable nvidia.com/gpu 2, 2 GPUs"
+
+
+def test_check_plugin_in_cluster_config(stubs, kubesim, tmp_path):
+    # In a pod there is no kubeconfig: the service-account token and CA, and KUBERNETES_SERVICE_HOST/PORT.
+    sim = kubesim(gpu_nodes=1, gpus_per_node=2, cpu_nodes=0, tls=True)
+    deploy_device_plugin(sim)
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    shutil.copy(os.path.join(sim.tls_dir, "ca.crt"), sa / "ca.crt")
+    shutil.copy(os.path.join(sim.tls_dir, "token"), sa / "token")
+    (sa / "namespace").write_text("gpu-policy-system")
+    port = sim.url.rsplit(":", 1)[1].rstrip("/")
+    env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port, "GPC_SA_DIR": str(sa),
+           "NODE_NAME": "gpu-node-0"}
+    p, out = run_json(stubs, *SMALL, "--check-plugin", env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert check(out, "device-plugin")["ok"] is True
+    (sa / "token").write_text("wrong-token")
+    p, out = run_json(stubs, *SMALL, "--check-plugin", env=env)
+    assert p.returncode == EXIT["plugin"]
+    assert "HTTP 401" in out["reason"]
+
+
+# ---- memory hygiene --------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not shutil.which("valgrind") or os.environ.get("GPC_SANITIZED"),
+                    reason="valgrind not installed, or the binary is sanitized")
+@pytest.mark.parametrize("mode", ["healthy2", "wrong", "nvml_fail", "jit_fail"])
+def test_valgrind_clean(stubs, mode):
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("STUB_", "GPC_"))}
+    e["STUB_MODE"] = mode
+    p = subprocess.run(["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                        "--errors-for-leak-kinds=definite,indirect", "--show-leak-kinds=definite,indirect",
+                        VALIDATOR, "--elements", "4096", "--nvml-lib", stubs["nvml"], "--cuda-lib", stubs["cuda"]],
+                       env=e, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 99, p.stderr
+    assert p.returncode in (0, 11, 13, 14)
+    assert "stub-" not in p.stderr
