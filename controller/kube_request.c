@@ -105,7 +105,9 @@ static void add_query(struct sbuf *b, const struct kube_request *r) {
 static int check_request(const struct kube_request *r, struct gpc_error *err) {
   if (!r->version || !*r->version)
     return gpc_fail(err, GPC_E_INVAL, "kube_request: version is required");
-  if (!r->resource || !*r->resource)
+  bool discovery = r->verb == KUBE_LIST && (!r->resource || !*r->resource) &&
+                   (!r->namespace || !*r->namespace) && (!r->name || !*r->name);
+  if (!discovery && (!r->resource || !*r->resource))
     return gpc_fail(err, GPC_E_INVAL, "kube_request: resource is required");
   bool needs_name = r->verb == KUBE_GET || r->verb == KUBE_UPDATE || r->verb == KUBE_PATCH ||
                     r->verb == KUBE_DELETE;
@@ -142,7 +144,7 @@ char *kube_request_url(const char *server, const struct kube_request *r, struct 
     sb_add(&b, "/namespaces");
     sb_seg(&b, r->namespace);
   }
-  sb_seg(&b, r->resource);
+  if (r->resource && *r->resource) sb_seg(&b, r->resource);
   if (r->name && *r->name) sb_seg(&b, r->name);
   if (r->subresource && *r->subresource) sb_seg(&b, r->subresource);
   add_query(&b, r);

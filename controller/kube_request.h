@@ -35,7 +35,9 @@ struct kube_request {
   enum kube_verb verb;
   const char *group;       /* NULL or "" = core ("/api/v1") */
   const char *version;     /* "v1" */
-  const char *resource;    /* plural: "nodes", "clustergpupolicies" */
+  const char *resource;    /* plural: "nodes", "clustergpupolicies"; NULL with
+                            * KUBE_LIST (no namespace, no name) = the group
+                            * version's discovery document (GET /apis/G/V) */
   const char *namespace;   /* NULL = cluster-scoped or all namespaces */
   const char *name;        /* object name (GET/UPDATE/PATCH/DELETE, some CREATE subresources) */
   const char *subresource; /* "status", "scale" or NULL */

@@ -50,6 +50,8 @@ static void report(struct leader *l) {
   l->reported_leading = now;
   if (now)
     log_info(COMP, "became leader", KV_S("lease", l->sm.name), KV_S("identity", l->sm.identity));
+  else if (l->releasing)
+    log_info(COMP, "stopped leading", KV_S("lease", l->sm.name), KV_S("identity", l->sm.identity));
   else
     log_warn(COMP, "stopped leading", KV_S("lease", l->sm.name), KV_S("identity", l->sm.identity));
   l->on_change(now, l->ud);
@@ -155,6 +157,8 @@ static void submit(struct leader *l, enum leader_step step, bool release) {
       /* A hung request must not outlive the renew deadline. */
       .timeout_ms = (long)(l->sm.renew_deadline_ms / 2),
   };
+  /* Shutdown must stay within the pod's termination grace period. */
+  if (release && req.timeout_ms > 2000) req.timeout_ms = 2000;
   if (step == LEADER_STEP_GET) {
     req.verb = KUBE_GET;
   } else {

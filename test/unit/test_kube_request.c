@@ -95,8 +95,18 @@ static void test_url_errors(void **state) {
       "https://k", &(struct kube_request){.verb = KUBE_GET, .version = "v1", .resource = "nodes"},
       &err));
   assert_non_null(strstr(err.msg, "name is required"));
-  assert_null(kube_request_url("https://k",
-                               &(struct kube_request){.verb = KUBE_LIST, .version = "v1"}, &err));
+  /* a LIST without resource is the group version's discovery document ... */
+  url_is(&(struct kube_request){.verb = KUBE_LIST, .version = "v1"}, "https://k:6443/api/v1");
+  url_is(&(struct kube_request){.verb = KUBE_LIST, .group = "apps", .version = "v1"},
+         "https://k:6443/apis/apps/v1");
+  /* ... anything else without one is an error */
+  assert_null(kube_request_url(
+      "https://k", &(struct kube_request){.verb = KUBE_LIST, .version = "v1", .namespace = "ns"},
+      &err));
+  assert_non_null(strstr(err.msg, "resource"));
+  assert_null(kube_request_url(
+      "https://k", &(struct kube_request){.verb = KUBE_DELETE, .version = "v1", .name = "x"},
+      &err));
   assert_non_null(strstr(err.msg, "resource"));
   assert_null(kube_request_url("https://k",
                                &(struct kube_request){.verb = KUBE_PATCH,
