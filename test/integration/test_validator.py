@@ -489,3 +489,19 @@ def test_valgrind_clean(stubs, mode):
     assert p.returncode != 99, p.stderr
     assert p.returncode in (0, 11, 13, 14)
     assert "stub-" not in p.stderr
+
+
+@pytest.mark.skipif(not shutil.which("valgrind") or os.environ.get("GPC_SANITIZED"),
+                    reason="valgrind not installed, or the binary is sanitized")
+def test_valgrind_clean_plugin_check_over_tls(stubs, kubesim):
+    # The API path (kubeconfig with CA and token, libcurl over TLS, the event loop) frees what it took too.
+    sim = kubesim(gpu_nodes=1, gpus_per_node=2, cpu_nodes=0, tls=True)
+    for node, want in (("gpu-node-0", "allocatable nvidia.com/gpu 0 < 2 GPUs"), ("nope", "HTTP 404")):
+        p = subprocess.run(["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                            "--errors-for-leak-kinds=definite,indirect", "--show-leak-kinds=definite,indirect",
+                            VALIDATOR, "--elements", "4096", "--nvml-lib", stubs["nvml"], "--cuda-lib", stubs["cuda"],
+                            "--check-plugin", "--node", node, "--kubeconfig", sim.kubeconfig],
+                           env={"PATH": os.environ.get("PATH", ""), "STUB_MODE": "healthy2"},
+                           capture_output=True, text=True, timeout=180)
+        assert p.returncode == EXIT["plugin"], p.stderr
+        assert want in p.stdout.splitlines()[-1]
