@@ -63,9 +63,9 @@ float vectoradd_input_b(size_t i) {
   return 0.5f * (float)(i % 7u) + 1.0f;
 }
 
-size_t vectoradd_check(const float *a, const float *b, const float *c, size_t n) {
+size_t vectoradd_check(const float *c, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    float want = a[i] + b[i];
+    float want = vectoradd_input_a(i) + vectoradd_input_b(i);
     if (!(fabsf(c[i] - want) <= 1e-6f * fmaxf(1.0f, fabsf(want)))) return i;
   }
   return n;
@@ -95,9 +95,20 @@ static void run_release(struct cuda *c, struct run_state *s) {
   }
 }
 
-/* Context, module, function, and device buffers filled from a and b. */
-static int run_setup(struct cuda *c, int ordinal, struct run_state *s, void **fn, const float *a,
-                     const float *b, size_t bytes, struct gpc_error *err) {
+/* Fills the host staging buffer with one input and copies it to `dst`. */
+static int upload(struct cuda *c, cuda_devptr dst, float *host, size_t n, float (*input)(size_t),
+                  struct gpc_error *err) {
+  for (size_t i = 0; i < n; i++)
+    host[i] = input(i);
+  int rc = c->memcpy_htod(dst, host, n * sizeof(float));
+  return rc == CUDA_SUCCESS ? GPC_OK : cuda_fail(c, err, "cuMemcpyHtoD_v2", rc);
+}
+
+/* Context, module, function, and the three device buffers, a and b filled
+ * through the one host buffer. */
+static int run_setup(struct cuda *c, int ordinal, struct run_state *s, void **fn, float *host,
+                     size_t n, struct gpc_error *err) {
+  size_t bytes = n * sizeof(float);
   int rc = c->device_get(&s->device, ordinal);
   if (rc != CUDA_SUCCESS) return cuda_fail(c, err, "cuDeviceGet", rc);
   rc = c->primary_ctx_retain(&s->ctx, s->device);
@@ -121,10 +132,15 @@ static int run_setup(struct cuda *c, int ordinal, struct run_state *s, void **fn
       return cuda_fail(c, err, "cuMemAlloc_v2", rc);
     }
   }
-  rc = c->memcpy_htod(s->d[0], a, bytes);
-  if (rc == CUDA_SUCCESS) rc = c->memcpy_htod(s->d[1], b, bytes);
-  if (rc != CUDA_SUCCESS) return cuda_fail(c, err, "cuMemcpyHtoD_v2", rc);
-  return GPC_OK;
+  if (upload(c, s->d[0], host, n, vectoradd_input_a, err) != GPC_OK ||
+      upload(c, s->d[1], host, n, vectoradd_input_b, err) != GPC_OK)
+    return GPC_E_IO;
+  /* c starts as -1s: device memory is not cleared, and a kernel that writes
+   * nothing must not pass on a sum left behind by an earlier attempt. */
+  for (size_t i = 0; i < n; i++)
+    host[i] = -1.0f;
+  rc = c->memcpy_htod(s->d[2], host, bytes);
+  return rc == CUDA_SUCCESS ? GPC_OK : cuda_fail(c, err, "cuMemcpyHtoD_v2", rc);
 }
 
 static int run_kernel(struct cuda *c, struct run_state *s, void *fn, unsigned n, float *out,
@@ -152,30 +168,23 @@ int vectoradd_run(struct cuda *c, int ordinal, size_t n, struct vectoradd_result
                     (size_t)VECTORADD_MAX_ELEMENTS);
   }
   size_t bytes = n * sizeof(float);
-  float *a = gpc_malloc(bytes), *b = gpc_malloc(bytes), *sum = gpc_malloc(bytes);
-  for (size_t i = 0; i < n; i++) {
-    a[i] = vectoradd_input_a(i);
-    b[i] = vectoradd_input_b(i);
-    sum[i] = -1.0f; /* a kernel that writes nothing must not pass */
-  }
+  float *host = gpc_malloc(bytes);
   struct run_state s = {0};
   void *fn = NULL;
-  int rc = run_setup(c, ordinal, &s, &fn, a, b, bytes, err);
-  if (rc == GPC_OK) rc = run_kernel(c, &s, fn, (unsigned)n, sum, bytes, &out->ms, err);
+  int rc = run_setup(c, ordinal, &s, &fn, host, n, err);
+  if (rc == GPC_OK) rc = run_kernel(c, &s, fn, (unsigned)n, host, bytes, &out->ms, err);
   run_release(c, &s);
   if (rc != GPC_OK) {
     out->status = VECTORADD_CUDA_ERROR;
   } else {
-    size_t bad = vectoradd_check(a, b, sum, n);
+    size_t bad = vectoradd_check(host, n);
     if (bad < n) {
       out->status = VECTORADD_WRONG;
       out->bad_index = bad;
-      out->expected = a[bad] + b[bad];
-      out->got = sum[bad];
+      out->expected = vectoradd_input_a(bad) + vectoradd_input_b(bad);
+      out->got = host[bad];
     }
   }
-  free(a);
-  free(b);
-  free(sum);
+  free(host);
   return rc;
 }

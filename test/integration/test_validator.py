@@ -198,6 +198,13 @@ def test_wrong_result_elsewhere(stubs):
     assert out["reason"] == "WrongResult: device 0 element 65535 expected 536.5 got 0.0"
 
 
+def test_kernel_that_writes_nothing_fails(stubs):
+    # The output buffer is uploaded as -1s, so a launch that does nothing cannot pass on stale memory.
+    p, out = run_json(stubs, *SMALL, mode="noop")
+    assert p.returncode == EXIT["wrong"]
+    assert out["reason"] == "WrongResult: device 0 element 0 expected 1.0 got -1.0"
+
+
 def test_success_leaves_termination_log_alone(stubs, tmp_path):
     log = tmp_path / "termination-log"
     assert run(stubs, *SMALL, "--termination-log", str(log)).returncode == 0
