@@ -10,6 +10,7 @@
  * --shutdown-grace seconds have passed; a second signal exits at once.
  */
 #include "alloc.h"
+#include "apply_cmd.h"
 #include "controller.h"
 #include "kube_client.h"
 #include "kubeconfig.h"
@@ -163,6 +164,7 @@ static void teardown(struct app *app) {
 int main(int argc, char **argv) {
   gpc_alloc_init();
   if (argc > 1 && strcmp(argv[1], "render") == 0) return gpc_render_main(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "apply") == 0) return gpc_apply_main(argc - 1, argv + 1);
 
   struct app app;
   memset(&app, 0, sizeof app);

@@ -390,12 +390,18 @@ static void render_series(struct buf *b, const struct metric_family *f, const st
 }
 
 struct keyed {
-  const char *key;
+  size_t n_labels;
   const struct series *s;
 };
 
+/* Orders series by their label values, first label first. */
 static int keyed_cmp(const void *a, const void *b) {
-  return strcmp(((const struct keyed *)a)->key, ((const struct keyed *)b)->key);
+  const struct keyed *x = a, *y = b;
+  for (size_t i = 0; i < x->n_labels; i++) {
+    int c = strcmp(x->s->values[i], y->s->values[i]);
+    if (c) return c;
+  }
+  return 0;
 }
 
 static void render_family(struct buf *b, const struct metric_family *f) {
@@ -413,10 +419,9 @@ static void render_family(struct buf *b, const struct metric_family *f) {
   struct keyed *all = gpc_calloc(n, sizeof *all);
   struct strmap_iter it;
   strmap_iter_init(&it, f->series);
-  const char *key;
   void *val;
-  while (strmap_next(&it, &key, &val) && i < n)
-    all[i++] = (struct keyed){key, val};
+  while (strmap_next(&it, NULL, &val) && i < n)
+    all[i++] = (struct keyed){f->n_labels, val};
   qsort(all, i, sizeof *all, keyed_cmp);
   for (size_t k = 0; k < i; k++)
     render_series(b, f, all[k].s);

@@ -12,8 +12,8 @@
  * le="+Inf", then `_sum` and `_count`. Label values are escaped (\\, \", \n),
  * HELP text too (\\, \n). Numbers are the shortest text that reads back to
  * the same double ("0.005", "1e+06", "+Inf", "NaN"). Families render in
- * registration order, series in an order fixed by their label values, so
- * output is stable.
+ * registration order, series sorted by their label values (first label
+ * first), so output is stable.
  *
  * Pure: no I/O, no clock, no globals. Collectors (metrics_add_collector) run
  * at the start of every metrics_render so gauges that mirror other modules'

@@ -228,10 +228,11 @@ void options_usage(FILE *out, const char *prog) {
   fprintf(out,
           "Usage: %s [flags]\n"
           "       %s render -f policy.yaml [--nodes nodes.json] [--templates-dir DIR] "
-          "[--namespace NS]\n\n"
+          "[--namespace NS]\n"
+          "       %s apply -f FILE|DIR|- [--kubeconfig PATH] [--context NAME] [-n NS]\n\n"
           "Reconciles ClusterGPUPolicy objects (gpupolicy.dev/v1alpha1) into GPU operand\n"
           "DaemonSets rolled out node by node.\n\nFlags:\n",
-          prog, prog);
+          prog, prog, prog);
   for (size_t i = 0; i < OPT_COUNT; i++) {
     const struct opt_def *d = &opt_table[i];
     const char *arg = d->type == OPT_STRING   ? " string"

@@ -42,6 +42,15 @@ for lib in /lib/x86_64-linux-gnu/libnss_dns.so.2 /lib/x86_64-linux-gnu/libnss_fi
            /lib/x86_64-linux-gnu/libresolv.so.2; do
   copy_lib "$lib"
 done
+# libwebsockets dlopens its libuv event-loop plugin from its install libdir
+# (the health/metrics server runs lws on libuv, see controller/http_server.h).
+multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+for plugin in /usr/lib/"$multiarch"/libwebsockets-evlib_uv.so; do
+  copy_lib "$plugin"
+  while read -r lib; do
+    copy_lib "$lib"
+  done < <(ldd "$plugin" | awk '/=> \//{print $3}')
+done
 # Debian's multiarch loader path is also reached through /lib64.
 if [ -e /lib64/ld-linux-x86-64.so.2 ]; then copy_lib /lib64/ld-linux-x86-64.so.2; fi
 
