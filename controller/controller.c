@@ -1,6 +1,7 @@
 /* controller.c — informers → workqueue → reconcile (see controller.h). */
 #include "controller.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -57,6 +58,8 @@ struct controller {
   bool all_synced;
   uint64_t events_timer;
   unsigned events_in_flight;
+  uint64_t trim_timer; /* pending heap trim, 0 when none */
+  uint64_t reconciles_at_trim;
 };
 
 /* ---- policy decode cache -------------------------------------------- */
@@ -824,6 +827,8 @@ out:
   return ok;
 }
 
+static void schedule_trim(struct controller *c);
+
 static void process_queue(struct workqueue *q, void *ud) {
   struct controller *c = ud;
   const char *key;
@@ -835,6 +840,7 @@ static void process_queue(struct workqueue *q, void *ud) {
       continue;
     }
     uint64_t t0 = gpc_loop_now_ms();
+    schedule_trim(c);
     bool ok = reconcile(c, key);
     double secs = (double)(gpc_loop_now_ms() - t0) / 1000.0;
     c->stats.reconciles++;
@@ -847,6 +853,32 @@ static void process_queue(struct workqueue *q, void *ud) {
     if (!ok) workqueue_add_rate_limited(q, k);
     free(k);
   }
+}
+
+/* ---- heap trimming ----------------------------------------------------- */
+
+/* Every watch event parses a ~15 KB Node into short-lived JSON while
+ * long-lived projections are allocated in between, which leaves the heap
+ * full of free holes that glibc never hands back on its own: at 5,000 nodes
+ * that tripled RSS during a rollout. While reconciles are happening, give
+ * free pages back every TRIM_INTERVAL_MS (a few ms of work). */
+#define TRIM_INTERVAL_MS 2000u
+
+static void on_trim_timer(struct gpc_loop *loop, uint64_t id, void *ud) {
+  (void)loop;
+  (void)id;
+  struct controller *c = ud;
+  c->trim_timer = 0;
+  if (c->stats.reconciles == c->reconciles_at_trim) return; /* idle: nothing churned */
+  c->reconciles_at_trim = c->stats.reconciles;
+  malloc_trim(0);
+  if (!c->stopped)
+    c->trim_timer = gpc_loop_add_timer(c->cfg.loop, TRIM_INTERVAL_MS, on_trim_timer, c);
+}
+
+static void schedule_trim(struct controller *c) {
+  if (!c->trim_timer && !c->stopped)
+    c->trim_timer = gpc_loop_add_timer(c->cfg.loop, TRIM_INTERVAL_MS, on_trim_timer, c);
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -933,6 +965,8 @@ void controller_stop(struct controller *c) {
     if (c->inf[i]) informer_stop(c->inf[i]);
   if (c->events_timer) gpc_loop_cancel_timer(c->cfg.loop, c->events_timer);
   c->events_timer = 0;
+  if (c->trim_timer) gpc_loop_cancel_timer(c->cfg.loop, c->trim_timer);
+  c->trim_timer = 0;
 }
 
 void controller_free(struct controller *c) {

@@ -412,3 +412,30 @@ def test_bad_flag_exits_2_with_one_line():
     r = subprocess.run([CONTROLLER, "--kubeconfig", "/nonexistent/kubeconfig"], capture_output=True, text=True,
                        timeout=10)
     assert r.returncode == 2 and "/nonexistent/kubeconfig" in r.stderr, r.stderr
+
+
+def test_apply_refused_is_stalled_until_the_spec_changes(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.admin("/_sim/inject", {"code": 422, "method": "PATCH", "count": 1,
+                               "pathPrefix": DS_PATH + "/gpus-driver",
+                               "message": "spec.template.spec.containers[0].image: Invalid value"})
+    sim.ok("POST", CGP, policy("gpus"))
+    obj = wait_condition(sim, "gpus", "Stalled", "True", reason="ApplyFailed")
+    assert "containers[0].image" in condition(obj, "Stalled")["message"]
+    assert condition(obj, "Ready")["status"] == "False"
+    assert condition(obj, "Reconciling")["status"] == "False"
+    assert "gpus-driver" not in daemonsets(sim)
+    # A new generation is tried again (the injected refusal was a one-off).
+    sim.patch(CGP + "/gpus", {"spec": {"driver": {"version": "560.35.03"}}})
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+    assert condition(obj, "Stalled")["status"] == "False"
+
+
+def test_conflicts_and_server_errors_are_retried(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.admin("/_sim/inject", [{"code": 409, "method": "PATCH", "count": 2, "pathPrefix": "/api/v1/nodes/"},
+                               {"code": 500, "method": "PATCH", "count": 2, "pathPrefix": CGP + "/gpus/status"}])
+    sim.ok("POST", CGP, policy("gpus"))
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+    assert obj["status"]["nodesSummary"] == "2/2"
+    assert sim.count(verb="patch", resource="nodes", code=409) == 2
