@@ -33,14 +33,18 @@ void report_set_string(char **slot, const char *value) {
   *slot = value ? gpc_strdup(value) : NULL;
 }
 
-/* vasprintf through alloc.h, which aborts on exhaustion. */
+/* vasprintf through alloc.h, which aborts on exhaustion. Most details fit
+ * the stack buffer, so they are formatted once. */
 static char *vformat(const char *fmt, va_list ap) {
+  char buf[256];
   va_list copy;
   va_copy(copy, ap);
-  int n = vsnprintf(NULL, 0, fmt, copy);
+  int n = vsnprintf(buf, sizeof buf, fmt, copy);
   va_end(copy);
-  char *s = gpc_malloc((size_t)(n < 0 ? 0 : n) + 1);
-  vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+  if (n < 0) return gpc_strdup("");
+  if ((size_t)n < sizeof buf) return gpc_strdup(buf);
+  char *s = gpc_malloc((size_t)n + 1);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
   return s;
 }
 

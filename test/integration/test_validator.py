@@ -33,6 +33,28 @@ def stubs(tmp_path_factory):
     return {"nvml": str(d / "libnvidia-ml.so.1"), "cuda": str(d / "libcuda.so.1")}
 
 
+def test_pure_parts(tmp_path):
+    """test/validator/test_pure.c: cmocka tests of the parser, the host check, report and probe, linked with the
+    validator's sources and the same libgpc.a the binary uses."""
+    root = repo_root()
+    lib = os.path.join(build_dir(), "libgpc.a")
+    pkgs = ["libcurl", "jansson", "yaml-0.1", "openssl", "libwebsockets"]
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs"] + pkgs, capture_output=True, text=True,
+                           check=True).stdout.split()
+    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if os.environ.get("GPC_SANITIZED") else []
+    srcs = [os.path.join(root, "controller", "validator", f)
+            for f in ("plugin.c", "vectoradd.c", "cuda.c", "report.c", "statefile.c")]
+    exe = str(tmp_path / "test_pure")
+    subprocess.run(["gcc", "-std=gnu17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", "-g", "-O1", "-D_GNU_SOURCE",
+                    "-DGPC_VERSION=\"test\"", "-I" + os.path.join(root, "controller"),
+                    "-I" + os.path.join(root, "controller", "validator"), "-o", exe,
+                    os.path.join(root, "test", "validator", "test_pure.c")] + srcs + san + [lib, "-lcmocka"] +
+                   flags + ["-lm", "-ldl"], check=True)
+    p = subprocess.run([exe, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "[  PASSED  ] 6 test(s)." in p.stdout + p.stderr
+
+
 def run(stubs, *args, mode="healthy2", env=None, timeout=60, libs=True):
     e = {k: v for k, v in os.environ.items() if not k.startswith(("STUB_", "GPC_", "KUBERNETES_", "NODE_NAME"))}
     e["STUB_MODE"] = mode
