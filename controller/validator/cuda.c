@@ -60,7 +60,10 @@ int cuda_open(struct cuda *c, const char *path, struct gpc_error *err) {
    * otherwise; asking for bus order makes "device 1" mean the same GPU in
    * both halves of the report. A value the user set is kept. */
   setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 0);
-  c->dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+  /* cuInit starts driver threads that live until the process exits;
+   * unmapping their code on dlclose would crash them, so the library stays
+   * mapped (dlclose still drops the handle, and a later dlopen reuses it). */
+  c->dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (!c->dl) {
     const char *why = dlerror();
     return gpc_fail(err, GPC_E_NOT_FOUND, "%s", why ? why : lib);

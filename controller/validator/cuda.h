@@ -7,7 +7,8 @@
  * macros would.
  *
  * Ownership: struct cuda lives on the caller's stack; cuda_close() dlcloses
- * the library (contexts are released by whoever retained them).
+ * the library (contexts are released by whoever retained them). The library
+ * is opened RTLD_NODELETE: the driver's own threads outlive cuInit's caller.
  */
 #ifndef GPC_VALIDATOR_CUDA_H
 #define GPC_VALIDATOR_CUDA_H
