@@ -105,10 +105,12 @@ class Replica:
         return None if v is None else v == 1
 
     def writes(self):
-        """Mutating requests this replica sent (from its own rest_client_requests_total)."""
-        fams = self.metrics()
-        return sum(promtext.value(fams, "rest_client_requests_total", method=m) or 0
-                   for m in ("POST", "PUT", "PATCH", "DELETE"))
+        """Writes that took effect (2xx mutating requests in this replica's rest_client_requests_total).
+        A standby's lost race to create the Lease (POST -> 409) is not a write."""
+        fam = self.metrics().get("rest_client_requests_total")
+        return sum(v for _, labels, v in (fam.samples if fam else [])
+                   if labels.get("method") in ("POST", "PUT", "PATCH", "DELETE")
+                   and labels.get("code", "").startswith("2"))
 
     def alive(self):
         return self.proc.poll() is None
