@@ -2,9 +2,12 @@
  * the controller (see runtime.h). */
 #include "runtime.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "controller.h"
@@ -27,6 +30,8 @@ struct runtime {
   struct metric_family *wq_depth, *wq_adds, *wq_retries;
   struct metric_family *rest_requests, *leader_status;
   struct metric_family *pol_nodes, *pol_operand_ready, *pol_gpus;
+  struct metric_family *proc_cpu, *proc_rss, *proc_vm, *proc_fds, *proc_start;
+  double start_time;
   struct http_server *http;
   struct controller *ctrl;
   struct kube_client *lease_client;
@@ -76,6 +81,15 @@ static void register_families(struct runtime *rt) {
           L("policy", "operand"));
   rt->pol_gpus = reg(rt, METRIC_GAUGE, "gpupolicy_gpus_allocatable",
                      "Sum of allocatable nvidia.com/gpu over the policy's nodes", L("policy"));
+  rt->proc_cpu = reg(rt, METRIC_COUNTER, "process_cpu_seconds_total",
+                     "Total user and system CPU time spent in seconds", NULL);
+  rt->proc_rss =
+      reg(rt, METRIC_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes", NULL);
+  rt->proc_vm =
+      reg(rt, METRIC_GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes", NULL);
+  rt->proc_fds = reg(rt, METRIC_GAUGE, "process_open_fds", "Number of open file descriptors", NULL);
+  rt->proc_start = reg(rt, METRIC_GAUGE, "process_start_time_seconds",
+                       "Start time of the process since unix epoch in seconds", NULL);
   static const char *const results[] = {"success", "error", "requeue", "requeue_after"};
   for (size_t i = 0; i < sizeof results / sizeof results[0]; i++)
     metrics_touch(rt->reconcile_total, V(RUNTIME_CONTROLLER_NAME, results[i]));
@@ -124,10 +138,48 @@ static void on_forgotten(const char *policy, void *ud) {
   metrics_drop_matching(rt->pol_gpus, "policy", policy);
 }
 
-/* Mirrors the workqueue counters when scraped. */
+/* The standard process_* gauges, from /proc (Linux only; absent elsewhere). */
+static void collect_process(struct runtime *rt) {
+  long page = sysconf(_SC_PAGESIZE), tck = sysconf(_SC_CLK_TCK);
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long vm = 0, rss = 0;
+  if (f) {
+    if (fscanf(f, "%lu %lu", &vm, &rss) == 2) {
+      metrics_set(rt->proc_vm, NULL, (double)vm * (double)page);
+      metrics_set(rt->proc_rss, NULL, (double)rss * (double)page);
+    }
+    fclose(f);
+  }
+  char buf[1024];
+  f = fopen("/proc/self/stat", "r");
+  if (f) {
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    /* fields after the parenthesised command: state is field 3, utime 14, stime 15 */
+    const char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (p && tck > 0 &&
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+      metrics_set(rt->proc_cpu, NULL, (double)(ut + st) / (double)tck);
+  }
+  DIR *d = opendir("/proc/self/fd");
+  if (d) {
+    int fds = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+      if (e->d_name[0] != '.') fds++;
+    closedir(d);
+    metrics_set(rt->proc_fds, NULL, fds - 1); /* not counting the one reading the dir */
+  }
+  metrics_set(rt->proc_start, NULL, rt->start_time);
+}
+
+/* Mirrors the workqueue counters and process figures when scraped. */
 static void collect(struct metrics *m, void *ud) {
   (void)m;
   struct runtime *rt = ud;
+  collect_process(rt);
   if (!rt->ctrl) return;
   struct controller_stats st;
   controller_get_stats(rt->ctrl, &st);
@@ -182,6 +234,9 @@ struct runtime *runtime_new(const struct runtime_config *cfg, struct gpc_error *
   rt->cfg = *cfg;
   rt->lease_name = gpc_strdup(cfg->lease_name ? cfg->lease_name : RUNTIME_LEASE_NAME);
   rt->m = metrics_new();
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  rt->start_time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
   register_families(rt);
   metrics_add_collector(rt->m, collect, rt);
   set_leader_gauge(rt, !cfg->leader_elect);

@@ -7,6 +7,7 @@ injection, and 200 once caches are synced; the CLI's --help/--version/config err
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -28,6 +29,10 @@ FAMILIES = {
     "gpupolicy_nodes": "gauge",
     "gpupolicy_operand_ready": "gauge",
     "gpupolicy_gpus_allocatable": "gauge",
+    "process_cpu_seconds_total": "counter",
+    "process_resident_memory_bytes": "gauge",
+    "process_open_fds": "gauge",
+    "process_start_time_seconds": "gauge",
 }
 
 
@@ -65,6 +70,9 @@ def test_metrics_parse_and_move(kubesim, replica):
     assert lists0 and lists0 >= 4  # one LIST per informer at least
     success0 = value(fams, "controller_runtime_reconcile_total", controller=c, result="success")
     assert value(fams, "leader_election_master_status") == 1
+    assert 1 << 20 < value(fams, "process_resident_memory_bytes") < 1 << 30
+    assert abs(value(fams, "process_start_time_seconds") - time.time()) < 60
+    assert value(fams, "process_open_fds") >= 5  # epoll, sockets, the listeners
 
     sim.ok("POST", CGP, policy("default"))
     wait_until(lambda: ready_condition(sim, "default") == "True", 30, "policy Ready")
