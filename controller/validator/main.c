@@ -22,6 +22,7 @@
 #include "report.h"
 #include "statefile.h"
 #include "vectoradd.h"
+#include "watchdog.h"
 
 #define DEFAULT_TERMINATION_LOG "/dev/termination-log"
 
@@ -55,7 +56,8 @@ static const char usage_text[] =
     "\n"
     "Exit codes: 0 ok, 2 usage, 10 no driver library, 11 NVML error, 12 no device,\n"
     "13 CUDA error, 14 wrong result, 15 device plugin not advertising the GPUs,\n"
-    "16 timeout in --wait (the reason carries the last failure).\n";
+    "16 timeout in --wait (the reason carries the last failure), or checks still\n"
+    "running --timeout plus min(--timeout, 30s) after the start (a hung driver call).\n";
 
 struct cli {
   struct val_options checks;
@@ -319,6 +321,22 @@ static void install_signals(void) {
   sigaction(SIGINT, &sa, NULL);
 }
 
+/* A driver call that never returns must still end in a reason and an exit
+ * code: past --timeout plus a margin the watchdog reports and exits 16. */
+static void arm_watchdog(const struct cli *cli) {
+  double after = cli->timeout_s + watchdog_margin(cli->timeout_s);
+  char reason[256];
+  snprintf(reason, sizeof reason,
+           "Timeout: checks still running after %gs (a driver call did not return)", after);
+  struct watchdog_config wd = {.seconds = after,
+                               .reason = reason,
+                               .json = cli->json,
+                               .status_file = cli->status_file,
+                               .termination_log = cli->termination_log};
+  if (!watchdog_arm(&wd))
+    log_warn("validator", "no hang watchdog: status or termination log path too long");
+}
+
 static int probe(const struct cli *cli) {
   struct gpc_error why = {0};
   int rc = statefile_probe(cli->status_file, &why);
@@ -338,8 +356,10 @@ int main(int argc, char **argv) {
     return 0;
   }
   install_signals();
+  arm_watchdog(&cli);
   struct val_report r;
   run_attempts(&cli, &r);
+  watchdog_disarm();
   print_report(&cli, &r);
   rc = r.exit_code;
   if (rc != VAL_OK && cli.termination_log) {

@@ -317,6 +317,27 @@ def test_wait_with_zero_timeout_tries_once(stubs):
     assert out["reason"] == "Timeout: no success within 0s (1 attempts), last failure: NoDevice: NVML reports 0 GPUs"
 
 
+def test_hung_driver_call_ends_with_timeout(stubs, tmp_path):
+    # cuCtxSynchronize never returns: past --timeout + min(--timeout, 30s) the watchdog reports and exits 16.
+    log = tmp_path / "termination-log"
+    status = tmp_path / "status.json"
+    reason = "Timeout: checks still running after 1.5s (a driver call did not return)"
+    t0 = time.monotonic()
+    p = run(stubs, *SMALL, "--timeout", "0.5", "--termination-log", str(log), "--status-file", str(status),
+            mode="hang", timeout=30)
+    assert 1.4 < time.monotonic() - t0 < 25
+    assert p.returncode == EXIT["timeout"]
+    assert p.stdout == "result: failed (exit 16) " + reason + "\n"
+    assert "a driver call did not return" in p.stderr
+    assert log.read_text() == reason + "\n"
+    assert json.loads(status.read_text())["reason"] == reason
+    probe = subprocess.run([VALIDATOR, "--probe", "--status-file", str(status)], capture_output=True, text=True)
+    assert probe.returncode == 16
+    p, out = run_json(stubs, *SMALL, "--wait", "--timeout", "0.5", mode="hang", timeout=30)
+    assert p.returncode == EXIT["timeout"]
+    assert (out["result"], out["exitCode"], out["reason"]) == ("Timeout", 16, reason)
+
+
 def test_probe_states(stubs, tmp_path):
     status = tmp_path / "status.json"
 

@@ -3,7 +3,8 @@
  * stub_*.c into a shared object named like the real driver library).
  *
  *   STUB_MODE     healthy2 (default) | nvml_fail | wrong | nodevice | cuda_fail | jit_fail |
- *                 noop (the kernel launch succeeds but writes nothing)
+ *                 noop (the kernel launch succeeds but writes nothing) |
+ *                 hang (cuCtxSynchronize never returns)
  *   STUB_GPUS     number of GPUs (default 2; nodevice forces 0)
  *   STUB_WRONG_DEVICE / STUB_WRONG_ELEMENT   where "wrong" corrupts the sum (1 / 123)
  *   STUB_FAIL_UNTIL + STUB_COUNTER   nvmlInit_v2 fails with "Driver Not Loaded"

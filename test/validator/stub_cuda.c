@@ -6,6 +6,7 @@
  * a launch without a current context or with too few threads, unknown
  * pointers; and it reports leaked allocations/contexts/modules on unload. */
 #include <stdint.h>
+#include <unistd.h>
 
 #include "stub_common.h"
 
@@ -208,6 +209,9 @@ int cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
 }
 
 int cuCtxSynchronize(void) {
+  if (stub_is("hang")) /* a wedged GPU: the call never returns */
+    for (;;)
+      pause();
   return current < 0 ? CUDA_ERROR_INVALID_CONTEXT : CUDA_SUCCESS;
 }
 
