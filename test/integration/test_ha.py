@@ -156,3 +156,31 @@ def test_port_in_use_is_one_line_config_error(kubesim):
     assert p.returncode == 2
     err = [line for line in p.stderr.splitlines() if line.startswith("gpu-policy-controller:")]
     assert len(err) == 1 and "--metrics-bind-address" in err[0], p.stderr
+
+
+def test_leader_that_cannot_renew_stops_writing(kubesim, replicas):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=1, pod_ready_delay=0.1)
+    prepare(sim)
+    rs = replicas(sim, timings=FAST)
+    leader, (standby,) = one_leader(rs)
+    # every Lease update now fails: nobody can renew or acquire
+    sim.admin("/_sim/inject", {"method": "PUT", "pathPrefix": LEASE, "code": 500, "count": 100000})
+    t0 = time.monotonic()
+    wait_until(lambda: leader.leading() is False, 10, "leader gives up")
+    took = time.monotonic() - t0
+    # renew deadline counted from its last good renewal (at most one retry period before t0)
+    assert took <= FAST[1] + 1.0, took
+    assert "failed to renew the lease within the renew deadline" in leader.logs()
+
+    # with nobody leading, new work is not written by anyone
+    w = (leader.writes(), standby.writes())
+    sim.ok("POST", CGP, policy("orphan"))
+    time.sleep(1.5)
+    assert (leader.writes(), standby.writes()) == w
+    assert ready_condition(sim, "orphan") is None
+    assert standby.leading() is False
+
+    # the API recovers: a leader is elected again and converges the policy
+    sim.admin("/_sim/inject", method="DELETE")
+    one_leader(rs, timeout=FAST[0] + 5)
+    wait_until(lambda: ready_condition(sim, "orphan") == "True", 30, "orphan Ready")
