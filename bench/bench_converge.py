@@ -134,7 +134,7 @@ def run(n, idle, samples, keep):
         log = open(os.path.join(work, "controller.log"), "wb")
         ctl = subprocess.Popen([os.path.join(build_dir(), "gpu-policy-controller"), "--kubeconfig", sim.kubeconfig,
                                 "--namespace", NS, "--metrics-bind-address=0", "--health-probe-bind-address=0",
-                                "--log-level=warn", "--qps=200", "--burst=400"], stdout=log, stderr=log)
+                                "--log-level=" + os.environ.get("BENCH_CONTROLLER_LOG", "warn"), "--qps=200", "--burst=400"], stdout=log, stderr=log)
         # Initial sync of the fleet (no policy yet): the peak of B2 happens here.
         t = time.monotonic()
         sim.wait_for(lambda: len(sim.counters()["watches"]) >= 4, timeout=300, interval=0.2, what="informers synced")

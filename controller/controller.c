@@ -28,6 +28,10 @@
  * the counts change with every pod, and a status per pod would make the
  * writes grow with the fleet instead of with time. */
 #define STATUS_MIN_INTERVAL_MS 5000u
+/* Node label patches in flight at most: more only queue up in the client
+ * (each transfer holds curl buffers) while a slow API server works through
+ * them, and a patch sent later carries every unlock due by then. */
+#define MAX_NODE_WRITES_IN_FLIGHT 32u
 
 enum { INF_POLICY = 0, INF_NODE, INF_DS, INF_POD, INF_COUNT };
 
@@ -58,7 +62,8 @@ struct controller {
   bool all_synced;
   uint64_t events_timer;
   unsigned events_in_flight;
-  uint64_t trim_timer; /* pending heap trim, 0 when none */
+  uint64_t trim_timer;   /* pending heap trim, 0 when none */
+  bool writes_throttled; /* a reconcile held node patches back */
   uint64_t reconciles_at_trim;
 };
 
@@ -444,6 +449,10 @@ static void status_events(struct controller *c, const json_t *obj, const json_t 
 
 static void on_apply_done(const struct apply_completion *comp, void *ud) {
   struct controller *c = ud;
+  if (c->writes_throttled && apply_in_flight(c->apply) <= MAX_NODE_WRITES_IN_FLIGHT / 2) {
+    c->writes_throttled = false;
+    enqueue_all(c);
+  }
   for (size_t i = 0; i < comp->n_waiters; i++)
     enqueue(c, comp->waiters[i]);
   if (comp->rc == GPC_OK) {
@@ -581,6 +590,11 @@ static bool send_node_patches(struct controller *c, const char *policy, const st
   bool all_quiet = true;
   for (size_t i = 0; i < pl->n_patches; i++) {
     const struct gpc_node_patch *np = &pl->patches[i];
+    if (apply_in_flight(c->apply) >= MAX_NODE_WRITES_IN_FLIGHT) {
+      /* The rest goes out when the writes in flight drain (on_apply_done). */
+      c->writes_throttled = true;
+      return false;
+    }
     const struct gpc_node *n = informer_get(c->inf[INF_NODE], np->node);
     struct gpc_error err = {0};
     enum apply_result r = apply_node_labels(c->apply, policy, np->node,
@@ -872,6 +886,11 @@ static void on_trim_timer(struct gpc_loop *loop, uint64_t id, void *ud) {
   if (c->stats.reconciles == c->reconciles_at_trim) return; /* idle: nothing churned */
   c->reconciles_at_trim = c->stats.reconciles;
   malloc_trim(0);
+  if (log_enabled(LOG_DEBUG, COMP)) {
+    struct mallinfo2 mi = mallinfo2();
+    log_debug(COMP, "heap trimmed", KV_I("in_use", mi.uordblks), KV_I("free", mi.fordblks),
+              KV_I("mmapped", mi.hblkhd));
+  }
   if (!c->stopped)
     c->trim_timer = gpc_loop_add_timer(c->cfg.loop, TRIM_INTERVAL_MS, on_trim_timer, c);
 }
