@@ -175,6 +175,8 @@ class Cluster(simadmin.AdminAPI):
             for res in self._resources():
                 for obj in self._objects(res):
                     self._put(("ADDED", res, obj, None))
+        # failure rules are not persisted: pods loaded from --state that were failing run again
+        self._command(self._apply_rules)
         if self.heartbeat > 0:
             self._schedule(self.heartbeat, "heartbeat", None)
         self._thread = threading.Thread(target=self._run, name="kubesim-cluster", daemon=True)
