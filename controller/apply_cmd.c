@@ -54,7 +54,7 @@ static void add_object(json_t *docs, const char *source, json_t *obj) {
   const char *kind = json_string_value(json_object_get(obj, "kind"));
   json_t *items = json_object_get(obj, "items");
   size_t kl = kind ? strlen(kind) : 0;
-  if (kl > 4 && strcmp(kind + kl - 4, "List") == 0 && json_is_array(items)) {
+  if (kl >= 4 && strcmp(kind + kl - 4, "List") == 0 && json_is_array(items)) {
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it) {
@@ -110,7 +110,7 @@ static int load_dir(const char *path, json_t *docs, struct gpc_error *err) {
     names[n++] = gpc_asprintf("%s/%s", path, e->d_name);
   }
   closedir(d);
-  qsort(names, n, sizeof *names, cmp_str);
+  if (n) qsort(names, n, sizeof *names, cmp_str);
   int rc = GPC_OK;
   for (size_t i = 0; i < n; i++) {
     if (rc == GPC_OK) {
@@ -176,6 +176,7 @@ struct run {
   struct strmap *disc; /* apiVersion -> json_t* resource list (json null: not served) */
   FILE *out, *errf;
   int failures;
+  bool abort;             /* stop after the current object */
   bool applied_crd;       /* a CRD went in earlier: new kinds may take a moment */
   uint64_t disc_deadline; /* for the current object, 0 = not waiting yet */
   /* current object */
@@ -303,6 +304,8 @@ static void on_discovery(struct kube_client *c, const struct kube_response *resp
   if (!list && resp->http_code != 404 && resp->rc != GPC_OK) {
     char msg[600];
     snprintf(msg, sizeof msg, "discovery failed: %s", resp_error(resp));
+    /* no server to talk to: the remaining objects would fail the same way */
+    if (resp->http_code == 0) r->abort = true;
     fail_current(r, msg);
     return;
   }
@@ -355,6 +358,7 @@ static void resolve(struct run *r) {
 }
 
 static void next_object(struct run *r) {
+  if (r->abort) r->i = json_array_size(r->docs);
   if (r->i >= json_array_size(r->docs)) {
     gpc_loop_stop(r->loop);
     return;
