@@ -453,7 +453,9 @@ static int run_apply(const struct apply_args *a, json_t *docs, FILE *out, FILE *
   r.default_ns = a->ns ? a->ns : (kc.namespace && *kc.namespace ? kc.namespace : "default");
   r.loop = gpc_loop_new(&err);
   if (r.loop) {
-    struct kube_client_config cc = {.kc = &kc};
+    /* Its own user agent: what the CLI does is not what the controller's
+     * RBAC must allow. */
+    struct kube_client_config cc = {.kc = &kc, .user_agent = FIELD_MANAGER "/" GPC_VERSION};
     r.client = kube_client_new(r.loop, &cc, &err);
   }
   if (!r.loop || !r.client) {
