@@ -150,6 +150,8 @@ class Cluster(simadmin.AdminAPI):
         self.crashing = {}  # pod uid -> next backoff seconds
         self.unreachable = set()  # node names whose kubelet is "down" (/_sim/nodes/<n>/ready false)
         self.counters = defaultdict(int)  # what the simulation did, for /_sim/status
+        self._fit_cache = {}  # DaemonSet uid -> (template hash, should-run nodes, may-keep-running nodes)
+        self._fit_stale = {}  # DaemonSet uid -> nodes whose placement inputs changed since then
         self._event_names = {}  # (namespace, involved uid, reason) -> Event name, for aggregation
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -333,6 +335,8 @@ class Cluster(simadmin.AdminAPI):
             with self._mu:
                 if deleted:
                     self.daemonsets.pop((ns, name), None)
+                    self._fit_cache.pop(uid, None)
+                    self._fit_stale.pop(uid, None)
                 else:
                     self.daemonsets[(ns, name)] = uid
             if not deleted:
@@ -375,6 +379,7 @@ class Cluster(simadmin.AdminAPI):
         if deleted:
             with self._mu:
                 self.nodes.pop(name, None)
+            self._placement_changed(name)
             # pod GC: pods bound to a node that no longer exists are deleted
             for puid in list(self.pods_by_node.get(name, ())):
                 p = self.pods.get(puid)
@@ -387,6 +392,7 @@ class Cluster(simadmin.AdminAPI):
             self.nodes[name] = node
         if old is None:
             dirty_nodes.add(name)
+            self._placement_changed(name)
             for puid in self.pods_by_node.get(name, ()):  # pods waiting for this node's kubelet
                 p = self.pods.get(puid)
                 if p is not None and not p.started:
@@ -394,8 +400,40 @@ class Cluster(simadmin.AdminAPI):
             return True
         if node.gpu_alloc != old.gpu_alloc:
             dirty_nodes.add(name)  # someone else edited allocatable: re-assert the device plugin's view
-        return (old.labels != node.labels or old.taints != node.taints
-                or old.unschedulable != node.unschedulable)
+        if (old.labels != node.labels or old.taints != node.taints
+                or old.unschedulable != node.unschedulable):
+            self._placement_changed(name)
+            return True
+        return False
+
+    def _placement_changed(self, node_name):
+        for stale in self._fit_stale.values():
+            stale.add(node_name)
+
+    def _fit_nodes(self, t):
+        """(should, keep) node-name sets for a DaemonSet, recomputed only for nodes whose labels/taints
+        changed since the last reconcile (a full pass over 5,000 nodes per event would dominate)."""
+        cache = self._fit_cache.get(t.uid)
+        if cache is None or cache[0] != t.hash:
+            should, keep = set(), set()
+            todo = list(self.nodes)
+        else:
+            _, should, keep = cache
+            todo = self._fit_stale.get(t.uid, ())
+        for name in todo:
+            should.discard(name)
+            keep.discard(name)
+            n = self.nodes.get(name)
+            if n is None:
+                continue
+            run, cont = t.fit(n.placement_view())
+            if run:
+                should.add(name)
+            if cont:
+                keep.add(name)
+        self._fit_cache[t.uid] = (t.hash, should, keep)
+        self._fit_stale[t.uid] = set()
+        return should, keep
 
     def _pod_event(self, uid, obj, deleted, dirty_ds, dirty_nodes):
         with self._mu:
@@ -679,13 +717,7 @@ class Cluster(simadmin.AdminAPI):
             return  # a DaemonSet being deleted is left alone, status included
         t = daemonset.Template(ds)
         now = time.time()
-        should, keep = set(), set()
-        for n in self.nodes.values():
-            run, cont = t.fit(n.placement_view())
-            if run:
-                should.add(n.name)
-            if cont:
-                keep.add(n.name)
+        should, keep = self._fit_nodes(t)
         creates, deletes = daemonset.plan(t, should, self._pods_by_node_of(t.uid), now, keep)
         self._ensure_revision(t, ds)
         made, rejected, removed = [], None, []
