@@ -651,3 +651,17 @@ def test_kubectl_over_tls_and_daemonset_apply(kubesim, tmp_path):
     _, got, _ = sim.get(DS + "/kds")
     assert [c["image"] for c in got["spec"]["template"]["spec"]["containers"]] == ["img:2", "s:1"]
     assert got["metadata"]["annotations"]["deprecated.daemonset.template.generation"] == "2"
+
+
+def test_history_bound_gives_410_for_versions_older_than_kept(kubesim):
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0, history=10)
+    sim.post(CM, cm("h"))
+    start = sim.get(CM)[1]["metadata"]["resourceVersion"]
+    for i in range(30):
+        sim.patch(CM + "/h", {"data": {"i": str(i)}})
+    ev = sim.watch(CM, {"resourceVersion": start, "timeoutSeconds": "2"}).collect()
+    assert ev[0]["type"] == "ERROR" and ev[0]["object"]["code"] == 410
+    recent = sim.get(CM)[1]["metadata"]["resourceVersion"]
+    sim.patch(CM + "/h", {"data": {"i": "last"}})
+    ev = sim.watch(CM, {"resourceVersion": recent, "timeoutSeconds": "1"}).collect()
+    assert [e["type"] for e in ev] == ["MODIFIED"]

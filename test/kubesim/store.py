@@ -268,7 +268,7 @@ class Store:
         if not self._hist:
             self._hist_base = self.rv
         self._hist.append(ev)
-        if len(self._hist) > self.history_limit + max(64, self.history_limit // 4):
+        if len(self._hist) > self.history_limit + max(1, self.history_limit // 4):  # amortized trim
             drop = len(self._hist) - self.history_limit
             del self._hist[:drop]
             self._hist_base += drop
