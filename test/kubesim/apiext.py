@@ -1082,7 +1082,7 @@ def _validate_number(schema, value, path, shown, causes):
             causes.append(invalid(path, value, "%s in body should be less than or equal to %s"
                                   % (shown, _fmt_num(mx))))
     mo = schema.get("multipleOf")
-    if mo and (value / mo) != int(value / mo):
+    if mo and abs(value / mo - round(value / mo)) > 1e-9:
         causes.append(invalid(path, value, "%s in body should be a multiple of %s"
                               % (shown, _fmt_num(mo))))
 
