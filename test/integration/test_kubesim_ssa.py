@@ -531,3 +531,20 @@ def test_annotations_total_size_limit():
                        "message": "Too long: may not be more than 262144 bytes"}]
     big["metadata"]["annotations"]["a"] = "x" * 1000
     assert reg.validate(reg.lookup("", "v1", "configmaps"), big) == []
+
+
+def test_record_update_scopes_to_the_endpoint():
+    obj = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "d"},
+           "spec": {"x": 1}, "status": {"n": 1}}
+    live = ssa.record_update(None, copy.deepcopy(obj), "creator", "Update", T0)
+    # a /status write carrying a stale spec gains status only and strips nobody's spec
+    after = dict(copy.deepcopy(live), spec={}, status={"n": 2})
+    out = ssa.record_update(live, after, "kubelet", "Update", T1, subresource="status")
+    es = entries(out)
+    assert es[("kubelet", "Update")]["fieldsV1"] == {"f:status": {"f:n": {}}}
+    assert es[("kubelet", "Update")]["subresource"] == "status"
+    assert es[("creator", "Update")]["fieldsV1"] == {"f:spec": {"f:x": {}}}
+    # a main-endpoint write of a status-subresource kind does not claim status
+    after = dict(copy.deepcopy(live), spec={"x": 2}, status={"n": 9})
+    out = ssa.record_update(live, after, "editor", "Update", T1, status_subresource=True)
+    assert entries(out)[("editor", "Update")]["fieldsV1"] == {"f:spec": {"f:x": {}}}

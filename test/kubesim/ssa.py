@@ -587,12 +587,14 @@ def apply(live, applied, manager, force, now, api_version=None, schema=None,
 
 
 def record_update(live_before, obj_after, manager, operation="Update", now="", api_version=None,
-                  schema=None, subresource=None):
+                  schema=None, subresource=None, status_subresource=False):
     """managedFields for a non-apply write: the writer gains the fields it changed or added,
     other managers lose the ones it changed or removed. Returns obj_after (modified in place).
 
     A client that sends its own non-empty managedFields different from the live ones replaces
-    them (kube allows resetting managedFields that way); [{}] clears them."""
+    them (kube allows resetting managedFields that way); [{}] clears them. Pass subresource=
+    "status" for /status writes and status_subresource=True for main-endpoint writes of kinds
+    with a status subresource, so ownership follows what the write can really change."""
     rules = ListRules(schema)
     md = obj_after.setdefault("metadata", {})
     sent = md.get("managedFields")
@@ -610,8 +612,14 @@ def record_update(live_before, obj_after, manager, operation="Update", now="", a
     else:
         changed, removed = set(), set()
         _diff_top(live_before, obj_after, rules, changed, removed)
+    # Only the part the endpoint can write counts: /status writes touch status alone; with a
+    # status subresource the main endpoint never touches status (the store keeps the old one).
     if subresource == "status":
         changed = {p for p in changed if p and p[0] == "f:status"}
+        removed = {p for p in removed if p and p[0] == "f:status"}
+    elif status_subresource:
+        changed = {p for p in changed if p and p[0] != "f:status"}
+        removed = {p for p in removed if p and p[0] != "f:status"}
     if not changed and not removed:
         md["managedFields"] = live_entries
         if not live_entries:
