@@ -39,6 +39,7 @@ RUNTIMECLASSES = "node.k8s.io/v1/runtimeclasses"
 EVENTS = "/v1/events"
 DEVICE_PLUGIN_COMPONENT = "device-plugin"
 GPU_RESOURCE = "nvidia.com/gpu"
+RECONCILE_INTERVAL = 0.05  # seconds between two passes over the same DaemonSet
 
 
 def now_rfc3339(t=None):
@@ -150,6 +151,8 @@ class Cluster(simadmin.AdminAPI):
         self.crashing = {}  # pod uid -> next backoff seconds
         self.unreachable = set()  # node names whose kubelet is "down" (/_sim/nodes/<n>/ready false)
         self.counters = defaultdict(int)  # what the simulation did, for /_sim/status
+        self._last_reconcile = {}  # (ns, name) -> monotonic time of its last pass
+        self._deferred = set()  # DaemonSets with a pending "ds" timer
         self._fit_cache = {}  # DaemonSet uid -> (template hash, should-run nodes, may-keep-running nodes)
         self._fit_stale = {}  # DaemonSet uid -> nodes whose placement inputs changed since then
         self._event_names = {}  # (namespace, involved uid, reason) -> Event name, for aggregation
@@ -304,7 +307,17 @@ class Cluster(simadmin.AdminAPI):
         self._run_timers(dirty_ds, dirty_nodes)
         if all_ds:
             dirty_ds = set(self.daemonsets)
+        now = time.monotonic()
         for key in sorted(dirty_ds):
+            # like a controller's rate-limited workqueue: at most one pass per DaemonSet every
+            # RECONCILE_INTERVAL, so a stream of pod/node events is handled in batches
+            due = self._last_reconcile.get(key, 0.0) + RECONCILE_INTERVAL
+            if now < due:
+                if key not in self._deferred:
+                    self._deferred.add(key)
+                    self._schedule(due - now, "ds", key)
+                continue
+            self._last_reconcile[key] = now
             self._reconcile_ds(*key)
         for name in sorted(dirty_nodes):
             self._device_plugin(name)
@@ -336,6 +349,7 @@ class Cluster(simadmin.AdminAPI):
                 if deleted:
                     self.daemonsets.pop((ns, name), None)
                     self._fit_cache.pop(uid, None)
+                    self._last_reconcile.pop((ns, name), None)
                     self._fit_stale.pop(uid, None)
                 else:
                     self.daemonsets[(ns, name)] = uid
@@ -477,6 +491,7 @@ class Cluster(simadmin.AdminAPI):
             elif kind == "crash":
                 self._crash_tick(*payload)
             elif kind == "ds":
+                self._deferred.discard(payload)
                 dirty_ds.add(payload)
             elif kind == "heartbeat":
                 self._heartbeat()
