@@ -24,14 +24,16 @@
 
 #define COMP "controller"
 #define MANAGED_SELECTOR GPC_LABEL_MANAGED_BY "=" GPC_MANAGED_BY
-/* Status writes of one policy are at least this far apart: during a rollout
- * the counts change with every pod, and a status per pod would make the
- * writes grow with the fleet instead of with time. */
+/* Count-only status writes of one policy are at least this far apart,
+ * plus STATUS_MS_PER_NODE per matched node: during a rollout the counts
+ * change with every pod, and a big fleet rolls out for minutes (budget B4
+ * counts these writes too). Condition changes are written at once. */
 #define STATUS_MIN_INTERVAL_MS 5000u
+#define STATUS_MS_PER_NODE 10u
 /* Node label patches in flight at most: more only queue up in the client
  * (each transfer holds curl buffers) while a slow API server works through
  * them, and a patch sent later carries every unlock due by then. */
-#define MAX_NODE_WRITES_IN_FLIGHT 32u
+#define MAX_NODE_WRITES_IN_FLIGHT 64u
 
 enum { INF_POLICY = 0, INF_NODE, INF_DS, INF_POD, INF_COUNT };
 
@@ -64,6 +66,12 @@ struct controller {
   unsigned events_in_flight;
   uint64_t trim_timer;   /* pending heap trim, 0 when none */
   bool writes_throttled; /* a reconcile held node patches back */
+  /* Node label keys kept in projections (besides gpupolicy.dev/...): GPU
+   * detection plus every key a policy's nodeSelector reads. Value: (void *)1. */
+  struct strmap *label_keys;
+  bool dependents_started; /* node/DaemonSet/pod informers (after policies synced) */
+  uint64_t relist_timer;   /* pending node informer restart for new label keys */
+  bool keys_added;
   uint64_t reconciles_at_trim;
 };
 
@@ -159,7 +167,48 @@ static void enqueue_for_node(struct controller *c, const struct gpc_node *n) {
   }
 }
 
+static struct informer *make_informer(struct controller *c, int i, struct gpc_error *err);
+
+/* A policy selecting on a label key the node projections dropped: list the
+ * nodes again with the wider filter (rare: a new selector key). */
+static void on_relist_timer(struct gpc_loop *loop, uint64_t id, void *ud) {
+  (void)loop;
+  (void)id;
+  struct controller *c = ud;
+  c->relist_timer = 0;
+  if (c->stopped) return;
+  struct gpc_error err = {0};
+  struct informer *fresh = make_informer(c, INF_NODE, &err);
+  if (!fresh) {
+    log_error(COMP, "node informer", KV_S("error", err.msg));
+    return;
+  }
+  log_info(COMP, "node selector keys changed, listing nodes again",
+           KV_I("keys", strmap_size(c->label_keys)));
+  informer_free(c->inf[INF_NODE]);
+  c->inf[INF_NODE] = fresh;
+  c->all_synced = false;
+  informer_start(fresh);
+}
+
+static void add_label_key(const char *key, void *ud) {
+  struct controller *c = ud;
+  if (strncmp(key, GPC_LABEL_PREFIX, strlen(GPC_LABEL_PREFIX)) == 0 ||
+      strmap_get(c->label_keys, key))
+    return;
+  strmap_put(c->label_keys, key, (void *)1);
+  c->keys_added = true;
+}
+
+static void note_selector_keys(struct controller *c, const json_t *policy) {
+  c->keys_added = false;
+  project_selector_keys(policy, add_label_key, c);
+  if (c->keys_added && c->dependents_started && !c->relist_timer && !c->stopped)
+    c->relist_timer = gpc_loop_add_timer(c->cfg.loop, 0, on_relist_timer, c);
+}
+
 static void on_policy_add(struct informer *inf, const char *key, const void *obj, void *ud) {
+  note_selector_keys(ud, obj);
   (void)inf;
   (void)key;
   (void)obj;
@@ -177,6 +226,7 @@ static void on_policy_update(struct informer *inf, const char *key, const void *
   const char *rv = project_str(cur, "metadata", "resourceVersion", NULL);
   observed(ud, "status", name, rv);
   observed(ud, "policy", name, rv);
+  note_selector_keys(ud, cur);
   if (project_policy_changed(old, cur)) enqueue_all(ud);
 }
 
@@ -263,8 +313,12 @@ static void on_pod_delete(struct informer *inf, const char *key, const void *old
 }
 
 static void on_synced(struct informer *inf, void *ud) {
-  (void)inf;
   struct controller *c = ud;
+  if (inf == c->inf[INF_POLICY] && !c->dependents_started && !c->stopped) {
+    c->dependents_started = true;
+    for (int i = INF_NODE; i < INF_COUNT; i++)
+      informer_start(c->inf[i]);
+  }
   for (int i = 0; i < INF_COUNT; i++)
     if (!informer_synced(c->inf[i])) return;
   if (!c->all_synced) log_info(COMP, "caches synced");
@@ -282,9 +336,22 @@ static void free_policy(void *p, void *ud) {
   (void)ud;
   json_decref(p);
 }
+/* GPU detection labels (design.md §4), always kept. */
+static const char *const detection_labels[] = {
+    "feature.node.kubernetes.io/pci-10de.present",
+    "feature.node.kubernetes.io/pci-0302_10de.present",
+    "feature.node.kubernetes.io/pci-0300_10de.present",
+    "nvidia.com/gpu.present",
+};
+
+static bool keep_label(const char *key, void *ud) {
+  struct controller *c = ud;
+  return strncmp(key, GPC_LABEL_PREFIX, strlen(GPC_LABEL_PREFIX)) == 0 ||
+         strmap_get(c->label_keys, key) != NULL;
+}
+
 static void *proj_node(const json_t *obj, void *ud) {
-  (void)ud;
-  return project_node_new(obj);
+  return project_node_new_filtered(obj, keep_label, ud);
 }
 static void free_node(void *p, void *ud) {
   (void)ud;
@@ -555,9 +622,15 @@ static void write_status(struct controller *c, const char *name, const json_t *o
   if (prev && status_equal(prev, status)) return;
   struct policy_state *s = strmap_get(c->policies, name);
   uint64_t now = gpc_loop_now_ms();
-  if (s && s->last_status_ms && now - s->last_status_ms < STATUS_MIN_INTERVAL_MS &&
+  json_t *matched = json_object_get(json_object_get(status, "nodes"), "matched");
+  uint64_t interval =
+      STATUS_MIN_INTERVAL_MS +
+      STATUS_MS_PER_NODE * (uint64_t)(json_is_integer(matched) && json_integer_value(matched) > 0
+                                          ? json_integer_value(matched)
+                                          : 0);
+  if (s && s->last_status_ms && now - s->last_status_ms < interval &&
       !status_transition(prev, status)) {
-    workqueue_add_after(c->queue, name, s->last_status_ms + STATUS_MIN_INTERVAL_MS - now);
+    workqueue_add_after(c->queue, name, s->last_status_ms + interval - now);
     return;
   }
   struct gpc_error err = {0};
@@ -902,23 +975,7 @@ static void schedule_trim(struct controller *c) {
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-struct controller *controller_new(const struct controller_config *cfg, struct gpc_error *err) {
-  if (!cfg->loop || !cfg->client || !cfg->templates || !cfg->namespace) {
-    gpc_fail(err, GPC_E_INVAL, "controller: loop, client, templates and namespace are required");
-    return NULL;
-  }
-  struct controller *c = gpc_calloc(1, sizeof *c);
-  c->cfg = *cfg;
-  c->namespace = gpc_strdup(cfg->namespace);
-  c->cfg.namespace = c->namespace;
-  c->leader = true;
-  c->policies = strmap_new();
-  c->queue = workqueue_new(cfg->loop, 100, 60000, process_queue, c);
-  c->events = events_new(GPC_FIELD_MANAGER, cfg->identity);
-  struct apply_config ac = {
-      .client = cfg->client, .done = on_apply_done, .ud = c, .sent = on_apply_sent};
-  c->apply = apply_new(&ac);
-
+static struct informer *make_informer(struct controller *c, int i, struct gpc_error *err) {
   struct {
     const char *group, *version, *resource, *ns, *selector;
     informer_project_cb project;
@@ -936,31 +993,54 @@ struct controller *controller_new(const struct controller_config *cfg, struct gp
       {"", "v1", "pods", c->namespace, MANAGED_SELECTOR, proj_pod, free_pod, on_pod_add,
        on_pod_update, on_pod_delete},
   };
+  struct informer_config ic = {
+      .group = defs[i].group,
+      .version = defs[i].version,
+      .resource = defs[i].resource,
+      .namespace = defs[i].ns,
+      .label_selector = defs[i].selector,
+      .project = defs[i].project,
+      .free_proj = defs[i].free_proj,
+      .on_add = defs[i].add,
+      .on_update = defs[i].update,
+      .on_delete = defs[i].del,
+      .on_synced = on_synced,
+      .ud = c,
+      /* Pages of 100 ~15 KB Nodes keep the transient parse of one page
+       * small next to the cache (budget B2: peak / settled RSS). */
+      .page_size = i == INF_NODE  ? 100
+                   : i == INF_POD ? 250
+                                  : 0,
+  };
+  if (c->cfg.watch_timeout_s > 0) {
+    ic.watch_min_s = c->cfg.watch_timeout_s;
+    ic.watch_max_s = c->cfg.watch_timeout_s + 1;
+  }
+  return informer_new(c->cfg.client, c->cfg.loop, &ic, err);
+}
+
+struct controller *controller_new(const struct controller_config *cfg, struct gpc_error *err) {
+  if (!cfg->loop || !cfg->client || !cfg->templates || !cfg->namespace) {
+    gpc_fail(err, GPC_E_INVAL, "controller: loop, client, templates and namespace are required");
+    return NULL;
+  }
+  struct controller *c = gpc_calloc(1, sizeof *c);
+  c->cfg = *cfg;
+  c->namespace = gpc_strdup(cfg->namespace);
+  c->cfg.namespace = c->namespace;
+  c->leader = true;
+  c->policies = strmap_new();
+  c->queue = workqueue_new(cfg->loop, 100, 60000, process_queue, c);
+  c->events = events_new(GPC_FIELD_MANAGER, cfg->identity);
+  struct apply_config ac = {
+      .client = cfg->client, .done = on_apply_done, .ud = c, .sent = on_apply_sent};
+  c->apply = apply_new(&ac);
+
+  c->label_keys = strmap_new();
+  for (size_t i = 0; i < sizeof detection_labels / sizeof detection_labels[0]; i++)
+    strmap_put(c->label_keys, detection_labels[i], (void *)1);
   for (int i = 0; i < INF_COUNT; i++) {
-    struct informer_config ic = {
-        .group = defs[i].group,
-        .version = defs[i].version,
-        .resource = defs[i].resource,
-        .namespace = defs[i].ns,
-        .label_selector = defs[i].selector,
-        .project = defs[i].project,
-        .free_proj = defs[i].free_proj,
-        .on_add = defs[i].add,
-        .on_update = defs[i].update,
-        .on_delete = defs[i].del,
-        .on_synced = on_synced,
-        .ud = c,
-        /* Pages of 100 ~15 KB Nodes keep the transient parse of one page
-         * small next to the cache (budget B2: peak / settled RSS). */
-        .page_size = i == INF_NODE  ? 100
-                     : i == INF_POD ? 250
-                                    : 0,
-    };
-    if (cfg->watch_timeout_s > 0) {
-      ic.watch_min_s = cfg->watch_timeout_s;
-      ic.watch_max_s = cfg->watch_timeout_s + 1;
-    }
-    c->inf[i] = informer_new(cfg->client, cfg->loop, &ic, err);
+    c->inf[i] = make_informer(c, i, err);
     if (!c->inf[i]) {
       controller_free(c);
       return NULL;
@@ -971,8 +1051,9 @@ struct controller *controller_new(const struct controller_config *cfg, struct gp
 
 int controller_start(struct controller *c, struct gpc_error *err) {
   (void)err;
-  for (int i = 0; i < INF_COUNT; i++)
-    informer_start(c->inf[i]);
+  /* Policies first: their selectors decide which node labels to keep, so
+   * nodes are listed once, with the right filter. */
+  informer_start(c->inf[INF_POLICY]);
   c->started = true;
   return GPC_OK;
 }
@@ -986,6 +1067,8 @@ void controller_stop(struct controller *c) {
   c->events_timer = 0;
   if (c->trim_timer) gpc_loop_cancel_timer(c->cfg.loop, c->trim_timer);
   c->trim_timer = 0;
+  if (c->relist_timer) gpc_loop_cancel_timer(c->cfg.loop, c->relist_timer);
+  c->relist_timer = 0;
 }
 
 void controller_free(struct controller *c) {
@@ -997,6 +1080,7 @@ void controller_free(struct controller *c) {
   workqueue_free(c->queue);
   events_free(c->events);
   strmap_free(c->policies, policy_state_free, NULL);
+  strmap_free(c->label_keys, NULL, NULL);
   free(c->namespace);
   free(c);
 }

@@ -89,12 +89,29 @@ static bool condition_true(const json_t *obj, const char *type) {
 }
 
 void project_node(struct gpc_node *out, const json_t *obj) {
+  project_node_filtered(out, obj, NULL, NULL);
+}
+
+void project_node_filtered(struct gpc_node *out, const json_t *obj, project_label_keep_fn keep,
+                           void *ud) {
   const json_t *md = json_object_get(obj, "metadata");
   set_str(&out->name, project_str(md, "name", NULL));
   set_str(&out->uid, project_str(md, "uid", NULL));
   set_str(&out->resource_version, project_str(md, "resourceVersion", NULL));
   set_str(&out->creation_timestamp, project_str(md, "creationTimestamp", NULL));
-  gpc_labels_set_json(&out->labels, json_object_get(md, "labels"));
+  const json_t *labels = json_object_get(md, "labels");
+  if (keep && json_is_object(labels)) {
+    json_t *kept = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)labels, k, v) {
+      if (keep(k, ud)) json_object_set(kept, k, v);
+    }
+    gpc_labels_set_json(&out->labels, kept);
+    json_decref(kept);
+  } else {
+    gpc_labels_set_json(&out->labels, labels);
+  }
   out->gpu_allocatable =
       project_quantity_int(project_get(obj, "status", "allocatable", GPC_RESOURCE_GPU, NULL));
   out->ready = condition_true(obj, "Ready");
@@ -191,6 +208,31 @@ struct gpc_node *project_node_new(const json_t *obj) {
   gpc_node_init(n);
   project_node(n, obj);
   return n;
+}
+
+struct gpc_node *project_node_new_filtered(const json_t *obj, project_label_keep_fn keep,
+                                           void *ud) {
+  struct gpc_node *n = gpc_malloc(sizeof *n);
+  gpc_node_init(n);
+  project_node_filtered(n, obj, keep, ud);
+  return n;
+}
+
+void project_selector_keys(const json_t *policy, void (*add)(const char *key, void *ud), void *ud) {
+  const json_t *sel = project_get(policy, "spec", "nodeSelector", NULL);
+  const json_t *ml = json_object_get(sel, "matchLabels");
+  const char *k;
+  json_t *v;
+  if (json_is_object(ml)) json_object_foreach((json_t *)ml, k, v) {
+      add(k, ud);
+    }
+  const json_t *me = json_object_get(sel, "matchExpressions");
+  size_t i;
+  const json_t *e;
+  if (json_is_array(me)) json_array_foreach(me, i, e) {
+      const char *key = project_str(e, "key", NULL);
+      if (key) add(key, ud);
+    }
 }
 
 struct gpc_daemonset *project_daemonset_new(const json_t *obj) {

@@ -33,6 +33,18 @@ void project_node(struct gpc_node *out, const json_t *obj);
 void project_daemonset(struct gpc_daemonset *out, const json_t *obj);
 void project_pod(struct gpc_pod *out, const json_t *obj);
 
+/* Label filtering: a Node carries ~100 labels (~5 KB: NFD CPU flags, zones,
+ * ...) of which the planner reads a handful. `keep(key, ud)` says which to
+ * keep; NULL keeps all. */
+typedef bool (*project_label_keep_fn)(const char *key, void *ud);
+void project_node_filtered(struct gpc_node *out, const json_t *obj, project_label_keep_fn keep,
+                           void *ud);
+struct gpc_node *project_node_new_filtered(const json_t *obj, project_label_keep_fn keep, void *ud);
+/* Calls add(key, ud) for every label key a ClusterGPUPolicy object's
+ * spec.nodeSelector reads (matchLabels keys, matchExpressions[].key);
+ * tolerant of any shape (borrowed). */
+void project_selector_keys(const json_t *policy, void (*add)(const char *key, void *ud), void *ud);
+
 /* Heap versions for informer projection callbacks. Never NULL. */
 struct gpc_node *project_node_new(const json_t *obj);
 struct gpc_daemonset *project_daemonset_new(const json_t *obj);

@@ -439,3 +439,19 @@ def test_conflicts_and_server_errors_are_retried(cluster):
     obj = wait_condition(sim, "gpus", "Ready", "True", timeout=30)
     assert obj["status"]["nodesSummary"] == "2/2"
     assert sim.count(verb="patch", resource="nodes", code=409) == 2
+
+
+def test_node_selector_on_any_label(cluster):
+    # Node projections keep only the labels some selector reads; a policy with a new key widens that.
+    sim, ctl = cluster(gpu_nodes=3, cpu_nodes=1)
+    sim.admin("/_sim/nodes/gpu-node-2/labels", {"set": {"example.com/pool": "training"}}, method="PATCH")
+    sim.ok("POST", CGP, policy("pool", nodeSelector={"matchLabels": {"example.com/pool": "training"}}))
+    obj = wait_condition(sim, "pool", "Ready", "True")
+    assert obj["status"]["nodesSummary"] == "1/1"
+    assert node_labels(sim, "gpu-node-2")["gpupolicy.dev/policy"] == "pool"
+    assert our_labels(node_labels(sim, "gpu-node-0")) == {}
+    # A second node joins the pool later: seen through the (filtered) node watch.
+    sim.admin("/_sim/nodes/gpu-node-0/labels", {"set": {"example.com/pool": "training"}}, method="PATCH")
+    sim.wait_for(lambda: node_labels(sim, "gpu-node-0").get("gpupolicy.dev/validator") == "true", timeout=20,
+                 what="gpu-node-0 joins the pool")
+    assert "node selector keys changed" in ctl.logs()

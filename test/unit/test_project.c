@@ -240,12 +240,56 @@ static void test_policy_changed(void **state) {
   json_decref(e);
 }
 
+static bool keep_gpu(const char *key, void *ud) {
+  (void)ud;
+  return strncmp(key, "nvidia.com/", 11) == 0;
+}
+
+static void add_key(const char *key, void *ud) {
+  json_array_append_new(ud, json_string(key));
+}
+
+static void test_label_filter_and_selector_keys(void **state) {
+  (void)state;
+  json_t *j = parse(NODE);
+  struct gpc_node *n = project_node_new_filtered(j, keep_gpu, NULL);
+  assert_int_equal(n->labels.count, 1);
+  assert_string_equal(gpc_labels_get(&n->labels, "nvidia.com/gpu.present"), "true");
+  assert_null(gpc_labels_get(&n->labels, "kubernetes.io/hostname"));
+  assert_int_equal(n->gpu_allocatable, 8);
+  project_node_free(n);
+  json_decref(j);
+
+  json_t *p = parse(
+      "{\"spec\":{\"nodeSelector\":{\"matchLabels\":{\"a\":\"1\",\"b/c\":\"2\"},"
+      "\"matchExpressions\":[{\"key\":\"d\",\"operator\":\"Exists\"},{\"operator\":\"In\"}]}}}");
+  json_t *keys = json_array();
+  project_selector_keys(p, add_key, keys);
+  assert_int_equal(json_array_size(keys), 3);
+  assert_string_equal(json_string_value(json_array_get(keys, 0)), "a");
+  assert_string_equal(json_string_value(json_array_get(keys, 2)), "d");
+  json_decref(keys);
+  json_decref(p);
+  /* No selector, odd shapes: nothing, no crash. */
+  keys = json_array();
+  p = parse("{\"spec\":{\"nodeSelector\":{\"matchLabels\":3,\"matchExpressions\":{}}}}");
+  project_selector_keys(p, add_key, keys);
+  project_selector_keys(NULL, add_key, keys);
+  assert_int_equal(json_array_size(keys), 0);
+  json_decref(keys);
+  json_decref(p);
+}
+
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_node),     cmocka_unit_test(test_node_minimal),
-      cmocka_unit_test(test_quantity), cmocka_unit_test(test_daemonset),
-      cmocka_unit_test(test_pod),      cmocka_unit_test(test_policy_changed),
+      cmocka_unit_test(test_node),
+      cmocka_unit_test(test_node_minimal),
+      cmocka_unit_test(test_quantity),
+      cmocka_unit_test(test_daemonset),
+      cmocka_unit_test(test_pod),
+      cmocka_unit_test(test_policy_changed),
+      cmocka_unit_test(test_label_filter_and_selector_keys),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
