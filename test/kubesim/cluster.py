@@ -22,6 +22,7 @@ import queue
 import random
 import threading
 import time
+import traceback
 from collections import defaultdict
 
 import fleet
@@ -131,6 +132,7 @@ class Cluster(simadmin.AdminAPI):
         self._busy = False
         self._put_n = 0  # items enqueued (guarded by _cnt) and processed (worker): settle() compares them
         self._done_n = 0
+        self._batch_len = 0
         self._cnt = threading.Lock()
         self._start_pending = set()  # pod uids with a kubelet start timer
         self._gone = set()  # uids seen deleted: their dependents may be collected without a lookup
@@ -276,29 +278,31 @@ class Cluster(simadmin.AdminAPI):
             with self._mu:
                 self._busy = True
             try:
-                self._done_n += self._step(item)
+                self._step(item)
             except Exception as e:  # noqa: BLE001 — keep simulating; report why
-                import traceback
                 traceback.print_exc()
                 self.counters["errors"] += 1
                 self.last_error = repr(e)
             finally:
                 with self._mu:
+                    self._done_n += self._batch_len  # counted even when the batch failed: settle() ends
+                    self._batch_len = 0
                     self._busy = False
 
     def _step(self, first):
-        """Process one batch of queued items; returns how many it took off the queue."""
+        """Process one batch: every queued item, then due timers, then the reconciles they caused."""
         batch = [] if first is False else [first]
         while True:
             try:
                 batch.append(self._q.get_nowait())
             except queue.Empty:
                 break
+        self._batch_len = len(batch)
         dirty_ds, dirty_nodes, all_ds = set(), set(), False
         gc_check = []
         for item in batch:
             if item is None:
-                return len(batch)
+                return
             if isinstance(item, tuple) and item[0] == "cmd":
                 item[1]()
                 continue
@@ -325,7 +329,6 @@ class Cluster(simadmin.AdminAPI):
             self._gc(uid)
         if len(self._gone) > 200000:
             self._gone.clear()
-        return len(batch)
 
     def _apply_event(self, etype, res, after, before, dirty_ds, dirty_nodes, gc_check):
         """Update caches from one event; returns True when every DaemonSet needs a reconcile."""
