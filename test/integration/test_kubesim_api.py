@@ -485,3 +485,47 @@ def test_kubectl_client_side_apply_merges_builtin_lists_by_key(sim, tmp_path):
     cs = got["spec"]["template"]["spec"]["containers"]
     assert [(c["name"], c["image"]) for c in cs] == [("a", "a:2")]
     assert cs[0]["imagePullPolicy"] == "IfNotPresent"  # server-side defaults kept
+
+
+def test_crd_update_changes_columns_schema_and_versions(sim):
+    crd_obj = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "schema": {"openAPIV3Schema": {
+                                   "type": "object", "properties": {"spec": {
+                                       "type": "object", "properties": {
+                                           "size": {"type": "integer", "minimum": 0,
+                                                    "default": 1}}}}}}}]}}
+    code, created, _ = sim.post(CRDS, crd_obj)
+    assert code == 201
+    assert created["spec"]["names"]["listKind"] == "WidgetList"  # defaulted
+    w = "/apis/example.com/v1/namespaces/default/widgets"
+    sim.wait_for(lambda: sim.get(w)[0] == 200, what="widgets served")
+    code, obj, _ = sim.post(w, {"apiVersion": "example.com/v1", "kind": "Widget",
+                                "metadata": {"name": "a"}, "spec": {}})
+    assert code == 201 and obj["spec"] == {"size": 1}
+    code, lst, _ = sim.get(w)
+    assert lst["kind"] == "WidgetList" and lst["items"][0]["kind"] == "Widget"
+    t = sim.get(w, headers={"Accept": TABLE})[1]
+    assert [c["name"] for c in t["columnDefinitions"]] == ["Name", "Age"]
+    # add a printer column and a stricter maximum: both take effect at once
+    patch = [{"op": "add", "path": "/spec/versions/0/additionalPrinterColumns",
+              "value": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}]},
+             {"op": "add", "path": "/spec/versions/0/schema/openAPIV3Schema/properties/spec/"
+              "properties/size/maximum", "value": 5}]
+    code, _, _ = sim.patch(CRDS + "/widgets.example.com", patch,
+                           ctype="application/json-patch+json")
+    assert code == 200
+    t = sim.get(w, headers={"Accept": TABLE})[1]
+    assert [c["name"] for c in t["columnDefinitions"]] == ["Name", "Size"]
+    assert t["rows"][0]["cells"] == ["a", 1]
+    code, body, _ = sim.post(w, {"apiVersion": "example.com/v1", "kind": "Widget",
+                                 "metadata": {"name": "b"}, "spec": {"size": 6}})
+    assert code == 422 and body["details"]["causes"][0]["message"] == \
+        "Invalid value: 6: spec.size in body should be less than or equal to 5"
+    # scope is immutable
+    code, body, _ = sim.patch(CRDS + "/widgets.example.com", {"spec": {"scope": "Cluster"}})
+    assert code == 422 and body["details"]["causes"][0]["field"] == "spec.scope"

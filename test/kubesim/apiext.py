@@ -210,15 +210,16 @@ BUILTIN_GROUP_ORDER = ["apps", "events.k8s.io", "rbac.authorization.k8s.io", "co
 
 
 class Registry:
-    """Built-in resources plus the ones CRDs add. Thread-safe (own lock; never calls the store
-    while holding it except through the CRD worker, which takes the store lock first)."""
+    """Built-in resources plus the ones CRDs add. Thread-safe. Lock order is always
+    store.lock, then the registry's own lock: on_crd_change runs in a store listener (store
+    lock held) and the CRD worker takes the store lock before touching the registry."""
 
     def __init__(self, store):
         self.store = store
         self._lock = threading.RLock()
         self._by_gvr = {}  # (group, version, plural) -> ResourceInfo
         self._crd_resources = {}  # crd name -> [(group, version, plural)]
-        self._openapi_cache = {}  # "apis/g/v" -> (doc, hash)
+        self._openapi_cache = {}  # (group, version) -> (doc, hash); cleared on CRD changes
         self._work = queue.Queue()
         self._worker = None
         for info in builtin_resources():
