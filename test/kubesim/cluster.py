@@ -124,6 +124,8 @@ class Cluster(simadmin.AdminAPI):
         delay = getattr(args, "pod_ready_delay", None)
         self.ready_delay = 0.5 if delay is None else float(delay)
         self.heartbeat = float(getattr(args, "heartbeat", 0) or 0)
+        self._hb_tick = min(1.0, self.heartbeat) if self.heartbeat > 0 else 0  # seconds between chunks
+        self._hb_cursor = 0
         self.rng = random.Random()
         self._q = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -185,7 +187,7 @@ class Cluster(simadmin.AdminAPI):
         # failure rules are not persisted: pods loaded from --state that were failing run again
         self._command(self._apply_rules)
         if self.heartbeat > 0:
-            self._schedule(self.heartbeat, "heartbeat", None)
+            self._schedule(self._hb_tick, "heartbeat", None)
         self._thread = threading.Thread(target=self._run, name="kubesim-cluster", daemon=True)
         self._thread.start()
 
@@ -497,8 +499,8 @@ class Cluster(simadmin.AdminAPI):
                 self._deferred.discard(payload)
                 dirty_ds.add(payload)
             elif kind == "heartbeat":
-                self._heartbeat()
-                self._schedule(self.heartbeat, "heartbeat", None)
+                self._heartbeat_tick()
+                self._schedule(self._hb_tick, "heartbeat", None)
 
     # ---- kubelet -------------------------------------------------------------------------------------
     def _maybe_start(self, p):
@@ -629,10 +631,11 @@ class Cluster(simadmin.AdminAPI):
                     pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts)
                 self._mutate(PODS, p.ns, p.name, repost, subresource="status", uid=p.uid, cow=[])
 
-    def _heartbeat(self):
+    def _heartbeat(self, names=None):
+        """Bump lastHeartbeatTime of the given nodes' conditions (all nodes when None)."""
         stamp = now_rfc3339()
-        for name in list(self.nodes):
-            if name in self.unreachable:
+        for name in list(self.nodes) if names is None else names:
+            if name in self.unreachable or name not in self.nodes:
                 continue  # its kubelet is not posting
 
             def beat(node):
@@ -640,6 +643,17 @@ class Cluster(simadmin.AdminAPI):
                     c["lastHeartbeatTime"] = stamp
             self._mutate(NODES, "", name, beat, subresource="status", cow=[("status", "conditions")])
         self.counters["heartbeats"] += 1
+
+    def _heartbeat_tick(self):
+        """--heartbeat S: every node once per S seconds, spread evenly over the interval as kubelets'
+        independent timers are (5,000 nodes at S=300 give ~17 node updates/s, not a burst)."""
+        names = sorted(self.nodes)
+        if names:
+            share = max(1, -(-len(names) * self._hb_tick // self.heartbeat))
+            start = self._hb_cursor % len(names)
+            chunk = (names + names)[start:start + min(int(share), len(names))]
+            self._hb_cursor = start + len(chunk)
+            self._heartbeat(chunk)
 
     # ---- device plugin ---------------------------------------------------------------------------------
     def _gpu_count(self, node):
