@@ -19,6 +19,7 @@
 #include "project.h"
 #include "render.h"
 #include "status.h"
+#include "status_diff.h"
 #include "strmap.h"
 #include "workqueue.h"
 
@@ -443,73 +444,21 @@ static void record_event(struct controller *c, const json_t *obj, const char *ty
   schedule_event_flush(c);
 }
 
-static const char *cond_status(const json_t *status, const char *type) {
-  const json_t *conds = json_object_get(status, "conditions");
-  size_t i;
-  const json_t *cd;
-  json_array_foreach(conds, i, cd) {
-    const char *t = project_str(cd, "type", NULL);
-    if (t && strcmp(t, type) == 0) return project_str(cd, "status", NULL);
-  }
-  return "";
-}
+struct emit_ctx {
+  struct controller *c;
+  const json_t *obj;
+};
 
-static bool cond_became(const json_t *prev, const json_t *cur, const char *type, const char *st) {
-  const char *a = cond_status(prev, type), *b = cond_status(cur, type);
-  return b && strcmp(b, st) == 0 && !(a && strcmp(a, st) == 0);
-}
-
-static const char *cond_message(const json_t *status, const char *type) {
-  const json_t *conds = json_object_get(status, "conditions");
-  size_t i;
-  const json_t *cd;
-  json_array_foreach(conds, i, cd) {
-    const char *t = project_str(cd, "type", NULL);
-    if (t && strcmp(t, type) == 0) return project_str(cd, "message", NULL);
-  }
-  return NULL;
-}
-
-static bool failing_listed(const json_t *status, const json_t *entry) {
-  const json_t *arr = json_object_get(status, "failingNodes");
-  size_t i;
-  const json_t *e;
-  json_array_foreach(arr, i, e) {
-    if (json_equal(json_object_get(e, "node"), json_object_get(entry, "node")) &&
-        json_equal(json_object_get(e, "operand"), json_object_get(entry, "operand")))
-      return true;
-  }
-  return false;
+static void emit_event(const char *type, const char *reason, const char *message, void *ud) {
+  struct emit_ctx *e = ud;
+  record_event(e->c, e->obj, type, reason, message);
 }
 
 /* Events for the transitions between two statuses: never one per reconcile. */
 static void status_events(struct controller *c, const json_t *obj, const json_t *prev,
                           const json_t *cur) {
-  if (cond_became(prev, cur, "Reconciling", "True"))
-    record_event(c, obj, "Normal", EVENT_ROLLOUT_STARTED,
-                 cond_message(cur, "Ready") ? cond_message(cur, "Ready") : "rollout started");
-  if (cond_became(prev, cur, "Ready", "True"))
-    record_event(c, obj, "Normal", EVENT_ROLLOUT_COMPLETE,
-                 cond_message(cur, "Ready") ? cond_message(cur, "Ready") : "all operands ready");
-  if (cond_became(prev, cur, "NodeConflict", "True"))
-    record_event(c, obj, "Warning", EVENT_NODE_CONFLICT,
-                 cond_message(cur, "NodeConflict") ? cond_message(cur, "NodeConflict")
-                                                   : "nodes owned by an older policy");
-  if (cond_became(prev, cur, "Stalled", "True"))
-    record_event(c, obj, "Warning", EVENT_INVALID_SPEC,
-                 cond_message(cur, "Stalled") ? cond_message(cur, "Stalled") : "stalled");
-  const json_t *arr = json_object_get(cur, "failingNodes");
-  size_t i;
-  const json_t *e;
-  json_array_foreach(arr, i, e) {
-    if (failing_listed(prev, e)) continue;
-    char *msg =
-        gpc_asprintf("node %s: %s %s %s", project_str(e, "node", NULL) ?: "?",
-                     project_str(e, "operand", NULL) ?: "?", project_str(e, "reason", NULL) ?: "",
-                     project_str(e, "message", NULL) ?: "");
-    record_event(c, obj, "Warning", EVENT_NODE_FAILING, msg);
-    free(msg);
-  }
+  struct emit_ctx e = {c, obj};
+  status_diff_events(prev, cur, emit_event, &e);
 }
 
 /* ---- apply completions ------------------------------------------------ */
@@ -596,23 +545,6 @@ static void snapshot_release(struct snapshot *s) {
   free(s->pods);
 }
 
-/* True when some condition's status (True/False/Unknown) differs, or the
- * observed generation moved: what kstatus clients wait for. */
-static bool status_transition(const json_t *prev, const json_t *cur) {
-  if (!prev) return true;
-  if (!json_equal(json_object_get(prev, "observedGeneration"),
-                  json_object_get(cur, "observedGeneration")))
-    return true;
-  const json_t *conds = json_object_get(cur, "conditions");
-  size_t i;
-  const json_t *cd;
-  json_array_foreach(conds, i, cd) {
-    const char *t = project_str(cd, "type", NULL), *st = project_str(cd, "status", NULL);
-    if (!t || !st || strcmp(cond_status(prev, t), st) != 0) return true;
-  }
-  return false;
-}
-
 /* Writes `status` when it differs from the cached one: at once when a
  * condition changes, otherwise (counts during a rollout) at most once per
  * STATUS_MIN_INTERVAL_MS, with a later reconcile scheduled instead. */
@@ -629,7 +561,7 @@ static void write_status(struct controller *c, const char *name, const json_t *o
                                           ? json_integer_value(matched)
                                           : 0);
   if (s && s->last_status_ms && now - s->last_status_ms < interval &&
-      !status_transition(prev, status)) {
+      !status_diff_transition(prev, status)) {
     workqueue_add_after(c->queue, name, s->last_status_ms + interval - now);
     return;
   }

@@ -445,6 +445,8 @@ def test_node_selector_on_any_label(cluster):
     # Node projections keep only the labels some selector reads; a policy with a new key widens that.
     sim, ctl = cluster(gpu_nodes=3, cpu_nodes=1)
     sim.admin("/_sim/nodes/gpu-node-2/labels", {"set": {"example.com/pool": "training"}}, method="PATCH")
+    # Nodes already listed without that key: the new policy makes the controller list them again.
+    sim.wait_for(lambda: "caches synced" in ctl.logs(), timeout=10, what="caches synced")
     sim.ok("POST", CGP, policy("pool", nodeSelector={"matchLabels": {"example.com/pool": "training"}}))
     obj = wait_condition(sim, "pool", "Ready", "True")
     assert obj["status"]["nodesSummary"] == "1/1"
