@@ -191,6 +191,9 @@ def builtin_resources():
         _b("apps", "v1", "controllerrevisions", "ControllerRevision", True),
         _b("apps", "v1", "daemonsets", "DaemonSet", True, short_names=["ds"], categories=["all"],
            status_subresource=True),
+        # Stored only (no rollout): `kubectl apply -k manifests/` installs the controller's Deployment.
+        _b("apps", "v1", "deployments", "Deployment", True, short_names=["deploy"], categories=["all"],
+           status_subresource=True),
         _b("coordination.k8s.io", "v1", "leases", "Lease", True),
         _b("events.k8s.io", "v1", "events", "Event", True, short_names=["ev"]),
         _b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),

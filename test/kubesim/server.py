@@ -135,11 +135,16 @@ class Counters:
             self.lists = {}
             self.watches = {}
             self.writes = 0
+            self.detail = {}  # (verb, group, resource, sub, namespace, name, client, code) -> count, for RBAC checks
 
-    def record(self, verb, resource, sub, code):
+    def record(self, verb, resource, sub, code, req=None):
         with self.lock:
             k = (verb, resource, sub or "", code)
             self.requests[k] = self.requests.get(k, 0) + 1
+            if req is not None:
+                client = (req.headers.get("User-Agent") or "").split("/")[0]
+                d = (verb, req.group or "", resource, sub or "", req.ns or "", req.name or "", client, code)
+                self.detail[d] = self.detail.get(d, 0) + 1
             if verb in ("create", "update", "patch", "delete", "deletecollection", "apply"):
                 self.writes += 1
             elif verb == "list":
@@ -151,7 +156,10 @@ class Counters:
         with self.lock:
             return {"requests": [{"verb": v, "resource": r, "subresource": s, "code": c, "count": n}
                                  for (v, r, s, c), n in sorted(self.requests.items(), key=lambda x: str(x[0]))],
-                    "writes": self.writes, "lists": dict(self.lists), "watches": dict(self.watches)}
+                    "writes": self.writes, "lists": dict(self.lists), "watches": dict(self.watches),
+                    "detail": [{"verb": v, "group": g, "resource": r, "subresource": s, "namespace": ns, "name": nm,
+                                "client": cl, "code": c, "count": n}
+                               for (v, g, r, s, ns, nm, cl, c), n in sorted(self.detail.items(), key=lambda x: str(x[0]))]}
 
 
 class Injector:
@@ -898,7 +906,7 @@ class Handler(BaseHTTPRequestHandler):
                                       {"causes": [{"message": str(e)}]}))
         finally:
             if req.verb and req.info is not None and not req.recorded:
-                sim.counters.record(req.verb, req.info.res.split("/")[2], req.sub, code)
+                sim.counters.record(req.verb, req.info.res.split("/")[2], req.sub, code, req)
 
     def _apply_rule(self, req, rule):
         if rule.get("latencyMs"):
@@ -1068,7 +1076,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
-        sim.counters.record("watch", info.res.split("/")[2], req.sub, 200)  # counted when it starts
+        sim.counters.record("watch", info.res.split("/")[2], req.sub, 200, req)  # counted when it starts
         req.recorded = True
         try:
             if too_old is not None:
