@@ -17,8 +17,11 @@ cd "$top"
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+# The directory becomes the image's "/": the nonroot user must be able to
+# walk it whatever umask or mktemp mode created it.
+chmod 0755 "$out"
 
-make -s all
+# install builds just the two binaries (not the test tools and benchmarks).
 make -s install DESTDIR="$out" PREFIX=/usr
 
 # Copy the shared-library closure of both binaries, keeping their paths, plus
