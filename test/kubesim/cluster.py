@@ -157,7 +157,7 @@ class Cluster(simadmin.AdminAPI):
         self.counters = defaultdict(int)  # what the simulation did, for /_sim/status
         self._last_reconcile = {}  # (ns, name) -> monotonic time of its last pass
         self._deferred = set()  # DaemonSets with a pending "ds" timer
-        self._fit_cache = {}  # DaemonSet uid -> (template hash, should-run nodes, may-keep-running nodes)
+        self._fit_cache = {}  # DaemonSet uid -> (Template, should-run nodes, may-keep-running nodes)
         self._fit_stale = {}  # DaemonSet uid -> nodes whose placement inputs changed since then
         self._event_names = {}  # (namespace, involved uid, reason) -> Event name, for aggregation
 
@@ -313,6 +313,8 @@ class Cluster(simadmin.AdminAPI):
         self._run_timers(dirty_ds, dirty_nodes)
         if all_ds:
             dirty_ds = set(self.daemonsets)
+        else:
+            dirty_ds |= self._refit_changed_nodes()
         now = time.monotonic()
         for key in sorted(dirty_ds):
             # like a controller's rate-limited workqueue: at most one pass per DaemonSet every
@@ -342,7 +344,8 @@ class Cluster(simadmin.AdminAPI):
             self.kind_res[(obj["apiVersion"], obj["kind"])] = res
         self._track_owners(res, uid, ns, name, m, deleted, gc_check)
         if res == NODES:
-            return self._node_event(name, obj, deleted, before, dirty_nodes)
+            self._node_event(name, obj, deleted, dirty_nodes)
+            return False
         if res == NAMESPACES and (deleted or m.get("deletionTimestamp")):
             self._empty_namespace(name)
         if res == RUNTIMECLASSES:
@@ -394,7 +397,7 @@ class Cluster(simadmin.AdminAPI):
         else:
             self.owners.pop(uid, None)
 
-    def _node_event(self, name, obj, deleted, before, dirty_nodes):
+    def _node_event(self, name, obj, deleted, dirty_nodes):
         if deleted:
             with self._mu:
                 self.nodes.pop(name, None)
@@ -404,7 +407,7 @@ class Cluster(simadmin.AdminAPI):
                 p = self.pods.get(puid)
                 if p is not None:
                     self._delete(PODS, p.ns, p.name)
-            return True
+            return
         node = _Node(obj)
         with self._mu:
             old = self.nodes.get(name)
@@ -416,41 +419,55 @@ class Cluster(simadmin.AdminAPI):
                 p = self.pods.get(puid)
                 if p is not None and not p.started:
                     self._maybe_start(p)
-            return True
+            return
         if node.gpu_alloc != old.gpu_alloc:
             dirty_nodes.add(name)  # someone else edited allocatable: re-assert the device plugin's view
         if (old.labels != node.labels or old.taints != node.taints
                 or old.unschedulable != node.unschedulable):
             self._placement_changed(name)
-            return True
-        return False
 
     def _placement_changed(self, node_name):
         for stale in self._fit_stale.values():
             stale.add(node_name)
 
+    def _refit(self, t, should, keep, names):
+        """Update the should/keep sets for the named nodes; returns whether any membership changed."""
+        changed = False
+        for name in names:
+            n = self.nodes.get(name)
+            run, cont = t.fit(n.placement_view()) if n is not None else (False, False)
+            if (name in should) != run or (name in keep) != cont:
+                changed = True
+                (should.add if run else should.discard)(name)
+                (keep.add if cont else keep.discard)(name)
+        return changed
+
+    def _refit_changed_nodes(self):
+        """DaemonSets for which a node's label/taint change flips whether it should run there: only
+        those need a pass (a label no selector looks at costs no reconcile, as with informer filters)."""
+        dirty = set()
+        for key, uid in list(self.daemonsets.items()):
+            stale = self._fit_stale.get(uid)
+            cache = self._fit_cache.get(uid)
+            if cache is None:
+                dirty.add(key)
+            elif stale and self._refit(*cache, stale):
+                dirty.add(key)
+            if stale:
+                self._fit_stale[uid] = set()
+        return dirty
+
     def _fit_nodes(self, t):
-        """(should, keep) node-name sets for a DaemonSet, recomputed only for nodes whose labels/taints
-        changed since the last reconcile (a full pass over 5,000 nodes per event would dominate)."""
+        """(should, keep) node-name sets for a DaemonSet, evaluated over every node only when its
+        template changed; otherwise kept up to date node by node (see _refit_changed_nodes)."""
         cache = self._fit_cache.get(t.uid)
-        if cache is None or cache[0] != t.hash:
+        if cache is None or cache[0].hash != t.hash:
             should, keep = set(), set()
-            todo = list(self.nodes)
+            self._refit(t, should, keep, list(self.nodes))
         else:
             _, should, keep = cache
-            todo = self._fit_stale.get(t.uid, ())
-        for name in todo:
-            should.discard(name)
-            keep.discard(name)
-            n = self.nodes.get(name)
-            if n is None:
-                continue
-            run, cont = t.fit(n.placement_view())
-            if run:
-                should.add(name)
-            if cont:
-                keep.add(name)
-        self._fit_cache[t.uid] = (t.hash, should, keep)
+            self._refit(t, should, keep, self._fit_stale.get(t.uid, ()))
+        self._fit_cache[t.uid] = (t, should, keep)
         self._fit_stale[t.uid] = set()
         return should, keep
 
