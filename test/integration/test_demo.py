@@ -1,0 +1,92 @@
+"""`make demo` (scripts/demo.sh) from the repository root, as a newcomer runs
+it: the rollout is shown stage by stage in order, the policy ends Ready and is
+cleaned up, exit 0; a sabotaged rollout exits non-zero and says what is stuck;
+both leave no process and no temporary directory behind."""
+
+import os
+import re
+import subprocess
+
+from kubesim_client import build_dir, repo_root
+
+ROOT = repo_root()
+STAGES = ["driver", "container-toolkit", "device-plugin", "dcgm-exporter", "validator"]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run_demo(timeout=60, **env):
+    e = dict(os.environ, GPC_BUILD=os.path.relpath(build_dir(), ROOT))
+    e.update({k: str(v) for k, v in env.items()})
+    r = subprocess.run(["scripts/demo.sh"], cwd=ROOT, env=e, capture_output=True, text=True, timeout=timeout)
+    return r.returncode, ANSI.sub("", r.stdout), ANSI.sub("", r.stderr)
+
+
+def workdir_of(out):
+    m = re.search(r"log: text on (\S+)/controller\.log", out)
+    assert m, out
+    return m.group(1)
+
+
+def assert_left_nothing(work):
+    assert not os.path.exists(work), "demo left " + work
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        assert work not in cmd, "demo left process %s running: %s" % (pid, cmd.replace("\0", " "))
+
+
+def unlock_times(out):
+    """{node: {stage: seconds}} from the progress lines."""
+    seen = {}
+    for m in re.finditer(r"^\[\s*([0-9.]+)s\] (\S+)\s+unlocked (\S+)$", out, re.M):
+        seen.setdefault(m.group(2), {})[m.group(3)] = float(m.group(1))
+    return seen
+
+
+def test_demo_converges_stage_by_stage_and_cleans_up():
+    rc, out, err = run_demo(DEMO_GPU_NODES=3, DEMO_CPU_NODES=1)
+    assert rc == 0, out + err
+    seen = unlock_times(out)
+    assert sorted(seen) == ["gpu-node-0", "gpu-node-1", "gpu-node-2"], out  # CPU nodes are never claimed
+    for node, t in seen.items():
+        assert set(t) == set(STAGES), (node, t)
+        # Each stage waits for the one before it on that node (pods take 1 s to be Ready).
+        assert t["driver"] < t["container-toolkit"] < t["device-plugin"], (node, t)
+        assert t["device-plugin"] < t["dcgm-exporter"] and t["device-plugin"] < t["validator"], (node, t)
+    ready = out.index("policy gpus: Ready=True reason=AllOperandsReady nodes 3/3")
+    assert ready > max(out.index("unlocked validator"), out.index("unlocked dcgm-exporter"))
+    assert "clustergpupolicy.gpupolicy.dev/gpus condition met" in out  # kubectl wait
+    assert re.search(r"^gpus\s+True\s+3/3\s+24\s", out, re.M), out  # kubectl get cgp: 3 nodes x 8 GPUs
+    assert re.search(r"^gpu-node-0\s.*\sgpus\s+true\s+true\s+true\s+true\s+true\s*$", out, re.M), out
+    assert "policy gpus deleted; no node carries its labels any more" in out
+    assert_left_nothing(workdir_of(out))
+
+
+def test_demo_exits_nonzero_when_the_rollout_does_not_converge():
+    rc, out, err = run_demo(DEMO_GPU_NODES=2, DEMO_CPU_NODES=0, DEMO_TIMEOUT=5, DEMO_POD_READY_DELAY=0.3,
+                            DEMO_FAIL_NODE="gpu-node-1")
+    assert rc != 0, out
+    assert "Ready=True" not in out
+    assert "timed out after 5s: policy gpus is not Ready" in err
+    assert re.search(r"failing: node gpu-node-1 operand driver: CrashLoopBackOff", err), err
+    assert "controller log" in err  # the failure shows the controller's last lines
+    # The healthy node is not held back by the broken one.
+    assert "gpu-node-0   unlocked validator" in out
+    assert "gpu-node-1   unlocked container-toolkit" not in out
+    assert_left_nothing(workdir_of(out))
+
+
+def test_demo_without_kubectl_uses_the_controllers_apply():
+    rc, out, err = run_demo(DEMO_GPU_NODES=2, DEMO_CPU_NODES=1, DEMO_POD_READY_DELAY=0.3, DEMO_NO_KUBECTL=1)
+    assert rc == 0, out + err
+    assert "no kubectl: gpu-policy-controller apply" in out
+    assert "customresourcedefinition.apiextensions.k8s.io/clustergpupolicies.gpupolicy.dev created" in out
+    assert "clustergpupolicy.gpupolicy.dev/gpus created" in out
+    assert "policy gpus: Ready=True" in out
+    assert re.search(r"^gpus\s+True\s+2/2\s+16\s+AllOperandsReady$", out, re.M), out
+    assert_left_nothing(workdir_of(out))
