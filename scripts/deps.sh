@@ -9,7 +9,7 @@ PKGS=(
   build-essential pkg-config
   libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev libwebsockets-dev
   libcmocka-dev
-  python3 python3-pytest python3-yaml openssl
+  python3 python3-pytest python3-pytest-timeout python3-yaml openssl
   clang libclang-rt-14-dev valgrind cppcheck clang-format
   lua5.4 curl
 )
