@@ -548,3 +548,18 @@ def test_record_update_scopes_to_the_endpoint():
     after = dict(copy.deepcopy(live), spec={"x": 2}, status={"n": 9})
     out = ssa.record_update(live, after, "editor", "Update", T1, status_subresource=True)
     assert entries(out)[("editor", "Update")]["fieldsV1"] == {"f:spec": {"f:x": {}}}
+
+
+def test_typed_builtin_fields_catch_template_typos():
+    reg = apiext.Registry(FakeStore())
+    d = ds([{"name": "a", "image": "a:1", "imagePulPolicy": "Always",
+             "env": [{"name": "X", "valu": "1"}]}], [{"key": "k", "effects": "NoSchedule"}])
+    d["spec"]["template"]["metadata"] = {"labels": {"app": "a"}, "lables": {}}
+    d["spec"]["selectr"] = {}
+    pruned = reg.prune_and_default(reg.lookup("apps", "v1", "daemonsets"), d)
+    assert sorted(pruned) == ["spec.selectr", "spec.template.metadata.lables",
+                              "spec.template.spec.containers[0].env[0].valu",
+                              "spec.template.spec.containers[0].imagePulPolicy",
+                              "spec.template.spec.tolerations[0].effects"]
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    assert "imagePulPolicy" not in c and c["imagePullPolicy"] == "IfNotPresent"

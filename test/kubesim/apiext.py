@@ -539,6 +539,9 @@ class Registry:
                 if k not in OBJECT_META_FIELDS:
                     pruned.append("metadata." + k)
                     del meta[k]
+        for top, t in TYPED_FIELDS.get(info.res, {}).items():
+            if top in obj:
+                prune_typed(t, obj[top], top, pruned)
         defaulter = BUILTIN_DEFAULTERS.get(info.res)
         if defaulter is not None:
             defaulter(obj)
@@ -937,6 +940,88 @@ def _default_secret(obj):
 
 def _default_crd(obj):
     default_crd(obj)
+
+
+# --- typed pruning of the built-in fields a controller renders -----------------------------
+# kube-apiserver decodes built-ins into Go structs, so a misspelt field (a template typo such as
+# `imagePulPolicy`) is dropped and reported (400 with fieldValidation=Strict, a Warning header
+# otherwise). kubesim knows the struct fields of the workload parts controllers write; `None`
+# marks a subtree it accepts as is.
+
+
+def _obj(fields):
+    return ("obj", fields)
+
+
+def _lst(item):
+    return ("list", item)
+
+
+_ANY = None
+_META_T = _obj({k: _ANY for k in OBJECT_META_FIELDS})
+_ENV_T = _obj({"name": _ANY, "value": _ANY, "valueFrom": _ANY})
+_CPORT_T = _obj({"name": _ANY, "hostPort": _ANY, "containerPort": _ANY, "protocol": _ANY,
+                 "hostIP": _ANY})
+_VMOUNT_T = _obj({"name": _ANY, "readOnly": _ANY, "recursiveReadOnly": _ANY, "mountPath": _ANY,
+                  "subPath": _ANY, "mountPropagation": _ANY, "subPathExpr": _ANY})
+_RES_T = _obj({"limits": _ANY, "requests": _ANY, "claims": _ANY})
+_TOL_T = _obj({"key": _ANY, "operator": _ANY, "value": _ANY, "effect": _ANY,
+               "tolerationSeconds": _ANY})
+_CONTAINER_T = _obj({
+    "name": _ANY, "image": _ANY, "command": _ANY, "args": _ANY, "workingDir": _ANY,
+    "ports": _lst(_CPORT_T), "envFrom": _ANY, "env": _lst(_ENV_T), "resources": _RES_T,
+    "resizePolicy": _ANY, "restartPolicy": _ANY, "volumeMounts": _lst(_VMOUNT_T),
+    "volumeDevices": _ANY, "livenessProbe": _ANY, "readinessProbe": _ANY, "startupProbe": _ANY,
+    "lifecycle": _ANY, "terminationMessagePath": _ANY, "terminationMessagePolicy": _ANY,
+    "imagePullPolicy": _ANY, "securityContext": _ANY, "stdin": _ANY, "stdinOnce": _ANY,
+    "tty": _ANY})
+_POD_SPEC_T = _obj({
+    "volumes": _ANY, "initContainers": _lst(_CONTAINER_T), "containers": _lst(_CONTAINER_T),
+    "ephemeralContainers": _ANY, "restartPolicy": _ANY, "terminationGracePeriodSeconds": _ANY,
+    "activeDeadlineSeconds": _ANY, "dnsPolicy": _ANY, "nodeSelector": _ANY,
+    "serviceAccountName": _ANY, "serviceAccount": _ANY, "automountServiceAccountToken": _ANY,
+    "nodeName": _ANY, "hostNetwork": _ANY, "hostPID": _ANY, "hostIPC": _ANY,
+    "shareProcessNamespace": _ANY, "securityContext": _ANY, "imagePullSecrets": _ANY,
+    "hostname": _ANY, "subdomain": _ANY, "affinity": _ANY, "schedulerName": _ANY,
+    "tolerations": _lst(_TOL_T), "hostAliases": _ANY, "priorityClassName": _ANY,
+    "priority": _ANY, "dnsConfig": _ANY, "readinessGates": _ANY, "runtimeClassName": _ANY,
+    "enableServiceLinks": _ANY, "preemptionPolicy": _ANY, "overhead": _ANY,
+    "topologySpreadConstraints": _ANY, "setHostnameAsFQDN": _ANY, "os": _ANY,
+    "hostUsers": _ANY, "schedulingGates": _ANY, "resourceClaims": _ANY, "resources": _ANY})
+_POD_TEMPLATE_T = _obj({"metadata": _META_T, "spec": _POD_SPEC_T})
+_SVC_PORT_T = _obj({"name": _ANY, "protocol": _ANY, "appProtocol": _ANY, "port": _ANY,
+                    "targetPort": _ANY, "nodePort": _ANY})
+TYPED_FIELDS = {
+    "apps/v1/daemonsets": {"spec": _obj({
+        "selector": _ANY, "template": _POD_TEMPLATE_T, "updateStrategy": _ANY,
+        "minReadySeconds": _ANY, "revisionHistoryLimit": _ANY})},
+    "/v1/pods": {"spec": _POD_SPEC_T},
+    "/v1/services": {"spec": _obj({
+        "ports": _lst(_SVC_PORT_T), "selector": _ANY, "clusterIP": _ANY, "clusterIPs": _ANY,
+        "type": _ANY, "externalIPs": _ANY, "sessionAffinity": _ANY, "loadBalancerIP": _ANY,
+        "loadBalancerSourceRanges": _ANY, "externalName": _ANY, "externalTrafficPolicy": _ANY,
+        "healthCheckNodePort": _ANY, "publishNotReadyAddresses": _ANY,
+        "sessionAffinityConfig": _ANY, "ipFamilies": _ANY, "ipFamilyPolicy": _ANY,
+        "allocateLoadBalancerNodePorts": _ANY, "loadBalancerClass": _ANY,
+        "internalTrafficPolicy": _ANY, "trafficDistribution": _ANY})},
+}
+
+
+def prune_typed(t, value, path, pruned):
+    """Drop fields a typed built-in does not have; record their paths (kube's spelling)."""
+    if t is None:
+        return
+    kind, sub = t
+    if kind == "obj" and isinstance(value, dict):
+        for k in list(value):
+            if k not in sub:
+                pruned.append(_child(path, k))
+                del value[k]
+            else:
+                prune_typed(sub[k], value[k], _child(path, k), pruned)
+    elif kind == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            prune_typed(sub, item, "%s[%d]" % (path, i), pruned)
 
 
 BUILTIN_DEFAULTERS = {
