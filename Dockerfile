@@ -10,7 +10,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN scripts/build-image-rootfs.sh /rootfs
+# .git is not copied (.dockerignore), so pass the version in:
+#   docker build --build-arg VERSION=v0.1.0 -t REGISTRY/gpu-policy-controller:v0.1.0 .
+ARG VERSION=0.1.0
+RUN VERSION="$VERSION" scripts/build-image-rootfs.sh /rootfs
 
 # A minimal runtime: the binaries, their shared-library closure, CA
 # certificates and a nonroot user; no shell, no package manager.

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -115,3 +116,23 @@ def test_controller_serves_probes_inside_the_image(rootfs, kubesim):
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0, out
+
+
+def test_dockerfile_runtime_stage_matches_the_layout_and_the_deployment(rootfs):
+    """The Dockerfile's final stage copies this layout, runs as the layout's
+    nonroot user and starts a binary that exists in it; the Deployment runs
+    the same user and command."""
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        stages = f.read().split("\nFROM ")
+    final = stages[-1]
+    assert final.startswith("scratch"), "runtime stage must be minimal, got FROM " + final.split()[0]
+    assert "scripts/build-image-rootfs.sh /rootfs" in stages[0] + "".join(stages[1:-1])
+    assert "COPY --from=build /rootfs/ /" in final
+    assert "USER 65532:65532" in final
+    entry = final.split("ENTRYPOINT", 1)[1].strip().splitlines()[0]
+    binary = entry.strip('[]" ').split('"')[0]
+    assert os.access(os.path.join(rootfs, binary.lstrip("/")), os.X_OK), binary
+    with open(os.path.join(ROOT, "manifests/base/deployment.yaml")) as f:
+        pod = yaml.safe_load(f)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["containers"][0]["command"] == [binary]
