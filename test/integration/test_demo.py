@@ -5,7 +5,10 @@ both leave no process and no temporary directory behind."""
 
 import os
 import re
+import shutil
 import subprocess
+
+import pytest
 
 from kubesim_client import build_dir, repo_root
 
@@ -48,6 +51,7 @@ def unlock_times(out):
     return seen
 
 
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="the full demo shows kubectl output")
 def test_demo_converges_stage_by_stage_and_cleans_up():
     rc, out, err = run_demo(DEMO_GPU_NODES=3, DEMO_CPU_NODES=1)
     assert rc == 0, out + err
@@ -55,15 +59,18 @@ def test_demo_converges_stage_by_stage_and_cleans_up():
     assert sorted(seen) == ["gpu-node-0", "gpu-node-1", "gpu-node-2"], out  # CPU nodes are never claimed
     for node, t in seen.items():
         assert set(t) == set(STAGES), (node, t)
-        # Each stage waits for the one before it on that node (pods take 1 s to be Ready).
-        assert t["driver"] < t["container-toolkit"] < t["device-plugin"], (node, t)
-        assert t["device-plugin"] < t["dcgm-exporter"] and t["device-plugin"] < t["validator"], (node, t)
+        # Each stage waits for the one before it on that node; pods take 1 s to be Ready, so the
+        # device plugin comes at least 2 s after the driver (a slow poll may see two stages at once).
+        assert t["driver"] <= t["container-toolkit"] <= t["device-plugin"], (node, t, out)
+        assert t["device-plugin"] <= min(t["dcgm-exporter"], t["validator"]), (node, t, out)
+        assert t["device-plugin"] - t["driver"] >= 1.5, (node, t, out)
+    assert "policy gpus: Ready=True reason=AllOperandsReady nodes 3/3" in out, out
     ready = out.index("policy gpus: Ready=True reason=AllOperandsReady nodes 3/3")
     assert ready > max(out.index("unlocked validator"), out.index("unlocked dcgm-exporter"))
-    assert "clustergpupolicy.gpupolicy.dev/gpus condition met" in out  # kubectl wait
+    assert "clustergpupolicy.gpupolicy.dev/gpus condition met" in out, out  # kubectl wait
     assert re.search(r"^gpus\s+True\s+3/3\s+24\s", out, re.M), out  # kubectl get cgp: 3 nodes x 8 GPUs
     assert re.search(r"^gpu-node-0\s.*\sgpus\s+true\s+true\s+true\s+true\s+true\s*$", out, re.M), out
-    assert "policy gpus deleted; no node carries its labels any more" in out
+    assert "policy gpus deleted; no node carries its labels any more" in out, out
     assert_left_nothing(workdir_of(out))
 
 

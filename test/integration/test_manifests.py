@@ -6,6 +6,7 @@ sent is checked against the rendered rules (namespace- and name-aware), and
 every rule must have been needed by some request."""
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -13,6 +14,8 @@ import yaml
 
 from kubesim_client import repo_root
 from replica import CGP, NS, Replica, policy, prepare, wait_until
+
+pytestmark = pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl renders the kustomize install")
 
 ROOT = repo_root()
 SA = ("gpu-policy-controller", NS)
