@@ -433,6 +433,32 @@ def test_dangling_owner_reference_is_collected(kubesim):
     wait_for(lambda: sim.get("/api/v1/namespaces/%s/configmaps/orphan" % NS)[0] == 404, what="orphan collected")
 
 
+def test_gc_scope_rules(kubesim):
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0)
+    owner = ok(sim.post("/api/v1/namespaces/kube-system/configmaps",
+                        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}))
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    # a namespaced owner in another namespace does not resolve: the dependent is collected
+    ok(sim.post("/api/v1/namespaces/default/configmaps",
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cross", "ownerReferences": [ref]}}))
+    # a cluster-scoped dependent of a namespaced owner is never collected
+    ok(sim.post("/apis/node.k8s.io/v1/runtimeclasses",
+                {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "handler": "x",
+                 "metadata": {"name": "scoped", "ownerReferences": [ref]}}))
+    # a same-namespace dependent of a live owner stays
+    ok(sim.post("/api/v1/namespaces/kube-system/configmaps",
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "same", "ownerReferences": [ref]}}))
+    wait_for(lambda: sim.get("/api/v1/namespaces/default/configmaps/cross")[0] == 404, what="cross collected")
+    time.sleep(0.3)
+    assert sim.get("/api/v1/namespaces/kube-system/configmaps/same")[0] == 200
+    assert sim.get("/apis/node.k8s.io/v1/runtimeclasses/scoped")[0] == 200
+    ok(sim.delete("/api/v1/namespaces/kube-system/configmaps/owner"))
+    wait_for(lambda: sim.get("/api/v1/namespaces/kube-system/configmaps/same")[0] == 404, what="same collected")
+    time.sleep(0.3)
+    assert sim.get("/apis/node.k8s.io/v1/runtimeclasses/scoped")[0] == 200
+    no_errors(sim)
+
+
 def test_namespace_deletion_deletes_its_contents(kubesim):
     sim = kubesim(gpu_nodes=1, cpu_nodes=0)
     ok(sim.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "scratch"}}))

@@ -137,7 +137,7 @@ class Cluster(simadmin.AdminAPI):
         self._batch_len = 0
         self._cnt = threading.Lock()
         self._start_pending = set()  # pod uids with a kubelet start timer
-        self._gone = set()  # uids seen deleted: their dependents may be collected without a lookup
+        self._gone = {}  # uid seen deleted -> its namespace: dependents may be collected without a lookup
         self._timers = []  # heap of (when, seq, kind, payload)
         self._seq = 0
         # caches, written by the worker thread only
@@ -373,7 +373,7 @@ class Cluster(simadmin.AdminAPI):
             return
         if deleted:
             self.objects.pop(uid, None)
-            self._gone.add(uid)
+            self._gone[uid] = ns
             prev = self.owners.pop(uid, None)
             if prev:
                 for o in prev[3]:
@@ -392,7 +392,7 @@ class Cluster(simadmin.AdminAPI):
             self.owners[uid] = (res, ns, name, refs, m.get("ownerReferences"))
             for o in refs:
                 self.dependents[o].add(uid)
-            if prev is None and not any(o in self.objects for o in refs):
+            if prev is None and not any(self._owner_present(o, ns) for o in refs):
                 gc_check.append(uid)  # created with dangling owners: verify, then collect
         else:
             self.owners.pop(uid, None)
@@ -729,13 +729,16 @@ class Cluster(simadmin.AdminAPI):
 
     # ---- garbage collector ------------------------------------------------------------------------------
     def _owner_present(self, owner_uid, dep_ns):
+        """Whether an owner keeps its dependent alive, with the GC's scope rules: a namespaced owner in
+        another namespace counts as absent; a cluster-scoped dependent cannot resolve a namespaced
+        owner at all and is never collected (so that owner counts as present, live or deleted)."""
         info = self.objects.get(owner_uid)
+        owner_ns = info[1] if info is not None else self._gone.get(owner_uid)
+        if not dep_ns and owner_ns:
+            return True
         if info is None:
             return False
-        owner_ns = info[1]
-        # a namespaced owner in another namespace counts as absent; a cluster-scoped dependent
-        # cannot resolve a namespaced owner and is never collected (kept as present)
-        return not owner_ns or owner_ns == dep_ns or not dep_ns
+        return not owner_ns or owner_ns == dep_ns
 
     def _gc(self, uid):
         info = self.owners.get(uid)
