@@ -457,3 +457,56 @@ def test_node_selector_on_any_label(cluster):
     sim.wait_for(lambda: node_labels(sim, "gpu-node-0").get("gpupolicy.dev/validator") == "true", timeout=20,
                  what="gpu-node-0 joins the pool")
     assert "node selector keys changed" in ctl.logs()
+
+
+def test_younger_policy_takes_over_when_the_older_is_deleted(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.ok("POST", CGP, policy("first"))
+    wait_condition(sim, "first", "Ready", "True")
+    time.sleep(1.1)
+    sim.ok("POST", CGP, policy("second"))
+    wait_condition(sim, "second", "NodeConflict", "True")
+    sim.delete(CGP + "/first")
+    obj = wait_condition(sim, "second", "Ready", "True", timeout=30)
+    assert condition(obj, "NodeConflict")["status"] == "False"
+    sim.wait_for(lambda: get_policy(sim, "second")["status"]["nodesSummary"] == "2/2", timeout=15, what="2/2")
+    for n in gpu_node_names(sim):
+        assert node_labels(sim, n)["gpupolicy.dev/policy"] == "second"
+    assert not [d for d in daemonsets(sim) if d.startswith("first-")]
+
+
+def test_node_opt_out_removes_our_labels(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.ok("POST", CGP, policy("gpus"))
+    wait_condition(sim, "gpus", "Ready", "True")
+    sim.admin("/_sim/nodes/gpu-node-1/labels", {"set": {"gpupolicy.dev/operands": "false"}}, method="PATCH")
+    sim.wait_for(lambda: our_labels(node_labels(sim, "gpu-node-1")) == {"gpupolicy.dev/operands": "false"},
+                 timeout=20, what="labels removed from the opted-out node")
+    sim.wait_for(lambda: not [p for p in pods(sim) if p["spec"].get("nodeName") == "gpu-node-1"], timeout=20,
+                 what="operand pods gone from gpu-node-1")
+    sim.wait_for(lambda: get_policy(sim, "gpus")["status"]["nodesSummary"] == "1/1", timeout=15, what="1/1")
+    # A per-operand opt-out is never overwritten and counts as satisfied.
+    sim.admin("/_sim/nodes/gpu-node-0/labels", {"set": {"gpupolicy.dev/dcgm-exporter": "false"}}, method="PATCH")
+    wait_quiet(sim)
+    assert node_labels(sim, "gpu-node-0")["gpupolicy.dev/dcgm-exporter"] == "false"
+    assert condition(get_policy(sim, "gpus"), "Ready")["status"] == "True"
+
+
+def test_controller_restart_on_a_converged_cluster_writes_almost_nothing(cluster):
+    sim, ctl = cluster(gpu_nodes=3, cpu_nodes=1)
+    sim.ok("POST", CGP, policy("gpus"))
+    wait_condition(sim, "gpus", "Ready", "True")
+    wait_quiet(sim)
+    assert ctl.stop() == 0
+    sim.reset_counters()
+    ctl2 = Controller(sim)
+    try:
+        sim.wait_for(lambda: "caches synced" in ctl2.logs(), timeout=10, what="caches synced")
+        time.sleep(4)
+        w = [r for r in sim.counters()["requests"] if r["verb"] not in ("get", "list", "watch")]
+        # DaemonSets are adopted from the cache; only the kinds the controller does not watch
+        # (the Service, the RuntimeClass) are applied once more.
+        assert sum(r["count"] for r in w) <= 2, w
+        assert not [r for r in w if r["resource"] in ("nodes", "daemonsets", "clustergpupolicies", "events")], w
+    finally:
+        assert ctl2.stop() == 0
