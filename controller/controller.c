@@ -98,7 +98,7 @@ static struct policy_state *policy_state_for(struct controller *c, const char *n
     s = gpc_calloc(1, sizeof *s);
     strmap_put(c->policies, name, s);
   }
-  const char *rv = project_str(obj, "metadata", "resourceVersion", NULL);
+  const char *rv = project_str(obj, "metadata", "resourceVersion", PJ_END);
   if (!rv) rv = "";
   if (s->rv && strcmp(s->rv, rv) == 0) return s;
   free(s->rv);
@@ -128,7 +128,7 @@ static void collect_policies(struct controller *c, struct policy_list *out) {
   const void *obj;
   informer_iter_init(&it, c->inf[INF_POLICY]);
   while (informer_next(&it, &key, &obj)) {
-    const char *name = project_str(obj, "metadata", "name", NULL);
+    const char *name = project_str(obj, "metadata", "name", PJ_END);
     if (!name) continue;
     struct policy_state *s = policy_state_for(c, name, obj);
     if (!s->decoded) continue;
@@ -149,7 +149,7 @@ static void enqueue_all(struct controller *c) {
   const void *obj;
   informer_iter_init(&it, c->inf[INF_POLICY]);
   while (informer_next(&it, &key, &obj))
-    enqueue(c, project_str(obj, "metadata", "name", NULL));
+    enqueue(c, project_str(obj, "metadata", "name", PJ_END));
 }
 
 /* A node concerns the policy named by its label and every policy whose
@@ -161,7 +161,7 @@ static void enqueue_for_node(struct controller *c, const struct gpc_node *n) {
   const void *obj;
   informer_iter_init(&it, c->inf[INF_POLICY]);
   while (informer_next(&it, &key, &obj)) {
-    const char *name = project_str(obj, "metadata", "name", NULL);
+    const char *name = project_str(obj, "metadata", "name", PJ_END);
     if (!name) continue;
     struct policy_state *s = policy_state_for(c, name, obj);
     if (s->decoded && plan_node_matches(s->decoded, n)) enqueue(c, name);
@@ -223,8 +223,8 @@ static void on_policy_update(struct informer *inf, const char *key, const void *
                              const void *cur, void *ud) {
   (void)inf;
   (void)key;
-  const char *name = project_str(cur, "metadata", "name", NULL);
-  const char *rv = project_str(cur, "metadata", "resourceVersion", NULL);
+  const char *name = project_str(cur, "metadata", "name", PJ_END);
+  const char *rv = project_str(cur, "metadata", "resourceVersion", PJ_END);
   observed(ud, "status", name, rv);
   observed(ud, "policy", name, rv);
   note_selector_keys(ud, cur);
@@ -235,7 +235,7 @@ static void on_policy_delete(struct informer *inf, const char *key, const void *
   (void)inf;
   (void)key;
   struct controller *c = ud;
-  const char *name = project_str(old, "metadata", "name", NULL);
+  const char *name = project_str(old, "metadata", "name", PJ_END);
   enqueue_all(c);
   enqueue(c, name); /* cleans up labels if the finalizer was bypassed */
 }
@@ -432,9 +432,9 @@ static void schedule_event_flush(struct controller *c) {
 static void record_event(struct controller *c, const json_t *obj, const char *type,
                          const char *reason, const char *message) {
   struct events_object about = {
-      .name = project_str(obj, "metadata", "name", NULL),
-      .uid = project_str(obj, "metadata", "uid", NULL),
-      .resource_version = project_str(obj, "metadata", "resourceVersion", NULL),
+      .name = project_str(obj, "metadata", "name", PJ_END),
+      .uid = project_str(obj, "metadata", "uid", PJ_END),
+      .resource_version = project_str(obj, "metadata", "resourceVersion", PJ_END),
   };
   if (!about.name) return;
   struct events_write w;
@@ -566,7 +566,7 @@ static void write_status(struct controller *c, const char *name, const json_t *o
     return;
   }
   struct gpc_error err = {0};
-  const char *rv = project_str(obj, "metadata", "resourceVersion", NULL);
+  const char *rv = project_str(obj, "metadata", "resourceVersion", PJ_END);
   enum apply_result r = apply_status(c->apply, name, rv, status, &err);
   if (r == APPLY_ERROR)
     log_error(COMP, "status write", KV_S("policy", name), KV_S("error", err.msg));
@@ -577,7 +577,7 @@ static void write_status(struct controller *c, const char *name, const json_t *o
 
 static const struct gpc_daemonset *cached_ds(struct controller *c, const json_t *obj) {
   const json_t *md = json_object_get(obj, "metadata");
-  const char *ns = project_str(md, "namespace", NULL), *name = project_str(md, "name", NULL);
+  const char *ns = project_str(md, "namespace", PJ_END), *name = project_str(md, "name", PJ_END);
   if (!ns || !name) return NULL;
   char *key = gpc_asprintf("%s/%s", ns, name);
   const struct gpc_daemonset *d = informer_get(c->inf[INF_DS], key);
@@ -586,7 +586,7 @@ static const struct gpc_daemonset *cached_ds(struct controller *c, const json_t 
 }
 
 static bool is_daemonset(const json_t *obj) {
-  const char *kind = project_str(obj, "kind", NULL);
+  const char *kind = project_str(obj, "kind", PJ_END);
   return kind && strcmp(kind, "DaemonSet") == 0;
 }
 
@@ -608,7 +608,7 @@ static bool send_node_patches(struct controller *c, const char *policy, const st
     if (r == APPLY_ERROR)
       log_error(COMP, "node patch", KV_S("node", np->node), KV_S("error", err.msg));
     if (r == APPLY_SENT && unlocks) {
-      const json_t *labels = project_get(np->patch, "metadata", "labels", NULL);
+      const json_t *labels = project_get(np->patch, "metadata", "labels", PJ_END);
       const char *k;
       const json_t *v;
       json_object_foreach((json_t *)labels, k, v) {
@@ -626,7 +626,7 @@ static bool send_node_patches(struct controller *c, const char *policy, const st
 /* One StageUnlocked per operand per generation: the first node to unlock
  * it announces the stage; later nodes are in the status counts. */
 static void stage_events(struct controller *c, const json_t *obj, const unsigned *unlocks) {
-  const char *name = project_str(obj, "metadata", "name", NULL);
+  const char *name = project_str(obj, "metadata", "name", PJ_END);
   struct policy_state *s = name ? strmap_get(c->policies, name) : NULL;
   if (!s || !s->decoded) return;
   if (s->announced_gen != s->decoded->generation) {
@@ -704,7 +704,7 @@ static void reconcile_deleting(struct controller *c, const char *name, const jso
   json_decref(objs);
   if (!done || apply_policy_busy(c->apply, name)) return;
   json_t *fins = json_array();
-  const json_t *cur = project_get(obj, "metadata", "finalizers", NULL);
+  const json_t *cur = project_get(obj, "metadata", "finalizers", PJ_END);
   size_t i;
   const json_t *f;
   json_array_foreach(cur, i, f) {
@@ -712,7 +712,7 @@ static void reconcile_deleting(struct controller *c, const char *name, const jso
       json_array_append(fins, (json_t *)f);
   }
   log_info(COMP, "cleanup done, dropping finalizer", KV_S("policy", name));
-  apply_finalizers(c->apply, name, project_str(obj, "metadata", "resourceVersion", NULL), fins,
+  apply_finalizers(c->apply, name, project_str(obj, "metadata", "resourceVersion", PJ_END), fins,
                    &err);
   json_decref(fins);
 }
@@ -748,13 +748,13 @@ static bool ensure_finalizer(struct controller *c, const char *name, const json_
                              const struct gpc_policy *p) {
   if (p->has_finalizer) return true;
   json_t *fins = json_array();
-  const json_t *cur = project_get(obj, "metadata", "finalizers", NULL);
+  const json_t *cur = project_get(obj, "metadata", "finalizers", PJ_END);
   size_t i;
   const json_t *f;
   json_array_foreach(cur, i, f) json_array_append(fins, (json_t *)f);
   json_array_append_new(fins, json_string(GPC_POLICY_FINALIZER));
   struct gpc_error err = {0};
-  apply_finalizers(c->apply, name, project_str(obj, "metadata", "resourceVersion", NULL), fins,
+  apply_finalizers(c->apply, name, project_str(obj, "metadata", "resourceVersion", PJ_END), fins,
                    &err);
   json_decref(fins);
   return false;
@@ -778,7 +778,7 @@ static void apply_objects(struct controller *c, const char *name, const struct g
     if (strcmp(d->policy, name) != 0) continue;
     bool wanted = false;
     json_array_foreach(pl->objects, i, o) {
-      if (is_daemonset(o) && strcmp(project_str(o, "metadata", "name", NULL) ?: "", d->name) == 0)
+      if (is_daemonset(o) && strcmp(project_str(o, "metadata", "name", PJ_END) ?: "", d->name) == 0)
         wanted = true;
     }
     if (wanted) continue;

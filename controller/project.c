@@ -72,13 +72,13 @@ int64_t project_quantity_int(const json_t *q) {
 
 /* The status of condition `type` in status.conditions, or NULL. */
 static const char *condition_status(const json_t *obj, const char *type) {
-  const json_t *conds = project_get(obj, "status", "conditions", NULL);
+  const json_t *conds = project_get(obj, "status", "conditions", PJ_END);
   size_t i;
   const json_t *c;
   if (!json_is_array(conds)) return NULL;
   json_array_foreach(conds, i, c) {
-    const char *t = project_str(c, "type", NULL);
-    if (t && strcmp(t, type) == 0) return project_str(c, "status", NULL);
+    const char *t = project_str(c, "type", PJ_END);
+    if (t && strcmp(t, type) == 0) return project_str(c, "status", PJ_END);
   }
   return NULL;
 }
@@ -95,10 +95,10 @@ void project_node(struct gpc_node *out, const json_t *obj) {
 void project_node_filtered(struct gpc_node *out, const json_t *obj, project_label_keep_fn keep,
                            void *ud) {
   const json_t *md = json_object_get(obj, "metadata");
-  set_str(&out->name, project_str(md, "name", NULL));
-  set_str(&out->uid, project_str(md, "uid", NULL));
-  set_str(&out->resource_version, project_str(md, "resourceVersion", NULL));
-  set_str(&out->creation_timestamp, project_str(md, "creationTimestamp", NULL));
+  set_str(&out->name, project_str(md, "name", PJ_END));
+  set_str(&out->uid, project_str(md, "uid", PJ_END));
+  set_str(&out->resource_version, project_str(md, "resourceVersion", PJ_END));
+  set_str(&out->creation_timestamp, project_str(md, "creationTimestamp", PJ_END));
   const json_t *labels = json_object_get(md, "labels");
   if (keep && json_is_object(labels)) {
     json_t *kept = json_object();
@@ -113,24 +113,24 @@ void project_node_filtered(struct gpc_node *out, const json_t *obj, project_labe
     gpc_labels_set_json(&out->labels, labels);
   }
   out->gpu_allocatable =
-      project_quantity_int(project_get(obj, "status", "allocatable", GPC_RESOURCE_GPU, NULL));
+      project_quantity_int(project_get(obj, "status", "allocatable", GPC_RESOURCE_GPU, PJ_END));
   out->ready = condition_true(obj, "Ready");
 }
 
 /* Operand index from the component label, falling back to the name label. */
 static int operand_of(const json_t *labels) {
-  int op = gpc_operand_from_name(project_str(labels, GPC_LABEL_COMPONENT, NULL));
-  return op >= 0 ? op : gpc_operand_from_name(project_str(labels, GPC_LABEL_NAME, NULL));
+  int op = gpc_operand_from_name(project_str(labels, GPC_LABEL_COMPONENT, PJ_END));
+  return op >= 0 ? op : gpc_operand_from_name(project_str(labels, GPC_LABEL_NAME, PJ_END));
 }
 
 void project_daemonset(struct gpc_daemonset *out, const json_t *obj) {
   const json_t *md = json_object_get(obj, "metadata");
   const json_t *labels = json_object_get(md, "labels");
   const json_t *st = json_object_get(obj, "status");
-  set_str(&out->name, project_str(md, "name", NULL));
-  set_str(&out->namespace, project_str(md, "namespace", NULL));
-  set_str(&out->policy, project_str(labels, GPC_LABEL_POLICY, NULL));
-  set_str(&out->render_hash, project_str(md, "annotations", GPC_ANNOTATION_RENDER_HASH, NULL));
+  set_str(&out->name, project_str(md, "name", PJ_END));
+  set_str(&out->namespace, project_str(md, "namespace", PJ_END));
+  set_str(&out->policy, project_str(labels, GPC_LABEL_POLICY, PJ_END));
+  set_str(&out->render_hash, project_str(md, "annotations", GPC_ANNOTATION_RENDER_HASH, PJ_END));
   out->operand = operand_of(labels);
   out->generation = json_int_or(json_object_get(md, "generation"), 0);
   /* Absent status fields are omitempty zeros (k8s-api-wire-spec §9). */
@@ -151,19 +151,19 @@ static const json_t *container_state_with_reason(const json_t *obj) {
       {"state", "waiting"}, {"state", "terminated"}, {"lastState", "terminated"}};
   for (size_t s = 0; s < 3; s++)
     for (size_t l = 0; l < 2; l++) {
-      const json_t *arr = project_get(obj, "status", lists[l], NULL);
+      const json_t *arr = project_get(obj, "status", lists[l], PJ_END);
       size_t i;
       const json_t *cs;
       if (!json_is_array(arr)) continue;
       json_array_foreach(arr, i, cs) {
         /* A finished init container (exit 0) explains nothing. */
         if (l == 0 && s > 0 &&
-            json_int_or(project_get(cs, states[s][0], states[s][1], "exitCode", NULL), 0) == 0)
+            json_int_or(project_get(cs, states[s][0], states[s][1], "exitCode", PJ_END), 0) == 0)
           continue;
         /* A ready container's last crash is history, not the current reason. */
         if (s == 2 && json_is_true(json_object_get(cs, "ready"))) continue;
-        const json_t *st = project_get(cs, states[s][0], states[s][1], NULL);
-        if (json_is_object(st) && project_str(st, "reason", NULL)) return st;
+        const json_t *st = project_get(cs, states[s][0], states[s][1], PJ_END);
+        if (json_is_object(st) && project_str(st, "reason", PJ_END)) return st;
       }
     }
   return NULL;
@@ -171,7 +171,7 @@ static const json_t *container_state_with_reason(const json_t *obj) {
 
 static int32_t restarts(const json_t *obj) {
   int64_t sum = 0;
-  const json_t *arr = project_get(obj, "status", "containerStatuses", NULL);
+  const json_t *arr = project_get(obj, "status", "containerStatuses", PJ_END);
   size_t i;
   const json_t *cs;
   if (json_is_array(arr)) json_array_foreach(arr, i, cs) {
@@ -183,21 +183,21 @@ static int32_t restarts(const json_t *obj) {
 void project_pod(struct gpc_pod *out, const json_t *obj) {
   const json_t *md = json_object_get(obj, "metadata");
   const json_t *labels = json_object_get(md, "labels");
-  set_str(&out->name, project_str(md, "name", NULL));
-  set_str(&out->namespace, project_str(md, "namespace", NULL));
-  set_str(&out->node_name, project_str(obj, "spec", "nodeName", NULL));
-  set_str(&out->policy, project_str(labels, GPC_LABEL_POLICY, NULL));
-  set_str(&out->phase, project_str(obj, "status", "phase", NULL));
+  set_str(&out->name, project_str(md, "name", PJ_END));
+  set_str(&out->namespace, project_str(md, "namespace", PJ_END));
+  set_str(&out->node_name, project_str(obj, "spec", "nodeName", PJ_END));
+  set_str(&out->policy, project_str(labels, GPC_LABEL_POLICY, PJ_END));
+  set_str(&out->phase, project_str(obj, "status", "phase", PJ_END));
   out->operand = operand_of(labels);
   out->ready = condition_true(obj, "Ready");
   out->restart_count = restarts(obj);
   const json_t *st = out->ready ? NULL : container_state_with_reason(obj);
-  const char *reason = st ? project_str(st, "reason", NULL) : NULL;
-  const char *message = st ? project_str(st, "message", NULL) : NULL;
+  const char *reason = st ? project_str(st, "reason", PJ_END) : NULL;
+  const char *message = st ? project_str(st, "message", PJ_END) : NULL;
   /* A pod-level reason (Evicted, NodeLost, ...) when no container says more. */
   if (!out->ready && !reason) {
-    reason = project_str(obj, "status", "reason", NULL);
-    message = project_str(obj, "status", "message", NULL);
+    reason = project_str(obj, "status", "reason", PJ_END);
+    message = project_str(obj, "status", "message", PJ_END);
   }
   set_str(&out->reason, reason);
   set_str(&out->message, message);
@@ -219,7 +219,7 @@ struct gpc_node *project_node_new_filtered(const json_t *obj, project_label_keep
 }
 
 void project_selector_keys(const json_t *policy, void (*add)(const char *key, void *ud), void *ud) {
-  const json_t *sel = project_get(policy, "spec", "nodeSelector", NULL);
+  const json_t *sel = project_get(policy, "spec", "nodeSelector", PJ_END);
   const json_t *ml = json_object_get(sel, "matchLabels");
   const char *k;
   json_t *v;
@@ -230,7 +230,7 @@ void project_selector_keys(const json_t *policy, void (*add)(const char *key, vo
   size_t i;
   const json_t *e;
   if (json_is_array(me)) json_array_foreach(me, i, e) {
-      const char *key = project_str(e, "key", NULL);
+      const char *key = project_str(e, "key", PJ_END);
       if (key) add(key, ud);
     }
 }

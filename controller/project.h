@@ -74,9 +74,13 @@ bool project_pod_changed(const struct gpc_pod *old, const struct gpc_pod *cur);
  * /status patches come back through the watch). Both borrowed. */
 bool project_policy_changed(const json_t *old, const json_t *cur);
 
+/* Sentinel ending the key lists of project_str/project_get (a typed null
+ * pointer: a bare NULL may be a plain 0 in a variadic call). */
+#define PJ_END ((const char *)0)
+
 /* The string at a dotted path of object keys ("metadata.labels.x" is NOT
  * supported: keys may contain dots; give the keys as separate arguments,
- * NULL-terminated). Returns NULL when absent or not a string. */
+ * ended by PJ_END). Returns NULL when absent or not a string. */
 const char *project_str(const json_t *obj, ...) __attribute__((sentinel));
 /* The same for any JSON value. */
 const json_t *project_get(const json_t *obj, ...) __attribute__((sentinel));
