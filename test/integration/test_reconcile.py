@@ -467,9 +467,10 @@ def test_younger_policy_takes_over_when_the_older_is_deleted(cluster):
     sim.ok("POST", CGP, policy("second"))
     wait_condition(sim, "second", "NodeConflict", "True")
     sim.delete(CGP + "/first")
-    obj = wait_condition(sim, "second", "Ready", "True", timeout=30)
-    assert condition(obj, "NodeConflict")["status"] == "False"
-    sim.wait_for(lambda: get_policy(sim, "second")["status"]["nodesSummary"] == "2/2", timeout=15, what="2/2")
+    # (While conflicted, "second" was Ready=True with NoMatchingNodes: wait for the takeover itself.)
+    wait_condition(sim, "second", "NodeConflict", "False", timeout=30)
+    sim.wait_for(lambda: get_policy(sim, "second")["status"]["nodesSummary"] == "2/2", timeout=20, what="2/2")
+    obj = wait_condition(sim, "second", "Ready", "True", timeout=30, reason="AllOperandsReady")
     for n in gpu_node_names(sim):
         assert node_labels(sim, n)["gpupolicy.dev/policy"] == "second"
     assert not [d for d in daemonsets(sim) if d.startswith("first-")]
@@ -489,7 +490,8 @@ def test_node_opt_out_removes_our_labels(cluster):
     sim.admin("/_sim/nodes/gpu-node-0/labels", {"set": {"gpupolicy.dev/dcgm-exporter": "false"}}, method="PATCH")
     wait_quiet(sim)
     assert node_labels(sim, "gpu-node-0")["gpupolicy.dev/dcgm-exporter"] == "false"
-    assert condition(get_policy(sim, "gpus"), "Ready")["status"] == "True"
+    wait_condition(sim, "gpus", "Ready", "True", timeout=20)
+    assert node_labels(sim, "gpu-node-0")["gpupolicy.dev/dcgm-exporter"] == "false"
 
 
 def test_controller_restart_on_a_converged_cluster_writes_almost_nothing(cluster):
