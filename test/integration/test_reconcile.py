@@ -350,6 +350,16 @@ def test_invalid_policy_is_stalled_and_applies_nothing(cluster):
     for n in gpu_node_names(sim):
         assert node_labels(sim, n)["gpupolicy.dev/policy"] == "good"
     assert condition(get_policy(sim, "good"), "Ready")["status"] == "True"
+    evs = [e for e in sim.get("/api/v1/namespaces/default/events")[1]["items"]
+           if e["involvedObject"].get("name") == "bad"]
+    assert [e["reason"] for e in evs] == ["InvalidSpec"], evs
+    assert evs[0]["type"] == "Warning" and "spec.nodeSelector" in evs[0]["message"]
+    # Fixing the spec clears Stalled.
+    sim.patch(CGP + "/bad", {"spec": {"nodeSelector": {"matchExpressions": None,
+                                                         "matchLabels": {"example.com/pool": "none"}}}})
+    obj = wait_condition(sim, "bad", "Stalled", "False")
+    assert condition(obj, "Ready")["reason"] == "NoMatchingNodes"
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
     wait_quiet(sim)
     del before
 
