@@ -58,6 +58,9 @@ def test_create_get_update_delete_with_metadata_rules(sim):
     assert body["message"] == ('Operation cannot be fulfilled on configmaps "a": the object has been modified; '
                                'please apply your changes to the latest version and try again')
     assert body["details"] == {"name": "a", "kind": "configmaps"}
+    # a PUT carrying another object's uid is a failed precondition
+    code, body, _ = sim.put(CM + "/a", dict(upd, metadata=dict(upd["metadata"], uid="0000")))
+    assert code == 409 and "Precondition failed: UID in precondition: 0000" in body["message"]
     # AlreadyExists
     code, body, _ = sim.post(CM, cm("a"))
     assert code == 409 and is_status(body, 409, "AlreadyExists")

@@ -620,6 +620,11 @@ class Kubesim:
                     m.pop("resourceVersion", None)
                     return self._create(req, obj, dry, manager)
                 raise self._not_found(req)
+            if m.get("uid") and m["uid"] != old.meta.get("uid"):
+                raise ApiError(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": Precondition failed: UID in '
+                               'precondition: %s, UID in object meta: %s' % (qualified(info), req.name, m["uid"],
+                                                                              old.meta.get("uid")),
+                               details_for(info, req.name))
             if not m.get("resourceVersion") and (info.res in CONDITIONAL_UPDATE or getattr(info, "crd", None)):
                 raise ApiError(422, "Invalid", '%s "%s" is invalid: metadata.resourceVersion: Invalid value: 0x0: '
                                'must be specified for an update' % (qualified(info), req.name),
@@ -810,6 +815,7 @@ def make_bookmark(info, rv, initial_end=False):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 300  # an idle keep-alive connection (or a client that stopped reading) frees its thread
     server_version = "kubesim/1"
     sys_version = ""
 
