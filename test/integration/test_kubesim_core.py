@@ -375,7 +375,13 @@ def test_inject_errors_latency_and_counters(sim):
     assert sim.get(CM)[0] == 200 and time.monotonic() - t0 >= 0.3
     sim.admin("inject", {"pathPrefix": "/api/v1/namespaces/default/configmaps/x", "code": 403})
     code, body, _ = sim.get(CM + "/x")
-    assert code == 403 and is_status(body, 403, "Forbidden") and "cannot get resource" in body["message"]
+    assert code == 403 and is_status(body, 403, "Forbidden") and body["message"].startswith(
+        'configmaps "x" is forbidden: User "system:serviceaccount:') and body["message"].endswith(
+        'cannot get resource "configmaps" in API group "" in the namespace "default"')
+    sim.admin("inject", {"pathPrefix": "/api/v1/nodes", "code": 403})
+    code, body, _ = sim.get("/api/v1/nodes")
+    assert code == 403 and body["message"].startswith("nodes is forbidden: User ") and \
+        body["message"].endswith('cannot list resource "nodes" in API group "" at the cluster scope')
     sim.post(CM, cm("y"))
     sim.patch(CM + "/y", {"data": {"a": "b"}})
     c = sim.counters()

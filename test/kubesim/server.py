@@ -945,7 +945,9 @@ class Handler(BaseHTTPRequestHandler):
             e.plain = True
             raise e
         info = req.info
-        what = '%s "%s"' % (qualified(info), req.name or "") if info is not None else ""
+        what = ""
+        if info is not None:
+            what = qualified(info) + (' "%s"' % req.name if req.name else "")
         details = details_for(info, req.name) if info is not None and req.name else {}
         if retry is not None:
             details["retryAfterSeconds"] = int(retry)
@@ -953,7 +955,7 @@ class Handler(BaseHTTPRequestHandler):
         table = {
             400: ("BadRequest", msg or "injected bad request"),
             401: ("Unauthorized", "Unauthorized"),
-            403: ("Forbidden", msg or '%s is forbidden: User "system:serviceaccount:gpu-operator:gpu-policy-controller" '
+            403: ("Forbidden", msg or '%s is forbidden: User "system:serviceaccount:gpu-policy-system:gpu-policy-controller" '
                   'cannot %s resource "%s" in API group "%s"%s' % (
                       what or "the request", req.verb or req.method.lower(),
                       info.res.split("/")[2] if info else "", info.res.split("/")[0] if info else "",
