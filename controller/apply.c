@@ -30,6 +30,7 @@ struct entry {
   struct apply_object_memory mem;
   char *pending_hash; /* hash of the apply in flight */
   bool deleted;       /* uncached kinds: a delete succeeded since the last apply */
+  bool probed;        /* uncached kinds: looked for an existing copy once */
   char **waiters;
   size_t n_waiters, cap_waiters;
 };
@@ -42,8 +43,9 @@ struct gpc_apply {
 };
 
 const char *apply_kind_name(enum apply_kind k) {
-  static const char *const names[] = {"apply", "node-labels", "status", "finalizer", "delete"};
-  return (unsigned)k <= APPLY_KIND_DELETE ? names[k] : "?";
+  static const char *const names[] = {"apply",     "node-labels", "status",
+                                      "finalizer", "delete",      "probe"};
+  return (unsigned)k <= APPLY_KIND_PROBE ? names[k] : "?";
 }
 
 /* ---- pure parts ------------------------------------------------------ */
@@ -229,11 +231,30 @@ static int64_t response_meta(const struct kube_response *r, char **rv) {
   return gen;
 }
 
+/* Adopts the object a probe found when it carries the hash we would apply. */
+static void probe_done(struct entry *e, const struct kube_response *r) {
+  e->probed = true;
+  if (r->rc != GPC_OK || !r->body || !e->pending_hash) return;
+  json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
+  const char *h = json_string_value(json_object_get(
+      json_object_get(json_object_get(j, "metadata"), "annotations"), GPC_ANNOTATION_RENDER_HASH));
+  if (h && strcmp(h, e->pending_hash) == 0) {
+    free(e->mem.hash);
+    e->mem.hash = gpc_strdup(h);
+    e->mem.seen = true;
+  }
+  json_decref(j);
+}
+
 static void on_done(struct kube_client *c, const struct kube_response *r, void *ud) {
   (void)c;
   struct entry *e = ud;
   struct gpc_apply *a = e->owner;
   int rc = r->rc;
+  if (e->kind == APPLY_KIND_PROBE) {
+    probe_done(e, r);
+    rc = GPC_OK; /* a failed look only means we apply */
+  }
   /* Deleting what is already gone is success. */
   if (e->kind == APPLY_KIND_DELETE && r->http_code == 404) rc = GPC_OK;
   e->in_flight = false;
@@ -248,7 +269,7 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
   if (rc != GPC_OK) {
     free(e->sent_body);
     e->sent_body = NULL;
-  } else if (e->kind != APPLY_KIND_DELETE) {
+  } else if (e->kind != APPLY_KIND_DELETE && e->kind != APPLY_KIND_PROBE) {
     generation = response_meta(r, &e->resp_rv);
   }
   if (e->kind == APPLY_KIND_OBJECT && rc == GPC_OK) {
@@ -302,7 +323,7 @@ static enum apply_result submit(struct gpc_apply *a, struct entry *e, enum apply
   e->in_flight = true;
   e->req_id = id;
   a->in_flight++;
-  if (a->cfg.sent) a->cfg.sent(kind, e->key, a->cfg.ud);
+  if (a->cfg.sent && kind != APPLY_KIND_PROBE) a->cfg.sent(kind, e->key, a->cfg.ud);
   return APPLY_SENT;
 }
 
@@ -344,6 +365,21 @@ enum apply_result apply_object(struct gpc_apply *a, const char *policy, const js
                       GPC_ANNOTATION_RENDER_HASH));
   if (!hash) hash = "";
   if (!e->policy) e->policy = gpc_strdup(policy);
+  if (!cache_covers && !e->mem.hash && !e->probed) {
+    struct kube_request get = {
+        .verb = KUBE_GET,
+        .group = gvr.group,
+        .version = gvr.version,
+        .resource = gvr.plural,
+        .namespace = ns,
+        .name = name,
+    };
+    free(e->pending_hash);
+    e->pending_hash = gpc_strdup(hash);
+    if (submit(a, e, APPLY_KIND_PROBE, policy, &get, err) != APPLY_SENT) return APPLY_ERROR;
+    add_waiter(e, policy);
+    return APPLY_BUSY;
+  }
   if (apply_decide_object(&e->mem, hash, cached, cache_covers, now_ms) == APPLY_DECIDE_SKIP)
     return APPLY_UNCHANGED;
   char *body = json_dumps(obj, JSON_COMPACT);

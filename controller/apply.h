@@ -54,6 +54,10 @@ enum apply_kind {
   APPLY_KIND_STATUS,
   APPLY_KIND_FINALIZER,
   APPLY_KIND_DELETE,
+  /* A GET (not a write): before the first apply of a kind the cache does
+   * not cover, look whether the object is already there with our hash (a
+   * restarted controller adopts it instead of writing it again). */
+  APPLY_KIND_PROBE,
 };
 const char *apply_kind_name(enum apply_kind k);
 
@@ -93,10 +97,12 @@ struct gpc_apply *apply_new(const struct apply_config *cfg);
 void apply_free(struct gpc_apply *a);
 
 /* Server-side applies `obj` (a rendered object with the render-hash
- * annotation). `cached` is the informer's projection when the object is a
- * DaemonSet in the cache; `cache_covers` says whether objects of this kind
- * are cached at all (DaemonSets: yes, so a NULL `cached` means missing;
- * Services, RuntimeClasses: no, so the memory of the last apply decides). */
+ * annotation). For kinds the cache does not cover, the first call for an
+ * object this process has not written sends a GET instead and returns
+ * APPLY_BUSY; the completion names the policy as a waiter. `cached` is the informer's projection
+ * when the object is a DaemonSet in the cache; `cache_covers` says whether objects of this kind are
+ * cached at all (DaemonSets: yes, so a NULL `cached` means missing; Services, RuntimeClasses: no,
+ * so the memory of the last apply decides). */
 enum apply_result apply_object(struct gpc_apply *a, const char *policy, const json_t *obj,
                                const struct gpc_daemonset *cached, bool cache_covers,
                                uint64_t now_ms, struct gpc_error *err);

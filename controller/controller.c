@@ -471,6 +471,7 @@ static void on_apply_done(const struct apply_completion *comp, void *ud) {
   }
   for (size_t i = 0; i < comp->n_waiters; i++)
     enqueue(c, comp->waiters[i]);
+  if (comp->kind == APPLY_KIND_PROBE) return; /* the waiters (issuer included) were queued */
   if (comp->rc == GPC_OK) {
     /* Deletes finish a cleanup step the watch may not report to us as a
      * change of the policy: look again. */
