@@ -21,6 +21,19 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
+# kubectl drives the user-flow tests and the demo. It is not in Debian's main
+# archive; our machines carry it from the Kubernetes/Cloud SDK apt repository.
+# Install it from whatever configured repository offers it, else say so.
+if ! command -v kubectl >/dev/null 2>&1; then
+  if apt-cache show kubectl >/dev/null 2>&1; then
+    missing+=(kubectl)
+  else
+    echo "deps.sh: kubectl not found and no configured apt repository offers it;" >&2
+    echo "deps.sh: install kubectl (https://kubernetes.io/docs/tasks/tools/) for the tests and the demo" >&2
+    exit 1
+  fi
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

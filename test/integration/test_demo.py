@@ -97,3 +97,22 @@ def test_demo_without_kubectl_uses_the_controllers_apply():
     assert "policy gpus: Ready=True" in out
     assert re.search(r"^gpus\s+True\s+2/2\s+16\s+AllOperandsReady$", out, re.M), out
     assert_left_nothing(workdir_of(out))
+
+
+@pytest.mark.skipif(not shutil.which("kubectl") or not shutil.which("git"),
+                    reason="needs git to clone and kubectl for the full demo")
+def test_make_demo_on_a_clean_checkout(tmp_path):
+    """What a newcomer types: a fresh clone, then `make demo` builds everything
+    from nothing (deps.sh is a no-op here) and rolls the policy out."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", ROOT, str(clone)], check=True, timeout=120)
+    assert not (clone / "build").exists()
+    env = dict(os.environ, MAKEFLAGS="-j2")
+    env.pop("GPC_BUILD", None)
+    r = subprocess.run(["make", "demo"], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    out = ANSI.sub("", r.stdout)
+    assert r.returncode == 0, out[-4000:] + r.stderr[-4000:]
+    assert (clone / "build" / "gpu-policy-controller").exists()
+    assert "unlocked validator" in out, out
+    assert "policy gpus: Ready=True reason=AllOperandsReady" in out, out
+    assert_left_nothing(workdir_of(out))
