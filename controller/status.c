@@ -60,12 +60,38 @@ static void msg_add(struct msg *m, const char *fmt, ...) {
   if (m->len >= sizeof(m->buf)) m->len = sizeof(m->buf) - 1;
 }
 
-/* "driver not ready on 2 nodes: gpu-1 (CrashLoopBackOff), gpu-7 (ImagePullBackOff)"
- * for the earliest failing stage. */
-static void failing_message(const struct gpc_plan *plan, struct msg *m) {
+/* The earliest failing stage (operands are numbered in stage order), or
+ * GPC_OP_COUNT when nothing fails. */
+static int first_failing_op(const struct gpc_plan *plan) {
   int first = GPC_OP_COUNT;
   for (size_t i = 0; i < plan->n_failing; i++)
     if ((int)plan->failing[i].op < first) first = (int)plan->failing[i].op;
+  return first;
+}
+
+/* Ready's reason names the stage, so `kubectl get cgp` and kstatus readers
+ * see which operand is broken without parsing the message. */
+static const char *not_ready_reason(int op) {
+  switch (op) {
+  case GPC_OP_DRIVER:
+    return "DriverNotReady";
+  case GPC_OP_TOOLKIT:
+    return "ContainerToolkitNotReady";
+  case GPC_OP_DEVICE_PLUGIN:
+    return "DevicePluginNotReady";
+  case GPC_OP_DCGM_EXPORTER:
+    return "DcgmExporterNotReady";
+  case GPC_OP_VALIDATOR:
+    return "ValidatorNotReady";
+  default:
+    return "OperandsNotReady";
+  }
+}
+
+/* "driver not ready on 2 nodes: gpu-1 (CrashLoopBackOff), gpu-7 (ImagePullBackOff)"
+ * for the earliest failing stage. */
+static void failing_message(const struct gpc_plan *plan, struct msg *m) {
+  int first = first_failing_op(plan);
   if (first == GPC_OP_COUNT) return; /* nothing failing: no message */
   msg_add(m, "%s not ready on %u node(s):", gpc_operand_name((enum gpc_operand)first),
           plan->operands[first].nodes_failing);
@@ -146,7 +172,7 @@ json_t *status_from_plan(const struct gpc_plan *plan, const struct gpc_policy *p
     ready = "Unknown", ready_reason = "RolloutInProgress", reconciling = true;
     msg_add(&m, "policy is being deleted: removing its node labels and objects");
   } else if (plan->n_failing > 0) {
-    ready = "False", ready_reason = "OperandsNotReady";
+    ready = "False", ready_reason = not_ready_reason(first_failing_op(plan));
     failing_message(plan, &m);
     /* Nodes neither ready nor failing are still rolling out. */
     uint32_t failing_nodes = 0;

@@ -3,9 +3,14 @@
  * Shape and vocabulary are design.md §2 (and docs/api.md):
  *   conditions  Ready        True  AllOperandsReady | NoMatchingNodes
  *                            Unknown RolloutInProgress (while rolling out)
- *                            False OperandsNotReady (message names the stage
- *                                  and the failing nodes) | InvalidSpec |
- *                                  ApplyFailed
+ *                            False <Stage>NotReady for the earliest failing
+ *                                  stage: DriverNotReady |
+ *                                  ContainerToolkitNotReady |
+ *                                  DevicePluginNotReady |
+ *                                  DcgmExporterNotReady | ValidatorNotReady
+ *                                  (message names the stage and the failing
+ *                                  nodes with their pod reasons) |
+ *                                  InvalidSpec | ApplyFailed
  *               Reconciling  True Progressing | False Idle
  *               Stalled      True InvalidSpec | ApplyFailed | False Idle
  *               NodeConflict True NodesOwnedByOlderPolicy | False NoConflict

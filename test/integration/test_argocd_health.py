@@ -86,7 +86,7 @@ def test_progressing_while_rolling_out():
 def test_progressing_on_transient_failure_while_reconciling():
     # Ready=False but the controller is still working on it: not yet Degraded.
     st = {"observedGeneration": 3, "conditions": [
-        cond("Ready", "False", "OperandsNotReady", "driver not ready on gpu-7"),
+        cond("Ready", "False", "DriverNotReady", "driver not ready on gpu-7"),
         cond("Reconciling", "True", "Progressing")]}
     assert health(policy(status=st))[0] == "Progressing"
 
@@ -101,7 +101,7 @@ def test_degraded_when_stalled():
 
 def test_degraded_when_not_ready_and_idle():
     st = {"observedGeneration": 3, "conditions": [
-        cond("Ready", "False", "OperandsNotReady", "device-plugin: CrashLoopBackOff on gpu-2"),
+        cond("Ready", "False", "DevicePluginNotReady", "device-plugin: CrashLoopBackOff on gpu-2"),
         cond("Reconciling", "False", "Idle")]}
     assert health(policy(status=st)) == ("Degraded", "device-plugin: CrashLoopBackOff on gpu-2")
 

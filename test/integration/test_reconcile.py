@@ -238,7 +238,7 @@ def test_failing_node_then_recovery(cluster):
     labels = our_labels(node_labels(sim, "gpu-node-1"))
     assert labels.get("gpupolicy.dev/driver") == "true"
     assert "gpupolicy.dev/container-toolkit" not in labels
-    obj = wait_condition(sim, "gpus", "Ready", "False", reason="OperandsNotReady")
+    obj = wait_condition(sim, "gpus", "Ready", "False", reason="DriverNotReady")
     assert "driver" in condition(obj, "Ready")["message"]
     failing = obj["status"]["failingNodes"]
     assert [(f["node"], f["operand"]) for f in failing] == [("gpu-node-1", "driver")], failing

@@ -147,7 +147,7 @@ static void test_failing_nodes(void **state) {
   json_t *st = status_from_plan(&pl, p, NULL, 1);
   check_invariants(st);
   assert_string_equal(cs(st, "Ready", "status"), "False");
-  assert_string_equal(cs(st, "Ready", "reason"), "OperandsNotReady");
+  assert_string_equal(cs(st, "Ready", "reason"), "DriverNotReady");
   const char *msg = cs(st, "Ready", "message");
   assert_non_null(strstr(msg, "driver not ready on 15 node(s): gpu-00 (CrashLoopBackOff)"));
   assert_non_null(strstr(msg, "3/20 nodes ready"));
@@ -171,10 +171,34 @@ static void test_failing_nodes(void **state) {
   st = status_from_plan(&pl, p, NULL, 1);
   check_invariants(st);
   assert_string_equal(cs(st, "Reconciling", "status"), "False");
+  assert_string_equal(cs(st, "Ready", "reason"), "DevicePluginNotReady");
   assert_non_null(
       strstr(cs(st, "Ready", "message"), "device-plugin not ready on 1 node(s): x (Error)"));
   json_decref(st);
   plan_release(&pl);
+
+  /* the earliest failing stage names the reason, whatever the order */
+  static const struct {
+    enum gpc_operand later, earlier;
+    const char *reason;
+  } cases[] = {
+      {GPC_OP_VALIDATOR, GPC_OP_TOOLKIT, "ContainerToolkitNotReady"},
+      {GPC_OP_VALIDATOR, GPC_OP_DCGM_EXPORTER, "DcgmExporterNotReady"},
+      {GPC_OP_VALIDATOR, GPC_OP_VALIDATOR, "ValidatorNotReady"},
+      {GPC_OP_DEVICE_PLUGIN, GPC_OP_DRIVER, "DriverNotReady"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    mk_plan(&pl, 3, 1, GPC_STATE_READY);
+    add_failing(&pl, "a", cases[i].later, "CrashLoopBackOff");
+    add_failing(&pl, "b", cases[i].earlier, "NoDevice");
+    st = status_from_plan(&pl, p, NULL, 1);
+    check_invariants(st);
+    assert_string_equal(cs(st, "Ready", "status"), "False");
+    assert_string_equal(cs(st, "Ready", "reason"), cases[i].reason);
+    assert_non_null(strstr(cs(st, "Ready", "message"), gpc_operand_name(cases[i].earlier)));
+    json_decref(st);
+    plan_release(&pl);
+  }
   policy_free(p);
 }
 
