@@ -427,11 +427,25 @@ out:
   return rc;
 }
 
+/* The order of controller-runtime's GetConfig (client-go loading rules):
+ * an explicit file, then $KUBECONFIG, then in-cluster, then ~/.kube/config.
+ * $KUBECONFIG comes before in-cluster so that a pod can be pointed at
+ * another cluster; in-cluster comes before ~/.kube/config so that a stray
+ * file in the image cannot redirect the controller. */
 int kubeconfig_load_auto(struct kubeconfig *kc, const char *path, const char *context,
                          struct gpc_error *err) {
-  if (path) return kubeconfig_load_file(kc, path, context, err);
+  if (path && *path) return kubeconfig_load_file(kc, path, context, err);
+  const char *env = getenv("KUBECONFIG");
+  if (env && *env) return kubeconfig_load_file(kc, NULL, context, err);
   const char *host = getenv("KUBERNETES_SERVICE_HOST");
-  if (host && *host) return kubeconfig_load_incluster(kc, err);
+  if (host && *host) {
+    /* In-cluster config has no contexts; client-go ignores the override,
+     * and so do we, but say so rather than silently. */
+    if (context && *context)
+      log_warn("kubeconfig", "--context ignored: using in-cluster config",
+               KV_S("context", context));
+    return kubeconfig_load_incluster(kc, err);
+  }
   return kubeconfig_load_file(kc, NULL, context, err);
 }
 

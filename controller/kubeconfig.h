@@ -45,8 +45,10 @@ int kubeconfig_load_mem(struct kubeconfig *kc, const char *data, size_t len, con
                         const char *base_dir, struct gpc_error *err);
 /* In-cluster configuration. */
 int kubeconfig_load_incluster(struct kubeconfig *kc, struct gpc_error *err);
-/* --kubeconfig given → file; else in-cluster when KUBERNETES_SERVICE_HOST is
- * set; else the default file. */
+/* Order of client-go / controller-runtime: `path` (--kubeconfig) → $KUBECONFIG
+ * → in-cluster when KUBERNETES_SERVICE_HOST is set → ~/.kube/config. A
+ * `context` given with in-cluster config is ignored with a warning (as
+ * client-go ignores it). */
 int kubeconfig_load_auto(struct kubeconfig *kc, const char *path, const char *context,
                          struct gpc_error *err);
 

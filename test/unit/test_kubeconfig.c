@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -237,6 +238,97 @@ static void test_default_path(void **state) {
   unsetenv("KUBECONFIG");
 }
 
+/* kubeconfig_load_auto follows client-go / controller-runtime:
+ * --kubeconfig → $KUBECONFIG → in-cluster → ~/.kube/config. */
+static void test_auto_order(void **state) {
+  (void)state;
+  char home[] = "/tmp/kc-home-XXXXXX";
+  assert_non_null(mkdtemp(home));
+  char *kdir = gpc_asprintf("%s/.kube", home);
+  assert_int_equal(mkdir(kdir, 0700), 0);
+  char *cfg = gpc_asprintf("%s/config", kdir);
+  write_file(cfg,
+             "current-context: home\ncontexts: [{name: home, context: {cluster: k, user: u}}]\n"
+             "clusters: [{name: k, cluster: {server: 'https://home:6443'}}]\n"
+             "users: [{name: u, user: {token: t}}]\n");
+  char *old_home = getenv("HOME") ? gpc_strdup(getenv("HOME")) : NULL;
+  setenv("HOME", home, 1);
+  setenv("GPC_SA_DIR", DIR "sa", 1);
+  setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+  setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+  struct kubeconfig kc;
+  struct gpc_error err = {0};
+
+  /* 1. --kubeconfig beats everything. */
+  setenv("KUBECONFIG", cfg, 1);
+  assert_int_equal(kubeconfig_load_auto(&kc, DIR "good.yaml", NULL, &err), GPC_OK);
+  assert_string_equal(kc.context, "dev");
+  kubeconfig_free(&kc);
+
+  /* 2. $KUBECONFIG beats in-cluster, and honours --context. */
+  setenv("KUBECONFIG", DIR "good.yaml", 1);
+  assert_int_equal(kubeconfig_load_auto(&kc, NULL, "prod", &err), GPC_OK);
+  assert_false(kc.in_cluster);
+  assert_string_equal(kc.context, "prod");
+  kubeconfig_free(&kc);
+  /* A $KUBECONFIG naming only missing files is an error, not a silent fallback. */
+  setenv("KUBECONFIG", "/nonexistent/kc", 1);
+  assert_int_equal(kubeconfig_load_auto(&kc, NULL, NULL, &err), GPC_E_NOT_FOUND);
+  assert_non_null(strstr(err.msg, "/nonexistent/kc"));
+
+  /* 3. In-cluster beats ~/.kube/config; a --context is ignored with a warning. */
+  unsetenv("KUBECONFIG");
+  char *logbuf = NULL;
+  size_t loglen = 0;
+  FILE *logf = open_memstream(&logbuf, &loglen);
+  assert_non_null(logf);
+  log_set_output(logf);
+  assert_int_equal(log_configure("warn"), 0);
+  assert_int_equal(kubeconfig_load_auto(&kc, NULL, "home", &err), GPC_OK);
+  assert_true(kc.in_cluster);
+  assert_string_equal(kc.server, "https://10.96.0.1:443");
+  kubeconfig_free(&kc);
+  fflush(logf);
+  assert_non_null(strstr(logbuf, "--context ignored"));
+  assert_non_null(strstr(logbuf, "home"));
+  /* Without --context there is nothing to warn about. */
+  fclose(logf);
+  free(logbuf);
+  logbuf = NULL;
+  logf = open_memstream(&logbuf, &loglen);
+  assert_non_null(logf);
+  log_set_output(logf);
+  assert_int_equal(kubeconfig_load_auto(&kc, NULL, NULL, &err), GPC_OK);
+  assert_true(kc.in_cluster);
+  kubeconfig_free(&kc);
+  fflush(logf);
+  assert_null(strstr(logbuf, "--context ignored"));
+  log_set_output(stderr);
+  fclose(logf);
+  free(logbuf);
+  log_configure("error");
+
+  /* 4. Outside a cluster: ~/.kube/config. */
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  unsetenv("KUBERNETES_SERVICE_PORT");
+  assert_int_equal(kubeconfig_load_auto(&kc, NULL, NULL, &err), GPC_OK);
+  assert_false(kc.in_cluster);
+  assert_string_equal(kc.server, "https://home:6443");
+  kubeconfig_free(&kc);
+
+  unsetenv("GPC_SA_DIR");
+  if (old_home)
+    setenv("HOME", old_home, 1);
+  else
+    unsetenv("HOME");
+  free(old_home);
+  unlink(cfg);
+  rmdir(kdir);
+  rmdir(home);
+  free(cfg);
+  free(kdir);
+}
+
 int main(void) {
   gpc_alloc_init();
   log_configure("error"); /* keep the insecure warning out of the test output */
@@ -244,7 +336,7 @@ int main(void) {
       cmocka_unit_test(test_current_context), cmocka_unit_test(test_explicit_context_files),
       cmocka_unit_test(test_broken_variants), cmocka_unit_test(test_mem_and_types),
       cmocka_unit_test(test_in_cluster),      cmocka_unit_test(test_refresh_token),
-      cmocka_unit_test(test_default_path),
+      cmocka_unit_test(test_default_path),    cmocka_unit_test(test_auto_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
