@@ -67,7 +67,7 @@ FUZZ_SECONDS ?= 60
 # Every integration test is bounded: a hang fails that test, never the whole run.
 PYTEST_FLAGS ?= -q -p no:cacheprovider --timeout=300 --durations=10
 
-C_FILES   := $(shell find controller test/unit test/fuzz test/tools bench -name '*.[ch]' 2>/dev/null)
+C_FILES   := $(shell find controller test/unit test/fuzz test/tools test/validator bench -name '*.[ch]' 2>/dev/null)
 
 .PHONY: all deps test unit integration golden demo install clean format check-format \
         lint asan valgrind fuzz bench tools
