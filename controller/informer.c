@@ -207,7 +207,14 @@ static void submit_list_page(struct informer *inf) {
   inf->list_failed = false;
   struct gpc_error err = {0};
   inf->call = kube_client_submit(inf->client, &req, on_list_done, on_list_chunk, inf, &err);
-  if (!inf->call) log_error(COMP, "cannot submit list", KV_S("error", err.msg));
+  if (!inf->call) {
+    /* Never leave the cache unsynced for good: retry the whole LIST (a
+     * continue token is not worth trusting after an error) with backoff. */
+    log_error(COMP, "cannot submit list", KV_S("resource", inf->resource), KV_S("error", err.msg));
+    list_decoder_free(inf->ldec);
+    inf->ldec = NULL;
+    backoff_then(inf, STEP_LIST, "list submit failed");
+  }
 }
 
 static void start_list(struct informer *inf) {
@@ -412,9 +419,10 @@ static void start_watch(struct informer *inf) {
   struct gpc_error err = {0};
   inf->call = kube_client_submit(inf->client, &req, on_watch_done, on_watch_chunk, inf, &err);
   if (!inf->call) {
-    log_error(COMP, "cannot submit watch", KV_S("error", err.msg));
+    log_error(COMP, "cannot submit watch", KV_S("resource", inf->resource), KV_S("error", err.msg));
     watch_decoder_free(inf->dec);
     inf->dec = NULL;
+    backoff_then(inf, STEP_WATCH, "watch submit failed"); /* resume from RV, no re-list */
   }
 }
 

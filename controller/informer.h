@@ -16,6 +16,9 @@
  *     resourceVersion changed → update, vanished keys → delete.
  *  7. LIST 404 (a CRD not installed yet) marks the informer synced (empty)
  *     and retries with backoff.
+ *  8. A request that kube_client_submit refuses is retried like a failed
+ *     one (LIST from the start, or WATCH from RV) after the backoff, so no
+ *     error leaves a running informer idle.
  *
  * Memory: each object is handed to `project` as it is decoded and the JSON
  * is freed right after; LIST pages are freed page by page. The cache keeps

@@ -68,6 +68,7 @@ struct kube_client {
   struct call *qhead, *qtail;
   int in_curl_cb; /* >0 while inside curl_multi_socket_action */
   bool has_doomed;
+  unsigned fail_skip, fail_count; /* kube_client_fail_submits (tests) */
   struct kube_client_stats stats;
 };
 
@@ -568,6 +569,15 @@ uint64_t kube_client_submit(struct kube_client *c, const struct kube_request *re
              req->verb == KUBE_WATCH ? " and a chunk" : "");
     return 0;
   }
+  if (c->fail_count) {
+    if (c->fail_skip) {
+      c->fail_skip--;
+    } else {
+      c->fail_count--;
+      gpc_fail(err, GPC_E_IO, "kube_client: injected submit failure");
+      return 0;
+    }
+  }
   char *url = kube_request_url(c->kc->server, req, err);
   if (!url) return 0;
   struct call *k = gpc_calloc(1, sizeof *k);
@@ -617,6 +627,11 @@ bool kube_client_cancel(struct kube_client *c, uint64_t id) {
     call_free(c, k);
   }
   return true;
+}
+
+void kube_client_fail_submits(struct kube_client *c, unsigned skip, unsigned count) {
+  c->fail_skip = skip;
+  c->fail_count = count;
 }
 
 void kube_client_stats(const struct kube_client *c, struct kube_client_stats *out) {

@@ -115,6 +115,13 @@ uint64_t kube_client_submit(struct kube_client *c, const struct kube_request *re
  * again. Returns false when the id is unknown or already delivered. */
 bool kube_client_cancel(struct kube_client *c, uint64_t id);
 
+/* Test hook (never called by the controller): after `skip` more successful
+ * submits, the next `count` calls to kube_client_submit fail as a rejected
+ * request does — 0 returned, err GPC_E_IO "injected submit failure", no
+ * callback. No real submit failure is transient today, so this is the only
+ * way for tests to drive a caller's handling of one (informer retries). */
+void kube_client_fail_submits(struct kube_client *c, unsigned skip, unsigned count);
+
 void kube_client_stats(const struct kube_client *c, struct kube_client_stats *out);
 const char *kube_client_server(const struct kube_client *c);
 

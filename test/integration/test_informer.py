@@ -5,7 +5,8 @@ build/test/tools/informer_probe runs one informer and prints JSON lines
 request counters to prove: paginated LIST (2,000 objects in 4 pages), the
 watch following creates/updates/deletes, resume without re-list after
 dropped watches, exactly one re-list after a 410, retries of an injected 429
-(Retry-After) and 500 on LIST, and TLS + bearer token.
+(Retry-After) and 500 on LIST, retries of a LIST or WATCH the client refused to
+submit, and TLS + bearer token.
 """
 import json
 import os
@@ -216,6 +217,40 @@ def test_list_retries_429_and_500(kubesim, probe_bin):
              if r["verb"] == "list" and r["resource"] == "configmaps"}
     assert codes.get(429) == 1 and codes.get(500) == 1 and codes.get(200) == 1, codes
     assert took >= 1.0  # Retry-After: 1 honoured
+
+
+def test_refused_submits_are_retried(kubesim, probe_bin):
+    """kube_client_submit refusing a LIST page or a WATCH (injected with
+    kube_client_fail_submits) must not leave the informer idle: the LIST is
+    redone from its first page, the WATCH resumed from the list's RV."""
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0)
+    make_ns(sim)
+    create_configmaps(sim, 5)
+    sim.reset_counters()
+    # page 1 goes out, page 2 is refused, then the retried page 1 is refused too
+    p = Probe(sim, "--page-size", "2", "--fail-submits", "1,2")
+    try:
+        p.wait(lambda p: p.stats().get("synced") and p.stats().get("watches", 0) >= 1,
+               what="sync after refused list submits")
+        st = p.stats()
+        assert st["objects"] == 5 and st["lists"] == 1 and st["errors"] == 2, st
+        assert st["list_pages"] == 4 and cm_lists(sim) == 4  # 1 + a full 3-page LIST
+    finally:
+        assert p.stop() == 0
+
+    sim.reset_counters()
+    # the 3 LIST pages go out, the first WATCH is refused
+    p = Probe(sim, "--page-size", "2", "--fail-submits", "3,1")
+    try:
+        p.wait(lambda p: p.stats().get("watches", 0) >= 2, what="watch after refused submit")
+        create_configmaps(sim, 1, prefix="late")
+        p.wait(lambda p: any(e["key"] == NS + "/late-0000" for e in p.events("add")),
+               what="event on the retried watch")
+        st = p.stats()
+        assert st["errors"] == 1 and st["lists"] == 1 and st["relists"] == 0, st
+        assert cm_lists(sim) == 3
+    finally:
+        assert p.stop() == 0
 
 
 def test_tls_with_token(kubesim, probe_bin):

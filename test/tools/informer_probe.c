@@ -10,10 +10,15 @@
  *                  [--page-size N] [--watch-min-s S --watch-max-s S]
  *                  [--backoff-base-ms MS] [--events] [--exit-after-synced]
  *                  [--exit-after-events N] [--project rv|node]
+ *                  [--fail-submits SKIP,COUNT]
  *
  * --project node caches project.h's struct gpc_node (what the controller
  * keeps) instead of just the resourceVersion; the synced and final lines
  * then also carry rss_kb/hwm_kb (VmRSS/VmHWM) for the memory benchmark.
+ *
+ * --fail-submits lets SKIP submits through, then makes COUNT fail
+ * (kube_client_fail_submits), to test the informer's retry of a refused
+ * request.
  *
  * Runs until SIGTERM/SIGINT (or synced with --exit-after-synced), then frees
  * everything and prints a final stats line.
@@ -164,15 +169,24 @@ int main(int argc, char **argv) {
   struct informer_config icfg = {0};
   const char *kubeconfig = NULL;
   struct probe pr = {0};
-  static const struct option opts[] = {
-      {"kubeconfig", 1, 0, 'k'},        {"group", 1, 0, 'g'},
-      {"version", 1, 0, 'V'},           {"resource", 1, 0, 'r'},
-      {"namespace", 1, 0, 'n'},         {"label-selector", 1, 0, 'l'},
-      {"field-selector", 1, 0, 'f'},    {"page-size", 1, 0, 'p'},
-      {"watch-min-s", 1, 0, 'w'},       {"watch-max-s", 1, 0, 'W'},
-      {"backoff-base-ms", 1, 0, 'b'},   {"events", 0, 0, 'e'},
-      {"exit-after-synced", 0, 0, 'x'}, {"exit-after-events", 1, 0, 'E'},
-      {"project", 1, 0, 'P'},           {0, 0, 0, 0}};
+  unsigned fail_skip = 0, fail_count = 0;
+  static const struct option opts[] = {{"kubeconfig", 1, 0, 'k'},
+                                       {"group", 1, 0, 'g'},
+                                       {"version", 1, 0, 'V'},
+                                       {"resource", 1, 0, 'r'},
+                                       {"namespace", 1, 0, 'n'},
+                                       {"label-selector", 1, 0, 'l'},
+                                       {"field-selector", 1, 0, 'f'},
+                                       {"page-size", 1, 0, 'p'},
+                                       {"watch-min-s", 1, 0, 'w'},
+                                       {"watch-max-s", 1, 0, 'W'},
+                                       {"backoff-base-ms", 1, 0, 'b'},
+                                       {"events", 0, 0, 'e'},
+                                       {"exit-after-synced", 0, 0, 'x'},
+                                       {"exit-after-events", 1, 0, 'E'},
+                                       {"project", 1, 0, 'P'},
+                                       {"fail-submits", 1, 0, 'F'},
+                                       {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (ch) {
@@ -211,6 +225,12 @@ int main(int argc, char **argv) {
       break;
     case 'e':
       pr.events = true;
+      break;
+    case 'F':
+      if (sscanf(optarg, "%u,%u", &fail_skip, &fail_count) != 2) {
+        fprintf(stderr, "informer_probe: --fail-submits wants SKIP,COUNT\n");
+        return 2;
+      }
       break;
     case 'x':
       pr.exit_after_synced = true;
@@ -253,6 +273,7 @@ int main(int argc, char **argv) {
   gpc_loop_add_signal(pr.loop, SIGTERM, on_signal, &pr);
   gpc_loop_add_signal(pr.loop, SIGINT, on_signal, &pr);
   pr.start_ms = gpc_loop_now_ms();
+  if (fail_count) kube_client_fail_submits(pr.client, fail_skip, fail_count);
   informer_start(pr.inf);
   gpc_loop_add_timer(pr.loop, 50, on_tick, &pr);
   gpc_loop_run(pr.loop);
