@@ -1,13 +1,15 @@
 /* main.c — gpu-policy-controller entry point.
  *
- * Parses flags (options.h), configures logging, dispatches the `render`
- * subcommand, then runs the controller until SIGTERM/SIGINT. Exit codes:
+ * Parses flags (options.h), configures logging, dispatches the `render` and
+ * `apply` subcommands, then runs the controller (with runtime.h: metrics,
+ * probes, leader election) until SIGTERM/SIGINT. Exit codes:
  * 0 clean shutdown or --help/--version, 1 runtime failure, 2 configuration
  * error (one line on stderr naming the flag or file).
  *
  * Shutdown: the first SIGTERM/SIGINT stops the informers and the queue, then
  * the loop keeps running until the writes in flight have completed or
- * --shutdown-grace seconds have passed; a second signal exits at once.
+ * --shutdown-grace seconds have passed, then releases the Lease when it
+ * holds it (runtime_shutdown); a second signal exits at once.
  */
 #include "alloc.h"
 #include "apply_cmd.h"
