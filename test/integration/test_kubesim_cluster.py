@@ -370,6 +370,41 @@ def test_fail_by_daemonset_name_and_bad_selector(kubesim):
     wait_for(lambda: ready_everywhere(sim, "v", 1), what="recovered")
 
 
+
+def test_fail_with_termination_message_and_exit_code(kubesim):
+    # As a kubelet shows a container that wrote its termination log and exited non-zero: waiting
+    # CrashLoopBackOff, lastState.terminated {reason Error, exitCode, message = the log}.
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, pod_ready_delay=0.1)
+    ok(sim.post(DS_PATH, daemonset("val")))
+    wait_for(lambda: ready_everywhere(sim, "val", 2), what="ready")
+    ok(adm(sim, "/_sim/fail", {"node": "gpu-node-1", "daemonset": "val",
+                                "terminationMessage": "NoDevice: NVML reports 0 devices", "exitCode": 12}))
+
+    def failing():
+        p = [p for p in pods_of(sim, "val") if p["spec"]["nodeName"] == "gpu-node-1"][0]
+        return not is_ready(p) and p
+    cs = wait_for(failing, what="crash loop")["status"]["containerStatuses"][0]
+    assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    term = cs["lastState"]["terminated"]
+    assert term["reason"] == "Error" and term["exitCode"] == 12
+    assert term["message"] == "NoDevice: NVML reports 0 devices"
+    assert term["startedAt"] and term["finishedAt"]
+    other = [p for p in pods_of(sim, "val") if p["spec"]["nodeName"] == "gpu-node-0"][0]
+    assert is_ready(other) and "lastState" not in other["status"]["containerStatuses"][0]
+    rules = ok(adm(sim, "/_sim/fail", method="GET"))["rules"]
+    assert rules[0]["terminationMessage"] == "NoDevice: NVML reports 0 devices" and rules[0]["exitCode"] == 12
+    for bad in ({"exitCode": 0}, {"exitCode": "12"}, {"exitCode": True}, {"terminationMessage": 5}):
+        status, body = adm(sim, "/_sim/fail", dict({"node": "gpu-node-0"}, **bad))[:2]
+        assert status == 400 and list(bad)[0] in body["message"], (bad, body)
+    # Healed, the container runs again and keeps its last termination (as a kubelet does).
+    ok(adm(sim, "/_sim/recover", {"node": "gpu-node-1"}))
+    wait_for(lambda: ready_everywhere(sim, "val", 2), what="recovered")
+    healed = [p for p in pods_of(sim, "val") if p["spec"]["nodeName"] == "gpu-node-1"][0]
+    cs = healed["status"]["containerStatuses"][0]
+    assert "running" in cs["state"] and cs["lastState"]["terminated"]["exitCode"] == 12
+    assert ok(adm(sim, "/_sim/fail", method="GET"))["rules"] == []
+    no_errors(sim)
+
 # ---- device plugin effect ---------------------------------------------------------------------------------------------
 
 def test_device_plugin_advertises_gpus_while_ready(kubesim):

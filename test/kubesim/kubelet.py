@@ -2,7 +2,9 @@
 
 A started pod is Running with the five pod conditions, IPs and one containerStatuses entry per
 container; a pod under a failure rule crash-loops (not Ready, waiting reason/message, last
-termination exit code 1, restartCount as given).
+termination with reason Error, the rule's exit code (default 1) and its terminationMessage as the
+message, as a kubelet copies the container's termination log; restartCount as given). A healed
+container keeps its last termination, as a kubelet does.
 """
 
 import hashlib
@@ -67,9 +69,15 @@ def pod_status(pod, host_ip, rule, restarts):
             msg = rule.get("message") or "back-off 10s restarting failed container=%s pod=%s_%s(%s)" % (
                 name, m.get("name"), m.get("namespace"), m.get("uid"))
             st["state"] = {"waiting": {"reason": rule.get("reason") or "CrashLoopBackOff", "message": msg}}
-        if restarts:
-            st["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": start,
-                                              "finishedAt": stamp, "containerID": cid}}
+        prev_term = (prev.get("lastState") or {}).get("terminated")
+        if ready and restarts and prev_term:
+            st["lastState"] = {"terminated": prev_term}
+        elif restarts:
+            term = {"exitCode": (rule.get("exitCode") or 1) if rule else 1, "reason": "Error", "startedAt": start,
+                    "finishedAt": stamp, "containerID": cid}
+            if rule and rule.get("terminationMessage"):
+                term["message"] = rule["terminationMessage"]
+            st["lastState"] = {"terminated": term}
         statuses.append(st)
     status = {"phase": "Running",
               "conditions": [cond("PodReadyToStartContainers", True), cond("Initialized", True),

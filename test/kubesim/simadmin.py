@@ -196,9 +196,17 @@ class AdminAPI:
                 selector = placement.parse_label_selector(sel_text)
             except ValueError as e:
                 raise BadRequest(str(e)) from None
+        term_msg = body.get("terminationMessage")
+        if term_msg is not None and not isinstance(term_msg, str):
+            raise BadRequest('"terminationMessage" must be a string')
+        exit_code = body.get("exitCode")
+        if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)
+                                      or not 1 <= exit_code <= 255):
+            raise BadRequest('"exitCode" must be an integer from 1 to 255')
         return {"node": node or "", "namespace": body.get("namespace") or "", "daemonset": ds or "",
                 "selector": selector, "labelSelector": sel_text,
-                "reason": body.get("reason") or "CrashLoopBackOff", "message": body.get("message") or ""}
+                "reason": body.get("reason") or "CrashLoopBackOff", "message": body.get("message") or "",
+                "terminationMessage": term_msg or "", "exitCode": exit_code or 0}
 
     def _admin_fail(self, body):
         rule = self._parse_rule(body, True)
@@ -253,4 +261,5 @@ class AdminAPI:
 
 
 def _rule_public(rule):
-    return {k: rule[k] for k in ("node", "namespace", "daemonset", "labelSelector", "reason", "message") if rule[k]}
+    return {k: rule[k] for k in ("node", "namespace", "daemonset", "labelSelector", "reason", "message",
+                                 "terminationMessage", "exitCode") if rule[k]}
