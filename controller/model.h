@@ -107,8 +107,12 @@ struct gpc_pod {
   /* Why the pod is not ready, from the first container (init containers
    * first) that is waiting (state.waiting.reason/message, e.g.
    * CrashLoopBackOff), else terminated (state.terminated), else
-   * lastState.terminated — the validator writes its failure reason to the
-   * termination message. "" when nothing is known. */
+   * lastState.terminated. A not-ready container that is crash-looping (or
+   * running, or terminated) with a termination message overrides that: the
+   * message is the termination message ("NoDevice: NVML reports 0
+   * devices", what the validator writes) and the reason its leading
+   * CamelCase word before ':' ("NoDevice"), else the terminated reason.
+   * "" when nothing is known. */
   char *reason;
   char *message;
   int32_t restart_count; /* sum over containers */

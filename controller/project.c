@@ -169,6 +169,40 @@ static const json_t *container_state_with_reason(const json_t *obj) {
   return NULL;
 }
 
+/* "NoDevice: NVML reports 0 devices" -> "NoDevice": the leading word before
+ * ':' when it is one CamelCase token (how gpu-policy-validator and similar
+ * tools name their result); NULL otherwise. Caller frees. */
+static char *result_token(const char *msg) {
+  const char *colon = strchr(msg, ':');
+  size_t n = colon ? (size_t)(colon - msg) : 0;
+  if (n == 0 || n > 63 || !isupper((unsigned char)msg[0])) return NULL;
+  for (size_t i = 1; i < n; i++)
+    if (!isalnum((unsigned char)msg[i])) return NULL;
+  return gpc_strndup(msg, n);
+}
+
+/* A crashing container's termination log (lastState.terminated.message, or
+ * state.terminated.message between exit and restart) says why it failed,
+ * better than the kubelet's CrashLoopBackOff. Only for a container that is
+ * not ready and is crash-looping, running or terminated: a waiting reason
+ * such as ImagePullBackOff is newer news than an old crash. */
+static const json_t *termination_with_message(const json_t *obj) {
+  const json_t *arr = project_get(obj, "status", "containerStatuses", PJ_END);
+  size_t i;
+  const json_t *cs;
+  if (!json_is_array(arr)) return NULL;
+  json_array_foreach(arr, i, cs) {
+    if (json_is_true(json_object_get(cs, "ready"))) continue;
+    const char *waiting = project_str(cs, "state", "waiting", "reason", PJ_END);
+    if (waiting && strcmp(waiting, "CrashLoopBackOff") != 0) continue;
+    const json_t *t = project_get(cs, "state", "terminated", PJ_END);
+    if (!project_str(t, "message", PJ_END)) t = project_get(cs, "lastState", "terminated", PJ_END);
+    const char *m = project_str(t, "message", PJ_END);
+    if (m && *m) return t;
+  }
+  return NULL;
+}
+
 static int32_t restarts(const json_t *obj) {
   int64_t sum = 0;
   const json_t *arr = project_get(obj, "status", "containerStatuses", PJ_END);
@@ -199,8 +233,22 @@ void project_pod(struct gpc_pod *out, const json_t *obj) {
     reason = project_str(obj, "status", "reason", PJ_END);
     message = project_str(obj, "status", "message", PJ_END);
   }
+  const json_t *term = out->ready ? NULL : termination_with_message(obj);
+  char *token = NULL;
+  if (term) {
+    message = project_str(term, "message", PJ_END);
+    token = result_token(message);
+    const char *treason = project_str(term, "reason", PJ_END);
+    reason = token ? token : treason ? treason : reason;
+  }
   set_str(&out->reason, reason);
   set_str(&out->message, message);
+  if (out->message[0]) { /* termination logs usually end with a newline */
+    size_t n = strlen(out->message);
+    while (n > 0 && isspace((unsigned char)out->message[n - 1]))
+      out->message[--n] = '\0';
+  }
+  free(token);
 }
 
 struct gpc_node *project_node_new(const json_t *obj) {

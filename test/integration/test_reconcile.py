@@ -252,6 +252,39 @@ def test_failing_node_then_recovery(cluster):
     assert obj["status"]["nodesSummary"] == "3/3"
 
 
+def test_validator_failure_reason_reaches_failing_nodes(cluster):
+    # issue 7: the validator writes "<Result>: <detail>" to its termination log and exits non-zero; the
+    # kubelet shows CrashLoopBackOff with lastState.terminated.message, and the policy names the result.
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.ok("POST", CGP, policy("gpus"))
+    wait_condition(sim, "gpus", "Ready", "True")
+    sim.admin("/_sim/fail", {"node": "gpu-node-1", "daemonset": "gpus-validator", "exitCode": 12,
+                             "terminationMessage": "NoDevice: NVML reports 0 devices"})
+
+    def reported():
+        obj = get_policy(sim, "gpus")
+        c = condition(obj, "Ready")
+        return c.get("status") == "False" and c.get("reason") == "ValidatorNotReady" and \
+            obj["status"].get("failingNodes") and obj
+    try:
+        obj = sim.wait_for(reported, timeout=20, interval=0.1, what="ValidatorNotReady")
+    except Exception:
+        raise AssertionError(json.dumps(get_policy(sim, "gpus").get("status"), indent=1))
+    failing = obj["status"]["failingNodes"]
+    assert [(f["node"], f["operand"], f["reason"]) for f in failing] == \
+        [("gpu-node-1", "validator", "NoDevice")], failing
+    assert "NVML reports 0 devices" in failing[0]["message"], failing
+    msg = condition(obj, "Ready")["message"]
+    assert "validator not ready" in msg and "gpu-node-1 (NoDevice)" in msg, msg
+    # The other node and the earlier stages of this one are untouched.
+    labels = our_labels(node_labels(sim, "gpu-node-1"))
+    assert labels.get("gpupolicy.dev/validator") == "true", labels
+
+    sim.admin("/_sim/recover", {"node": "gpu-node-1"})
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=20)
+    assert condition(obj, "Ready")["reason"] == "AllOperandsReady"
+    assert obj["status"].get("failingNodes", []) == []
+
 def test_node_joins_and_leaves(cluster):
     sim, ctl = cluster(gpu_nodes=2, cpu_nodes=1)
     sim.ok("POST", CGP, policy("gpus"))

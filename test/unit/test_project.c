@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,9 +168,11 @@ static void test_pod(void **state) {
   assert_int_equal(p->operand, GPC_OP_DEVICE_PLUGIN); /* name label fallback */
   assert_false(p->ready);
   assert_string_equal(p->phase, "Running");
-  /* the waiting reason wins over the Completed init container and lastState */
-  assert_string_equal(p->reason, "CrashLoopBackOff");
-  assert_string_equal(p->message, "back-off 40s");
+  /* The Completed init container explains nothing; the crash loop's
+   * termination message does ("no GPU" names no result, so the terminated
+   * reason goes with it). */
+  assert_string_equal(p->reason, "Error");
+  assert_string_equal(p->message, "no GPU");
   assert_int_equal(p->restart_count, 7);
 
   /* Only the message changes: does not matter. */
@@ -186,6 +189,13 @@ static void test_pod(void **state) {
   project_pod(p2, j);
   assert_string_equal(p2->reason, "Error");
   assert_string_equal(p2->message, "no GPU");
+  assert_false(project_pod_changed(p, p2)); /* same explanation */
+  /* Nothing in the termination log: the waiting reason again. */
+  json_object_set_new(cs, "state", json_pack("{s:{s:s}}", "waiting", "reason", "CrashLoopBackOff"));
+  json_object_del(json_object_get(json_object_get(cs, "lastState"), "terminated"), "message");
+  project_pod(p2, j);
+  assert_string_equal(p2->reason, "CrashLoopBackOff");
+  assert_string_equal(p2->message, "");
   assert_true(project_pod_changed(p, p2));
 
   /* Ready: no reason kept, and readiness matters. */
@@ -210,6 +220,114 @@ static void test_pod(void **state) {
   assert_int_equal(p->operand, -1);
   project_pod_free(p);
   json_decref(j);
+}
+
+/* A validator pod as a kubelet shows it after the validator wrote its result
+ * to the termination log and exited: `cs` is its one containerStatuses
+ * entry. */
+static json_t *crashing_pod(bool pod_ready, const char *cs) {
+  char buf[2048];
+  snprintf(buf, sizeof buf,
+           "{\"metadata\":{\"name\":\"v\",\"labels\":{\"app.kubernetes.io/component\":"
+           "\"validator\"}},\"spec\":{\"nodeName\":\"gpu-3\"},\"status\":{\"phase\":"
+           "\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"%s\"}],"
+           "\"containerStatuses\":[%s]}}",
+           pod_ready ? "True" : "False", cs);
+  return parse(buf);
+}
+
+static void test_pod_termination_message(void **state) {
+  (void)state;
+  static const struct {
+    bool pod_ready;
+    const char *cs, *reason, *message;
+  } cases[] = {
+      /* the validator's one line: its result names the reason */
+      {false,
+       "{\"name\":\"validator\",\"ready\":false,\"restartCount\":3,\"state\":{\"waiting\":"
+       "{\"reason\":\"CrashLoopBackOff\",\"message\":\"back-off 40s\"}},\"lastState\":{"
+       "\"terminated\":{\"exitCode\":12,\"reason\":\"Error\",\"message\":"
+       "\"NoDevice: NVML reports 0 devices\\n\"}}}",
+       "NoDevice", "NoDevice: NVML reports 0 devices"},
+      /* between exit and restart: state.terminated */
+      {false,
+       "{\"name\":\"validator\",\"ready\":false,\"state\":{\"terminated\":{\"exitCode\":14,"
+       "\"reason\":\"Error\",\"message\":\"WrongResult: c[17] = 3, want 5\"}}}",
+       "WrongResult", "WrongResult: c[17] = 3, want 5"},
+      /* restarted, running, not ready yet (--wait): the last crash explains it */
+      {false,
+       "{\"name\":\"validator\",\"ready\":false,\"state\":{\"running\":{}},\"lastState\":{"
+       "\"terminated\":{\"exitCode\":11,\"reason\":\"Error\",\"message\":"
+       "\"NVMLError: Driver Not Loaded\"}}}",
+       "NVMLError", "NVMLError: Driver Not Loaded"},
+      /* not one CamelCase token before ':': the terminated reason */
+      {false,
+       "{\"name\":\"x\",\"ready\":false,\"state\":{\"waiting\":{\"reason\":"
+       "\"CrashLoopBackOff\"}},\"lastState\":{\"terminated\":{\"exitCode\":1,\"reason\":"
+       "\"Error\",\"message\":\"exit status 1: boom\"}}}",
+       "Error", "exit status 1: boom"},
+      {false,
+       "{\"name\":\"x\",\"ready\":false,\"state\":{\"waiting\":{\"reason\":"
+       "\"CrashLoopBackOff\"}},\"lastState\":{\"terminated\":{\"exitCode\":1,\"reason\":"
+       "\"OOMKilled\",\"message\":\"nvml: failed\"}}}",
+       "OOMKilled", "nvml: failed"},
+      {false,
+       "{\"name\":\"x\",\"ready\":false,\"state\":{\"waiting\":{\"reason\":"
+       "\"CrashLoopBackOff\"}},\"lastState\":{\"terminated\":{\"exitCode\":1,\"reason\":"
+       "\"Error\",\"message\":\"No-Device: x\"}}}",
+       "Error", "No-Device: x"},
+      {false,
+       "{\"name\":\"x\",\"ready\":false,\"state\":{\"waiting\":{\"reason\":"
+       "\"CrashLoopBackOff\"}},\"lastState\":{\"terminated\":{\"exitCode\":1,\"reason\":"
+       "\"Error\",\"message\":\": x\"}}}",
+       "Error", ": x"},
+      {false,
+       "{\"name\":\"x\",\"ready\":false,\"state\":{\"waiting\":{\"reason\":"
+       "\"CrashLoopBackOff\"}},\"lastState\":{\"terminated\":{\"exitCode\":1,\"reason\":"
+       "\"Error\",\"message\":\"NoDevice\"}}}",
+       "Error", "NoDevice"},
+      /* no terminated reason: the waiting one stays */
+      {false,
+       "{\"name\":\"x\",\"ready\":false,\"state\":{\"waiting\":{\"reason\":"
+       "\"CrashLoopBackOff\"}},\"lastState\":{\"terminated\":{\"exitCode\":1,"
+       "\"message\":\"it broke\"}}}",
+       "CrashLoopBackOff", "it broke"},
+      /* a newer waiting reason than the old crash wins */
+      {false,
+       "{\"name\":\"validator\",\"ready\":false,\"state\":{\"waiting\":{\"reason\":"
+       "\"ImagePullBackOff\",\"message\":\"pull failed\"}},\"lastState\":{\"terminated\":{"
+       "\"exitCode\":12,\"reason\":\"Error\",\"message\":\"NoDevice: 0 devices\"}}}",
+       "ImagePullBackOff", "pull failed"},
+      /* ready: the old crash is history */
+      {true,
+       "{\"name\":\"validator\",\"ready\":true,\"state\":{\"running\":{}},\"lastState\":{"
+       "\"terminated\":{\"exitCode\":12,\"reason\":\"Error\",\"message\":"
+       "\"NoDevice: 0 devices\"}}}",
+       "", ""},
+      /* an empty termination message says nothing */
+      {false,
+       "{\"name\":\"x\",\"ready\":false,\"state\":{\"waiting\":{\"reason\":"
+       "\"CrashLoopBackOff\",\"message\":\"back-off\"}},\"lastState\":{\"terminated\":{"
+       "\"exitCode\":1,\"reason\":\"Error\",\"message\":\"\"}}}",
+       "CrashLoopBackOff", "back-off"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    json_t *j = crashing_pod(cases[i].pod_ready, cases[i].cs);
+    struct gpc_pod *p = project_pod_new(j);
+    if (strcmp(p->reason, cases[i].reason) != 0 || strcmp(p->message, cases[i].message) != 0)
+      fail_msg("case %zu: got reason \"%s\" message \"%s\"", i, p->reason, p->message);
+    project_pod_free(p);
+    json_decref(j);
+  }
+
+  /* A different result on the next crash re-plans (failingNodes follows). */
+  json_t *a = crashing_pod(false, cases[0].cs), *b = crashing_pod(false, cases[2].cs);
+  struct gpc_pod *pa = project_pod_new(a), *pb = project_pod_new(b);
+  assert_true(project_pod_changed(pa, pb));
+  project_pod_free(pa);
+  project_pod_free(pb);
+  json_decref(a);
+  json_decref(b);
 }
 
 static void test_policy_changed(void **state) {
@@ -288,6 +406,7 @@ int main(void) {
       cmocka_unit_test(test_quantity),
       cmocka_unit_test(test_daemonset),
       cmocka_unit_test(test_pod),
+      cmocka_unit_test(test_pod_termination_message),
       cmocka_unit_test(test_policy_changed),
       cmocka_unit_test(test_label_filter_and_selector_keys),
   };
