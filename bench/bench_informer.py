@@ -12,7 +12,7 @@ build/test/tools/informer_probe with the controller's Node projection
     through decoder + projection, events/s.
 Figures only; nothing is asserted.
 
-    /usr/bin/python3 bench/bench_informer.py [--nodes 5000]
+    /usr/bin/python3 bench/bench_informer.py [--nodes 5000] [--page-size 500]
 """
 
 import argparse
@@ -56,6 +56,8 @@ def read_until(p, key, timeout):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=5000)
+    ap.add_argument("--page-size", type=int, default=0,
+                    help="LIST limit for the nodes informer (0: the informer's default, 500)")
     args = ap.parse_args()
     if not os.path.exists(PROBE):
         raise SystemExit("build first: make all (missing %s)" % PROBE)
@@ -69,7 +71,8 @@ def main():
         base = read_until(p, "synced", 120)
         p.wait(30)
 
-        p, t_start = run_probe(sim, "nodes", ["--exit-after-events", str(args.nodes)])
+        extra = ["--page-size", str(args.page_size)] if args.page_size > 0 else []
+        p, t_start = run_probe(sim, "nodes", ["--exit-after-events", str(args.nodes)] + extra)
         synced = read_until(p, "synced", 900)
         sync_s = time.monotonic() - t_start
         time.sleep(0.5)  # the watch is open

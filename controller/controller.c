@@ -939,11 +939,9 @@ static struct informer *make_informer(struct controller *c, int i, struct gpc_er
       .on_delete = defs[i].del,
       .on_synced = on_synced,
       .ud = c,
-      /* Pages of 100 ~15 KB Nodes keep the transient parse of one page
-       * small next to the cache (budget B2: peak / settled RSS). */
-      .page_size = i == INF_NODE  ? 100
-                   : i == INF_POD ? 250
-                                  : 0,
+      /* LIST pages are decoded item by item, so the page size does not
+       * show in peak RSS (B2 measured in docs/client.md). */
+      .page_size = INFORMER_PAGE_LIMIT,
   };
   if (c->cfg.watch_timeout_s > 0) {
     ic.watch_min_s = c->cfg.watch_timeout_s;

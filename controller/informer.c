@@ -448,7 +448,7 @@ struct informer *informer_new(struct kube_client *client, struct gpc_loop *loop,
   inf->namespace = dup_or_null(cfg->namespace);
   inf->label_selector = dup_or_null(cfg->label_selector);
   inf->field_selector = dup_or_null(cfg->field_selector);
-  if (inf->cfg.page_size <= 0) inf->cfg.page_size = 500;
+  if (inf->cfg.page_size <= 0) inf->cfg.page_size = INFORMER_PAGE_LIMIT;
   if (inf->cfg.watch_min_s <= 0) inf->cfg.watch_min_s = 300;
   if (inf->cfg.watch_max_s <= 0) inf->cfg.watch_max_s = 600;
   if (inf->cfg.watch_max_s < inf->cfg.watch_min_s) inf->cfg.watch_max_s = inf->cfg.watch_min_s;
