@@ -385,7 +385,7 @@ def test_inject_errors_latency_and_counters(sim):
     sim.post(CM, cm("y"))
     sim.patch(CM + "/y", {"data": {"a": "b"}})
     c = sim.counters()
-    assert c["writes"] == 3  # failed create (500) + create + patch
+    assert c["writes"] == 3, c  # failed create (500) + create + patch
     assert c["lists"]["configmaps"] == 4
     assert sim.count(verb="list", resource="configmaps", code=429) == 2
     assert sim.count(verb="patch", resource="configmaps", code=200) == 1

@@ -854,6 +854,9 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n > 0 else b""
 
     def _send(self, code, body, ctype="application/json", headers=None):
+        # Count the request before the client can see the answer: a test that
+        # reads /_sim/counters right after a response must find it counted.
+        self._record(code)
         try:
             self.send_response(code)
             self.send_header("Content-Type", ctype)
@@ -875,8 +878,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._send(e.code, st.encode(status_body(e.code, e.reason, e.message, e.details)), headers=headers)
 
+    def _record(self, code):
+        req = getattr(self, "_cur_req", None)
+        if req is not None and req.verb and req.info is not None and not req.recorded:
+            req.recorded = True
+            self.server.sim.counters.record(req.verb, req.info.res.split("/")[2], req.sub, code, req)
+
     def _handle(self):
         sim = self.server.sim
+        self._cur_req = None
         u = urlsplit(self.path)
         q = {k: v[0] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
         try:
@@ -894,6 +904,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         code = 500
         parse_err, api = None, False
+        self._cur_req = req
         try:
             api = sim.parse(req)
         except ApiError as e:
@@ -928,8 +939,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_error(ApiError(500, "InternalError", "Internal error occurred: %s" % e,
                                       {"causes": [{"message": str(e)}]}))
         finally:
-            if req.verb and req.info is not None and not req.recorded:
-                sim.counters.record(req.verb, req.info.res.split("/")[2], req.sub, code, req)
+            self._record(code)  # requests that ended without a response (client went away)
+            self._cur_req = None
 
     def _apply_rule(self, req, rule):
         if rule.get("latencyMs"):
