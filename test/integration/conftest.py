@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from kubesim_client import Sim  # noqa: E402
+from kubesim_client import CONTROLLER_REQUESTS, Sim  # noqa: E402
 
 
 @pytest.fixture
@@ -32,4 +32,15 @@ def kubesim(tmp_path):
 
     yield factory
     for sim in started:
+        collect_controller_requests(sim)
         sim.stop()
+
+
+def collect_controller_requests(sim):
+    """Keeps every request the controller made to this sim (since its last
+    counter reset) for the suite-wide RBAC check in test_zz_rbac_suite.py."""
+    try:
+        detail = sim.counters()["detail"]
+    except Exception:  # the sim died or was stopped by the test: nothing to collect
+        return
+    CONTROLLER_REQUESTS.extend(r for r in detail if r["client"] == "gpu-policy-controller")

@@ -21,6 +21,11 @@ from urllib.parse import urlencode, urlsplit
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
+
+# Requests the controller made to any sim of this pytest session (filled by
+# conftest.py at each sim's teardown; read by test_zz_rbac_suite.py).
+CONTROLLER_REQUESTS = []
+
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -252,7 +252,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   pr.loop = gpc_loop_new(&err);
-  struct kube_client_config ccfg = {.kc = &kc};
+  /* Not the controller's user agent: see kube_call.c. */
+  struct kube_client_config ccfg = {.kc = &kc, .user_agent = "gpc-test-tool/" GPC_VERSION};
   pr.client = kube_client_new(pr.loop, &ccfg, &err);
   if (!pr.client) {
     fprintf(stderr, "client: %s\n", err.msg);

@@ -97,7 +97,9 @@ int main(int argc, char **argv) {
   gpc_alloc_init();
   log_configure(getenv("GPC_LOG") ? getenv("GPC_LOG") : "warn");
   struct kube_request req = {.verb = KUBE_GET};
-  struct kube_client_config cfg = {0};
+  /* A user agent of its own: kubesim's per-client counters (the RBAC check)
+   * must not mistake test-tool requests for the controller's. */
+  struct kube_client_config cfg = {.user_agent = "gpc-test-tool/" GPC_VERSION};
   struct kubeconfig kc = {0};
   const char *kubeconfig = NULL, *server = NULL, *token = NULL;
   int repeat = 1;
