@@ -331,6 +331,21 @@ def test_version_change_rolls_daemonsets(cluster):
     for c in obj["status"]["conditions"]:
         assert c["observedGeneration"] == 2, c
 
+    def images(component):
+        return {p["spec"]["nodeName"]: p["spec"]["containers"][0]["image"] for p in pods(sim)
+                if p["metadata"]["labels"].get("app.kubernetes.io/component") == component}
+    # RollingUpdate replaces the device plugin's pods with the new version ...
+    sim.wait_for(lambda: all(i.endswith(":v0.16.2") for i in images("device-plugin").values())
+                 and len(images("device-plugin")) == 2, timeout=20, what="device-plugin pods replaced")
+    # ... while the driver (OnDelete) keeps running the old one until its pod is deleted.
+    drivers = images("driver")
+    assert len(drivers) == 2 and all("560.35.03" not in i for i in drivers.values()), drivers
+    old = [p for p in pods(sim) if p["metadata"]["labels"].get("app.kubernetes.io/component") == "driver"][0]
+    assert sim.delete(PODS_PATH + "/" + old["metadata"]["name"])[0] == 200
+    sim.wait_for(lambda: "560.35.03" in images("driver").get(old["spec"]["nodeName"], ""), timeout=20,
+                 what="driver pod recreated with the new version")
+    assert sum("560.35.03" in i for i in images("driver").values()) == 1  # the other node is untouched
+
 
 def test_overlapping_policies_older_wins(cluster):
     sim, ctl = cluster(gpu_nodes=2, cpu_nodes=1)
