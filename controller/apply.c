@@ -9,6 +9,7 @@
 #include "log.h"
 #include "loop.h"
 #include "policy.h"
+#include "strmap.h"
 
 /* One object the controller writes, keyed by a string. */
 struct entry {
@@ -31,6 +32,8 @@ struct entry {
   char *pending_hash; /* hash of the apply in flight */
   bool deleted;       /* uncached kinds: a delete succeeded since the last apply */
   bool probed;        /* uncached kinds: looked for an existing copy once */
+  bool exists;        /* uncached kinds: applied or found by the probe, not deleted since */
+  json_t *ref;        /* uncached kinds: {apiVersion, kind, metadata{name, namespace}} */
   char **waiters;
   size_t n_waiters, cap_waiters;
 };
@@ -102,6 +105,13 @@ enum apply_decision apply_decide_object(struct apply_object_memory *m, const cha
   return now_ms - m->applied_at_ms >= APPLY_UNSEEN_RETRY_MS ? APPLY_DECIDE_SEND : APPLY_DECIDE_SKIP;
 }
 
+enum apply_decision apply_decide_prune(const struct apply_gvr *gvr, const char *kind, bool exists,
+                                       bool wanted) {
+  if (!exists || wanted || !gvr->namespaced || !kind) return APPLY_DECIDE_SKIP;
+  /* DaemonSets are cached: the controller deletes them from what it sees. */
+  return strcmp(kind, "DaemonSet") == 0 ? APPLY_DECIDE_SKIP : APPLY_DECIDE_SEND;
+}
+
 /* ---- the entry table ------------------------------------------------- */
 
 static uint64_t hash_str(const char *s) {
@@ -151,6 +161,7 @@ static void entry_free(struct entry *e) {
   free(e->resp_rv);
   free(e->mem.hash);
   free(e->pending_hash);
+  json_decref(e->ref);
   for (size_t i = 0; i < e->n_waiters; i++)
     free(e->waiters[i]);
   free(e->waiters);
@@ -234,6 +245,7 @@ static int64_t response_meta(const struct kube_response *r, char **rv) {
 /* Adopts the object a probe found when it carries the hash we would apply. */
 static void probe_done(struct entry *e, const struct kube_response *r) {
   e->probed = true;
+  if (r->rc == GPC_OK) e->exists = true; /* ours or not yet, it is there to delete */
   if (r->rc != GPC_OK || !r->body || !e->pending_hash) return;
   json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
   const char *h = json_string_value(json_object_get(
@@ -280,8 +292,10 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
     e->mem.seen = false;
     e->mem.applied_at_ms = e->done_ms;
     e->deleted = false;
+    e->exists = true;
   } else if (e->kind == APPLY_KIND_DELETE && rc == GPC_OK) {
     e->deleted = true;
+    e->exists = false;
     free(e->mem.hash);
     e->mem.hash = NULL;
     e->mem.seen = false;
@@ -365,6 +379,11 @@ enum apply_result apply_object(struct gpc_apply *a, const char *policy, const js
                       GPC_ANNOTATION_RENDER_HASH));
   if (!hash) hash = "";
   if (!e->policy) e->policy = gpc_strdup(policy);
+  if (!cache_covers && !e->ref)
+    e->ref = json_pack("{s:s, s:s, s:{s:s, s:s?}}", "apiVersion",
+                       json_string_value(json_object_get(obj, "apiVersion")), "kind",
+                       json_string_value(json_object_get(obj, "kind")), "metadata", "name", name,
+                       "namespace", ns);
   if (!cache_covers && !e->mem.hash && !e->probed) {
     struct kube_request get = {
         .verb = KUBE_GET,
@@ -520,4 +539,47 @@ enum apply_result apply_delete(struct gpc_apply *a, const char *policy, const js
       .propagation_policy = "Background",
   };
   return submit(a, e, APPLY_KIND_DELETE, policy, &req, err);
+}
+
+unsigned apply_prune(struct gpc_apply *a, const char *policy, const json_t *desired,
+                     struct gpc_error *err) {
+  struct strmap *wanted = strmap_new();
+  size_t i;
+  const json_t *o;
+  json_array_foreach(desired, i, o) {
+    struct apply_gvr gvr;
+    const char *name, *ns;
+    struct gpc_error ignored = {0};
+    char *key = object_key(o, &gvr, &name, &ns, &ignored);
+    if (key) strmap_put(wanted, key, (void *)1);
+    free(key);
+  }
+  unsigned sent = 0;
+  for (size_t b = 0; b < a->nbuckets; b++)
+    for (struct entry *e = a->buckets[b]; e; e = e->next) {
+      if (!e->ref || !e->policy || strcmp(e->policy, policy) != 0) continue;
+      const char *av = json_string_value(json_object_get(e->ref, "apiVersion"));
+      const char *kind = json_string_value(json_object_get(e->ref, "kind"));
+      struct apply_gvr gvr;
+      if (!apply_gvr_for(av, kind, &gvr)) continue;
+      bool want = strmap_get(wanted, e->key) != NULL;
+      if (apply_decide_prune(&gvr, kind, e->exists || e->in_flight, want) == APPLY_DECIDE_SKIP)
+        continue;
+      if (busy(e, policy)) continue; /* decided again when that write completes */
+      const json_t *md = json_object_get(e->ref, "metadata");
+      struct kube_request req = {
+          .verb = KUBE_DELETE,
+          .group = gvr.group,
+          .version = gvr.version,
+          .resource = gvr.plural,
+          .namespace = json_string_value(json_object_get(md, "namespace")),
+          .name = json_string_value(json_object_get(md, "name")),
+          .propagation_policy = "Background",
+      };
+      log_info("apply", "deleting object no longer desired", KV_S("policy", policy),
+               KV_S("key", e->key));
+      if (submit(a, e, APPLY_KIND_DELETE, policy, &req, err) == APPLY_SENT) sent++;
+    }
+  strmap_free(wanted, NULL, NULL);
+  return sent;
 }

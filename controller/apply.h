@@ -131,6 +131,18 @@ enum apply_result apply_finalizers(struct gpc_apply *a, const char *policy, cons
 enum apply_result apply_delete(struct gpc_apply *a, const char *policy, const json_t *obj,
                                bool present, bool cache_covers, struct gpc_error *err);
 
+/* Deletes the generated objects of `policy` that the cache does not cover
+ * (Services, ServiceMonitors), that this process knows exist (it applied
+ * them, or its probe found them) and that `desired` (the plan's objects) no
+ * longer contains: an operand or the ServiceMonitor was disabled. DaemonSets
+ * are left to the caller (the cache shows them); cluster-scoped shared
+ * objects (the RuntimeClass "nvidia") are never deleted here. One DELETE per
+ * object: a successful one (404 included) is remembered until the object is
+ * applied again; an object with a write in flight makes the policy a waiter.
+ * Returns the number of deletes sent. */
+unsigned apply_prune(struct gpc_apply *a, const char *policy, const json_t *desired,
+                     struct gpc_error *err);
+
 /* Tells apply that the cache now holds version `rv` of the object written
  * under `key` ("node/<name>", "status/<policy>", "policy/<policy>"), so an
  * echo of our own write is recognised even when other events (kubelet
@@ -172,5 +184,11 @@ enum apply_decision { APPLY_DECIDE_SKIP = 0, APPLY_DECIDE_SEND };
 enum apply_decision apply_decide_object(struct apply_object_memory *m, const char *desired_hash,
                                         const struct gpc_daemonset *cached, bool cache_covers,
                                         uint64_t now_ms);
+
+/* Whether apply_prune deletes an object of kind `kind` (path pieces `gvr`):
+ * only when it `exists` as far as we know, is not `wanted` any more, is
+ * namespaced (per policy, not shared) and is not a DaemonSet. */
+enum apply_decision apply_decide_prune(const struct apply_gvr *gvr, const char *kind, bool exists,
+                                       bool wanted);
 
 #endif

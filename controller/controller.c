@@ -789,6 +789,12 @@ static void apply_objects(struct controller *c, const char *name, const struct g
     apply_delete(c->apply, name, ref, true, true, &err);
     json_decref(ref);
   }
+  /* Services and ServiceMonitors of this policy that are no longer desired
+   * (dcgm-exporter or its ServiceMonitor disabled): the cache does not show
+   * them, apply remembers which exist. */
+  struct gpc_error err = {0};
+  apply_prune(c->apply, name, pl->objects, &err);
+  if (err.code) log_error(COMP, "prune", KV_S("policy", name), KV_S("error", err.msg));
 }
 
 /* One reconcile of policy `name`. Returns false when it should be retried

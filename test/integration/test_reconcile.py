@@ -571,3 +571,68 @@ def test_controller_restart_on_a_converged_cluster_writes_nothing(cluster):
         assert gets.get("services") == 1 and gets.get("runtimeclasses") == 1, gets
     finally:
         assert ctl2.stop() == 0
+
+
+# A stand-in for the Prometheus Operator's CRD (as in test_manifests.py), so the ServiceMonitor can be applied.
+SERVICEMONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+             "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor",
+                       "listKind": "ServiceMonitorList"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object",
+                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+SVC_PATH = "/api/v1/namespaces/%s/services" % NS
+SM_PATH = "/apis/monitoring.coreos.com/v1/namespaces/%s/servicemonitors" % NS
+
+
+def test_disabled_operand_deletes_its_service_and_service_monitor(cluster):
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=1)
+    sim.ok("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", SERVICEMONITOR_CRD)
+    sim.wait_for(lambda: sim.get(SM_PATH)[0] == 200, what="ServiceMonitor CRD served")
+    sim.ok("POST", CGP, policy("gpus", dcgmExporter={"serviceMonitor": {"enabled": True}}))
+    ready = condition(wait_condition(sim, "gpus", "Ready", "True"), "Ready")
+    names = lambda path: sorted(o["metadata"]["name"] for o in sim.get(path)[1]["items"])  # noqa: E731
+    sim.wait_for(lambda: names(SM_PATH) == ["gpus-dcgm-exporter"], timeout=20, what="ServiceMonitor applied")
+    assert names(SVC_PATH) == ["gpus-dcgm-exporter"]
+    wait_quiet(sim)
+
+    def deletes():
+        return sorted((r["resource"], r["name"], r["count"]) for r in sim.counters()["detail"]
+                      if r["verb"] == "delete" and r["client"] == "gpu-policy-controller")
+
+    # The ServiceMonitor is switched off: it goes, the Service and the DaemonSet stay.
+    sim.reset_counters()
+    sim.patch(CGP + "/gpus", {"spec": {"dcgmExporter": {"serviceMonitor": {"enabled": False}}}})
+    sim.wait_for(lambda: names(SM_PATH) == [], timeout=20, what="ServiceMonitor deleted")
+    wait_quiet(sim)
+    assert names(SVC_PATH) == ["gpus-dcgm-exporter"]
+    assert "gpus-dcgm-exporter" in daemonsets(sim)
+    assert deletes() == [("servicemonitors", "gpus-dcgm-exporter", 1)], deletes()
+
+    # dcgm-exporter is switched off: its DaemonSet and its Service go, once each.
+    sim.reset_counters()
+    sim.patch(CGP + "/gpus", {"spec": {"dcgmExporter": {"enabled": False}}})
+    sim.wait_for(lambda: names(SVC_PATH) == [] and "gpus-dcgm-exporter" not in daemonsets(sim), timeout=20,
+                 what="dcgm-exporter DaemonSet and Service deleted")
+    wait_quiet(sim)
+    assert deletes() == [("daemonsets", "gpus-dcgm-exporter", 1), ("services", "gpus-dcgm-exporter", 1)], \
+        deletes()
+    assert "gpus-driver" in daemonsets(sim)
+    obj = wait_condition(sim, "gpus", "Ready", "True")
+    assert condition(obj, "Ready")["lastTransitionTime"] == ready["lastTransitionTime"]  # never flipped
+
+    # Nothing changes any more: no write at all (no delete sent again on later reconciles).
+    sim.reset_counters()
+    sim.admin("/_sim/heartbeat")
+    time.sleep(4)
+    c = sim.counters()
+    assert c["writes"] == 0, [r for r in c["requests"] if r["verb"] not in ("get", "list", "watch")]
+
+    # Switched on again: the deleted objects are applied again.
+    sim.patch(CGP + "/gpus", {"spec": {"dcgmExporter": {"enabled": True, "serviceMonitor": {"enabled": True}}}})
+    sim.wait_for(lambda: names(SVC_PATH) == ["gpus-dcgm-exporter"] and names(SM_PATH) == ["gpus-dcgm-exporter"]
+                 and "gpus-dcgm-exporter" in daemonsets(sim), timeout=20, what="dcgm-exporter objects back")
+    wait_condition(sim, "gpus", "Ready", "True")
