@@ -24,6 +24,20 @@ LEASE = "/apis/coordination.k8s.io/v1/namespaces/%s/leases/gpu-policy-controller
 CONTROLLER = os.path.join(build_dir(), "gpu-policy-controller")
 
 
+# A stand-in for the Prometheus Operator's CRD, so that tests can
+# enable dcgmExporter.serviceMonitor (the RBAC scenario, the prune test).
+SERVICEMONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+             "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor",
+                       "listKind": "ServiceMonitorList"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object",
+                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

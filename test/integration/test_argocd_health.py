@@ -4,8 +4,6 @@ Argo CD runs health scripts with gopher-lua, a Lua 5.1 interpreter, with the
 object in the global `obj`; the script uses only Lua 5.1 constructs, so the
 Debian lua5.4 interpreter runs it the same way here.
 """
-import json
-import os
 import pathlib
 import shutil
 import subprocess

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from kubesim_client import repo_root
-from replica import CGP, NS, Replica, policy, prepare, wait_until
+from replica import CGP, NS, SERVICEMONITOR_CRD, Replica, policy, prepare, wait_until
 
 pytestmark = pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl renders the kustomize install")
 
@@ -29,18 +29,6 @@ UNUSED_OK = {
         "controller sets blockOwnerDeletion on an ownerReference to a policy",
 }
 
-# A stand-in for the Prometheus Operator's CRD, so that the scenario can
-# enable dcgmExporter.serviceMonitor and exercise the servicemonitors rule.
-SERVICEMONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-             "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor",
-                       "listKind": "ServiceMonitorList"},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
 
 
 def kustomize(path):

@@ -15,9 +15,8 @@ import time
 import pytest
 
 from kubesim_client import build_dir, repo_root
+from replica import CGP, NS, SERVICEMONITOR_CRD, policy, prepare
 
-NS = "gpu-policy-system"
-CGP = "/apis/gpupolicy.dev/v1alpha1/clustergpupolicies"
 DS_PATH = "/apis/apps/v1/namespaces/%s/daemonsets" % NS
 PODS_PATH = "/api/v1/namespaces/%s/pods" % NS
 STAGES = ["driver", "container-toolkit", "device-plugin", "dcgm-exporter", "validator"]
@@ -64,10 +63,7 @@ def cluster(kubesim):
 
     def make(gpu_nodes=3, cpu_nodes=1, pod_ready_delay=0.1, start=True, **kw):
         sim = kubesim(gpu_nodes=gpu_nodes, cpu_nodes=cpu_nodes, pod_ready_delay=pod_ready_delay, **kw)
-        sim.kubectl("apply", "-f", os.path.join(repo_root(), "crds"))
-        sim.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                              "metadata": {"name": NS}})
-        sim.wait_for(lambda: sim.get(CGP)[0] == 200, what="CRD established")
+        prepare(sim)
         ctl = Controller(sim) if start else None
         if ctl:
             started.append(ctl)
@@ -77,11 +73,6 @@ def cluster(kubesim):
     for ctl in started:
         rc = ctl.stop()
         assert rc == 0, "controller exited %s; log:\n%s" % (rc, ctl.logs()[-3000:])
-
-
-def policy(name, **spec):
-    return {"apiVersion": "gpupolicy.dev/v1alpha1", "kind": "ClusterGPUPolicy", "metadata": {"name": name},
-            "spec": spec}
 
 
 def get_policy(sim, name):
@@ -528,7 +519,7 @@ def test_younger_policy_takes_over_when_the_older_is_deleted(cluster):
     # (While conflicted, "second" was Ready=True with NoMatchingNodes: wait for the takeover itself.)
     wait_condition(sim, "second", "NodeConflict", "False", timeout=30)
     sim.wait_for(lambda: get_policy(sim, "second")["status"]["nodesSummary"] == "2/2", timeout=20, what="2/2")
-    obj = wait_condition(sim, "second", "Ready", "True", timeout=30, reason="AllOperandsReady")
+    wait_condition(sim, "second", "Ready", "True", timeout=30, reason="AllOperandsReady")
     for n in gpu_node_names(sim):
         assert node_labels(sim, n)["gpupolicy.dev/policy"] == "second"
     assert not [d for d in daemonsets(sim) if d.startswith("first-")]
@@ -573,17 +564,6 @@ def test_controller_restart_on_a_converged_cluster_writes_nothing(cluster):
         assert ctl2.stop() == 0
 
 
-# A stand-in for the Prometheus Operator's CRD (as in test_manifests.py), so the ServiceMonitor can be applied.
-SERVICEMONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-             "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor",
-                       "listKind": "ServiceMonitorList"},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
 SVC_PATH = "/api/v1/namespaces/%s/services" % NS
 SM_PATH = "/apis/monitoring.coreos.com/v1/namespaces/%s/servicemonitors" % NS
 
