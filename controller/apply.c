@@ -364,16 +364,28 @@ static char *object_key(const json_t *obj, struct apply_gvr *gvr, const char **n
   return gpc_asprintf("%s/%s/%s/%s", av, kind, *ns ? *ns : "", *name);
 }
 
+/* The bookkeeping entry of a generated object, for a write about to be
+ * decided: APPLY_SENT means "go ahead" (e set); APPLY_ERROR for an object
+ * without apiVersion/kind/name; APPLY_BUSY when a write for it is in flight
+ * (the policy is requeued when that write completes). */
+static enum apply_result claim_object(struct gpc_apply *a, const char *policy, const json_t *obj,
+                                      struct apply_gvr *gvr, const char **name, const char **ns,
+                                      struct entry **e, struct gpc_error *err) {
+  char *key = object_key(obj, gvr, name, ns, err);
+  if (!key) return APPLY_ERROR;
+  *e = lookup(a, key, true);
+  free(key);
+  return busy(*e, policy) ? APPLY_BUSY : APPLY_SENT;
+}
+
 enum apply_result apply_object(struct gpc_apply *a, const char *policy, const json_t *obj,
                                const struct gpc_daemonset *cached, bool cache_covers,
                                uint64_t now_ms, struct gpc_error *err) {
   struct apply_gvr gvr;
   const char *name, *ns;
-  char *key = object_key(obj, &gvr, &name, &ns, err);
-  if (!key) return APPLY_ERROR;
-  struct entry *e = lookup(a, key, true);
-  free(key);
-  if (busy(e, policy)) return APPLY_BUSY;
+  struct entry *e;
+  enum apply_result pre = claim_object(a, policy, obj, &gvr, &name, &ns, &e, err);
+  if (pre != APPLY_SENT) return pre;
   const char *hash = json_string_value(
       json_object_get(json_object_get(json_object_get(obj, "metadata"), "annotations"),
                       GPC_ANNOTATION_RENDER_HASH));
@@ -516,11 +528,9 @@ enum apply_result apply_delete(struct gpc_apply *a, const char *policy, const js
                                bool present, bool cache_covers, struct gpc_error *err) {
   struct apply_gvr gvr;
   const char *name, *ns;
-  char *key = object_key(obj, &gvr, &name, &ns, err);
-  if (!key) return APPLY_ERROR;
-  struct entry *e = lookup(a, key, true);
-  free(key);
-  if (busy(e, policy)) return APPLY_BUSY;
+  struct entry *e;
+  enum apply_result pre = claim_object(a, policy, obj, &gvr, &name, &ns, &e, err);
+  if (pre != APPLY_SENT) return pre;
   if (cache_covers) {
     if (!present) return APPLY_UNCHANGED;
     /* Deleted already; the watch has not shown it yet. */
