@@ -11,7 +11,8 @@
 #   test/fuzz/fuzz_*.c         -> libFuzzer targets (clang), run by `make fuzz`
 #   bench/*.c                  -> benchmark binaries; bench/bench_*.py run them
 #
-# Knobs: WERROR=1 (CI), BUILD=dir, SAN=1 (ASan+UBSan), PREFIX, DESTDIR, V=1 (echo commands).
+# Knobs: WERROR=1 (CI), BUILD=dir, SAN=1 (ASan+UBSan), PREFIX, DESTDIR, V=1 (echo commands),
+#        INTEGRATION=suites for `make integration`, UNIT_BINS=binaries for `make unit`.
 
 PROJECT   := gpu-policy-controller
 ifeq ($(V),1)
@@ -28,8 +29,14 @@ BUILD     ?= build
 CC        ?= gcc
 PKGS      := libcurl jansson yaml-0.1 openssl libwebsockets libuv
 
+# Read once, when make parses this file. On a fresh machine the packages (and
+# pkg-config itself) arrive only when `deps` runs, after parsing; so `demo` and
+# `test` run deps first and then build in a new make that reads these afresh.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Expanded in every compile and link recipe: one clear line instead of
+# hundreds of missing headers or undefined references.
+NEED_PKGS  = $(if $(PKG_LIBS),,$(error pkg-config finds none of: $(PKGS); run 'make deps' (scripts/deps.sh) first))
 
 WARN      := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wvla \
              -Wno-unused-parameter
@@ -65,6 +72,8 @@ FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:test/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
 # Every integration test is bounded: a hang fails that test, never the whole run.
+# INTEGRATION: the suites `make integration` (and so `make test`) runs.
+INTEGRATION ?= test/integration
 PYTEST_FLAGS ?= -q -p no:cacheprovider --timeout=300 --durations=10
 
 C_FILES   := $(shell find controller test/unit test/fuzz test/tools test/validator bench -name '*.[ch]' 2>/dev/null)
@@ -80,7 +89,7 @@ deps:
 	@scripts/deps.sh
 
 $(BUILD)/%.o: %.c
-	@mkdir -p $(@D)
+	$(NEED_PKGS)@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -89,33 +98,33 @@ $(BUILD)/gen/templates_embedded.c: $(TEMPLATES) scripts/embed-templates.py
 	$(PYTHON) scripts/embed-templates.py $@ $(TEMPLATES)
 
 $(BUILD)/gen/templates_embedded.o: $(BUILD)/gen/templates_embedded.c
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(NEED_PKGS)$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
 $(CTRL): $(BUILD)/controller/main.o $(LIB)
-	@$(if $(Q),echo "  LD      $@")
+	$(NEED_PKGS)@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(VALIDATOR): $(VAL_OBJS) $(LIB)
-	@$(if $(Q),echo "  LD      $@")
+	$(NEED_PKGS)@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test/unit/%: test/unit/%.c $(LIB)
 	@mkdir -p $(@D)
-	@$(if $(Q),echo "  LD      $@")
+	$(NEED_PKGS)@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
 
 $(BUILD)/test/tools/%: test/tools/%.c $(LIB)
 	@mkdir -p $(@D)
-	@$(if $(Q),echo "  LD      $@")
+	$(NEED_PKGS)@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(@D)
-	@$(if $(Q),echo "  LD      $@")
+	$(NEED_PKGS)@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # Unit tests run from the repository root so that test/data/ paths resolve.
@@ -129,15 +138,17 @@ golden: $(BUILD)/test/unit/test_render
 	@git status --short test/golden
 
 integration: all
-	GPC_BUILD=$(BUILD) $(PYTHON) -m pytest $(PYTEST_FLAGS) test/integration
+	GPC_BUILD=$(BUILD) $(PYTHON) -m pytest $(PYTEST_FLAGS) $(INTEGRATION)
 
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
 
-demo: deps all
-	@scripts/demo.sh
+# deps first, then a new make: see PKG_CFLAGS above.
+demo: deps
+	$(MAKE) $(CTRL)
+	@GPC_BUILD=$(BUILD) scripts/demo.sh
 
 bench: all
 	@set -e; for b in bench/bench_*.py; do [ -f "$$b" ] || continue; echo "== $$b"; GPC_BUILD=$(BUILD) $(PYTHON) $$b; done
@@ -180,7 +191,7 @@ valgrind: $(UNIT_BINS)
 # libFuzzer targets are built with clang against the library sources.
 FUZZ_CFLAGS := -std=gnu17 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS)
 $(BUILD)/fuzz/%: test/fuzz/%.c $(LIB_SRCS) $(BUILD)/gen/templates_embedded.c
-	@mkdir -p $(@D)
+	$(NEED_PKGS)@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)

@@ -32,7 +32,12 @@ POLICY=gpus
 CTL="$BUILD/gpu-policy-controller"
 
 have_kubectl=1
-if [ -n "${DEMO_NO_KUBECTL:-}" ] || ! command -v kubectl >/dev/null 2>&1; then have_kubectl=; fi
+if [ -n "${DEMO_NO_KUBECTL:-}" ]; then
+  have_kubectl=
+elif ! why=$(scripts/kubectl-usable.sh); then
+  echo "demo: $why; using 'gpu-policy-controller apply' and the API instead" >&2
+  have_kubectl=
+fi
 [ -x "$CTL" ] || { echo "demo: $CTL not built (run make all)" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpc-demo.XXXXXX")

@@ -39,6 +39,19 @@ class KubesimError(RuntimeError):
     pass
 
 
+_KUBECTL = []
+
+
+def kubectl_usable():
+    """(usable, line) from scripts/kubectl-usable.sh, asked once per session: a kubectl that can
+    drive kubesim (1.29+), or why not. Without one the kubectl-driven tests skip, as deps.sh says."""
+    if not _KUBECTL:
+        r = subprocess.run([os.path.join(repo_root(), "scripts", "kubectl-usable.sh")], capture_output=True,
+                           text=True)
+        _KUBECTL.append((r.returncode == 0, r.stdout.strip()))
+    return _KUBECTL[0]
+
+
 class Sim:
     """One kubesim process. Everything lives under `workdir` (a pytest tmp_path)."""
 
@@ -227,6 +240,10 @@ class Sim:
     # ---- kubectl ------------------------------------------------------------------------------------
     def kubectl(self, *args, check=True, input=None, timeout=60):
         """Run kubectl against this sim with a fresh discovery cache; returns CompletedProcess (text)."""
+        usable, why = kubectl_usable()
+        if not usable:
+            import pytest
+            pytest.skip("kubectl-driven: " + why)
         self._kubectl_n += 1
         env = dict(os.environ)
         env["KUBECONFIG"] = self.kubeconfig
@@ -238,6 +255,13 @@ class Sim:
             raise KubesimError("kubectl %s failed (rc=%d):\nstdout: %s\nstderr: %s" % (
                 " ".join(args), r.returncode, r.stdout, r.stderr))
         return r
+
+    def install_crds(self):
+        """Applies crds/ with the controller's own `apply` command, so suites that only need the CRD
+        served run without kubectl."""
+        subprocess.run([os.path.join(build_dir(), "gpu-policy-controller"), "apply", "--kubeconfig",
+                        self.kubeconfig, "-f", os.path.join(repo_root(), "crds")],
+                       check=True, capture_output=True, text=True, timeout=60)
 
     def wait_for(self, fn, timeout=10, interval=0.05, what="condition"):
         deadline = time.monotonic() + timeout

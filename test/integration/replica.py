@@ -47,7 +47,7 @@ def free_port():
 
 
 def prepare(sim):
-    sim.kubectl("apply", "-f", os.path.join(repo_root(), "crds"))
+    sim.install_crds()
     sim.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     sim.wait_for(lambda: sim.get(CGP)[0] == 200, what="CRD served")
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from kubesim_client import build_dir, repo_root
+from kubesim_client import build_dir, kubectl_usable, repo_root
 
 ROOT = repo_root()
 STAGES = ["driver", "container-toolkit", "device-plugin", "dcgm-exporter", "validator"]
@@ -51,7 +51,7 @@ def unlock_times(out):
     return seen
 
 
-@pytest.mark.skipif(not shutil.which("kubectl"), reason="the full demo shows kubectl output")
+@pytest.mark.skipif(not kubectl_usable()[0], reason="the full demo shows kubectl output")
 def test_demo_converges_stage_by_stage_and_cleans_up():
     rc, out, err = run_demo(DEMO_GPU_NODES=3, DEMO_CPU_NODES=1)
     assert rc == 0, out + err
@@ -99,20 +99,62 @@ def test_demo_without_kubectl_uses_the_controllers_apply():
     assert_left_nothing(workdir_of(out))
 
 
-@pytest.mark.skipif(not shutil.which("kubectl") or not shutil.which("git"),
+def fresh_machine(tmp_path):
+    """A PATH that makes this machine look fresh to the Makefile: pkg-config answers nothing (as when
+    neither it nor the libraries are installed) until scripts/deps.sh has run, which is seen by its
+    first dpkg-query (the packages are really present here, so deps.sh installs nothing)."""
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    marker = tmp_path / "packages-installed"
+    for tool, script in (("pkg-config", '[ -e "%s" ] || exit 1\n' % marker),
+                         ("dpkg-query", 'touch "%s"\n' % marker)):
+        (fake / tool).write_text("#!/bin/sh\n%sexec %s \"$@\"\n" % (script, shutil.which(tool)))
+        (fake / tool).chmod(0o755)
+    env = dict(os.environ, MAKEFLAGS="-j2", PATH="%s:%s" % (fake, os.environ["PATH"]))
+    for k in ("GPC_BUILD", "MAKELEVEL", "MFLAGS"):
+        env.pop(k, None)
+    return env, marker
+
+
+@pytest.mark.skipif(not kubectl_usable()[0] or not shutil.which("git"),
                     reason="needs git to clone and kubectl for the full demo")
-def test_make_demo_on_a_clean_checkout(tmp_path):
-    """What a newcomer types: a fresh clone, then `make demo` builds everything
-    from nothing (deps.sh is a no-op here) and rolls the policy out."""
+def test_make_demo_then_make_test_on_a_fresh_clone_of_a_fresh_machine(tmp_path):
+    """What a newcomer types on a fresh machine: a fresh clone, then `make demo`, which installs the
+    packages and builds and runs in that one invocation (issue: the compiler flags were read before
+    deps had installed pkg-config and the libraries, so the first link failed); then the same for
+    `make test` (one unit binary and one integration suite, to keep this test short)."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", ROOT, str(clone)], check=True, timeout=120)
     assert not (clone / "build").exists()
-    env = dict(os.environ, MAKEFLAGS="-j2")
-    env.pop("GPC_BUILD", None)
+    env, marker = fresh_machine(tmp_path)
     r = subprocess.run(["make", "demo"], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
     out = ANSI.sub("", r.stdout)
     assert r.returncode == 0, out[-4000:] + r.stderr[-4000:]
+    assert marker.exists()
     assert (clone / "build" / "gpu-policy-controller").exists()
     assert "unlocked validator" in out, out
     assert "policy gpus: Ready=True reason=AllOperandsReady" in out, out
     assert_left_nothing(workdir_of(out))
+
+    # The packages "go away" again, and make test must build (one object, every binary) and run.
+    marker.unlink()
+    (clone / "build" / "gpu-policy-controller").unlink()
+    (clone / "build" / "controller" / "log.o").unlink()
+    r = subprocess.run(["make", "test", "UNIT_BINS=build/test/unit/test_backoff",
+                        "INTEGRATION=test/integration/test_render_cmd.py"],
+                       cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    assert "== build/test/unit/test_backoff" in r.stdout
+    assert re.search(r"\b\d+ passed", r.stdout), r.stdout[-2000:]
+    assert (clone / "build" / "gpu-policy-controller").exists()
+
+
+def test_without_packages_the_build_says_what_to_run(tmp_path):
+    """A build that cannot find the libraries stops with one line naming `make deps`, not with hundreds
+    of undefined references."""
+    env, _ = fresh_machine(tmp_path)
+    r = subprocess.run(["make", "BUILD=%s" % (tmp_path / "build"), "all"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "run 'make deps' (scripts/deps.sh) first" in r.stderr, r.stderr
+    assert "undefined reference" not in r.stderr

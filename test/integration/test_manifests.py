@@ -12,10 +12,10 @@ import subprocess
 import pytest
 import yaml
 
-from kubesim_client import repo_root
+from kubesim_client import kubectl_usable, repo_root
 from replica import CGP, NS, SERVICEMONITOR_CRD, Replica, policy, prepare, wait_until
 
-pytestmark = pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl renders the kustomize install")
+pytestmark = pytest.mark.skipif(not kubectl_usable()[0], reason="kubectl renders the kustomize install")
 
 ROOT = repo_root()
 SA = ("gpu-policy-controller", NS)
