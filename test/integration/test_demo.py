@@ -99,6 +99,29 @@ def test_demo_without_kubectl_uses_the_controllers_apply():
     assert_left_nothing(workdir_of(out))
 
 
+def old_kubectl(tmp_path):
+    """A PATH whose kubectl is Debian 12's kubernetes-client (1.20): it reports its version, and every
+    other use fails as `kubectl apply` does against kubesim (no OpenAPI v2)."""
+    fake = tmp_path / "oldkubectl"
+    fake.mkdir(exist_ok=True)
+    (fake / "kubectl").write_text(
+        '#!/bin/sh\nif [ "$1" = version ]; then\n'
+        '  printf \'{"clientVersion": {\\n  "major": "1",\\n  "minor": "20",\\n  "gitVersion": "v1.20.2"\\n}}\\n\'\n'
+        '  exit 0\nfi\necho "Error from server (NotFound): the server could not find the requested resource" >&2\n'
+        'exit 1\n')
+    (fake / "kubectl").chmod(0o755)
+    return "%s:%s" % (fake, os.environ["PATH"])
+
+
+def test_demo_with_a_kubectl_too_old_for_kubesim_falls_back_and_says_so(tmp_path):
+    rc, out, err = run_demo(DEMO_GPU_NODES=1, DEMO_CPU_NODES=0, DEMO_POD_READY_DELAY=0.3, PATH=old_kubectl(tmp_path))
+    assert rc == 0, out + err
+    assert "kubectl is v1.20.2, older than the 1.29 kubesim needs" in err, err
+    assert "no kubectl: gpu-policy-controller apply" in out
+    assert "policy gpus: Ready=True" in out
+    assert_left_nothing(workdir_of(out))
+
+
 def fresh_machine(tmp_path):
     """A PATH that makes this machine look fresh to the Makefile: pkg-config answers nothing (as when
     neither it nor the libraries are installed) until scripts/deps.sh has run, which is seen by its
