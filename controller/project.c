@@ -133,7 +133,7 @@ void project_daemonset(struct gpc_daemonset *out, const json_t *obj) {
   set_str(&out->render_hash, project_str(md, "annotations", GPC_ANNOTATION_RENDER_HASH, PJ_END));
   out->operand = operand_of(labels);
   out->generation = json_int_or(json_object_get(md, "generation"), 0);
-  /* Absent status fields are omitempty zeros (k8s-api-wire-spec §9). */
+  /* Absent status fields are omitempty zeros (docs/wire-spec.md §9). */
   out->observed_generation = json_int_or(json_object_get(st, "observedGeneration"), 0);
   out->desired = (int32_t)json_int_or(json_object_get(st, "desiredNumberScheduled"), 0);
   out->current = (int32_t)json_int_or(json_object_get(st, "currentNumberScheduled"), 0);

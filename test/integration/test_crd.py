@@ -118,7 +118,7 @@ def stored_schema(sim):
 
 
 def test_no_defaults_inside_list_items(sim):
-    """Defaults inside list items make Argo CD's diff report drift forever (ecosystem-conventions §3)."""
+    """Defaults inside list items make Argo CD's diff report drift forever (so the CRD never defaults inside list items; docs/design.md §2)."""
     schema = stored_schema(sim)
     bad = []
 
