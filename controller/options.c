@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "log.h"
 
 enum opt_type { OPT_STRING, OPT_BOOL, OPT_DOUBLE, OPT_INT };
 
@@ -36,24 +37,8 @@ static const char *check_health(const struct gpc_options *o) {
                                                     : "want \"0\", \":PORT\" or \"HOST:PORT\"";
 }
 static const char *check_level(const struct gpc_options *o) {
-  /* Same grammar as log_configure(): "level" or "level,component=level,...". */
-  static const char *const levels[] = {"error", "warn", "info", "debug"};
-  const char *s = o->log_level;
-  while (*s) {
-    const char *end = strchr(s, ',');
-    size_t n = end ? (size_t)(end - s) : strlen(s);
-    const char *eq = memchr(s, '=', n);
-    const char *lv = eq ? eq + 1 : s;
-    size_t lvn = eq ? n - (size_t)(eq + 1 - s) : n;
-    bool ok = eq == NULL || eq > s;
-    bool known = false;
-    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
-      if (strlen(levels[i]) == lvn && strncmp(levels[i], lv, lvn) == 0) known = true;
-    if (!ok || !known) return "want error|warn|info|debug, optionally \",component=level\"";
-    if (!end) break;
-    s = end + 1;
-  }
-  return *o->log_level ? NULL : "want error|warn|info|debug";
+  static char why[256]; /* options are parsed once, on one thread */
+  return log_check_spec(o->log_level, why, sizeof why);
 }
 static const char *check_format(const struct gpc_options *o) {
   return strcmp(o->log_format, "json") == 0 || strcmp(o->log_format, "text") == 0
