@@ -68,8 +68,9 @@ struct controller {
   bool all_synced;
   uint64_t events_timer;
   unsigned events_in_flight;
-  uint64_t trim_timer;   /* pending heap trim, 0 when none */
-  bool writes_throttled; /* a reconcile held node patches back */
+  struct event_call *event_calls; /* Event writes in flight */
+  uint64_t trim_timer;            /* pending heap trim, 0 when none */
+  bool writes_throttled;          /* a reconcile held node patches back */
   /* Node label keys kept in projections (besides gpupolicy.dev/...): GPU
    * detection plus every key a policy's nodeSelector reads. Value: (void *)1. */
   struct strmap *label_keys;
@@ -379,13 +380,46 @@ static void free_pod(void *p, void *ud) {
 
 /* ---- events ----------------------------------------------------------- */
 
+/* One Event write in flight (its kind and name decide what a 404 means). */
+struct event_call {
+  struct controller *c;
+  struct event_call *next;
+  enum events_write_kind kind;
+  char *name;
+  uint64_t id;
+};
+
+static void event_call_unlink(struct controller *c, struct event_call *k) {
+  for (struct event_call **pp = &c->event_calls; *pp; pp = &(*pp)->next)
+    if (*pp == k) {
+      *pp = k->next;
+      break;
+    }
+  free(k->name);
+  free(k);
+}
+
+static void send_event(struct controller *c, struct events_write *w);
+
 static void on_event_written(struct kube_client *kc, const struct kube_response *r, void *ud) {
   (void)kc;
-  struct controller *c = ud;
+  struct event_call *k = ud;
+  struct controller *c = k->c;
   c->events_in_flight--;
-  if (r->rc != GPC_OK)
+  if (r->rc != GPC_OK && k->kind == EVENTS_PATCH && r->http_code == 404 && !c->stopped) {
+    /* The Event expired or was deleted: create it anew, as client-go's
+     * recorder does, instead of dropping the occurrence. */
+    struct events_write w;
+    if (events_recreate(c->events, k->name, &w)) {
+      log_debug(COMP, "event gone, creating it again", KV_S("event", k->name));
+      send_event(c, &w);
+    }
+    events_write_release(&w);
+  } else if (r->rc != GPC_OK) {
     log_debug(COMP, "event write failed", KV_I("code", r->http_code),
               KV_S("error", r->error ? r->error : ""));
+  }
+  event_call_unlink(c, k);
 }
 
 static void send_event(struct controller *c, struct events_write *w) {
@@ -402,9 +436,18 @@ static void send_event(struct controller *c, struct events_write *w) {
       .patch_type = KUBE_PATCH_MERGE,
   };
   struct gpc_error err = {0};
-  if (kube_client_submit(c->cfg.client, &req, on_event_written, NULL, c, &err)) {
+  struct event_call *k = gpc_calloc(1, sizeof *k);
+  k->c = c;
+  k->kind = w->kind;
+  k->name = gpc_strdup(w->name ? w->name : "");
+  if ((k->id = kube_client_submit(c->cfg.client, &req, on_event_written, NULL, k, &err))) {
     c->events_in_flight++;
     c->stats.events_written++;
+    k->next = c->event_calls;
+    c->event_calls = k;
+  } else {
+    free(k->name);
+    free(k);
   }
   free(body);
 }
@@ -1051,6 +1094,14 @@ void controller_free(struct controller *c) {
   if (!c) return;
   controller_stop(c);
   apply_free(c->apply);
+  /* Event writes still in flight: their callbacks must never run now. */
+  while (c->event_calls) {
+    struct event_call *k = c->event_calls;
+    c->event_calls = k->next;
+    kube_client_cancel(c->cfg.client, k->id);
+    free(k->name);
+    free(k);
+  }
   for (int i = 0; i < INF_COUNT; i++)
     if (c->inf[i]) informer_free(c->inf[i]);
   workqueue_free(c->queue);
