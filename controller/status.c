@@ -245,6 +245,20 @@ json_t *status_stalled(const json_t *prev, int64_t generation, const char *reaso
   return st;
 }
 
+void status_set_apply_failed(json_t *status, const json_t *prev, int64_t generation,
+                             const char *message, time_t now) {
+  json_t *conds = json_array();
+  add_condition(conds, prev, "Ready", "False", "ApplyFailed", message, generation, now);
+  add_condition(conds, prev, "Reconciling", "False", "Idle", "", generation, now);
+  add_condition(conds, prev, "Stalled", "True", "ApplyFailed", message, generation, now);
+  const json_t *nc = find_condition(status, "NodeConflict");
+  if (nc)
+    json_array_append_new(conds, json_deep_copy(nc));
+  else
+    add_condition(conds, prev, "NodeConflict", "False", "NoConflict", "", generation, now);
+  json_object_set_new(status, "conditions", conds);
+}
+
 /* ---- comparison ------------------------------------------------------------------ */
 
 static int cmp_by_key(const json_t *a, const json_t *b, const char *key) {

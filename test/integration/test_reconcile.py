@@ -463,21 +463,81 @@ def test_bad_flag_exits_2_with_one_line():
     assert r.returncode == 2 and "/nonexistent/kubeconfig" in r.stderr, r.stderr
 
 
-def test_apply_refused_is_stalled_until_the_spec_changes(cluster):
+def write_failed_lines(ctl, key_part):
+    return [ln for ln in ctl.logs().splitlines() if "write failed" in ln and key_part in ln]
+
+
+def test_apply_refused_is_stalled_and_clears_by_itself(cluster):
+    """A persistent 422 on one object: Ready=False/Stalled=True ApplyFailed with the verb, resource, name and
+    the server's message; the object is retried with backoff (not ten times a second, not never) and the
+    failure clears by itself once the server accepts the object again, without a spec edit."""
     sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
-    sim.admin("/_sim/inject", {"code": 422, "method": "PATCH", "count": 1,
+    sim.admin("/_sim/inject", {"code": 422, "method": "PATCH", "count": 100000,
                                "pathPrefix": DS_PATH + "/gpus-driver",
                                "message": "spec.template.spec.containers[0].image: Invalid value"})
     sim.ok("POST", CGP, policy("gpus"))
     obj = wait_condition(sim, "gpus", "Stalled", "True", reason="ApplyFailed")
-    assert "containers[0].image" in condition(obj, "Stalled")["message"]
-    assert condition(obj, "Ready")["status"] == "False"
+    msg = condition(obj, "Stalled")["message"]
+    assert "containers[0].image" in msg and "apply daemonsets.apps" in msg and "gpus-driver" in msg, msg
+    assert "422" in msg, msg
+    assert condition(obj, "Ready")["status"] == "False" and condition(obj, "Ready")["reason"] == "ApplyFailed"
     assert condition(obj, "Reconciling")["status"] == "False"
     assert "gpus-driver" not in daemonsets(sim)
-    # A new generation is tried again (the injected refusal was a one-off).
-    sim.patch(CGP + "/gpus", {"spec": {"driver": {"version": "560.35.03"}}})
-    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+    # Retried with backoff while it lasts: a handful of attempts in 8 s, each logged once.
+    sim.wait_for(lambda: sim.count(verb="patch", resource="daemonsets", code=422) >= 2, timeout=10,
+                 what="second attempt")
+    time.sleep(8)
+    tries = sim.count(verb="patch", resource="daemonsets", code=422)
+    assert 3 <= tries <= 6, tries
+    assert len(write_failed_lines(ctl, "gpus-driver")) == tries, ctl.logs()[-3000:]
+    # The cause goes away (a quota raised, a webhook fixed): Ready without touching the spec.
+    sim.request("DELETE", "/_sim/inject")
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=45)
     assert condition(obj, "Stalled")["status"] == "False"
+    assert obj["metadata"]["generation"] == 1
+    assert "gpus-driver" in daemonsets(sim)
+
+
+def test_missing_crd_404_backs_off_shows_and_clears_once_the_crd_is_installed(cluster):
+    """The production sample on a cluster without the Prometheus Operator: its ServiceMonitor apply answers
+    404. The rest of the stack still rolls out; the policy says ApplyFailed (not Ready=True); the
+    ServiceMonitor costs a handful of requests a minute; each failure counts as a reconcile error; installing
+    the CRD clears it by itself."""
+    from replica import Replica
+    import promtext
+
+    sim, _ = cluster(gpu_nodes=2, cpu_nodes=1, start=False)
+    ctl = Replica(sim, leader_elect=False)
+    try:
+        sim.kubectl("apply", "-f", os.path.join(repo_root(), "manifests", "samples", "production.yaml"))
+        t0 = time.monotonic()
+        obj = wait_condition(sim, "production", "Ready", "False", reason="ApplyFailed", timeout=30)
+        msg = condition(obj, "Ready")["message"]
+        assert "apply servicemonitors.monitoring.coreos.com" in msg and "production-dcgm-exporter" in msg, msg
+        assert "404" in msg, msg
+        assert condition(obj, "Stalled")["status"] == "True"
+        # Everything else is applied meanwhile.
+        sim.wait_for(lambda: len(daemonsets(sim)) == 5, timeout=20, what="five DaemonSets")
+        window = 30
+        time.sleep(max(0.0, t0 + window - time.monotonic()))
+        # kubesim does not count requests for kinds it does not serve: the controller's own counter does
+        # (nothing else of ours answers 404 to a PATCH).
+        fams = ctl.metrics()
+        sm = promtext.value(fams, "rest_client_requests_total", code="404", method="PATCH")
+        # Backoff 1-2 s, doubling, capped at 60-120 s: at most 5 applies in the first 30 s (before: ~300).
+        assert sm is not None and 2 <= sm <= 5, sm
+        assert len(write_failed_lines(ctl, "ServiceMonitor")) == sm, ctl.logs()[-3000:]
+        errors = promtext.value(fams, "controller_runtime_reconcile_errors_total", controller="clustergpupolicy")
+        err_total = promtext.value(fams, "controller_runtime_reconcile_total", controller="clustergpupolicy",
+                                   result="error")
+        assert errors and errors >= sm and err_total == errors, (errors, err_total)
+        sim.ok("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", SERVICEMONITOR_CRD)
+        obj = wait_condition(sim, "production", "Ready", "True", timeout=75)
+        assert condition(obj, "Stalled")["status"] == "False"
+        code, sm_obj, _ = sim.get(SM_PATH + "/production-dcgm-exporter")
+        assert code == 200, sm_obj
+    finally:
+        assert ctl.stop() == 0, ctl.logs()[-3000:]
 
 
 def test_conflicts_and_server_errors_are_retried(cluster):

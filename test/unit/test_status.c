@@ -270,6 +270,42 @@ static void test_stalled(void **state) {
   policy_free(p);
 }
 
+/* A write the API server refuses overrides the plan's verdict (here: all
+ * ready) until it goes through; counts and NodeConflict stay. */
+static void test_apply_failed_overlay(void **state) {
+  (void)state;
+  struct gpc_policy *p = mk_policy();
+  struct gpc_plan pl;
+  mk_plan(&pl, 2, 2, GPC_STATE_READY);
+  json_t *prev = status_from_plan(&pl, p, NULL, 100);
+  assert_string_equal(cs(prev, "Ready", "status"), "True");
+  json_t *st = status_from_plan(&pl, p, prev, 200);
+  status_set_apply_failed(st, prev, p->generation,
+                          "apply servicemonitors.monitoring.coreos.com ns/x: 404 NotFound: the "
+                          "server could not find the requested resource",
+                          200);
+  check_invariants(st);
+  assert_string_equal(cs(st, "Ready", "status"), "False");
+  assert_string_equal(cs(st, "Ready", "reason"), "ApplyFailed");
+  assert_non_null(strstr(cs(st, "Ready", "message"), "servicemonitors"));
+  assert_string_equal(cs(st, "Stalled", "status"), "True");
+  assert_string_equal(cs(st, "Stalled", "reason"), "ApplyFailed");
+  assert_string_equal(cs(st, "Reconciling", "status"), "False");
+  assert_string_equal(cs(st, "NodeConflict", "status"), "False");
+  assert_string_equal(cs(st, "Ready", "lastTransitionTime"), "1970-01-01T00:03:20Z");
+  assert_string_equal(json_string_value(json_object_get(st, "nodesSummary")), "2/2");
+  assert_false(status_equal(prev, st));
+  /* the next status without the failure is Ready again */
+  json_t *again = status_from_plan(&pl, p, st, 300);
+  assert_string_equal(cs(again, "Ready", "status"), "True");
+  assert_string_equal(cs(again, "Stalled", "status"), "False");
+  json_decref(again);
+  json_decref(st);
+  json_decref(prev);
+  plan_release(&pl);
+  policy_free(p);
+}
+
 static void test_equal_ignores_list_order(void **state) {
   (void)state;
   struct gpc_policy *p = mk_policy();
@@ -311,6 +347,7 @@ int main(void) {
       cmocka_unit_test(test_not_ready_nodes),
       cmocka_unit_test(test_stalled),
       cmocka_unit_test(test_equal_ignores_list_order),
+      cmocka_unit_test(test_apply_failed_overlay),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
