@@ -154,6 +154,21 @@ static json_t *failing_json(const struct gpc_plan *plan) {
   return arr;
 }
 
+/* The Driver column: what the nodes run, not only what the spec asks for. A
+ * new version waits for each node's driver pod to be deleted (OnDelete), so
+ * the spec's version alone would read as rolled out while no node runs it. */
+static void driver_summary(const struct gpc_plan *plan, const struct gpc_policy *p, char *buf,
+                           size_t size) {
+  const struct gpc_operand_spec *spec = &p->operands[GPC_OP_DRIVER];
+  const struct gpc_operand_summary *d = &plan->operands[GPC_OP_DRIVER];
+  if (!spec->enabled || d->state == GPC_STATE_DISABLED)
+    snprintf(buf, size, "disabled");
+  else if (d->pending_update > 0)
+    snprintf(buf, size, "%s (pending on %d of %d)", spec->version, d->pending_update, d->desired);
+  else
+    snprintf(buf, size, "%s", spec->version);
+}
+
 static bool all_operands_ready(const struct gpc_plan *plan) {
   for (int op = 0; op < GPC_OP_COUNT; op++)
     if (plan->operands[op].state != GPC_STATE_READY &&
@@ -214,13 +229,15 @@ json_t *status_from_plan(const struct gpc_plan *plan, const struct gpc_policy *p
   } else {
     add_condition(conds, prev, "NodeConflict", "False", "NoConflict", "", gen, now);
   }
-  char summary[32];
+  char summary[32], driver[160];
   snprintf(summary, sizeof(summary), "%u/%u", plan->ready, plan->matched);
-  return json_pack("{s:I, s:o, s:s, s:{s:i, s:i, s:i}, s:{s:I}, s:o, s:o}", "observedGeneration",
-                   (json_int_t)gen, "conditions", conds, "nodesSummary", summary, "nodes",
-                   "matched", (int)plan->matched, "ready", (int)plan->ready, "conflicted",
-                   (int)plan->conflicted, "gpus", "allocatable", (json_int_t)plan->gpus, "operands",
-                   operands_json(plan), "failingNodes", failing_json(plan));
+  driver_summary(plan, p, driver, sizeof driver);
+  return json_pack("{s:I, s:o, s:s, s:s, s:{s:i, s:i, s:i}, s:{s:I}, s:o, s:o}",
+                   "observedGeneration", (json_int_t)gen, "conditions", conds, "nodesSummary",
+                   summary, "driverSummary", driver, "nodes", "matched", (int)plan->matched,
+                   "ready", (int)plan->ready, "conflicted", (int)plan->conflicted, "gpus",
+                   "allocatable", (json_int_t)plan->gpus, "operands", operands_json(plan),
+                   "failingNodes", failing_json(plan));
 }
 
 json_t *status_stalled(const json_t *prev, int64_t generation, const char *reason,

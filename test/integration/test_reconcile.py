@@ -331,11 +331,15 @@ def test_version_change_rolls_daemonsets(cluster):
     # ... while the driver (OnDelete) keeps running the old one until its pod is deleted.
     drivers = images("driver")
     assert len(drivers) == 2 and all("560.35.03" not in i for i in drivers.values()), drivers
+    # The Driver column says so instead of showing the new version as if it ran.
+    summary = lambda: get_policy(sim, "gpus")["status"].get("driverSummary")  # noqa: E731
+    sim.wait_for(lambda: summary() == "560.35.03 (pending on 2 of 2)", timeout=20, what="driver pending")
     old = [p for p in pods(sim) if p["metadata"]["labels"].get("app.kubernetes.io/component") == "driver"][0]
     assert sim.delete(PODS_PATH + "/" + old["metadata"]["name"])[0] == 200
     sim.wait_for(lambda: "560.35.03" in images("driver").get(old["spec"]["nodeName"], ""), timeout=20,
                  what="driver pod recreated with the new version")
     assert sum("560.35.03" in i for i in images("driver").values()) == 1  # the other node is untouched
+    sim.wait_for(lambda: summary() == "560.35.03 (pending on 1 of 2)", timeout=20, what="1 driver pending")
 
 
 def test_overlapping_policies_older_wins(cluster):

@@ -338,6 +338,30 @@ static void test_equal_ignores_list_order(void **state) {
   policy_free(p);
 }
 
+/* The Driver column shows a new version as pending until the nodes run it. */
+static void test_driver_summary_says_what_runs(void **state) {
+  (void)state;
+  struct gpc_policy *p = mk_policy();
+  struct gpc_plan pl;
+  mk_plan(&pl, 4, 4, GPC_STATE_READY);
+  json_t *st = status_from_plan(&pl, p, NULL, 100);
+  const char *v = p->operands[GPC_OP_DRIVER].version;
+  assert_string_equal(json_string_value(json_object_get(st, "driverSummary")), v);
+  json_decref(st);
+  pl.operands[GPC_OP_DRIVER].pending_update = 3;
+  st = status_from_plan(&pl, p, NULL, 100);
+  char want[128];
+  snprintf(want, sizeof want, "%s (pending on 3 of 4)", v);
+  assert_string_equal(json_string_value(json_object_get(st, "driverSummary")), want);
+  json_decref(st);
+  pl.operands[GPC_OP_DRIVER].state = GPC_STATE_DISABLED;
+  st = status_from_plan(&pl, p, NULL, 100);
+  assert_string_equal(json_string_value(json_object_get(st, "driverSummary")), "disabled");
+  json_decref(st);
+  json_decref(pl.objects);
+  policy_free(p);
+}
+
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
@@ -348,6 +372,7 @@ int main(void) {
       cmocka_unit_test(test_stalled),
       cmocka_unit_test(test_equal_ignores_list_order),
       cmocka_unit_test(test_apply_failed_overlay),
+      cmocka_unit_test(test_driver_summary_says_what_runs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
