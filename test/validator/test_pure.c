@@ -3,7 +3,7 @@
  * and its round trip through a check process, UUID and PCI bus id matching,
  * and the probe's handling of bad and busy status files. Built and run by
  * `make unit` (linked with the validator's objects but main.o). Run from
- * any directory; argv[1] is a scratch directory (default ".").*/
+ * any directory; argv[1] is a scratch directory (default: a fresh one in /tmp). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -147,6 +148,7 @@ static void test_probe_rejects_oversized_file(void **state) {
   struct gpc_error why = {0};
   assert_int_equal(statefile_probe(path, &why), 1);
   assert_non_null(strstr(why.msg, "over"));
+  unlink(path);
   free(path);
 }
 
@@ -240,6 +242,7 @@ static void test_probe_busy_is_ready(void **state) {
   struct gpc_error why = {0};
   assert_int_equal(statefile_probe(path, &why), 0);
   assert_string_equal(why.msg, "GPUBusy: gpu-1 in use");
+  unlink(path);
   free(path);
 }
 
@@ -251,7 +254,14 @@ static void test_termlog_full_disk(void **state) {
 
 int main(int argc, char **argv) {
   gpc_alloc_init();
-  scratch = argc > 1 ? argv[1] : ".";
+  /* `make unit` runs this from the repository root without a directory:
+   * scratch files then go to a private temporary one, not the tree. */
+  char tmp[] = "/tmp/gpc-test-pure.XXXXXX";
+  scratch = argc > 1 ? argv[1] : mkdtemp(tmp);
+  if (!scratch) {
+    perror("mkdtemp");
+    return 1;
+  }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_allocatable),
       cmocka_unit_test(test_allocatable_bad),
@@ -265,5 +275,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_probe_busy_is_ready),
       cmocka_unit_test(test_termlog_full_disk),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  if (argc <= 1) rmdir(scratch);
+  return failed;
 }
