@@ -141,7 +141,10 @@ def test_dockerfile_runtime_stage_matches_the_layout_and_the_deployment(rootfs):
 
 # ---- the validator finds the driver however the container toolkit mounts it ------------------------------------
 
-# Where the toolkit puts the driver's libraries: at the host's own paths (CDI mode, and legacy mode on such hosts).
+# Where the toolkit puts the driver's libraries. CDI mode: at the host's own paths, /usr/lib/x86_64-linux-gnu on
+# Debian/Ubuntu hosts, /usr/lib64 on the RHEL family. Legacy mode (libnvidia-container): /usr/lib/x86_64-linux-gnu
+# when the image has /etc/debian_version, else /usr/lib64 (src/nvc_container.c copy_config, USR_LIB_DIR in
+# src/common.h) — our image has none, so /usr/lib64 on every host.
 LAYOUTS = {"debian": "usr/lib/x86_64-linux-gnu", "rhel": "usr/lib64"}
 DRIVER_VERSION = "550.54.15"
 
@@ -196,7 +199,17 @@ def update_ldcache_hook(root, folders):
     subprocess.run(args, check=True, capture_output=True)
 
 
+def legacy_ldconfig(root):
+    """libnvidia-container (legacy mode) runs ldconfig on the container's own /etc/ld.so.conf and cache, with no
+    folder of its own: the image's configuration has to list the directory it mounted into."""
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    subprocess.run([ldconfig, "-r", root, "-f", "/etc/ld.so.conf", "-C", "/etc/ld.so.cache"], check=True,
+                   capture_output=True)
+
+
 def test_image_has_a_loader_cache_and_all_of_glibc(rootfs):
+    # No /etc/debian_version: legacy mode mounts the driver into /usr/lib64 (see LAYOUTS).
+    assert not os.path.exists(os.path.join(rootfs, "etc/debian_version"))
     assert os.path.getsize(os.path.join(rootfs, "etc/ld.so.cache")) > 0
     with open(os.path.join(rootfs, "etc/ld.so.conf")) as f:
         assert "include /etc/ld.so.conf.d/*.conf" in f.read()
@@ -208,12 +221,13 @@ def test_image_has_a_loader_cache_and_all_of_glibc(rootfs):
         assert os.path.exists(os.path.join(libdir, lib)), lib
 
 
-@pytest.mark.parametrize("hook", [True, False], ids=["ldcache-hook", "no-ldcache-update"])
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("hook,layout", [("cdi-update-ldcache", "debian"), ("cdi-update-ldcache", "rhel"),
+                                         ("legacy-ldconfig", "rhel"), ("none", "debian"), ("none", "rhel")])
 def test_validator_finds_the_driver_in_the_image(rootfs, driver_libs, tmp_path, layout, hook):
     """The validator, run from the image's filesystem in a chroot as the nonroot user with the default library
-    names, loads the driver from either host layout: through the cache when the toolkit's hook updates it, and
-    through its absolute-path fallbacks when nothing does (an older toolkit, a failed hook)."""
+    names, loads the driver from either host layout: through the cache when the toolkit's hook (CDI) or
+    libnvidia-container (legacy) updates it, and through its absolute-path fallbacks when nothing does (an older
+    toolkit, a failed hook)."""
     if os.geteuid() != 0 or not shutil.which("chroot"):
         pytest.skip("chroot into the image layout needs root")
     root = str(tmp_path / "root")
@@ -221,8 +235,11 @@ def test_validator_finds_the_driver_in_the_image(rootfs, driver_libs, tmp_path, 
     subprocess.run(["cp", "-al", rootfs, root], check=True)
     os.chmod(root, 0o755)
     mount_driver(root, layout, driver_libs)
-    if hook:
+    if hook == "cdi-update-ldcache":
         update_ldcache_hook(root, ["/" + LAYOUTS[layout]])
+    elif hook == "legacy-ldconfig":
+        legacy_ldconfig(root)
+    if hook != "none":
         cached = subprocess.run(["ldconfig", "-r", root, "-p"], capture_output=True, text=True).stdout
         assert "/%s/libcuda.so.1" % LAYOUTS[layout] in cached
     r = subprocess.run([shutil.which("chroot"), "--userspec=65532:65532", root, "/usr/bin/gpu-policy-validator", "--json",
@@ -233,7 +250,7 @@ def test_validator_finds_the_driver_in_the_image(rootfs, driver_libs, tmp_path, 
     out = json.loads(r.stdout)
     assert out["result"] == "ok" and len(out["devices"]) == 2
     libs = {c["name"]: c["detail"] for c in out["checks"] if c["name"].endswith("-library")}
-    if hook or layout == "debian":
+    if hook != "none" or layout == "debian":
         # Found by name: the cache, or (Debian layout) the loader's default directories.
         assert libs == {"nvml-library": "libnvidia-ml.so.1", "cuda-library": "libcuda.so.1"}
     else:
