@@ -235,7 +235,11 @@ enum phase_outcome phase_run(const struct phase_opts *o, phase_fn fn, void *ctx,
                 "phase %s still running after %.3gs (in %s); check process killed%s", o->name, took,
                 out.step, reaped ? "" : " but stuck in the driver");
   } else if (outcome == PHASE_STOPPED) {
-    report_fail(r, o->fail_code, "phase %s stopped by a signal (in %s)", o->name, out.step);
+    /* The pod is being stopped: the check did not finish in the time it had. */
+    report_check(r, o->name, false, "stopped by a signal after %.3gs (in %s)", took, out.step);
+    report_fail(r, VAL_TIMEOUT,
+                "phase %s stopped by a signal after %.3gs (in %s); check process killed", o->name,
+                took, out.step);
   } else {
     struct gpc_error err = {0};
     if (out.too_large) {

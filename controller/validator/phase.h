@@ -34,7 +34,7 @@ enum phase_outcome {
   PHASE_DONE,      /* the child sent its report; *r is replaced by it */
   PHASE_FAILED,    /* the child died without one; *r records the failure */
   PHASE_TIMED_OUT, /* killed at the deadline; *r records VAL_TIMEOUT */
-  PHASE_STOPPED,   /* *stop was set (SIGTERM) while waiting; child killed */
+  PHASE_STOPPED,   /* *stop was set (SIGTERM) while waiting; child killed, *r records VAL_TIMEOUT */
 };
 
 struct phase_opts {

@@ -465,6 +465,23 @@ def test_sigterm_while_waiting_ends_with_the_failure(stubs, tmp_path):
     assert log.read_text() == "NVMLError: nvmlInit_v2: Driver Not Loaded (9)\n"
 
 
+def test_sigterm_during_a_hung_check_kills_it(stubs, tmp_path):
+    log = tmp_path / "termination-log"
+    proc = start(stubs, *SMALL, "--wait", "--timeout", "60", "--termination-log", str(log), mode="hang")
+    try:
+        wait_for(lambda: len(stub_processes(stubs)) >= 1)  # the check process, in cuCtxSynchronize
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT["timeout"]
+    assert re.match(r"Timeout: phase vectoradd-0 stopped by a signal after \d+(\.\d+)?s \(in cuCtxSynchronize\); "
+                    r"check process killed$", log.read_text().strip()), log.read_text()
+    assert not stub_processes(stubs)
+
+
 # ---- MIG, device matching, busy GPUs ------------------------------------------------------------------------
 
 def test_mig_devices_are_validated_as_such(stubs):
