@@ -104,8 +104,13 @@ static void nvml_devices(struct nvml *n, unsigned count, struct val_report *r) {
     struct nvml_device_info info;
     struct gpc_error err = {0};
     void *dev = NULL;
-    if (nvml_device_handle(n, i, &dev, &err) != GPC_OK ||
-        nvml_device_query(n, dev, &info, &err) != GPC_OK) {
+    if (nvml_device_handle(n, i, &dev, &err) != GPC_OK && n->last_rc == NVML_ERROR_NO_PERMISSION) {
+      /* A GPU given to another container, not to this one: not ours to
+       * check, and not a failure. */
+      report_check(r, check, true, "not accessible to this container (%s), skipped", err.msg);
+      continue;
+    }
+    if (err.msg[0] || nvml_device_query(n, dev, &info, &err) != GPC_OK) {
       report_check(r, check, false, "%s", err.msg);
       report_fail(r, VAL_NVML, "gpu-%u %s", i, err.msg);
       continue;
@@ -155,6 +160,9 @@ static void phase_nvml(void *ctx, struct val_report *r) {
   }
   report_check(r, "nvml-devices", true, "%u GPU%s", n_dev, n_dev == 1 ? "" : "s");
   nvml_devices(&n, n_dev, r);
+  if (r->exit_code == VAL_OK && r->ndevices == 0)
+    report_fail(r, VAL_NO_DEVICE,
+                "none of the %u GPUs NVML reports is accessible to this container", n_dev);
 out:
   phase_step("nvmlShutdown");
   nvml_close(&n);

@@ -67,7 +67,8 @@ bool nvml_optional_unavailable(int rc) {
 }
 
 /* "call: NVML's message (code)", the form every NVML failure is reported in. */
-static int nvml_failed(const struct nvml *n, struct gpc_error *err, const char *call, int rc) {
+static int nvml_failed(struct nvml *n, struct gpc_error *err, const char *call, int rc) {
+  n->last_rc = rc;
   return gpc_fail(err, GPC_E_IO, "%s: %s (%d)", call, nvml_strerror(n, rc), rc);
 }
 

@@ -61,6 +61,7 @@ struct nvml_pci_info {
 struct nvml {
   void *dl;
   bool initialized;
+  int last_rc; /* the NVML return code of the last failure reported */
   int (*init)(void);
   int (*shutdown)(void);
   int (*driver_version)(char *version, unsigned len);
@@ -110,6 +111,9 @@ bool nvml_optional_unavailable(int rc);
 /* The driver version and device count, with errors naming the call. */
 int nvml_driver_version(struct nvml *n, char *buf, unsigned len, struct gpc_error *err);
 int nvml_device_count(struct nvml *n, unsigned *count, struct gpc_error *err);
+/* GPU `index`'s handle. NO_PERMISSION (n->last_rc) means the GPU exists but
+ * this container may not use it: nvml.h says nvmlDeviceGetCount_v2 counts
+ * such GPUs too. */
 int nvml_device_handle(struct nvml *n, unsigned index, void **dev, struct gpc_error *err);
 /* Fills *info for a GPU or MIG device handle. Name and UUID are required;
  * everything else is optional (see the top of this file). */

@@ -514,6 +514,20 @@ def test_devices_are_matched_by_uuid_not_index(stubs):
     assert [(d["uuid"][-1], d["vectorAdd"]["ok"]) for d in out["devices"]] == [("0", True), ("1", False)]
 
 
+def test_a_gpu_not_given_to_this_container_is_skipped(stubs):
+    # nvml.h: nvmlDeviceGetCount_v2 counts every GPU, and nvmlDeviceGetHandleByIndex_v2 answers NO_PERMISSION for
+    # one the caller may not use. That GPU is not ours to check and does not fail the node.
+    p, out = run_json(stubs, *SMALL, env={"STUB_NO_ACCESS": "1"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert check(out, "gpu-1") == {"name": "gpu-1", "ok": True, "detail": (
+        "not accessible to this container (nvmlDeviceGetHandleByIndex_v2: Insufficient Permissions (4)), skipped")}
+    assert [d["index"] for d in out["devices"]] == [0]
+    assert "vectoradd-1" not in [c["name"] for c in out["checks"]]
+    p, out = run_json(stubs, *SMALL, env={"STUB_NO_ACCESS": "all"})
+    assert p.returncode == EXIT["nodevice"]
+    assert out["reason"] == "NoDevice: none of the 2 GPUs NVML reports is accessible to this container"
+
+
 def test_a_gpu_cuda_cannot_see_fails_by_name(stubs):
     p, out = run_json(stubs, *SMALL, env={"STUB_CUDA_HIDE": "1"})
     assert p.returncode == EXIT["cuda"]

@@ -53,6 +53,11 @@ static inline int stub_gpus(void) {
   return stub_is("nodevice") ? 0 : (int)stub_env_long("STUB_GPUS", 2);
 }
 
+static inline int stub_no_access(int gpu) {
+  const char *v = getenv("STUB_NO_ACCESS");
+  return v && *v && (strcmp(v, "all") == 0 || atoi(v) == gpu);
+}
+
 static inline int stub_migs(void) {
   return stub_gpus() > 0 ? (int)stub_env_long("STUB_MIG", 0) : 0;
 }

@@ -47,7 +47,7 @@ static void *allocs[MAX_ALLOCS];
 
 static int hidden(int gpu) {
   const char *h = getenv("STUB_CUDA_HIDE");
-  return h && *h && atoi(h) == gpu;
+  return (h && *h && atoi(h) == gpu) || stub_no_access(gpu);
 }
 
 static void add(int gpu, int mig) {

@@ -85,6 +85,7 @@ int nvmlDeviceGetCount_v2(unsigned *count) {
 int nvmlDeviceGetHandleByIndex_v2(unsigned index, void **device) {
   if (!initialized) return NVML_ERROR_UNINITIALIZED;
   if (index >= (unsigned)stub_gpus()) return NVML_ERROR_INVALID_ARGUMENT;
+  if (stub_no_access((int)index)) return NVML_ERROR_NO_PERMISSION;
   *device = (void *)(uintptr_t)(index + 1);
   return NVML_SUCCESS;
 }
