@@ -183,6 +183,8 @@ enum phase_outcome phase_run(const struct phase_opts *o, phase_fn fn, void *ctx,
   struct child_output out = {0};
   snprintf(out.step, sizeof out.step, "start");
   enum phase_outcome outcome = PHASE_DONE;
+  int st = 0;
+  bool exited = false;
   for (;;) {
     if (o->stop && *o->stop) {
       outcome = PHASE_STOPPED;
@@ -200,6 +202,17 @@ enum phase_outcome phase_run(const struct phase_opts *o, phase_fn fn, void *ctx,
       outcome = PHASE_FAILED;
       break;
     }
+    if (n == 0 && waitpid(pid, &st, WNOHANG) == pid) {
+      /* The child is gone but the pipe is still open: something it started
+       * (a driver helper) inherited the write end. Take what is there. */
+      exited = true;
+      fcntl(fds[0], F_SETFL, O_NONBLOCK);
+      char chunk[4096];
+      ssize_t got;
+      while ((got = read(fds[0], chunk, sizeof chunk)) > 0)
+        append(&out, chunk, (size_t)got);
+      break;
+    }
     if (n <= 0) continue;
     char chunk[4096];
     ssize_t got = read(fds[0], chunk, sizeof chunk);
@@ -208,9 +221,10 @@ enum phase_outcome phase_run(const struct phase_opts *o, phase_fn fn, void *ctx,
     append(&out, chunk, (size_t)got);
   }
   close(fds[0]);
-  int st = 0;
-  bool reaped;
-  if (outcome != PHASE_DONE) {
+  bool reaped = exited;
+  if (exited) {
+    /* reaped above */
+  } else if (outcome != PHASE_DONE) {
     kill(pid, SIGKILL);
     reaped = reap(pid, &st, PHASE_REAP_GRACE_S);
   } else {

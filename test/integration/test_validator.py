@@ -482,6 +482,21 @@ def test_sigterm_during_a_hung_check_kills_it(stubs, tmp_path):
     assert not stub_processes(stubs)
 
 
+def test_a_helper_process_holding_the_pipe_does_not_stall_the_check(stubs):
+    # The driver may start processes that inherit the check process's descriptors; the check is over when the
+    # check process is, not when the last holder of its pipe goes.
+    t0 = time.monotonic()
+    try:
+        p, out = run_json(stubs, *SMALL, "--phase-timeout", "20", mode="helper", env={"STUB_HELPER_SECONDS": "60"},
+                          timeout=90)
+    finally:
+        for pid in stub_processes(stubs):  # the helpers
+            os.kill(pid, signal.SIGKILL)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert out["result"] == "ok"
+    assert time.monotonic() - t0 < 15
+
+
 # ---- MIG, device matching, busy GPUs ------------------------------------------------------------------------
 
 def test_mig_devices_are_validated_as_such(stubs):

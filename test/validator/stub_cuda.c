@@ -106,6 +106,14 @@ int cuInit(unsigned flags) {
     enumerate();
     if (ndevices == 0) return CUDA_ERROR_NO_DEVICE;
     device_fd = stub_open_device_file(); /* like /dev/nvidiactl: kept until exit */
+    if (stub_is("helper") && fork() == 0) {
+      /* Like a daemon: stdio let go, every other descriptor kept. */
+      int null = open("/dev/null", O_RDWR);
+      for (int fd = 0; fd < 3 && null >= 0; fd++)
+        dup2(null, fd);
+      sleep((unsigned)stub_env_long("STUB_HELPER_SECONDS", 3)); /* outlives its parent */
+      _exit(0);
+    }
   }
   inited = 1;
   return CUDA_SUCCESS;
