@@ -64,6 +64,9 @@ TEMPLATES := $(sort $(wildcard templates/*.yaml))
 
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
+# The validator's own unit test links its objects (all but main.o).
+VAL_UNIT  := $(BUILD)/test/validator/test_pure
+UNIT_BINS += $(VAL_UNIT)
 TOOL_SRCS := $(wildcard test/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:%.c=$(BUILD)/%)
 BENCH_SRCS:= $(wildcard bench/*.c)
@@ -116,6 +119,11 @@ $(BUILD)/test/unit/%: test/unit/%.c $(LIB)
 	@mkdir -p $(@D)
 	$(NEED_PKGS)@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+
+$(VAL_UNIT): test/validator/test_pure.c $(filter-out $(BUILD)/controller/validator/main.o,$(VAL_OBJS)) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CPPFLAGS) -Icontroller/validator $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
 $(BUILD)/test/tools/%: test/tools/%.c $(LIB)
 	@mkdir -p $(@D)
