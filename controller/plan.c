@@ -266,10 +266,13 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
       if (unlocked && !node->ready && !satisfied) s->nodes_down++;
       if (pod && pod->deleting && !node->ready && !s->blocked_node)
         s->blocked_node = gpc_strdup(node->name);
-      if (unlocked && pod && pod_failing(c->in, pod)) {
+      /* A NotReady node's pods are not waited for: their passing states
+       * (nobody reports their progress) never turn into failures. */
+      bool failing = pod && pod_failing(c->in, pod) && (node->ready || !pod->progressing);
+      if (unlocked && failing) {
         s->nodes_failing++;
         add_failing(plan, &c->failing_cap, node, (enum gpc_operand)op, pod);
-      } else if (unlocked && pod && !pod->ready && !pod->deleting) {
+      } else if (unlocked && pod && !pod->ready && !pod->deleting && node->ready) {
         int64_t due = pod_deadline(c->in, pod);
         if (c->in->now > 0 && due > c->in->now && (!plan->recheck_at || due < plan->recheck_at))
           plan->recheck_at = due;

@@ -422,8 +422,13 @@ static void classify(struct gpc_pod *out, const json_t *obj, const json_t *md) {
       int64_t t = project_time(project_str(run, "state", "running", "startedAt", PJ_END));
       if (t) out->since = t;
       out->window_s = startup_window(obj, project_str(run, "name", PJ_END));
-    } else if (!reason || !*reason) {
+    } else if ((!reason || !*reason) && strcmp(out->phase, "Pending") == 0) {
       reason = "ContainerCreating";
+    } else if (!reason || !*reason) {
+      /* Running, every container ready, the pod not: the node lifecycle
+       * controller marked it (its node stopped reporting). Not the pod's
+       * failure; the node shows as NotReady. */
+      out->progressing = false;
     }
   }
   set_str(&out->reason, reason);

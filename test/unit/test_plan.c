@@ -446,6 +446,11 @@ static void test_terminating_and_progressing(void **state) {
   struct gpc_pod *o = add_pod(&w, "gpus", "old", GPC_OP_DRIVER, false, "Unschedulable");
   o->progressing = true;
   o->since = w.now - 300;
+  /* on a NotReady node nobody reports progress: never failing */
+  add_node(&w, "down", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true")->ready = false;
+  struct gpc_pod *dn = add_pod(&w, "gpus", "down", GPC_OP_DRIVER, false, "ContainerCreating");
+  dn->progressing = true;
+  dn->since = w.now - 5000;
   /* starting inside a 1260 s startup window (+ grace): progressing */
   add_node(&w, "boot", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true");
   struct gpc_pod *b = add_pod(&w, "gpus", "boot", GPC_OP_DRIVER, false, "Starting");

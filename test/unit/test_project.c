@@ -413,6 +413,11 @@ static void test_pod_lifecycle_states(void **state) {
        "\"lastTransitionTime\":\"2024-07-01T12:00:00Z\"}]}}",
        "n8", "Terminated", "Pod was terminated in response to imminent node shutdown.", true, false,
        true, 1719835200, 0},
+      /* every container ready, the pod not: its node stopped reporting */
+      {"{\"metadata\":{\"name\":\"i\"},\"spec\":{\"nodeName\":\"n9\"},\"status\":{\"phase\":"
+       "\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}],"
+       "\"containerStatuses\":[{\"name\":\"x\",\"ready\":true,\"state\":{\"running\":{}}}]}}",
+       "n9", "", "", true, false, false, 0, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     json_t *j = parse(cases[i].json);
