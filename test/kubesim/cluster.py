@@ -98,7 +98,8 @@ class _Node:
 class _Pod:
     """Light view of a Pod: what the DaemonSet controller, kubelet and device plugin need."""
     __slots__ = ("uid", "ns", "name", "node", "bound", "labels", "owner_uid", "owner_kind", "owner_name", "ready",
-                 "ready_since", "phase", "deleting", "delete_at", "seq", "started", "starting", "unschedulable")
+                 "ready_since", "phase", "deleting", "delete_at", "seq", "started", "starting", "unschedulable",
+                 "init_names")
 
     def __init__(self, obj, seq):
         m, spec, st = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
@@ -106,6 +107,7 @@ class _Pod:
         # an unbound DaemonSet pod belongs to the node its affinity names (GetTargetNodeName)
         self.node = daemonset.target_node(spec)
         self.bound = bool(spec.get("nodeName"))
+        self.init_names = tuple(c.get("name") for c in spec.get("initContainers") or ())
         self.labels = m.get("labels") or {}
         ref = _controller_ref(m) or {}
         self.owner_uid, self.owner_kind, self.owner_name = ref.get("uid"), ref.get("kind"), ref.get("name")
@@ -573,6 +575,8 @@ class Cluster(simadmin.AdminAPI):
                 continue
             if rule["selector"] is not None and not placement.labels_match(rule["selector"], p.labels):
                 continue
+            if rule.get("initContainer") and rule["initContainer"] not in p.init_names:
+                continue  # no such init container in this pod
             return rule
         return None
 
