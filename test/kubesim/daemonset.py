@@ -61,7 +61,8 @@ def resolve_int_or_percent(v, total):
 
 
 class FailedBackoff:
-    """The DaemonSet controller's failedPodsBackoff (K: pkg/controller/daemon/daemon_controller.go,
+    """The DaemonSet controller's failedPodsBackoff (K: pkg/controller/daemon/daemon_controller.go
+    podsShouldBeOnNode; cmd/kube-controller-manager/app/apps.go startDaemonSetController passes
     flowcontrol.NewBackOff(1*time.Second, 15*time.Minute)), keyed by DaemonSet uid + node: a Failed
     daemon pod is deleted at once the first time, then only once the back-off since the last deletion
     on that node has passed; the back-off doubles up to 15 minutes and restarts from 1 s once an entry
