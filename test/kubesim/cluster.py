@@ -224,7 +224,9 @@ class Cluster(simadmin.AdminAPI):
             target = self._put_n
         while time.monotonic() < deadline:
             with self._mu:
-                pending = any(k in ("start", "ds") for _, _, k, _ in self._timers) if include_timers else False
+                # pending pod starts, bindings and DaemonSet passes (not kills: a pod may stay Terminating)
+                pending = (any(k in ("start", "ds", "bind") for _, _, k, _ in self._timers)
+                           if include_timers else False)
                 idle = self._done_n >= target and not self._busy
             if idle and not pending:
                 return True
