@@ -146,6 +146,8 @@ def test_unschedulable_daemon_pod_is_pending_without_a_node(kubesim):
     # created by the DaemonSet controller for that node: its node affinity names it
     terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert terms["nodeSelectorTerms"][0]["matchFields"][0]["values"] == ["gpu-node-1"]
+    counts = ok(adm(sim, "/_sim/status", method="GET"))
+    assert counts["podsUnbound"] == 1 and counts["podsUnschedulable"] == 1
     st = ds_status(sim, "u")
     assert st["desiredNumberScheduled"] == 2 and st["currentNumberScheduled"] == 2 and st["numberReady"] == 1
     ok(adm(sim, "/_sim/unschedulable", method="DELETE"))

@@ -106,6 +106,7 @@ class AdminAPI:
                    "daemonsets": len(self.daemonsets),
                    "podsTerminating": sum(1 for p in self.pods.values() if p.deleting),
                    "podsUnbound": sum(1 for p in self.pods.values() if not p.bound),
+                   "podsUnschedulable": sum(1 for p in self.pods.values() if p.unschedulable),
                    "pods": len(pods),
                    "podsReady": sum(1 for p in pods if p.ready),
                    "podsByPhase": {}, "failRules": len(self.fail_rules),
