@@ -202,6 +202,29 @@ def test_failed_daemon_pods_are_replaced_with_backoff(kubesim):
     wait_for(lambda: ready_everywhere(sim, "f", 1), timeout=20, what="healthy pod after back-off")
 
 
+def test_node_shutdown_failed_pod_shape(kubesim):
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0, pod_ready_delay=0.1)
+    ok(sim.post(DS_PATH, daemonset("x")))
+    wait_for(lambda: ready_everywhere(sim, "x", 1), what="ready")
+    rv = ok(sim.get(POD_PATH))["metadata"]["resourceVersion"]
+    w = sim.watch(POD_PATH, query={"resourceVersion": rv, "timeoutSeconds": "10"})
+    try:
+        assert ok(adm(sim, "/_sim/pod-failed", {"daemonset": "x"}))["failed"] == 1
+        evs = w.collect(until=lambda ev: ev["type"] == "MODIFIED" and
+                        ev["object"]["status"].get("phase") == "Failed")
+    finally:
+        w.close()
+    st = evs[-1]["object"]["status"]
+    assert st["reason"] == "Terminated"
+    assert st["message"] == "Pod was terminated in response to imminent node shutdown."
+    dt = [c for c in st["conditions"] if c["type"] == "DisruptionTarget"][0]
+    assert dt["status"] == "True" and dt["reason"] == "TerminationByKubelet"
+    assert all(c["status"] == "False" for c in st["conditions"] if c["type"] in ("Ready", "ContainersReady"))
+    # deleted at once (grace 0: terminal) and replaced
+    wait_for(lambda: (lambda p: p and p["status"].get("phase") == "Running" and not p["metadata"].get(
+        "deletionTimestamp"))(one(sim, "x", "gpu-node-0")), what="replaced")
+
+
 def test_failing_init_container_shape(kubesim):
     sim = kubesim(gpu_nodes=1, cpu_nodes=0, pod_ready_delay=0.1)
     ds = daemonset("i")
