@@ -325,6 +325,19 @@ static const json_t *running_not_ready(const json_t *obj) {
   return NULL;
 }
 
+/* A running container that has restarted at least twice and whose last run
+ * lasted under CRASH_LOOP_RUN_S: it runs between two back-offs of a crash
+ * loop. A restart after a long run (a reboot, a liveness kill after hours,
+ * an OOM after days) is a normal start. */
+#define CRASH_LOOP_RUN_S 600
+static bool crash_looping(const json_t *cs) {
+  if (json_int_or(json_object_get(cs, "restartCount"), 0) < 2) return false;
+  const json_t *lt = project_get(cs, "lastState", "terminated", PJ_END);
+  int64_t started = project_time(project_str(lt, "startedAt", PJ_END));
+  int64_t finished = project_time(project_str(lt, "finishedAt", PJ_END));
+  return started && finished && finished >= started && finished - started < CRASH_LOOP_RUN_S;
+}
+
 static bool is_false(const json_t *cond) {
   const char *st = project_str(cond, "status", PJ_END);
   return st && strcmp(st, "False") == 0;
@@ -422,6 +435,15 @@ static void classify(struct gpc_pod *out, const json_t *obj, const json_t *md) {
       int64_t t = project_time(project_str(run, "state", "running", "startedAt", PJ_END));
       if (t) out->since = t;
       out->window_s = startup_window(obj, project_str(run, "name", PJ_END));
+      if (crash_looping(run)) {
+        /* Between two back-offs of a crash loop: still failing, with the
+         * reason it has while waiting, so failingNodes does not flap. */
+        out->progressing = false;
+        if (!token && !(lm && *lm)) {
+          reason = "CrashLoopBackOff";
+          message = "restarted repeatedly, each run ending within minutes";
+        }
+      }
     } else if ((!reason || !*reason) && strcmp(out->phase, "Pending") == 0) {
       reason = "ContainerCreating";
     } else if (!reason || !*reason) {

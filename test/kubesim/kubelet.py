@@ -134,8 +134,9 @@ def pod_status(pod, host_ip, rule, restarts, starting=False, term=None):
         elif rule is None and restarts and prev_term:
             st["lastState"] = {"terminated": prev_term}
         elif restarts:
-            t = {"exitCode": (rule.get("exitCode") or 1) if rule else 1, "reason": "Error", "startedAt": start,
-                 "finishedAt": stamp, "containerID": cid}
+            # a crash-looping container exits within a second of each start
+            t = {"exitCode": (rule.get("exitCode") or 1) if rule else 1, "reason": "Error",
+                 "startedAt": stamp if rule else start, "finishedAt": stamp, "containerID": cid}
             if rule and rule.get("terminationMessage"):
                 t["message"] = rule["terminationMessage"]
             st["lastState"] = {"terminated": t}
@@ -215,7 +216,7 @@ def _init_failing(pod, host_ip, rule, restarts):
         if i > at:  # init containers run in order: the later ones have not started
             st.update(imageID="", state={"waiting": {"reason": "PodInitializing"}}, lastState={})
         elif i == at:
-            t = {"exitCode": rule.get("exitCode") or 1, "reason": "Error", "startedAt": start, "finishedAt": stamp,
+            t = {"exitCode": rule.get("exitCode") or 1, "reason": "Error", "startedAt": stamp, "finishedAt": stamp,
                  "containerID": cid}
             if rule.get("terminationMessage"):
                 t["message"] = rule["terminationMessage"]

@@ -413,6 +413,25 @@ static void test_pod_lifecycle_states(void **state) {
        "\"lastTransitionTime\":\"2024-07-01T12:00:00Z\"}]}}",
        "n8", "Terminated", "Pod was terminated in response to imminent node shutdown.", true, false,
        true, 1719835200, 0},
+      /* running again after a reboot (its last run lasted days): starting */
+      {"{\"metadata\":{\"name\":\"j\"},\"spec\":{\"nodeName\":\"n10\"},\"status\":{\"phase\":"
+       "\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}],"
+       "\"containerStatuses\":[{\"name\":\"x\",\"ready\":false,\"restartCount\":3,\"state\":{"
+       "\"running\":{\"startedAt\":\"2024-07-01T12:00:00Z\"}},\"lastState\":{\"terminated\":{"
+       "\"exitCode\":255,\"reason\":\"Unknown\",\"startedAt\":\"2024-06-20T00:00:00Z\","
+       "\"finishedAt\":\"2024-07-01T11:50:00Z\"}}}]}}",
+       "n10", "Starting", "container running, not ready yet (inside its start-up window)", true,
+       false, true, 1719835200, 0},
+      /* running between two back-offs of a crash loop (runs of seconds): failing,
+       * with the crash loop's reason, not flapping to progressing */
+      {"{\"metadata\":{\"name\":\"k\"},\"spec\":{\"nodeName\":\"n11\"},\"status\":{\"phase\":"
+       "\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}],"
+       "\"containerStatuses\":[{\"name\":\"x\",\"ready\":false,\"restartCount\":5,\"state\":{"
+       "\"running\":{\"startedAt\":\"2024-07-01T12:00:00Z\"}},\"lastState\":{\"terminated\":{"
+       "\"exitCode\":1,\"reason\":\"Error\",\"startedAt\":\"2024-07-01T11:54:00Z\","
+       "\"finishedAt\":\"2024-07-01T11:54:03Z\"}}}]}}",
+       "n11", "CrashLoopBackOff", "restarted repeatedly, each run ending within minutes", true,
+       false, false, 1719835200, 0},
       /* every container ready, the pod not: its node stopped reporting */
       {"{\"metadata\":{\"name\":\"i\"},\"spec\":{\"nodeName\":\"n9\"},\"status\":{\"phase\":"
        "\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}],"
