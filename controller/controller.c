@@ -697,9 +697,14 @@ static int plan_for(struct controller *c, const struct gpc_policy *p, struct sna
       .n_pods = snap->n_pods,
       .templates = c->cfg.templates,
       .namespace = c->namespace,
+      .now = (int64_t)time(NULL),
+      .pod_grace_s = c->cfg.pod_grace_s,
   };
   int rc = plan_compute(&in, pl, err);
   free(pols.v);
+  /* A pod's grace period ends with no event to tell: look again then. */
+  if (rc == GPC_OK && pl->recheck_at > in.now)
+    workqueue_add_after(c->queue, p->name, (uint64_t)(pl->recheck_at - in.now) * 1000 + 100);
   return rc;
 }
 

@@ -16,11 +16,6 @@ static const char *const gpu_labels[] = {
     "nvidia.com/gpu.present",
 };
 
-/* Pods whose waiting/terminated reason is one of these are starting, not
- * failing. */
-static const char *const benign_reasons[] = {"ContainerCreating", "PodInitializing", "Pending",
-                                             NULL};
-
 const char *gpc_operand_state_name(enum gpc_operand_state s) {
   switch (s) {
   case GPC_STATE_READY:
@@ -117,21 +112,44 @@ static long index_find(const struct node_index *ix, const struct gpc_node *const
 
 /* ---- pods ------------------------------------------------------------------ */
 
-static bool pod_failing(const struct gpc_pod *p) {
-  if (p->ready) return false;
-  if (strcmp(p->phase, "Failed") == 0) return true;
-  if (!p->reason[0]) return false;
-  for (int i = 0; benign_reasons[i]; i++)
-    if (strcmp(p->reason, benign_reasons[i]) == 0) return false;
-  return true;
+static int32_t grace_of(const struct gpc_plan_input *in) {
+  return in->pod_grace_s > 0 ? in->pod_grace_s : GPC_POD_GRACE_DEFAULT_S;
 }
 
-/* Several pods of one operand can share a node during a rollout (the old one
- * terminating): a Ready one decides, else one that explains a failure. */
-static bool pod_better(const struct gpc_pod *cand, const struct gpc_pod *cur) {
+/* When a progressing pod turns failing (Unix seconds); 0 = never known. */
+static int64_t pod_deadline(const struct gpc_plan_input *in, const struct gpc_pod *p) {
+  if (!p->progressing || !p->since) return 0;
+  return p->since + p->window_s + grace_of(in);
+}
+
+/* Waiting reasons of a pod on its way up (project.c marks them progressing;
+ * without that mark they still never count as failing). */
+static const char *const benign_reasons[] = {"ContainerCreating", "PodInitializing", "Pending",
+                                             NULL};
+
+static bool pod_failing(const struct gpc_plan_input *in, const struct gpc_pod *p) {
+  if (p->ready || p->deleting) return false;
+  if (!p->progressing) {
+    if (strcmp(p->phase, "Failed") == 0) return true;
+    if (!p->reason[0]) return false;
+    for (int i = 0; benign_reasons[i]; i++)
+      if (strcmp(p->reason, benign_reasons[i]) == 0) return false;
+    return true;
+  }
+  int64_t due = pod_deadline(in, p);
+  return in->now > 0 && due > 0 && in->now >= due;
+}
+
+/* Several pods of one operand can share a node (the old one Terminating
+ * during a rollout, a Failed one beside its replacement): a live one beats a
+ * Terminating one, then a Ready one decides, else one that explains a
+ * failure. */
+static bool pod_better(const struct gpc_plan_input *in, const struct gpc_pod *cand,
+                       const struct gpc_pod *cur) {
   if (!cur) return true;
+  if (cand->deleting != cur->deleting) return !cand->deleting;
   if (cand->ready != cur->ready) return cand->ready;
-  return pod_failing(cand) && !pod_failing(cur);
+  return pod_failing(in, cand) && !pod_failing(in, cur);
 }
 
 static const struct gpc_pod **pods_by_node(const struct gpc_plan_input *in,
@@ -145,7 +163,7 @@ static const struct gpc_pod **pods_by_node(const struct gpc_plan_input *in,
     long n = index_find(ix, in->nodes, pod->node_name);
     if (n < 0) continue;
     const struct gpc_pod **slot = &tab[(size_t)n * GPC_OP_COUNT + (size_t)pod->operand];
-    if (pod_better(pod, *slot)) *slot = pod;
+    if (pod_better(in, pod, *slot)) *slot = pod;
   }
   return tab;
 }
@@ -241,13 +259,23 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
       bool unlocked = unlocked_by_stages || sticky;
       want[nw++] = (struct label_want){keys[op], unlocked ? "true" : NULL};
       const struct gpc_pod *pod = c->pods[ni * GPC_OP_COUNT + (size_t)op];
-      satisfied = unlocked && pod && pod->ready;
+      /* A Terminating pod is going away: it never unlocks the next stage. */
+      satisfied = unlocked && pod && pod->ready && !pod->deleting;
       if (unlocked) s->nodes_unlocked++;
       if (satisfied) s->nodes_ready++;
       if (unlocked && !node->ready && !satisfied) s->nodes_down++;
-      if (unlocked && pod && pod_failing(pod)) {
+      if (pod && pod->deleting && !node->ready && !s->blocked_node)
+        s->blocked_node = gpc_strdup(node->name);
+      /* A NotReady node's pods are not waited for: their passing states
+       * (nobody reports their progress) never turn into failures. */
+      bool failing = pod && pod_failing(c->in, pod) && (node->ready || !pod->progressing);
+      if (unlocked && failing) {
         s->nodes_failing++;
         add_failing(plan, &c->failing_cap, node, (enum gpc_operand)op, pod);
+      } else if (unlocked && pod && !pod->ready && !pod->deleting && node->ready) {
+        int64_t due = pod_deadline(c->in, pod);
+        if (c->in->now > 0 && due > c->in->now && (!plan->recheck_at || due < plan->recheck_at))
+          plan->recheck_at = due;
       }
     }
     if (!satisfied) node_ready = false;
@@ -347,6 +375,10 @@ static void summarize_operand(const struct gpc_plan_input *in, struct gpc_plan *
   }
   bool on_delete = op == GPC_OP_DRIVER || p->daemonsets.update_strategy == GPC_UPDATE_ON_DELETE;
   if (on_delete && s->desired > s->updated) s->pending_update = s->desired - s->updated;
+  if (s->blocked_node && (on_delete || s->updated >= s->desired)) {
+    free(s->blocked_node); /* nothing to roll: a Terminating pod blocks nothing */
+    s->blocked_node = NULL;
+  }
   /* OnDelete pods keep the old template until someone deletes them: that is
    * reported (pending_update) but does not hold the operand back. */
   /* Pods on NotReady nodes stay unavailable: not waited for. */
@@ -406,5 +438,7 @@ void plan_release(struct gpc_plan *p) {
   free(p->failing);
   free(p->conflict_owner);
   free(p->not_ready_first);
+  for (int op = 0; op < GPC_OP_COUNT; op++)
+    free(p->operands[op].blocked_node);
   memset(p, 0, sizeof(*p));
 }

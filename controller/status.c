@@ -114,6 +114,13 @@ static void progress_message(const struct gpc_plan *plan, struct msg *m) {
   for (int op = 0; op < GPC_OP_COUNT; op++) {
     const struct gpc_operand_summary *s = &plan->operands[op];
     if (s->state == GPC_STATE_DISABLED || s->state == GPC_STATE_READY) continue;
+    if (s->blocked_node) {
+      msg_add(m,
+              "; %s rollout blocked: its pod on unreachable node %s is stuck Terminating "
+              "(bring the node back, or delete the node or that pod with --force --grace-period=0)",
+              gpc_operand_name((enum gpc_operand)op), s->blocked_node);
+      return;
+    }
     uint32_t waiting = s->nodes_wanted - s->nodes_ready - s->nodes_down;
     if (waiting > 0)
       msg_add(m, "; waiting for %s on %u node(s)", gpc_operand_name((enum gpc_operand)op), waiting);

@@ -155,7 +155,10 @@ class PodOrder(threading.Thread):
                 if ev["type"] != "ADDED":
                     continue
                 o = ev["object"]
-                node = (o.get("spec") or {}).get("nodeName")
+                # DaemonSet pods are created unbound: the node is the one their affinity names
+                spec = o.get("spec") or {}
+                node = spec.get("nodeName") or json.dumps(spec.get("affinity")).partition(
+                    '"values": ["')[2].partition('"')[0]
                 comp = (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component")
                 if node and comp:
                     self.order.setdefault(node, []).append(comp)
