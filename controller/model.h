@@ -60,6 +60,14 @@ void gpc_labels_release(struct gpc_labels *l);
 
 /* ---- nodes ----------------------------------------------------------- */
 
+/* A node taint that keeps pods off the node: NoSchedule or NoExecute
+ * (PreferNoSchedule never does, so it is not kept). */
+struct gpc_taint {
+  char *key;
+  char *value;     /* "" when absent */
+  bool no_execute; /* else NoSchedule */
+};
+
 struct gpc_node {
   char *name;
   char *uid;
@@ -68,10 +76,17 @@ struct gpc_node {
   struct gpc_labels labels; /* all of metadata.labels */
   int64_t gpu_allocatable;  /* status.allocatable["nvidia.com/gpu"], -1 when absent */
   bool ready;               /* condition Ready == "True" */
+  /* The Ready condition's message while the node is not Ready (what the
+   * kubelet or the node controller said), else "". Never NULL. */
+  char *down_message;
+  struct gpc_taint *taints; /* owned; n_taints entries, NoSchedule/NoExecute only */
+  size_t n_taints;
 };
 
 void gpc_node_init(struct gpc_node *n);
 void gpc_node_release(struct gpc_node *n);
+/* Frees the taints and leaves none. */
+void gpc_node_clear_taints(struct gpc_node *n);
 
 /* ---- operand DaemonSets ----------------------------------------------- */
 

@@ -6,6 +6,7 @@
 
 #include "alloc.h"
 #include "selector.h"
+#include "taints.h"
 
 /* Default GPU detection (design.md §4): NFD's PCI vendor labels for NVIDIA
  * (10de) and the label GPU Feature Discovery / gpu-operator set. */
@@ -213,22 +214,56 @@ static size_t want_none(const struct gpc_node *node, struct label_want *want,
   return n;
 }
 
-static void add_failing(struct gpc_plan *plan, size_t *cap, const struct gpc_node *node,
-                        enum gpc_operand op, const struct gpc_pod *pod) {
-  gpc_grow((void **)&plan->failing, cap, plan->n_failing + 1, sizeof(*plan->failing));
-  struct gpc_failing_node *f = &plan->failing[plan->n_failing++];
-  f->node = gpc_strdup(node->name);
-  f->op = op;
-  f->reason = gpc_strdup(pod->reason[0] ? pod->reason : pod->phase);
-  f->message = gpc_strdup(pod->message);
-}
-
 struct plan_ctx {
   const struct gpc_plan_input *in;
   struct gpc_plan *plan;
   const struct gpc_pod **pods; /* [node * GPC_OP_COUNT + op] */
   size_t patch_cap, failing_cap;
 };
+
+static struct gpc_failing_node *add_entry(struct gpc_plan *plan, size_t *cap,
+                                          const struct gpc_node *node, enum gpc_operand op,
+                                          const char *reason, const char *message) {
+  gpc_grow((void **)&plan->failing, cap, plan->n_failing + 1, sizeof(*plan->failing));
+  struct gpc_failing_node *f = &plan->failing[plan->n_failing++];
+  *f = (struct gpc_failing_node){.node = gpc_strdup(node->name),
+                                 .op = op,
+                                 .reason = gpc_strdup(reason),
+                                 .message = gpc_strdup(message)};
+  return f;
+}
+
+static void add_failing(struct gpc_plan *plan, size_t *cap, const struct gpc_node *node,
+                        enum gpc_operand op, const struct gpc_pod *pod) {
+  add_entry(plan, cap, node, op, pod->reason[0] ? pod->reason : pod->phase, pod->message);
+}
+
+/* An unlocked operand with no pod on a Ready node: when a taint keeps the
+ * DaemonSet's pod off the node, say which, since there is no pod to describe. */
+static void check_taints(struct plan_ctx *c, const struct gpc_node *node, enum gpc_operand op) {
+  const struct gpc_taint *t =
+      taint_blocking_daemon_pod(c->in->policy->daemonsets.tolerations, node);
+  if (!t) return;
+  char msg[512];
+  snprintf(msg, sizeof msg,
+           "taint %s%s%s:%s is not tolerated by spec.daemonsets.tolerations, so the DaemonSet "
+           "creates no %s pod on this node",
+           t->key, t->value[0] ? "=" : "", t->value, t->no_execute ? "NoExecute" : "NoSchedule",
+           gpc_operand_name(op));
+  c->plan->operands[op].nodes_failing++;
+  add_entry(c->plan, &c->failing_cap, node, op, "UntoleratedTaint", msg);
+}
+
+/* A NotReady node is listed with the node controller's or kubelet's word, under
+ * the first stage it holds back; it does not make the policy not Ready (a node
+ * outage is not the stack's failure; status.c counts it apart). */
+static void add_node_down(struct plan_ctx *c, const struct gpc_node *node, int first_unready) {
+  struct gpc_failing_node *f =
+      add_entry(c->plan, &c->failing_cap, node,
+                (enum gpc_operand)(first_unready >= 0 ? first_unready : GPC_OP_DRIVER),
+                taint_unreachable(node) ? "Unreachable" : "NodeNotReady", node->down_message);
+  f->node_down = true;
+}
 
 /* Stage gating on a node this policy owns. */
 static void plan_owned_node(struct plan_ctx *c, size_t ni) {
@@ -243,6 +278,7 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
   const char *owner_label = gpc_labels_get(&node->labels, GPC_LABEL_POLICY);
   bool ours = owner_label && strcmp(owner_label, p->name) == 0;
   bool gate = true, gate_last = true, node_ready = true;
+  int first_unready = -1;
   for (int op = 0; op < GPC_OP_COUNT; op++) {
     op_label_key((enum gpc_operand)op, keys[op], sizeof(keys[op]));
     struct gpc_operand_summary *s = &plan->operands[op];
@@ -272,12 +308,15 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
       if (unlocked && failing) {
         s->nodes_failing++;
         add_failing(plan, &c->failing_cap, node, (enum gpc_operand)op, pod);
+      } else if (unlocked && !pod && node->ready) {
+        check_taints(c, node, (enum gpc_operand)op);
       } else if (unlocked && pod && !pod->ready && !pod->deleting && node->ready) {
         int64_t due = pod_deadline(c->in, pod);
         if (c->in->now > 0 && due > c->in->now && (!plan->recheck_at || due < plan->recheck_at))
           plan->recheck_at = due;
       }
     }
+    if (!satisfied && first_unready < 0) first_unready = op;
     if (!satisfied) node_ready = false;
     if (op < GPC_OP_DCGM_EXPORTER) gate = gate && satisfied;
   }
@@ -285,6 +324,7 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
   if (!node->ready) {
     plan->not_ready++;
     if (!plan->not_ready_first) plan->not_ready_first = gpc_strdup(node->name);
+    add_node_down(c, node, first_unready);
   }
   if (node_ready && node->ready) plan->ready++;
   if (node->gpu_allocatable > 0) plan->gpus += node->gpu_allocatable;

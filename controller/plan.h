@@ -128,6 +128,9 @@ struct gpc_failing_node {
   enum gpc_operand op;
   char *reason;
   char *message;
+  /* The node itself is NotReady or unreachable (reason NodeNotReady or
+   * Unreachable): listed, but not a failure of the stack. */
+  bool node_down;
 };
 
 struct gpc_plan {

@@ -117,6 +117,36 @@ static bool condition_true(const json_t *obj, const char *type) {
   return s && strcmp(s, "True") == 0;
 }
 
+/* A node's taints that keep pods off (NoSchedule, NoExecute). The count is
+ * capped: a node with more taints than that is still reported by its first. */
+#define PROJECT_MAX_TAINTS 32
+static void project_taints(struct gpc_node *out, const json_t *taints) {
+  gpc_node_clear_taints(out);
+  size_t i;
+  const json_t *t;
+  if (!json_is_array(taints)) return;
+  json_array_foreach(taints, i, t) {
+    const char *key = project_str(t, "key", PJ_END), *effect = project_str(t, "effect", PJ_END);
+    if (!key || !effect || out->n_taints == PROJECT_MAX_TAINTS) continue;
+    bool no_execute = strcmp(effect, "NoExecute") == 0;
+    if (!no_execute && strcmp(effect, "NoSchedule") != 0) continue;
+    if (!out->taints) out->taints = gpc_calloc(PROJECT_MAX_TAINTS, sizeof *out->taints);
+    const char *value = project_str(t, "value", PJ_END);
+    out->taints[out->n_taints++] = (struct gpc_taint){
+        .key = gpc_strdup(key), .value = gpc_strdup(value ? value : ""), .no_execute = no_execute};
+  }
+}
+
+static bool taints_equal(const struct gpc_node *a, const struct gpc_node *b) {
+  if (a->n_taints != b->n_taints) return false;
+  for (size_t i = 0; i < a->n_taints; i++)
+    if (strcmp(a->taints[i].key, b->taints[i].key) != 0 ||
+        strcmp(a->taints[i].value, b->taints[i].value) != 0 ||
+        a->taints[i].no_execute != b->taints[i].no_execute)
+      return false;
+  return true;
+}
+
 void project_node(struct gpc_node *out, const json_t *obj) {
   project_node_filtered(out, obj, NULL, NULL);
 }
@@ -144,6 +174,13 @@ void project_node_filtered(struct gpc_node *out, const json_t *obj, project_labe
   out->gpu_allocatable =
       project_quantity_int(project_get(obj, "status", "allocatable", GPC_RESOURCE_GPU, PJ_END));
   out->ready = condition_true(obj, "Ready");
+  const char *down = NULL;
+  if (!out->ready) {
+    down = project_str(condition(obj, "Ready"), "message", PJ_END);
+    if (!down || !*down) down = "the node is not Ready";
+  }
+  set_str(&out->down_message, down);
+  project_taints(out, project_get(obj, "spec", "taints", PJ_END));
 }
 
 /* Operand index from the component label, falling back to the name label. */
@@ -555,7 +592,8 @@ void project_pod_free(struct gpc_pod *p) {
 
 bool project_node_changed(const struct gpc_node *old, const struct gpc_node *cur) {
   return old->ready != cur->ready || old->gpu_allocatable != cur->gpu_allocatable ||
-         strcmp(old->uid, cur->uid) != 0 || !gpc_labels_equal(&old->labels, &cur->labels);
+         strcmp(old->uid, cur->uid) != 0 || !gpc_labels_equal(&old->labels, &cur->labels) ||
+         !taints_equal(old, cur);
 }
 
 bool project_daemonset_changed(const struct gpc_daemonset *old, const struct gpc_daemonset *cur) {

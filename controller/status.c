@@ -65,8 +65,23 @@ static void msg_add(struct msg *m, const char *fmt, ...) {
 static int first_failing_op(const struct gpc_plan *plan) {
   int first = GPC_OP_COUNT;
   for (size_t i = 0; i < plan->n_failing; i++)
-    if ((int)plan->failing[i].op < first) first = (int)plan->failing[i].op;
+    if (!plan->failing[i].node_down && (int)plan->failing[i].op < first)
+      first = (int)plan->failing[i].op;
   return first;
+}
+
+/* Nodes where the stack fails; a NotReady node is listed in failingNodes but
+ * is not the stack's failure (it is counted in plan->not_ready). */
+static uint32_t failing_nodes(const struct gpc_plan *plan) {
+  uint32_t n = 0;
+  const char *last = NULL;
+  for (size_t i = 0; i < plan->n_failing; i++) {
+    const struct gpc_failing_node *f = &plan->failing[i];
+    if (f->node_down) continue;
+    if (!last || strcmp(f->node, last) != 0) n++;
+    last = f->node;
+  }
+  return n;
 }
 
 /* Ready's reason names the stage, so `kubectl get cgp` and kstatus readers
@@ -98,7 +113,7 @@ static void failing_message(const struct gpc_plan *plan, struct msg *m) {
   int shown = 0;
   for (size_t i = 0; i < plan->n_failing; i++) {
     const struct gpc_failing_node *f = &plan->failing[i];
-    if ((int)f->op != first) continue;
+    if ((int)f->op != first || f->node_down) continue;
     if (shown++ == 5) {
       msg_add(m, " ...");
       break;
@@ -193,14 +208,11 @@ json_t *status_from_plan(const struct gpc_plan *plan, const struct gpc_policy *p
   if (plan->deleting) {
     ready = "Unknown", ready_reason = "RolloutInProgress", reconciling = true;
     msg_add(&m, "policy is being deleted: removing its node labels and objects");
-  } else if (plan->n_failing > 0) {
+  } else if (failing_nodes(plan) > 0) {
     ready = "False", ready_reason = not_ready_reason(first_failing_op(plan));
     failing_message(plan, &m);
     /* Nodes neither ready nor failing are still rolling out. */
-    uint32_t failing_nodes = 0;
-    for (size_t i = 0; i < plan->n_failing; i++)
-      if (i == 0 || strcmp(plan->failing[i].node, plan->failing[i - 1].node) != 0) failing_nodes++;
-    reconciling = plan->ready + failing_nodes + plan->not_ready < plan->matched;
+    reconciling = plan->ready + failing_nodes(plan) + plan->not_ready < plan->matched;
   } else if (plan->matched == 0) {
     ready = "True", ready_reason = "NoMatchingNodes", reconciling = false;
     msg_add(&m, "no node matches the policy");

@@ -138,6 +138,31 @@ def test_every_status_field_is_documented():
     assert missing == [], "status fields missing from docs/api.md's status section"
 
 
+CONDITION_TYPES = {"Ready", "Reconciling", "Stalled", "NodeConflict"}
+
+
+def code_condition_reasons():
+    """Reasons the controller writes into conditions: every CamelCase literal status.c uses (its
+    condition types and statuses aside) and the reasons controller.c hands to status_stalled()."""
+    status = read("controller/status.c")
+    reasons = set(re.findall(r'"([A-Z][A-Za-z]+)"', status))
+    reasons |= set(re.findall(r'status_stalled\([^;]*?"([A-Z][A-Za-z]+)"', read("controller/controller.c"), re.S))
+    return reasons - CONDITION_TYPES - {"True", "False", "Unknown"}
+
+
+def test_every_condition_reason_is_documented_and_every_documented_one_is_written():
+    table = section(read("docs/api.md"), "Conditions")
+    documented = set()
+    for line in table.splitlines():
+        cells = line.split("|")
+        if len(cells) > 4 and cells[1].strip().strip("`") in CONDITION_TYPES:
+            documented.update(re.findall(r"`([A-Z][A-Za-z]+)`", cells[3]))
+    code = code_condition_reasons()
+    assert {"AllOperandsReady", "InvalidSpec", "ApplyFailed", "DriverNotReady"} <= code
+    assert code - documented == set(), "condition reasons missing from docs/api.md#conditions"
+    assert documented - code == set(), "docs/api.md documents condition reasons the controller never writes"
+
+
 def recipe():
     """The shell commands of the local-run recipe, one string each (continuation lines joined)."""
     block = re.search(r"## Running the controller on your machine\n.*?```sh\n(.*?)```",

@@ -274,3 +274,46 @@ def test_no_writes_while_pods_stay_terminating_and_crash_loop(cluster):
     time.sleep(GRACE + 4)
     c = sim.counters()
     assert c["writes"] == 0, json.dumps(c, indent=1)
+
+
+# ---- node conditions: a NotReady or unreachable node, a taint the policy does not tolerate ----------
+
+
+def test_unreachable_node_is_listed_but_does_not_fail_the_policy(cluster):
+    sim, _ = cluster(gpu_nodes=3)
+    converge(sim)
+    sim.admin("/_sim/nodes/gpu-node-1/ready", {"ready": False})
+    st = wait_status(sim, lambda s: failing(s, "gpu-node-1"), "gpu-node-1 listed")
+    entry = failing(st, "gpu-node-1")[0]
+    assert entry["reason"] == "Unreachable", entry  # kubesim adds the node controller's taint
+    assert entry["message"] == "Kubelet stopped posting node status.", entry
+    assert entry["operand"] == "driver"
+    # A node outage is not the stack's failure: Ready stays True, the message says so.
+    assert ready(st), st
+    assert st["nodesSummary"] == "2/3"
+    assert "1 node(s) NotReady (not waited for), e.g. gpu-node-1" in cond(st, "Ready")["message"]
+    sim.admin("/_sim/nodes/gpu-node-1/ready", {"ready": True})
+    st = wait_status(sim, lambda s: not s.get("failingNodes") and s.get("nodesSummary") == "3/3", "back")
+    assert ready(st)
+
+
+def test_untolerated_taint_names_the_node_and_the_taint(cluster):
+    sim, _ = cluster(gpu_nodes=2)
+    node = sim.ok("GET", "/api/v1/nodes/gpu-node-1")
+    node["spec"]["taints"] = [{"key": "dedicated", "value": "ml", "effect": "NoSchedule"}]
+    sim.ok("PUT", "/api/v1/nodes/gpu-node-1", node)
+    sim.ok("POST", CGP, policy("gpus"))
+    st = wait_status(sim, lambda s: failing(s, "gpu-node-1", "driver"), "the tainted node named")
+    entry = failing(st, "gpu-node-1", "driver")[0]
+    assert entry["reason"] == "UntoleratedTaint", entry
+    assert "taint dedicated=ml:NoSchedule is not tolerated by spec.daemonsets.tolerations" in entry["message"]
+    assert pods_on(sim, "gpu-node-1", "driver") == []  # there is no pod to describe
+    st = wait_status(sim, lambda s: cond(s, "Ready").get("reason") == "DriverNotReady", "Ready=False")
+    assert "gpu-node-1 (UntoleratedTaint)" in cond(st, "Ready")["message"]
+    # Tolerating it (and the GPU taint the default tolerated) lets the stack onto the node.
+    sim.ok("PATCH", CGP + "/gpus", {"spec": {"daemonsets": {"tolerations": [
+        {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}}},
+        ctype="application/merge-patch+json")
+    wait_status(sim, lambda s: ready(s) and s.get("nodesSummary") == "2/2" and not s.get("failingNodes"),
+                "Ready on both nodes", timeout=40)

@@ -465,16 +465,22 @@ static void test_terminating_and_progressing(void **state) {
   free(lab);
   assert_null(patch_for(&p, "repl")); /* the replacement decides: not ready, no unlock */
   assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_ready, 0);
-  assert_int_equal(p.n_failing, 1);
-  assert_string_equal(p.failing[0].node, "old");
-  assert_string_equal(p.failing[0].reason, "Unschedulable");
+  /* the NotReady node is listed as such, not as a failing pod */
+  assert_int_equal(p.n_failing, 2);
+  assert_string_equal(p.failing[0].node, "down");
+  assert_string_equal(p.failing[0].reason, "NodeNotReady");
+  assert_true(p.failing[0].node_down);
+  assert_string_equal(p.failing[1].node, "old");
+  assert_string_equal(p.failing[1].reason, "Unschedulable");
+  assert_false(p.failing[1].node_down);
   /* the next deadline: "young" in 1 s */
   assert_int_equal(p.recheck_at, w.now + 1);
   plan_release(&p);
   /* without a clock, progressing pods never fail */
   w.now = 0;
   run_plan(&w, 0, &p);
-  assert_int_equal(p.n_failing, 0);
+  assert_int_equal(p.n_failing, 1); /* only the NotReady node, as such */
+  assert_true(p.failing[0].node_down);
   assert_int_equal(p.recheck_at, 0);
   plan_release(&p);
   world_free(&w);
@@ -573,6 +579,72 @@ static void test_not_ready_node_not_waited_for(void **state) {
   assert_string_equal(p.not_ready_first, "down");
   assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_down, 1);
   assert_int_equal(p.n_patches, 0);
+  /* listed with the kubelet's word, as NodeNotReady, not as a failing stage */
+  assert_int_equal(p.n_failing, 1);
+  assert_string_equal(p.failing[0].node, "down");
+  assert_string_equal(p.failing[0].reason, "NodeNotReady");
+  assert_int_equal(p.failing[0].op, GPC_OP_DRIVER);
+  assert_true(p.failing[0].node_down);
+  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_failing, 0);
+  plan_release(&p);
+  /* the node controller's unreachable taint says Unreachable */
+  down->taints = gpc_calloc(1, sizeof *down->taints);
+  down->taints[0] = (struct gpc_taint){.key = gpc_strdup("node.kubernetes.io/unreachable"),
+                                       .value = gpc_strdup(""),
+                                       .no_execute = true};
+  down->n_taints = 1;
+  free(down->down_message);
+  down->down_message = gpc_strdup("Kubelet stopped posting node status.");
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.n_failing, 1);
+  assert_string_equal(p.failing[0].reason, "Unreachable");
+  assert_string_equal(p.failing[0].message, "Kubelet stopped posting node status.");
+  plan_release(&p);
+  world_free(&w);
+}
+
+/* A taint the policy does not tolerate: the DaemonSet makes no pod, so the
+ * node is named with the taint instead of waiting forever. */
+static void test_untolerated_taint_is_named(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  const char *unlocked = GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true";
+  struct gpc_node *t = add_node(&w, "tainted", unlocked);
+  struct gpc_node *ok = add_node(&w, "tolerated", unlocked);
+  struct gpc_node *sys = add_node(&w, "cordoned", unlocked);
+  t->taints = gpc_calloc(1, sizeof *t->taints);
+  t->taints[0] = (struct gpc_taint){
+      .key = gpc_strdup("dedicated"), .value = gpc_strdup("ml"), .no_execute = false};
+  t->n_taints = 1;
+  /* the default toleration (nvidia.com/gpu Exists NoSchedule) covers this one */
+  ok->taints = gpc_calloc(1, sizeof *ok->taints);
+  ok->taints[0] = (struct gpc_taint){
+      .key = gpc_strdup("nvidia.com/gpu"), .value = gpc_strdup("present"), .no_execute = false};
+  ok->n_taints = 1;
+  /* the DaemonSet controller's own tolerations cover this one */
+  sys->taints = gpc_calloc(1, sizeof *sys->taints);
+  sys->taints[0] = (struct gpc_taint){.key = gpc_strdup("node.kubernetes.io/unschedulable"),
+                                      .value = gpc_strdup(""),
+                                      .no_execute = false};
+  sys->n_taints = 1;
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.n_failing, 1);
+  assert_string_equal(p.failing[0].node, "tainted");
+  assert_string_equal(p.failing[0].reason, "UntoleratedTaint");
+  assert_int_equal(p.failing[0].op, GPC_OP_DRIVER);
+  assert_non_null(strstr(p.failing[0].message, "taint dedicated=ml:NoSchedule is not tolerated"));
+  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_failing, 1);
+  plan_release(&p);
+  /* tolerating it in the spec clears it */
+  policy_free(w.pol[0]);
+  w.pol[0] =
+      mk_policy("gpus", "2026-01-01T00:00:00Z",
+                "{daemonsets: {tolerations: [{key: dedicated, operator: Equal, value: ml}]}}");
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.n_failing, 1); /* now the nvidia.com/gpu taint is not tolerated */
+  assert_string_equal(p.failing[0].node, "tolerated");
   plan_release(&p);
   world_free(&w);
 }
@@ -632,6 +704,7 @@ int main(void) {
       cmocka_unit_test(test_daemonset_summary),
       cmocka_unit_test(test_terminating_and_progressing),
       cmocka_unit_test(test_not_ready_node_not_waited_for),
+      cmocka_unit_test(test_untolerated_taint_is_named),
       cmocka_unit_test(test_node_selector),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -89,6 +89,49 @@ static void test_node_minimal(void **state) {
   json_decref(j);
 }
 
+/* Taints that keep pods off are kept (PreferNoSchedule is not), and a node
+ * that is not Ready keeps what its Ready condition says; both count as
+ * changes, a heartbeat does not. */
+static void test_node_taints_and_down_message(void **state) {
+  (void)state;
+  json_t *j = parse("{\"metadata\":{\"name\":\"n\",\"uid\":\"u\"},\"spec\":{\"taints\":["
+                    "{\"key\":\"dedicated\",\"value\":\"ml\",\"effect\":\"NoSchedule\"},"
+                    "{\"key\":\"soft\",\"effect\":\"PreferNoSchedule\"},"
+                    "{\"key\":\"node.kubernetes.io/unreachable\",\"effect\":\"NoExecute\"},"
+                    "{\"effect\":\"NoSchedule\"}]},"
+                    "\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"Unknown\","
+                    "\"message\":\"Kubelet stopped posting node status.\"}]}}");
+  struct gpc_node *n = project_node_new(j);
+  assert_false(n->ready);
+  assert_string_equal(n->down_message, "Kubelet stopped posting node status.");
+  assert_int_equal(n->n_taints, 2);
+  assert_string_equal(n->taints[0].key, "dedicated");
+  assert_string_equal(n->taints[0].value, "ml");
+  assert_false(n->taints[0].no_execute);
+  assert_string_equal(n->taints[1].key, "node.kubernetes.io/unreachable");
+  assert_string_equal(n->taints[1].value, "");
+  assert_true(n->taints[1].no_execute);
+  /* same taints: no change; one taint fewer: a change */
+  struct gpc_node *same = project_node_new(j);
+  assert_false(project_node_changed(n, same));
+  json_array_remove(json_object_get(json_object_get(j, "spec"), "taints"), 0);
+  struct gpc_node *fewer = project_node_new(j);
+  assert_true(project_node_changed(n, fewer));
+  project_node_free(fewer);
+  project_node_free(same);
+  project_node_free(n);
+  json_decref(j);
+  /* Ready: no message kept */
+  j = parse("{\"metadata\":{\"name\":\"n\"},\"status\":{\"conditions\":[{\"type\":\"Ready\","
+            "\"status\":\"True\",\"message\":\"kubelet is posting ready status\"}]}}");
+  n = project_node_new(j);
+  assert_true(n->ready);
+  assert_string_equal(n->down_message, "");
+  assert_int_equal(n->n_taints, 0);
+  project_node_free(n);
+  json_decref(j);
+}
+
 static void test_quantity(void **state) {
   (void)state;
   struct {
@@ -526,6 +569,7 @@ int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_node),
+      cmocka_unit_test(test_node_taints_and_down_message),
       cmocka_unit_test(test_node_minimal),
       cmocka_unit_test(test_quantity),
       cmocka_unit_test(test_daemonset),
