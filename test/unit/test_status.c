@@ -51,6 +51,7 @@ static void add_failing(struct gpc_plan *pl, const char *node, enum gpc_operand 
   f->op = op;
   f->reason = gpc_strdup(reason);
   f->message = gpc_strdup("boom");
+  f->node_down = false;
   pl->operands[op].nodes_failing++;
   pl->operands[op].state = GPC_STATE_DEGRADED;
 }
@@ -338,6 +339,37 @@ static void test_equal_ignores_list_order(void **state) {
   policy_free(p);
 }
 
+/* A NotReady node is in failingNodes but does not make the policy not Ready. */
+static void test_node_down_is_listed_not_failing(void **state) {
+  (void)state;
+  struct gpc_policy *p = mk_policy();
+  struct gpc_plan pl;
+  mk_plan(&pl, 3, 2, GPC_STATE_READY);
+  pl.not_ready = 1;
+  pl.not_ready_first = gpc_strdup("gpu-9");
+  pl.failing = gpc_calloc(1, sizeof(*pl.failing));
+  pl.failing[0] =
+      (struct gpc_failing_node){.node = gpc_strdup("gpu-9"),
+                                .op = GPC_OP_DRIVER,
+                                .reason = gpc_strdup("Unreachable"),
+                                .message = gpc_strdup("Kubelet stopped posting node status."),
+                                .node_down = true};
+  pl.n_failing = 1;
+  json_t *st = status_from_plan(&pl, p, NULL, 1);
+  check_invariants(st);
+  assert_string_equal(cs(st, "Ready", "status"), "True");
+  assert_string_equal(cs(st, "Ready", "reason"), "AllOperandsReady");
+  assert_non_null(
+      strstr(cs(st, "Ready", "message"), "1 node(s) NotReady (not waited for), e.g. gpu-9"));
+  json_t *f = json_object_get(st, "failingNodes");
+  assert_int_equal(json_array_size(f), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(f, 0), "reason")),
+                      "Unreachable");
+  json_decref(st);
+  plan_release(&pl);
+  policy_free(p);
+}
+
 /* The Driver column shows a new version as pending until the nodes run it. */
 static void test_driver_summary_says_what_runs(void **state) {
   (void)state;
@@ -373,6 +405,7 @@ int main(void) {
       cmocka_unit_test(test_equal_ignores_list_order),
       cmocka_unit_test(test_apply_failed_overlay),
       cmocka_unit_test(test_driver_summary_says_what_runs),
+      cmocka_unit_test(test_node_down_is_listed_not_failing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
