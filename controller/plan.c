@@ -44,6 +44,16 @@ bool plan_node_matches(const struct gpc_policy *p, const struct gpc_node *n) {
   return false;
 }
 
+/* A policy with its own nodeSelector names its nodes on purpose; default
+ * detection ("every GPU node") covers the rest. So on a node both match, the
+ * explicit one wins whatever their ages, and the default one does not count it
+ * as a conflict: one policy per pool plus one for the rest works without
+ * NodeConflict (manifests/samples/node-pool.yaml). Within a class, the oldest. */
+static bool outranks(const struct gpc_policy *a, const struct gpc_policy *b) {
+  if (a->node_selector_empty != b->node_selector_empty) return !a->node_selector_empty;
+  return plan_policy_older(a, b);
+}
+
 bool plan_policy_older(const struct gpc_policy *a, const struct gpc_policy *b) {
   /* RFC 3339 timestamps in UTC ("Z") compare as strings; a missing one
    * (render -f) sorts last. */
@@ -66,7 +76,7 @@ static const struct gpc_policy *owner_of(const struct gpc_policy *self,
     if (!p || p->deleting) continue;
     if (i < n && self && strcmp(p->name, self->name) == 0) continue;
     if (!plan_node_matches(p, node)) continue;
-    if (!best || plan_policy_older(p, best)) best = p;
+    if (!best || outranks(p, best)) best = p;
   }
   return best;
 }
@@ -355,6 +365,9 @@ static void plan_node(struct plan_ctx *c, size_t ni) {
     return;
   }
   if (plan_node_matches(p, node)) {
+    /* Default detection yields to an explicit selector: that node is simply
+     * not ours (its labels are the owner's to rewrite). */
+    if (owner && p->node_selector_empty && !owner->node_selector_empty) return;
     c->plan->conflicted++;
     if (!c->plan->conflict_owner && owner) c->plan->conflict_owner = gpc_strdup(owner->name);
     return;

@@ -345,6 +345,29 @@ def test_version_change_rolls_daemonsets(cluster):
     sim.wait_for(lambda: summary() == "560.35.03 (pending on 1 of 2)", timeout=20, what="1 driver pending")
 
 
+def test_a_pool_policy_and_a_default_policy_share_the_fleet_without_conflict(cluster):
+    """manifests/samples/node-pool.yaml's layout: a policy for the rest (default detection) and a younger
+    one for a pool (explicit selector). The pool's selector wins its node; nobody reports a conflict."""
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    node = sim.ok("GET", "/api/v1/nodes/gpu-node-1")
+    node["metadata"]["labels"]["pool"] = "h100"
+    sim.ok("PUT", "/api/v1/nodes/gpu-node-1", node)
+    sim.ok("POST", CGP, policy("rest"))
+    wait_condition(sim, "rest", "Ready", "True")
+    time.sleep(1.1)  # the pool policy is younger
+    sim.ok("POST", CGP, policy("pool", nodeSelector={"matchLabels": {"pool": "h100"}}))
+    pool = wait_condition(sim, "pool", "Ready", "True", timeout=30)
+    assert pool["status"]["nodesSummary"] == "1/1"
+    sim.wait_for(lambda: get_policy(sim, "rest")["status"]["nodesSummary"] == "1/1", timeout=20,
+                 what="rest gave up the pool's node")
+    rest = get_policy(sim, "rest")
+    assert condition(rest, "NodeConflict")["status"] == "False"
+    assert rest["status"]["nodes"]["conflicted"] == 0
+    assert condition(rest, "Ready")["status"] == "True"
+    assert node_labels(sim, "gpu-node-1")["gpupolicy.dev/policy"] == "pool"
+    assert node_labels(sim, "gpu-node-0")["gpupolicy.dev/policy"] == "rest"
+
+
 def test_overlapping_policies_older_wins(cluster):
     sim, ctl = cluster(gpu_nodes=2, cpu_nodes=1)
     sim.ok("POST", CGP, policy("first"))

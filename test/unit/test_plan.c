@@ -322,6 +322,43 @@ static void test_conflict_oldest_wins(void **state) {
   world_free(&w);
 }
 
+/* One policy per pool plus one for "the rest": the pool's explicit selector
+ * wins its nodes from the older default-detection policy, which neither
+ * touches them nor reports a conflict. */
+static void test_explicit_selector_outranks_default_detection(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("rest", "2026-01-01T00:00:00Z", "{}");
+  w.pol[w.n_pol++] =
+      mk_policy("pool", "2026-02-01T00:00:00Z", "{nodeSelector: {matchLabels: {pool: h100}}}");
+  add_node(&w, "in-pool", GPU ",pool=h100");
+  add_node(&w, "other", GPU);
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "other",
+               "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/policy\":\"rest\"}");
+  expect_patch(&p, "in-pool", NULL);
+  assert_int_equal(p.matched, 1);
+  assert_int_equal(p.conflicted, 0);
+  assert_null(p.conflict_owner);
+  plan_release(&p);
+  run_plan(&w, 1, &p);
+  expect_patch(&p, "in-pool",
+               "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/policy\":\"pool\"}");
+  assert_int_equal(p.matched, 1);
+  plan_release(&p);
+  assert_ptr_equal(plan_node_owner((const struct gpc_policy *const *)w.pol, 2, &w.node[0]),
+                   w.pol[1]);
+  /* two explicit selectors on one node: still the oldest, and a conflict */
+  w.pol[w.n_pol++] =
+      mk_policy("pool-2", "2026-03-01T00:00:00Z", "{nodeSelector: {matchLabels: {pool: h100}}}");
+  run_plan(&w, 2, &p);
+  assert_int_equal(p.conflicted, 1);
+  assert_string_equal(p.conflict_owner, "pool");
+  plan_release(&p);
+  world_free(&w);
+}
+
 static void test_takeover_is_not_sticky(void **state) {
   (void)state;
   struct world w = {0};
@@ -697,6 +734,7 @@ int main(void) {
       cmocka_unit_test(test_operand_opt_out),
       cmocka_unit_test(test_all_operands_opt_out),
       cmocka_unit_test(test_conflict_oldest_wins),
+      cmocka_unit_test(test_explicit_selector_outranks_default_detection),
       cmocka_unit_test(test_takeover_is_not_sticky),
       cmocka_unit_test(test_sticky_unlock_and_failing),
       cmocka_unit_test(test_stop_matching_and_deletion),
