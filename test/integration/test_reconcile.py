@@ -540,6 +540,35 @@ def test_missing_crd_404_backs_off_shows_and_clears_once_the_crd_is_installed(cl
         assert ctl.stop() == 0, ctl.logs()[-3000:]
 
 
+EVENTS_PATH = "/api/v1/namespaces/default/events"
+
+
+def test_event_gone_before_its_update_is_created_again(cluster):
+    """An aggregated Event whose PATCH answers 404 (expired after the API server's TTL, or deleted) is
+    created again with the aggregated count, as client-go's recorder does, instead of being dropped."""
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.ok("POST", CGP, policy("gpus"))
+    wait_condition(sim, "gpus", "Ready", "True")
+
+    def complete_events():
+        return [e for e in sim.get(EVENTS_PATH)[1]["items"] if e.get("reason") == "RolloutComplete"]
+    sim.wait_for(lambda: len(complete_events()) == 1, timeout=10, what="RolloutComplete event")
+    ev = complete_events()[0]
+    name, message = ev["metadata"]["name"], ev["message"]
+    sim.ok("DELETE", EVENTS_PATH + "/" + name)  # as the event TTL would
+    # Not ready and ready again: the same RolloutComplete message is folded into that Event (a PATCH).
+    sim.admin("/_sim/fail", {"node": "gpu-node-1", "daemonset": "gpus-device-plugin"})
+    wait_condition(sim, "gpus", "Ready", "False", reason="DevicePluginNotReady", timeout=30)
+    sim.admin("/_sim/recover", {"node": "gpu-node-1"})
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+    assert condition(obj, "Ready")["message"] == message
+    sim.wait_for(lambda: sim.get(EVENTS_PATH + "/" + name)[0] == 200, timeout=25, what="Event created again")
+    again = sim.get(EVENTS_PATH + "/" + name)[1]
+    assert again["count"] == 2 and again["reason"] == "RolloutComplete", again
+    assert again["involvedObject"]["name"] == "gpus"
+    assert sim.count(verb="patch", resource="events", code=404) >= 1
+
+
 def test_conflicts_and_server_errors_are_retried(cluster):
     sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
     sim.admin("/_sim/inject", [{"code": 409, "method": "PATCH", "count": 2, "pathPrefix": "/api/v1/nodes/"},
