@@ -540,6 +540,40 @@ def test_missing_crd_404_backs_off_shows_and_clears_once_the_crd_is_installed(cl
         assert ctl.stop() == 0, ctl.logs()[-3000:]
 
 
+def test_rbac_403_on_node_patches_and_persistent_500(cluster):
+    """Missing RBAC for node patches (403): no longer 'RolloutInProgress' forever with a retry loop, but
+    ApplyFailed naming the verb, resource and node with the server's message, a few requests per node,
+    and Ready once the permission is back. A persistent 500 backs off the same way."""
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.admin("/_sim/inject", {"code": 403, "method": "PATCH", "count": 100000, "pathPrefix": "/api/v1/nodes/"})
+    sim.ok("POST", CGP, policy("gpus"))
+    obj = wait_condition(sim, "gpus", "Ready", "False", reason="ApplyFailed")
+    msg = condition(obj, "Ready")["message"]
+    assert "patch nodes gpu-node-" in msg and "403 Forbidden" in msg and "cannot patch" in msg, msg
+    assert "1 more write(s) failing" in msg, msg
+    assert condition(obj, "Stalled")["status"] == "True"
+    time.sleep(10)
+    per_node = [sim.count(verb="patch", resource="nodes", code=403) / 2.0]
+    assert per_node[0] <= 5, per_node  # before: ~100 a node
+    sim.request("DELETE", "/_sim/inject")
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=45)
+    assert condition(obj, "Stalled")["status"] == "False"
+
+    # A persistent 500 on the status patch of a new generation: a handful of attempts, not a loop.
+    wait_quiet(sim)
+    sim.reset_counters()
+    sim.admin("/_sim/inject", {"code": 500, "method": "PATCH", "count": 100000,
+                               "pathPrefix": CGP + "/gpus/status"})
+    sim.patch(CGP + "/gpus", {"spec": {"devicePlugin": {"version": "v0.15.1"}}})
+    time.sleep(12)
+    tries = sim.count(verb="patch", resource="clustergpupolicies", subresource="status", code=500)
+    assert 2 <= tries <= 6, tries
+    sim.request("DELETE", "/_sim/inject")
+    sim.wait_for(lambda: get_policy(sim, "gpus")["status"]["observedGeneration"] == 2, timeout=60,
+                 what="status of generation 2 written")
+    wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+
+
 EVENTS_PATH = "/api/v1/namespaces/default/events"
 
 
