@@ -463,6 +463,29 @@ def test_bad_flag_exits_2_with_one_line():
     assert r.returncode == 2 and "/nonexistent/kubeconfig" in r.stderr, r.stderr
 
 
+def _unshare_works():
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unshare -rm (user and mount namespaces)")
+def test_without_dev_urandom_exits_with_a_clear_error(tmp_path):
+    """No /dev/urandom (a /dev without it, as in some minimal sandboxes): libwebsockets used to crash in its
+    own clean-up (SIGSEGV inside uv_run); now the controller says what is missing and exits 2."""
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+                  "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                  "current-context: x\n")
+    script = ('mount -t tmpfs none /dev && exec "$0" --kubeconfig "$1" --namespace x --log-format=text '
+              '--metrics-bind-address=127.0.0.1:0 --health-probe-bind-address=127.0.0.1:0')
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", script, CONTROLLER, str(kc)], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "/dev/urandom" in r.stderr and "--metrics-bind-address=0" in r.stderr, r.stderr
+
+
 def write_failed_lines(ctl, key_part):
     return [ln for ln in ctl.logs().splitlines() if "write failed" in ln and key_part in ln]
 
