@@ -61,12 +61,14 @@ class Fleet:
         self.live.remove(victim)
         self.live.append(self._start())
 
-    def logs(self):
-        return "\n".join("---- replica %d\n%s" % (i, r.logs()[-2500:]) for i, r in enumerate(self.all))
-
     def stop(self):
+        """SIGTERM to every replica; returns the exit codes of those not killed on purpose."""
         for r in self.all:
             r.stop()
+        return [r.proc.returncode for r in self.live]
+
+    def logs(self):
+        return "\n".join("---- replica %d\n%s" % (i, r.logs()[-2500:]) for i, r in enumerate(self.all))
 
 
 def get(sim, path):
@@ -169,6 +171,7 @@ def test_chaos_converges_and_cleans_up(kubesim):
     sim = kubesim(gpu_nodes=6, gpus_per_node=4, cpu_nodes=2, pod_ready_delay=0.3)
     prepare(sim)
     fleet = Fleet(sim)
+    codes = None
     try:
         fleet.leader()
         gpu = sorted(n["metadata"]["name"] for n in nodes(sim) if is_gpu(n))
@@ -244,4 +247,6 @@ def test_chaos_converges_and_cleans_up(kubesim):
         wait_until(lambda: not get(sim, PODS_PATH)["items"], 30, "operand pods gone", interval=0.5)
         quiet_afterwards(sim, fleet)
     finally:
-        fleet.stop()
+        codes = fleet.stop()
+    # The survivors shut down cleanly (SIGTERM: drain, release the Lease, exit 0; sanitizers quiet).
+    assert codes == [0, 0], (codes, fleet.logs())
