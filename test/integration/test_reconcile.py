@@ -491,6 +491,24 @@ def test_without_dev_urandom_exits_with_a_clear_error(tmp_path):
     assert "/dev/urandom" in r.stderr and "--metrics-bind-address=0" in r.stderr, r.stderr
 
 
+def test_unreadable_token_file_is_a_clear_start_up_error(tmp_path):
+    """A token file that cannot be read (missing, not a regular file) at start-up: exit 2 with one line that
+    names the kubeconfig entry or the in-cluster directory and the file, never a crash or a silent retry."""
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                  "users: [{name: u, user: {tokenFile: %s}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                  "current-context: x\n" % tmp_path)  # a directory
+    r = subprocess.run([CONTROLLER, "--kubeconfig", str(kc)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "users[0].user.tokenFile" in r.stderr and "not a regular file" in r.stderr, r.stderr
+    env = dict(os.environ, KUBERNETES_SERVICE_HOST="127.0.0.1", KUBERNETES_SERVICE_PORT="1",
+               GPC_SA_DIR=str(tmp_path / "no-such-dir"))
+    r = subprocess.run([CONTROLLER], capture_output=True, text=True, timeout=20, env=env)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert str(tmp_path / "no-such-dir" / "token") in r.stderr and len(r.stderr.strip().splitlines()) == 1, \
+        r.stderr
+
+
 def write_failed_lines(ctl, key_part):
     return [ln for ln in ctl.logs().splitlines() if "write failed" in ln and key_part in ln]
 
