@@ -126,8 +126,13 @@ def writes(sim):
     return sim.counters()["writes"]
 
 
+# Aggregated Event updates go out up to this long after the occurrence they fold in (events.h).
+EVENT_FLUSH_S = 11.0
+
+
 def wait_quiet(sim, quiet=2.0, timeout=20):
-    """Waits until no write has happened for `quiet` seconds (status/event flushes settle)."""
+    """Waits until no write has happened for `quiet` seconds (status/event flushes settle); before a
+    'no writes at all' check, quiet=EVENT_FLUSH_S also waits out a pending aggregated Event update."""
     deadline = time.monotonic() + timeout
     last, since = writes(sim), time.monotonic()
     while time.monotonic() < deadline:
@@ -437,7 +442,7 @@ def test_idle_no_writes_no_relists_and_one_relist_after_compaction(cluster):
     sim, ctl = cluster(gpu_nodes=3, cpu_nodes=1)
     sim.ok("POST", CGP, policy("gpus"))
     wait_condition(sim, "gpus", "Ready", "True")
-    wait_quiet(sim)
+    wait_quiet(sim, quiet=EVENT_FLUSH_S, timeout=40)
     sim.reset_counters()
     # Heartbeats keep changing every node meanwhile; watches are dropped midway.
     time.sleep(10)
@@ -491,6 +496,47 @@ def test_bad_flag_exits_2_with_one_line():
     r = subprocess.run([CONTROLLER, "--kubeconfig", "/nonexistent/kubeconfig"], capture_output=True, text=True,
                        timeout=10)
     assert r.returncode == 2 and "/nonexistent/kubeconfig" in r.stderr, r.stderr
+
+
+def _unshare_works():
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unshare -rm (user and mount namespaces)")
+def test_without_dev_urandom_exits_with_a_clear_error(tmp_path):
+    """No /dev/urandom (a /dev without it, as in some minimal sandboxes): libwebsockets used to crash in its
+    own clean-up (SIGSEGV inside uv_run); now the controller says what is missing and exits 2."""
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+                  "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                  "current-context: x\n")
+    script = ('mount -t tmpfs none /dev && exec "$0" --kubeconfig "$1" --namespace x --log-format=text '
+              '--metrics-bind-address=127.0.0.1:0 --health-probe-bind-address=127.0.0.1:0')
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", script, CONTROLLER, str(kc)], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "/dev/urandom" in r.stderr and "--metrics-bind-address=0" in r.stderr, r.stderr
+
+
+def test_unreadable_token_file_is_a_clear_start_up_error(tmp_path):
+    """A token file that cannot be read (missing, not a regular file) at start-up: exit 2 with one line that
+    names the kubeconfig entry or the in-cluster directory and the file, never a crash or a silent retry."""
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                  "users: [{name: u, user: {tokenFile: %s}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                  "current-context: x\n" % tmp_path)  # a directory
+    r = subprocess.run([CONTROLLER, "--kubeconfig", str(kc)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "users[0].user.tokenFile" in r.stderr and "not a regular file" in r.stderr, r.stderr
+    env = dict(os.environ, KUBERNETES_SERVICE_HOST="127.0.0.1", KUBERNETES_SERVICE_PORT="1",
+               GPC_SA_DIR=str(tmp_path / "no-such-dir"))
+    r = subprocess.run([CONTROLLER], capture_output=True, text=True, timeout=20, env=env)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert str(tmp_path / "no-such-dir" / "token") in r.stderr and len(r.stderr.strip().splitlines()) == 1, \
+        r.stderr
 
 
 def write_failed_lines(ctl, key_part):
@@ -568,6 +614,69 @@ def test_missing_crd_404_backs_off_shows_and_clears_once_the_crd_is_installed(cl
         assert code == 200, sm_obj
     finally:
         assert ctl.stop() == 0, ctl.logs()[-3000:]
+
+
+def test_rbac_403_on_node_patches_and_persistent_500(cluster):
+    """Missing RBAC for node patches (403): no longer 'RolloutInProgress' forever with a retry loop, but
+    ApplyFailed naming the verb, resource and node with the server's message, a few requests per node,
+    and Ready once the permission is back. A persistent 500 backs off the same way."""
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.admin("/_sim/inject", {"code": 403, "method": "PATCH", "count": 100000, "pathPrefix": "/api/v1/nodes/"})
+    sim.ok("POST", CGP, policy("gpus"))
+    obj = wait_condition(sim, "gpus", "Ready", "False", reason="ApplyFailed")
+    msg = condition(obj, "Ready")["message"]
+    assert "patch nodes gpu-node-" in msg and "403 Forbidden" in msg and "cannot patch" in msg, msg
+    assert "1 more write(s) failing" in msg, msg
+    assert condition(obj, "Stalled")["status"] == "True"
+    time.sleep(10)
+    per_node = [sim.count(verb="patch", resource="nodes", code=403) / 2.0]
+    assert per_node[0] <= 5, per_node  # before: ~100 a node
+    sim.request("DELETE", "/_sim/inject")
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=45)
+    assert condition(obj, "Stalled")["status"] == "False"
+
+    # A persistent 500 on the status patch of a new generation: a handful of attempts, not a loop.
+    wait_quiet(sim)
+    sim.reset_counters()
+    sim.admin("/_sim/inject", {"code": 500, "method": "PATCH", "count": 100000,
+                               "pathPrefix": CGP + "/gpus/status"})
+    sim.patch(CGP + "/gpus", {"spec": {"devicePlugin": {"version": "v0.15.1"}}})
+    time.sleep(12)
+    tries = sim.count(verb="patch", resource="clustergpupolicies", subresource="status", code=500)
+    assert 2 <= tries <= 6, tries
+    sim.request("DELETE", "/_sim/inject")
+    sim.wait_for(lambda: get_policy(sim, "gpus")["status"]["observedGeneration"] == 2, timeout=60,
+                 what="status of generation 2 written")
+    wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+
+
+EVENTS_PATH = "/api/v1/namespaces/default/events"
+
+
+def test_event_gone_before_its_update_is_created_again(cluster):
+    """An aggregated Event whose PATCH answers 404 (expired after the API server's TTL, or deleted) is
+    created again with the aggregated count, as client-go's recorder does, instead of being dropped."""
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.ok("POST", CGP, policy("gpus"))
+    wait_condition(sim, "gpus", "Ready", "True")
+
+    def complete_events():
+        return [e for e in sim.get(EVENTS_PATH)[1]["items"] if e.get("reason") == "RolloutComplete"]
+    sim.wait_for(lambda: len(complete_events()) == 1, timeout=10, what="RolloutComplete event")
+    ev = complete_events()[0]
+    name, message = ev["metadata"]["name"], ev["message"]
+    sim.ok("DELETE", EVENTS_PATH + "/" + name)  # as the event TTL would
+    # Not ready and ready again: the same RolloutComplete message is folded into that Event (a PATCH).
+    sim.admin("/_sim/fail", {"node": "gpu-node-1", "daemonset": "gpus-device-plugin"})
+    wait_condition(sim, "gpus", "Ready", "False", reason="DevicePluginNotReady", timeout=30)
+    sim.admin("/_sim/recover", {"node": "gpu-node-1"})
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+    assert condition(obj, "Ready")["message"] == message
+    sim.wait_for(lambda: sim.get(EVENTS_PATH + "/" + name)[0] == 200, timeout=25, what="Event created again")
+    again = sim.get(EVENTS_PATH + "/" + name)[1]
+    assert again["count"] == 2 and again["reason"] == "RolloutComplete", again
+    assert again["involvedObject"]["name"] == "gpus"
+    assert sim.count(verb="patch", resource="events", code=404) >= 1
 
 
 def test_conflicts_and_server_errors_are_retried(cluster):
@@ -695,6 +804,7 @@ def test_disabled_operand_deletes_its_service_and_service_monitor(cluster):
     assert condition(obj, "Ready")["lastTransitionTime"] == ready["lastTransitionTime"]  # never flipped
 
     # Nothing changes any more: no write at all (no delete sent again on later reconciles).
+    wait_quiet(sim, quiet=EVENT_FLUSH_S, timeout=40)
     sim.reset_counters()
     sim.admin("/_sim/heartbeat")
     time.sleep(4)
