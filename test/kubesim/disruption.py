@@ -610,7 +610,11 @@ def evict(sim, req):
             if enforce and rv_unset:  # shouldEnforceResourceVersion
                 o = dict(opts, preconditions=dict(opts.get("preconditions") or {},
                                                   resourceVersion=_meta(pod).get("resourceVersion")))
-            _delete(sim, req, pod, o, dry, log, node)
+            try:
+                _delete(sim, req, pod, o, dry, log, node)
+            except srv.ApiError as e:
+                log.add(ns, name, node, e.code, "conflict" if e.code == 409 else "error", dry=dry)
+                raise
             log.add(ns, name, node, 201, "evictedIgnoringBudget", dry=dry)
             return _success()
         pdbs = eviction_pdbs([e.obj for e in sim.store.list_entries(PDBS, ns)[0]], pod)
@@ -645,6 +649,7 @@ def evict(sim, req):
             if e.code == 409 and unready_ok and rv_unset:
                 log.add(ns, name, node, 429, "tooManyRequests", pdb=pdb_name, dry=dry)
                 raise _still_processing(srv, pdb_name) from None
+            log.add(ns, name, node, e.code, "conflict" if e.code == 409 else "error", pdb=pdb_name, dry=dry)
             raise
         outcome = "evicted" if pdb_name and not unready_ok else \
             "evictedUnhealthy" if pdb_name else "evictedNoBudget"
@@ -1059,8 +1064,11 @@ class Controller:
                               "lastTransitionTime": stamp})
                 st["conditions"] = conds
                 return None
-            if self.c._mutate(PODS, p.ns, p.name, bind, subresource="binding", uid=uid, cow=[]) is not None:
+            out = self.c._mutate(PODS, p.ns, p.name, bind, subresource="binding", uid=uid, cow=[])
+            if out is not None:
                 self.c.counters["podsBound"] += 1
+                # the scheduler's assumed pod: the next decision in this batch sees the binding
+                self.c._pod_event(uid, out, False, set(), set())
             self.waiting.discard(uid)
             return
         msg = fit_error(len(nodes), reasons)

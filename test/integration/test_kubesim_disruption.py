@@ -1,0 +1,484 @@
+"""kubesim's voluntary-disruption surface (issue 12): policy/v1 PodDisruptionBudgets and their status,
+the pods/eviction subresource, apps/v1 ReplicaSets, GPU-aware scheduling of workload pods, cordon.
+
+Each test checks the field shapes kube-apiserver and kube-controller-manager produce (see
+docs/kubesim.md, "Voluntary disruption", for the rule and its Kubernetes source).
+"""
+
+import time
+
+import pytest
+
+from test_kubesim_cluster import adm, daemonset, no_errors, ok, wait_for
+
+NS = "default"
+PDB_PATH = "/apis/policy/v1/namespaces/%s/poddisruptionbudgets" % NS
+RS_PATH = "/apis/apps/v1/namespaces/%s/replicasets" % NS
+POD_PATH = "/api/v1/namespaces/%s/pods" % NS
+EVICT_MSG = "Cannot evict pod as it would violate the pod's disruption budget."
+
+
+def pdb(name, selector, min_available=None, max_unavailable=None, **spec):
+    body = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name, "namespace": NS},
+            "spec": dict(spec, selector=selector)}
+    if min_available is not None:
+        body["spec"]["minAvailable"] = min_available
+    if max_unavailable is not None:
+        body["spec"]["maxUnavailable"] = max_unavailable
+    return body
+
+
+def pod(name, labels, node=None, gpus=0, tolerations=None):
+    c = {"name": "main", "image": "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"}
+    if gpus:
+        c["resources"] = {"limits": {"nvidia.com/gpu": gpus}}
+    spec = {"containers": [c]}
+    if node:
+        spec["nodeName"] = node
+    if tolerations:
+        spec["tolerations"] = tolerations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS, "labels": labels},
+            "spec": spec}
+
+
+def replicaset(name, replicas, gpus=1, labels=None):
+    labels = labels or {"app": name}
+    c = {"name": "main", "image": "nvcr.io/nvidia/pytorch:24.05-py3"}
+    if gpus:
+        c["resources"] = {"limits": {"nvidia.com/gpu": gpus}}
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name, "namespace": NS},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [c]}}}}
+
+
+def eviction(name, **delete_options):
+    body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": NS}}
+    if delete_options:
+        body["deleteOptions"] = delete_options
+    return body
+
+
+def evict(sim, name, **opts):
+    return sim.post("%s/%s/eviction" % (POD_PATH, name), eviction(name, **opts))
+
+
+def get_pdb(sim, name):
+    return ok(sim.get("%s/%s" % (PDB_PATH, name)))
+
+
+def synced(sim, name, **want):
+    """The PDB once the disruption controller has written a status with these values."""
+    def check():
+        p = get_pdb(sim, name)
+        st = p.get("status") or {}
+        if st.get("observedGeneration") != p["metadata"]["generation"]:
+            return None
+        return p if all(st.get(k) == v for k, v in want.items()) else None
+    return wait_for(check, what="PDB %s with %r" % (name, want))
+
+
+def pods(sim, selector=None):
+    q = {"labelSelector": selector} if selector else None
+    return ok(sim.get(POD_PATH, query=q))["items"]
+
+
+def ready(p):
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or ())
+
+
+def running_pods(sim, selector, n):
+    def check():
+        got = [p for p in pods(sim, selector) if ready(p) and not p["metadata"].get("deletionTimestamp")]
+        return got if len(got) == n else None
+    return wait_for(check, what="%d ready pods %s" % (n, selector))
+
+
+def device_plugin(sim):
+    """GPUs become allocatable once a device plugin pod is Ready on each GPU node."""
+    ds = daemonset("nvidia-device-plugin", node_selector={"feature.node.kubernetes.io/pci-10de.present": "true"},
+                   labels={"app": "nvidia-device-plugin", "app.kubernetes.io/component": "device-plugin"})
+    ok(sim.post("/apis/apps/v1/namespaces/kube-system/daemonsets", ds))
+    wait_for(lambda: all((n["status"].get("allocatable") or {}).get("nvidia.com/gpu")
+                         for n in ok(sim.get("/api/v1/nodes"))["items"] if n["metadata"]["name"].startswith("gpu")),
+             what="GPUs allocatable")
+
+
+# ---- API surface -------------------------------------------------------------------------------------------
+
+def test_discovery_openapi_and_table(kubesim):
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0)
+    groups = ok(sim.get("/apis"))["groups"]
+    assert {"name": "policy", "versions": [{"groupVersion": "policy/v1", "version": "v1"}],
+            "preferredVersion": {"groupVersion": "policy/v1", "version": "v1"}} in groups
+    res = {r["name"]: r for r in ok(sim.get("/apis/policy/v1"))["resources"]}
+    assert res["poddisruptionbudgets"]["shortNames"] == ["pdb"] and res["poddisruptionbudgets"]["namespaced"]
+    assert res["poddisruptionbudgets/status"]["verbs"] == ["get", "patch", "update"]
+    # kubectl drain reads the Eviction version from the pods/eviction entry of /api/v1
+    core = {r["name"]: r for r in ok(sim.get("/api/v1"))["resources"]}
+    assert core["pods/eviction"] == {"name": "pods/eviction", "singularName": "", "namespaced": True,
+                                     "kind": "Eviction", "verbs": ["create"], "group": "policy", "version": "v1"}
+    apps = {r["name"]: r for r in ok(sim.get("/apis/apps/v1"))["resources"]}
+    assert apps["replicasets"]["shortNames"] == ["rs"] and apps["replicasets/scale"]["kind"] == "Scale"
+    doc = ok(sim.get("/openapi/v3/apis/policy/v1"))
+    assert "io.k8s.api.policy.v1.PodDisruptionBudget" in doc["components"]["schemas"]
+    # a new PDB reads 0/0/0/0 (those status fields have no omitempty) until the controller syncs it
+    created = ok(sim.post(PDB_PATH, pdb("a", {"matchLabels": {"app": "x"}}, min_available="50%")))
+    assert created["metadata"]["generation"] == 1
+    ok(sim.post(PDB_PATH, pdb("b", {"matchLabels": {"app": "x"}}, max_unavailable=1)))
+    table = ok(sim.get(PDB_PATH, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}))
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Min Available", "Max Unavailable",
+                                                               "Allowed Disruptions", "Age"]
+    assert [r["cells"][:4] for r in table["rows"]] == [["a", "50%", "N/A", 0], ["b", "N/A", "1", 0]]
+
+
+def test_pdb_validation(kubesim):
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0)
+    sel = {"matchLabels": {"app": "x"}}
+    code, out, _ = sim.post(PDB_PATH, pdb("both", sel, min_available=1, max_unavailable=1))
+    assert code == 422 and out["details"]["causes"][0]["field"] == "spec"
+    assert out["details"]["causes"][0]["message"].endswith("minAvailable and maxUnavailable cannot be both set")
+    code, out, _ = sim.post(PDB_PATH, pdb("pct", sel, min_available="50x"))
+    assert code == 422 and out["details"]["causes"][0]["field"] == "spec.minAvailable"
+    assert "a valid percent string must be a numeric string followed by an ending '%'" in out["message"]
+    code, out, _ = sim.post(PDB_PATH, pdb("big", sel, max_unavailable="150%"))
+    assert code == 422 and "must not be greater than 100%" in out["message"]
+    code, out, _ = sim.post(PDB_PATH, pdb("neg", sel, min_available=-1))
+    assert code == 422 and out["details"]["causes"][0]["message"] == \
+        "Invalid value: -1: must be greater than or equal to 0"
+    code, out, _ = sim.post(PDB_PATH, pdb("op", {"matchExpressions": [{"key": "app", "operator": "Has"}]},
+                                          min_available=1))
+    assert code == 422 and out["details"]["causes"][0]["field"] == "spec.selector.matchExpressions[0].operator"
+    code, out, _ = sim.post(PDB_PATH, pdb("pol", sel, min_available=1, unhealthyPodEvictionPolicy="Never"))
+    assert code == 422 and out["details"]["causes"][0]["reason"] == "FieldValueNotSupported"
+    # policy/v1 specs are mutable; a spec change bumps the generation
+    ok(sim.post(PDB_PATH, pdb("ok", sel, min_available=1)))
+    out = ok(sim.patch("%s/ok" % PDB_PATH, {"spec": {"minAvailable": 2}}))
+    assert out["metadata"]["generation"] == 2
+    # strict field validation knows the typed spec fields
+    code, out, _ = sim.post(PDB_PATH, pdb("typo", sel, min_available=1, minAvailible=1),
+                            query={"fieldValidation": "Strict"})
+    assert code == 400 and 'unknown field "spec.minAvailible"' in out["message"]
+
+
+# ---- disruption controller ----------------------------------------------------------------------------------
+
+def test_pdb_status_int_min_available_over_bare_pods(kubesim):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, pod_ready_delay=0.1)
+    for i in range(3):
+        ok(sim.post(POD_PATH, pod("web-%d" % i, {"app": "web"}, node="gpu-node-%d" % (i % 2))))
+    ok(sim.post(PDB_PATH, pdb("web", {"matchLabels": {"app": "web"}}, min_available=2)))
+    p = synced(sim, "web", currentHealthy=3)
+    st = p["status"]
+    # an integer minAvailable needs no controller: expectedPods is the number of matching pods
+    assert st == {"observedGeneration": 1, "disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2,
+                  "expectedPods": 3, "conditions": [
+                      {"type": "DisruptionAllowed", "status": "True", "observedGeneration": 1,
+                       "lastTransitionTime": st["conditions"][0]["lastTransitionTime"], "reason": "SufficientPods",
+                       "message": ""}]}
+    # a Terminating pod no longer counts as healthy, but still as expected
+    ok(adm(sim, "/_sim/lifecycle", {"labelSelector": "app=web", "stopSeconds": -1}))
+    ok(sim.delete("%s/web-0" % POD_PATH))
+    st = synced(sim, "web", currentHealthy=2)["status"]
+    assert (st["expectedPods"], st["disruptionsAllowed"]) == (3, 0)
+    assert st["conditions"][0]["status"] == "False" and st["conditions"][0]["reason"] == "InsufficientPods"
+    # a nil selector matches no pods; an empty one (policy/v1) all pods of the namespace
+    ok(sim.post(PDB_PATH, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                           "metadata": {"name": "none"}, "spec": {"minAvailable": 0}}))
+    ok(sim.post(PDB_PATH, pdb("all", {}, min_available=0)))
+    assert synced(sim, "none", expectedPods=0)["status"]["disruptionsAllowed"] == 0
+    assert synced(sim, "all", expectedPods=3)["status"]["disruptionsAllowed"] == 2
+
+
+def test_pdb_status_percentages_use_the_controller_scale(kubesim):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, pod_ready_delay=0.1)
+    device_plugin(sim)
+    ok(sim.post(RS_PATH, replicaset("train", 4, gpus=1)))
+    running_pods(sim, "app=train", 4)
+    ok(sim.post(PDB_PATH, pdb("train", {"matchLabels": {"app": "train"}}, max_unavailable="30%")))
+    # expectedPods = the ReplicaSet's spec.replicas; maxUnavailable 30% of 4 rounds up to 2
+    st = synced(sim, "train", expectedPods=4)["status"]
+    assert (st["desiredHealthy"], st["currentHealthy"], st["disruptionsAllowed"]) == (2, 4, 2)
+    ok(sim.patch("%s/train/scale" % RS_PATH, {"spec": {"replicas": 10}}))
+    st = synced(sim, "train", expectedPods=10)["status"]
+    assert st["desiredHealthy"] == 7
+    # a percentage over DaemonSet pods cannot be computed: failSafe, SyncFailed, observedGeneration not moved
+    ok(sim.post("/apis/policy/v1/namespaces/kube-system/poddisruptionbudgets",
+                dict(pdb("dp", {"matchLabels": {"app": "nvidia-device-plugin"}}, min_available="50%"),
+                     metadata={"name": "dp", "namespace": "kube-system"})))
+
+    def failed():
+        p = ok(sim.get("/apis/policy/v1/namespaces/kube-system/poddisruptionbudgets/dp"))
+        conds = (p.get("status") or {}).get("conditions") or []
+        return p if conds and conds[0]["reason"] == "SyncFailed" else None
+    st = wait_for(failed, what="SyncFailed")["status"]
+    assert st["conditions"][0]["message"] == "daemonsets.apps does not implement the scale subresource"
+    assert st["disruptionsAllowed"] == 0 and st["conditions"][0]["status"] == "False"
+    assert "observedGeneration" not in st
+    no_errors(sim)
+
+
+# ---- eviction -----------------------------------------------------------------------------------------------
+
+def test_eviction_follows_the_budget(kubesim):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, pod_ready_delay=0.1)
+    device_plugin(sim)
+    out = ok(adm(sim, "/_sim/workloads", {"name": "train", "nodes": ["gpu-node-0", "gpu-node-1"], "perNode": 2,
+                                          "gpus": 1, "pdb": {"minAvailable": 3}}))
+    names = [p["name"] for p in out["pods"]]
+    running_pods(sim, "app=train", 4)
+    ok(adm(sim, "/_sim/lifecycle", {"labelSelector": "app=train", "stopSeconds": 3}))
+    synced(sim, "train", currentHealthy=4, disruptionsAllowed=1)
+    code, body, hdrs = evict(sim, names[0])
+    # 201 with a Success Status; the pod is deleted gracefully and marked as evicted
+    assert code == 201 and body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                    "code": 201}
+    gone = ok(sim.get("%s/%s" % (POD_PATH, names[0])))
+    assert gone["metadata"]["deletionTimestamp"] and gone["metadata"]["deletionGracePeriodSeconds"] == 30
+    cond = [c for c in gone["status"]["conditions"] if c["type"] == "DisruptionTarget"]
+    assert cond and cond[0]["status"] == "True" and cond[0]["reason"] == "EvictionByEvictionAPI" and \
+        cond[0]["message"] == "Eviction API: evicting"
+    # the budget was decremented by the eviction itself (disruptedPods until the controller sees the deletion)
+    st = synced(sim, "train", currentHealthy=3)["status"]
+    assert st["disruptionsAllowed"] == 0 and "disruptedPods" not in st
+    code, body, hdrs = evict(sim, names[1])
+    assert code == 429 and "retry-after" not in hdrs
+    assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": EVICT_MSG,
+                    "reason": "TooManyRequests", "details": {"causes": [
+                        {"reason": "DisruptionBudget",
+                         "message": "The disruption budget train needs 3 healthy pods and has 3 currently"}]},
+                    "code": 429}
+    assert not ok(sim.get("%s/%s" % (POD_PATH, names[1])))["metadata"].get("deletionTimestamp")
+    # the ReplicaSet replaces the evicted pod; once it is Ready the budget allows one more
+    synced(sim, "train", currentHealthy=4, disruptionsAllowed=1)
+    # dry run: answered as a real eviction would be, nothing changes
+    code, _, _ = sim.post("%s/%s/eviction" % (POD_PATH, names[1]), eviction(names[1]), query={"dryRun": "All"})
+    assert code == 201
+    assert not ok(sim.get("%s/%s" % (POD_PATH, names[1])))["metadata"].get("deletionTimestamp")
+    assert get_pdb(sim, "train")["status"]["disruptionsAllowed"] == 1
+    # deleteOptions are honoured: grace 0 removes the pod at once
+    code, _, _ = evict(sim, names[1], gracePeriodSeconds=0)
+    assert code == 201 and sim.get("%s/%s" % (POD_PATH, names[1]))[0] == 404
+    synced(sim, "train", currentHealthy=4, disruptionsAllowed=1)
+    # a wrong uid precondition is a 409 from the delete, which comes after the budget was decremented: as in
+    # kube-apiserver the pod stays in disruptedPods (not healthy) for DeletionTimeout (2 min), so the budget
+    # allows nothing meanwhile
+    code, body, _ = evict(sim, names[2], preconditions={"uid": "not-it"})
+    assert code == 409 and body["reason"] == "Conflict"
+    st = get_pdb(sim, "train")["status"]
+    assert list(st["disruptedPods"]) == [names[2]] and st["disruptionsAllowed"] == 0
+    time.sleep(0.3)
+    st = get_pdb(sim, "train")["status"]
+    assert (list(st["disruptedPods"]), st["currentHealthy"], st["disruptionsAllowed"]) == ([names[2]], 3, 0)
+    assert evict(sim, names[3])[0] == 429
+    # a missing pod is a 404; a name that differs from the URL a 400
+    code, body, _ = evict(sim, "nope")
+    assert code == 404 and body["message"] == 'pods "nope" not found' and body["details"]["kind"] == "pods"
+    code, body, _ = sim.post("%s/%s/eviction" % (POD_PATH, names[3]), eviction("other"))
+    assert code == 400 and body["message"] == "name in URL does not match name in Eviction object"
+    log = ok(adm(sim, "/_sim/evictions", method="GET"))
+    assert log["byOutcome"] == {"evicted": 3, "tooManyRequests": 2, "conflict": 1, "notFound": 1}, log
+    assert [e["dryRun"] for e in log["evictions"] if e["outcome"] == "evicted"] == [False, True, False]
+    assert [e["pod"] for e in log["evictions"] if e["code"] == 201][:1] == [names[0]]
+    assert sim.count(verb="create", resource="pods", subresource="eviction", code=429) == 2
+    no_errors(sim)
+
+
+def test_eviction_special_cases(kubesim):
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0, pod_ready_delay=0.1)
+    for i in range(2):
+        ok(sim.post(POD_PATH, pod("db-%d" % i, {"app": "db", "tier": "data"}, node="gpu-node-0")))
+    running_pods(sim, "app=db", 2)
+    # two PDBs select the pod: 500 with the registry's message, no reason
+    ok(sim.post(PDB_PATH, pdb("db", {"matchLabels": {"app": "db"}}, min_available=0)))
+    ok(sim.post(PDB_PATH, pdb("data", {"matchLabels": {"tier": "data"}}, min_available=0)))
+    synced(sim, "db", expectedPods=2)
+    code, body, _ = evict(sim, "db-0")
+    assert code == 500 and body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                    "message": "This pod has more than one PodDisruptionBudget, which the eviction "
+                                               "subresource does not support.", "code": 500}
+    ok(sim.delete("%s/data" % PDB_PATH))
+    assert synced(sim, "db", disruptionsAllowed=2)
+    ok(sim.patch("%s/db" % PDB_PATH, {"spec": {"minAvailable": 2}}))
+    synced(sim, "db", desiredHealthy=2)
+    assert evict(sim, "db-0")[0] == 429
+    # a Pending pod (here: no node has a GPU to give) bypasses the budget
+    ok(sim.post(POD_PATH, pod("db-pending", {"app": "db", "tier": "data"}, gpus=1)))
+    wait_for(lambda: [c for c in ok(sim.get("%s/db-pending" % POD_PATH))["status"].get("conditions") or ()
+                      if c["type"] == "PodScheduled"], what="scheduling attempt")
+    assert evict(sim, "db-pending")[0] == 201
+    log = ok(adm(sim, "/_sim/evictions", method="GET"))
+    assert log["evictions"][-1]["outcome"] == "evictedIgnoringBudget"
+    # a pod no PDB selects is simply deleted: DaemonSet pods are evictable too
+    ok(sim.post("/apis/apps/v1/namespaces/kube-system/daemonsets", daemonset("agent")))
+    dpod = wait_for(lambda: [p for p in ok(sim.get("/api/v1/namespaces/kube-system/pods",
+                                                   query={"labelSelector": "app=agent"}))["items"] if ready(p)],
+                    what="daemon pod")[0]
+    code, _, _ = sim.post("/api/v1/namespaces/kube-system/pods/%s/eviction" % dpod["metadata"]["name"],
+                          dict(eviction(dpod["metadata"]["name"]), metadata={"name": dpod["metadata"]["name"],
+                                                                             "namespace": "kube-system"}))
+    assert code == 201
+    assert ok(adm(sim, "/_sim/evictions", method="GET"))["evictions"][-1]["outcome"] == "evictedNoBudget"
+    no_errors(sim)
+
+
+# ---- ReplicaSets ----------------------------------------------------------------------------------------------
+
+def test_replicaset_controller_and_scale(kubesim):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, pod_ready_delay=0.1)
+    device_plugin(sim)
+    code, out, _ = sim.post(RS_PATH, dict(replicaset("bad", 1), spec=dict(replicaset("bad", 1)["spec"],
+                                                                        selector={"matchLabels": {"app": "x"}})))
+    assert code == 422 and "`selector` does not match template `labels`" in out["message"]
+    rs = ok(sim.post(RS_PATH, replicaset("infer", 3, gpus=2)))
+    got = running_pods(sim, "app=infer", 3)
+    for p in got:
+        assert p["metadata"]["generateName"] == "infer-" and p["metadata"]["labels"] == {"app": "infer"}
+        assert p["metadata"]["ownerReferences"] == [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "infer",
+                                                     "uid": rs["metadata"]["uid"], "controller": True,
+                                                     "blockOwnerDeletion": True}]
+        assert p["spec"]["nodeName"].startswith("gpu-node-")
+    wait_for(lambda: ok(sim.get("%s/infer" % RS_PATH)).get("status") == {
+        "replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
+        "observedGeneration": 1}, what="RS status")
+    scale = ok(sim.get("%s/infer/scale" % RS_PATH))
+    assert scale == {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {
+        k: scale["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+        "spec": {"replicas": 3}, "status": {"replicas": 3, "selector": "app=infer"}}
+    ok(sim.patch("%s/infer/scale" % RS_PATH, {"spec": {"replicas": 1}}))
+    wait_for(lambda: len([p for p in pods(sim, "app=infer") if not p["metadata"].get("deletionTimestamp")]) == 1,
+             what="scaled down")
+    # deleting the ReplicaSet collects its pods
+    ok(sim.delete("%s/infer" % RS_PATH))
+    wait_for(lambda: not pods(sim, "app=infer"), timeout=15, what="pods collected")
+    no_errors(sim)
+
+
+# ---- scheduling --------------------------------------------------------------------------------------------
+
+def test_scheduler_counts_gpus_and_honours_cordon(kubesim):
+    sim = kubesim(gpu_nodes=2, gpus_per_node=4, cpu_nodes=1, pod_ready_delay=0.1)
+    # before any device plugin no node has nvidia.com/gpu allocatable
+    ok(sim.post(POD_PATH, pod("early", {"app": "early"}, gpus=1)))
+
+    def sched_cond(name):
+        p = ok(sim.get("%s/%s" % (POD_PATH, name)))
+        return next((c for c in p["status"].get("conditions") or () if c["type"] == "PodScheduled"), None)
+    c = wait_for(lambda: sched_cond("early"), what="attempt")
+    assert c["status"] == "False" and c["reason"] == "Unschedulable"
+    assert c["message"] == ("0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are "
+                            "available: 3 No preemption victims found for incoming pod.")
+    device_plugin(sim)
+    # the waiting pod is retried when GPUs appear; a pod without GPUs may land anywhere
+    wait_for(lambda: sched_cond("early")["status"] == "True", what="early bound")
+    for i in range(2):
+        ok(sim.post(POD_PATH, pod("big-%d" % i, {"app": "big"}, gpus=3)))
+    running_pods(sim, "app=big", 2)
+    nodes = sorted(p["spec"]["nodeName"] for p in pods(sim, "app=big"))
+    assert nodes == ["gpu-node-0", "gpu-node-1"], "3 + 3 GPUs do not fit one 4-GPU node"
+    # 4 + 4 GPUs are in use or free: one more 3-GPU pod fits nowhere
+    ok(sim.post(POD_PATH, pod("big-2", {"app": "big"}, gpus=3)))
+    c = wait_for(lambda: sched_cond("big-2"), what="attempt")
+    assert c["message"].startswith("0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
+    # cordon: the scheduler reports it first, and the node lifecycle controller adds the taint
+    ok(sim.patch("/api/v1/nodes/cpu-node-0", {"spec": {"unschedulable": True}}))
+    wait_for(lambda: [t for t in ok(sim.get("/api/v1/nodes/cpu-node-0"))["spec"].get("taints") or ()
+                      if t["key"] == "node.kubernetes.io/unschedulable" and t["effect"] == "NoSchedule"],
+             what="cordon taint")
+    ok(sim.post(POD_PATH, pod("cpu-only", {"app": "cpu"}, node=None)))
+    ok(sim.patch("/api/v1/nodes/gpu-node-0", {"spec": {"unschedulable": True}}))
+    ok(sim.patch("/api/v1/nodes/gpu-node-1", {"spec": {"unschedulable": True}}))
+    ok(sim.post(POD_PATH, pod("cpu-late", {"app": "cpu"})))
+    c = wait_for(lambda: sched_cond("cpu-late"), what="attempt")
+    assert c["message"] == ("0/3 nodes are available: 3 node(s) were unschedulable. preemption: 0/3 nodes are "
+                            "available: 3 Preemption is not helpful for scheduling.")
+    # a pod that tolerates the unschedulable taint (as DaemonSet pods do) ignores cordon
+    ok(sim.post(POD_PATH, pod("tolerant", {"app": "cpu"}, tolerations=[
+        {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}])))
+    wait_for(lambda: sched_cond("tolerant")["status"] == "True", what="tolerant bound")
+    # deleting a GPU pod frees its GPUs once it is gone; uncordon lets the waiting pods in
+    ok(sim.delete("%s/big-0" % POD_PATH, {"gracePeriodSeconds": 0}))
+    ok(sim.patch("/api/v1/nodes/gpu-node-0", {"spec": {"unschedulable": None}}))
+    ok(sim.patch("/api/v1/nodes/gpu-node-1", {"spec": {"unschedulable": None}}))
+    wait_for(lambda: sched_cond("big-2")["status"] == "True", what="big-2 bound")
+    wait_for(lambda: sched_cond("cpu-late")["status"] == "True", what="cpu-late bound")
+    assert not [t for t in ok(sim.get("/api/v1/nodes/gpu-node-0"))["spec"].get("taints") or ()
+                if t["key"] == "node.kubernetes.io/unschedulable"]
+    # DaemonSet pods still land on cordoned nodes (the controller adds the toleration)
+    ok(sim.post("/apis/apps/v1/namespaces/kube-system/daemonsets", daemonset("agent")))
+    wait_for(lambda: len([p for p in ok(sim.get("/api/v1/namespaces/kube-system/pods",
+                                                query={"labelSelector": "app=agent"}))["items"] if ready(p)]) == 3,
+             what="agent on all nodes, cordoned cpu-node-0 included")
+    no_errors(sim)
+
+
+# ---- admin API and kubectl -------------------------------------------------------------------------------------
+
+def test_admin_workloads_shapes(kubesim):
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, pod_ready_delay=0.1)
+    code, out = adm(sim, "/_sim/workloads", {"name": "w"})
+    assert code == 400
+    code, out = adm(sim, "/_sim/workloads", {"name": "w", "nodes": ["nope"]})
+    assert code == 404
+    out = ok(adm(sim, "/_sim/workloads", {"name": "solo", "namespace": "jobs", "node": "gpu-node-1", "gpus": 2,
+                                          "replicaSet": False, "labels": {"job": "solo"}}))
+    assert out == {"namespace": "jobs", "pods": [{"name": out["pods"][0]["name"], "node": "gpu-node-1"}]}
+    p = ok(sim.get("/api/v1/namespaces/jobs/pods/%s" % out["pods"][0]["name"]))
+    assert "ownerReferences" not in p["metadata"] and p["metadata"]["labels"] == {"job": "solo"}
+    assert p["spec"]["containers"][0]["resources"] == {"limits": {"nvidia.com/gpu": "2"},
+                                                       "requests": {"nvidia.com/gpu": "2"}}
+    out = ok(adm(sim, "/_sim/workloads", {"name": "rs", "nodes": ["gpu-node-0", "gpu-node-1"], "perNode": 3,
+                                          "pdb": {"maxUnavailable": 1}}))
+    assert out["replicaSet"] == "rs" and out["pdb"] == "rs" and len(out["pods"]) == 6
+    st = synced(sim, "rs", currentHealthy=6)["status"]
+    assert (st["expectedPods"], st["desiredHealthy"], st["disruptionsAllowed"]) == (6, 5, 1)
+    # the ReplicaSet adopted nothing and created nothing: its replicas are exactly the pods made here
+    time.sleep(0.3)
+    assert len(pods(sim, "app=rs")) == 6
+    ok(adm(sim, "/_sim/evictions", method="DELETE"))
+    assert ok(adm(sim, "/_sim/evictions", method="GET")) == {"total": 0, "byOutcome": {}, "byCode": {},
+                                                             "evictions": []}
+
+
+def test_kubectl_get_and_drain_against_a_budget(kubesim):
+    sim = kubesim(gpu_nodes=2, gpus_per_node=4, cpu_nodes=0, pod_ready_delay=0.1)
+    device_plugin(sim)
+    ok(adm(sim, "/_sim/workloads", {"name": "train", "nodes": ["gpu-node-0"], "perNode": 2, "gpus": 1,
+                                    "pdb": {"minAvailable": 2}}))
+    running_pods(sim, "app=train", 2)
+    synced(sim, "train", currentHealthy=2)
+    out = sim.kubectl("get", "pdb", "-n", NS).stdout.splitlines()
+    assert out[0].split() == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"]
+    assert out[1].split()[:4] == ["train", "2", "N/A", "0"]
+    assert sim.kubectl("get", "rs", "train", "-o", "jsonpath={.status.readyReplicas}").stdout == "2"
+    # the budget allows nothing: kubectl drain cordons, retries the 429 and gives up at its timeout
+    r = sim.kubectl("drain", "gpu-node-0", "--ignore-daemonsets", "--timeout=3s", check=False, timeout=60)
+    assert r.returncode != 0
+    assert EVICT_MSG in r.stdout + r.stderr and "global timeout reached" in r.stdout + r.stderr
+    assert ok(sim.get("/api/v1/nodes/gpu-node-0"))["spec"]["unschedulable"] is True
+    assert len(running_pods(sim, "app=train", 2)) == 2
+    # with one disruption allowed, drain evicts a pod at a time; replacements go to gpu-node-1
+    ok(sim.patch("%s/train" % PDB_PATH, {"spec": {"minAvailable": 1}}))
+    synced(sim, "train", disruptionsAllowed=1)
+    r = sim.kubectl("drain", "gpu-node-0", "--ignore-daemonsets", "--timeout=40s", check=False, timeout=90)
+    assert r.returncode == 0, r.stderr
+    assert 'node/gpu-node-0 drained' in r.stdout
+    moved = running_pods(sim, "app=train", 2)
+    assert {p["spec"]["nodeName"] for p in moved} == {"gpu-node-1"}
+    log = ok(adm(sim, "/_sim/evictions", method="GET"))
+    assert log["byOutcome"]["evicted"] == 2 and log["byOutcome"]["tooManyRequests"] >= 1
+    # the device plugin's DaemonSet pod stayed (--ignore-daemonsets)
+    assert [p for p in ok(sim.get("/api/v1/namespaces/kube-system/pods"))["items"]
+            if p["spec"].get("nodeName") == "gpu-node-0"]
+    no_errors(sim)
+
+
+@pytest.mark.parametrize("flag", ["--dry-run=server"])
+def test_kubectl_drain_server_dry_run_changes_nothing(kubesim, flag):
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0, pod_ready_delay=0.1)
+    ok(adm(sim, "/_sim/workloads", {"name": "train", "nodes": ["gpu-node-0"], "perNode": 1, "gpus": 0}))
+    running_pods(sim, "app=train", 1)
+    r = sim.kubectl("drain", "gpu-node-0", flag, "--ignore-daemonsets", check=False, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "(server dry run)" in r.stdout
+    assert not ok(sim.get("/api/v1/nodes/gpu-node-0"))["spec"].get("unschedulable")
+    assert len(running_pods(sim, "app=train", 1)) == 1
