@@ -482,3 +482,60 @@ def test_kubectl_drain_server_dry_run_changes_nothing(kubesim, flag):
     assert "(server dry run)" in r.stdout
     assert not ok(sim.get("/api/v1/nodes/gpu-node-0"))["spec"].get("unschedulable")
     assert len(running_pods(sim, "app=train", 1)) == 1
+
+
+# ---- in-process: states the running controller leaves too quickly to observe over HTTP -----------------------
+
+def _in_process():
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kubesim"))
+    import apiext
+    import disruption
+    import server
+    import store
+    st = store.Store()
+    sim = server.Kubesim(st, apiext.Registry(st))
+    st.create("/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    return sim, st, server, disruption
+
+
+def test_eviction_before_the_budget_is_observed_is_429_with_retry_after():
+    sim, st, server, disruption = _in_process()
+    p = pod("p", {"app": "x"}, node="n")
+    p["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    st.create("/v1/pods", p)
+    b = pdb("x", {"matchLabels": {"app": "x"}}, max_unavailable=1)
+    disruption.default_pdb(b)
+    st.create(disruption.PDBS, b)  # generation 1, observedGeneration absent: the controller has not run
+    req = server.Req("POST", "%s/p/eviction" % POD_PATH, {}, {}, __import__("json").dumps(eviction("p")).encode())
+    assert sim.parse(req) and req.sub == "eviction"
+    handler = disruption.handler_for(sim, req)
+    with pytest.raises(server.ApiError) as e:
+        handler(req)
+    err = e.value
+    assert (err.code, err.reason, err.message) == (429, "TooManyRequests", EVICT_MSG)
+    assert err.details == {"causes": [{"reason": "DisruptionBudget", "message": "The disruption budget x is still "
+                                       "being processed by the server."}], "retryAfterSeconds": 10}
+    assert err.headers == [("Retry-After", "10")]
+    assert st.get("/v1/pods", NS, "p")["metadata"].get("deletionTimestamp") is None
+
+
+def test_pdb_math_and_fit_messages():
+    _, _, _, disruption = _in_process()
+    assert disruption.scaled_value("30%", 4, True) == 2 and disruption.scaled_value("30%", 4, False) == 1
+    assert disruption.fit_error(5, [("Insufficient nvidia.com/gpu", True), ("node(s) were unschedulable", False),
+                                    ("Insufficient nvidia.com/gpu", True)]) == (
+        "0/5 nodes are available: 1 node(s) were unschedulable, 2 Insufficient nvidia.com/gpu. preemption: 0/5 "
+        "nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for "
+        "incoming pod.")
+    now = time.time()
+    ready_pod = {"metadata": {"name": "a"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    old = dict(ready_pod, metadata={"name": "b"})
+    b = {"metadata": {"generation": 3}, "spec": {"minAvailable": 1},
+         "status": {"disruptedPods": {"a": disruption.now_rfc3339(now - 10),
+                                      "b": disruption.now_rfc3339(now - 130)}}}
+    st, recheck = disruption.pdb_status(b, [ready_pod, old], lambda ref, ns: None, now)
+    # a was evicted 10 s ago (still expected to go), b 130 s ago (DeletionTimeout passed: healthy again)
+    assert st["disruptedPods"] == {"a": b["status"]["disruptedPods"]["a"]} and st["currentHealthy"] == 1
+    assert st["disruptionsAllowed"] == 0 and st["observedGeneration"] == 3 and 100 < recheck - now <= 111
