@@ -403,6 +403,7 @@ def test_scheduler_counts_gpus_and_honours_cordon(kubesim):
     wait_for(lambda: sched_cond("cpu-late")["status"] == "True", what="cpu-late bound")
     assert not [t for t in ok(sim.get("/api/v1/nodes/gpu-node-0"))["spec"].get("taints") or ()
                 if t["key"] == "node.kubernetes.io/unschedulable"]
+    assert ok(adm(sim, "/_sim/status", method="GET"))["counters"]["schedulingFailures"] >= 4
     # DaemonSet pods still land on cordoned nodes (the controller adds the toleration)
     ok(sim.post("/apis/apps/v1/namespaces/kube-system/daemonsets", daemonset("agent")))
     wait_for(lambda: len([p for p in ok(sim.get("/api/v1/namespaces/kube-system/pods",
@@ -470,6 +471,22 @@ def test_kubectl_get_and_drain_against_a_budget(kubesim):
     assert [p for p in ok(sim.get("/api/v1/namespaces/kube-system/pods"))["items"]
             if p["spec"].get("nodeName") == "gpu-node-0"]
     no_errors(sim)
+
+
+def test_kubectl_drain_bare_and_emptydir_pods_need_flags(kubesim):
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0, pod_ready_delay=0.1)
+    ok(adm(sim, "/_sim/workloads", {"name": "solo", "nodes": ["gpu-node-0"], "gpus": 0, "replicaSet": False}))
+    ok(adm(sim, "/_sim/workloads", {"name": "scratch", "nodes": ["gpu-node-0"], "gpus": 0, "emptyDir": True}))
+    running_pods(sim, "app in (solo,scratch)", 2)
+    r = sim.kubectl("drain", "gpu-node-0", "--ignore-daemonsets", "--timeout=10s", check=False, timeout=60)
+    assert r.returncode != 0
+    assert "cannot delete Pods that declare no controller" in r.stderr
+    assert "cannot delete Pods with local storage" in r.stderr
+    r = sim.kubectl("drain", "gpu-node-0", "--ignore-daemonsets", "--force", "--delete-emptydir-data",
+                    "--timeout=30s", check=False, timeout=60)
+    assert r.returncode == 0, r.stderr
+    log = ok(adm(sim, "/_sim/evictions", method="GET"))
+    assert sorted(e["outcome"] for e in log["evictions"]) == ["evictedNoBudget", "evictedNoBudget"]
 
 
 @pytest.mark.parametrize("flag", ["--dry-run=server"])

@@ -1086,7 +1086,7 @@ class Controller:
             st["conditions"] = conds
             return None
         if self.c._mutate(PODS, p.ns, p.name, unschedulable, subresource="status", uid=uid, cow=[]) is not None:
-            self.c.counters["podsUnschedulable"] += 1
+            self.c.counters["schedulingFailures"] += 1
 
     # ---- admin -------------------------------------------------------------------------------------
     def handle_admin(self, method, parts, query, body):
