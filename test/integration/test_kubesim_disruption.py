@@ -154,6 +154,13 @@ def test_pdb_validation(kubesim):
     ok(sim.post(PDB_PATH, pdb("ok", sel, min_available=1)))
     out = ok(sim.patch("%s/ok" % PDB_PATH, {"spec": {"minAvailable": 2}}))
     assert out["metadata"]["generation"] == 2
+    # a strategic merge patch replaces the selector whole (patchStrategy "replace"), a merge patch merges it
+    ok(sim.post(PDB_PATH, pdb("sel", {"matchLabels": {"app": "x", "tier": "y"}}, min_available=1)))
+    out = ok(sim.patch("%s/sel" % PDB_PATH, {"spec": {"selector": {"matchLabels": {"app": "z"}}}},
+                       ctype="application/strategic-merge-patch+json"))
+    assert out["spec"]["selector"] == {"matchLabels": {"app": "z"}}
+    out = ok(sim.patch("%s/sel" % PDB_PATH, {"spec": {"selector": {"matchLabels": {"tier": "y"}}}}))
+    assert out["spec"]["selector"] == {"matchLabels": {"app": "z", "tier": "y"}}
     # strict field validation knows the typed spec fields
     code, out, _ = sim.post(PDB_PATH, pdb("typo", sel, min_available=1, minAvailible=1),
                             query={"fieldValidation": "Strict"})

@@ -254,6 +254,18 @@ def default_replicaset(api, obj):
     api._default_pod_spec((spec.get("template") or {}).get("spec"))
 
 
+def smp_directives(info, body):
+    """A strategic merge patch of a PDB replaces spec.selector whole: the field's patchStrategy is "replace"
+    (K: staging/src/k8s.io/api/policy/v1/types.go PodDisruptionBudgetSpec.Selector). This is also why
+    `kubectl apply` reports a PDB as "configured" every time: the computed patch is never empty."""
+    if getattr(info, "res", None) != PDBS or not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+        return body
+    sel = body["spec"].get("selector")
+    if isinstance(sel, dict) and "$patch" not in sel:
+        body = dict(body, spec=dict(body["spec"], selector=dict(sel, **{"$patch": "replace"})))
+    return body
+
+
 def register_api(api):
     """Wire PDBs and ReplicaSets into apiext's tables (called once at the end of apiext.py)."""
     api.BUILTIN_VALIDATORS[PDBS] = lambda o, old: validate_pdb(api, o, old)

@@ -671,7 +671,7 @@ class Kubesim:
                 elif ctype == "application/json-patch+json":
                     new = patchlib.json_patch(doc, body)
                 else:
-                    new = patchlib.strategic_merge_patch(doc, body)
+                    new = patchlib.strategic_merge_patch(doc, disruption.smp_directives(info, body))
             except patchlib.PatchError as e:
                 if e.malformed:
                     raise ApiError(400, "BadRequest", str(e)) from None
