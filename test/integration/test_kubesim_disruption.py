@@ -442,6 +442,21 @@ def test_admin_workloads_shapes(kubesim):
     # the ReplicaSet adopted nothing and created nothing: its replicas are exactly the pods made here
     time.sleep(0.3)
     assert len(pods(sim, "app=rs")) == 6
+    # a Job-like pod (restartPolicy Never) finishes on request; GPU pods that run forever are left alone
+    out = ok(adm(sim, "/_sim/workloads", {"name": "job", "node": "gpu-node-0", "replicaSet": False,
+                                          "restartPolicy": "Never", "labels": {"job": "x"}}))
+    assert adm(sim, "/_sim/workloads", {"name": "bad", "node": "gpu-node-0", "restartPolicy": "Never"})[0] == 400
+    running_pods(sim, "job=x", 1)
+    assert ok(adm(sim, "/_sim/pod-succeeded", {"labelSelector": "job=x"})) == {"succeeded": 1}
+    assert ok(adm(sim, "/_sim/pod-succeeded", {"labelSelector": "app=rs"})) == {"succeeded": 0}
+    done = ok(sim.get("%s/%s" % (POD_PATH, out["pods"][0]["name"])))["status"]
+    assert done["phase"] == "Succeeded"
+    assert [(c["type"], c["status"], c.get("reason")) for c in done["conditions"]] == [
+        ("PodReadyToStartContainers", "False", None), ("Initialized", "True", "PodCompleted"),
+        ("Ready", "False", "PodCompleted"), ("ContainersReady", "False", "PodCompleted"),
+        ("PodScheduled", "True", None)]
+    assert done["containerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+    assert done["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     ok(adm(sim, "/_sim/evictions", method="DELETE"))
     assert ok(adm(sim, "/_sim/evictions", method="GET")) == {"total": 0, "byOutcome": {}, "byCode": {},
                                                              "evictions": []}

@@ -1110,7 +1110,34 @@ class Controller:
             return 200, {"reset": True}
         if parts == ["workloads"] and method == "POST":
             return self._admin_workloads(body)
+        if parts == ["pod-succeeded"] and method == "POST":
+            return self._admin_succeeded(body)
         return None
+
+    def _admin_succeeded(self, body):
+        """Matching running pods whose restartPolicy is not Always finish: every container exits 0 and the
+        kubelet posts phase Succeeded (a Job-like pod completing; a restartPolicy Always pod would be
+        restarted instead, so it is left alone)."""
+        rule = self.c._parse_rule(body, False)
+
+        def finish():
+            n = 0
+            for p in list(self.c.pods.values()):
+                if not p.bound or p.deleting or p.phase != "Running" or self.c._rule_for(p, [rule]) is None:
+                    continue
+                node = self.c.nodes.get(p.node)
+                ip = node.ip if node else "10.0.0.1"
+
+                def done(obj):
+                    if (obj.get("spec") or {}).get("restartPolicy", "Always") == "Always":
+                        return False
+                    obj["status"] = succeeded_status(obj, ip)
+                    return None
+                out = self.c._mutate(PODS, p.ns, p.name, done, subresource="status", uid=p.uid, cow=[])
+                if out is not None and (out.get("status") or {}).get("phase") == "Succeeded":
+                    n += 1
+            return n
+        return 200, {"succeeded": self.c._in_worker(finish)}
 
     def _admin_workloads(self, body):
         """Create GPU workload pods already bound to given nodes (as if scheduled there), owned by a
@@ -1138,7 +1165,10 @@ class Controller:
         container = {"name": "main", "image": image, "imagePullPolicy": "IfNotPresent",
                      "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
                      "resources": {"limits": {GPU: str(gpus)}, "requests": {GPU: str(gpus)}} if gpus else {}}
-        tspec = {"containers": [container], "restartPolicy": "Always", "terminationGracePeriodSeconds": grace,
+        restart = body.get("restartPolicy") or "Always"
+        if restart not in ("Always", "OnFailure", "Never") or (restart != "Always" and body.get("replicaSet", True)):
+            raise simadmin.BadRequest('"restartPolicy" must be Always, or OnFailure/Never with "replicaSet": false')
+        tspec = {"containers": [container], "restartPolicy": restart, "terminationGracePeriodSeconds": grace,
                  "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler", "securityContext": {}}
         if body.get("emptyDir"):
             tspec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
@@ -1189,6 +1219,42 @@ class Controller:
                 self.store.create(PDBS, pobj)
                 out["pdb"] = pobj["metadata"]["name"]
         return 201, out
+
+
+def succeeded_status(pod, host_ip):
+    """What the kubelet posts once every container of a restartPolicy Never/OnFailure pod exited 0
+    (K: pkg/kubelet/kubelet_pods.go getPhase; pkg/kubelet/status/generate.go: reason PodCompleted)."""
+    spec, old = pod.get("spec") or {}, pod.get("status") or {}
+    stamp = now_rfc3339()
+    prev = {c.get("type"): c for c in old.get("conditions") or ()}
+
+    def cond(ctype, status, reason=None):
+        c = {"type": ctype, "status": status, "lastProbeTime": None,
+             "lastTransitionTime": prev[ctype]["lastTransitionTime"] if ctype in prev and
+             prev[ctype].get("status") == status else stamp}
+        if reason:
+            c["reason"] = reason
+        return c
+    conds = [cond("PodReadyToStartContainers", "False"), cond("Initialized", "True", "PodCompleted"),
+             cond("Ready", "False", "PodCompleted"), cond("ContainersReady", "False", "PodCompleted"),
+             cond("PodScheduled", "True")]
+    old_cs = {c.get("name"): c for c in old.get("containerStatuses") or ()}
+    statuses = []
+    for c in spec.get("containers") or ():
+        pc = old_cs.get(c.get("name")) or {}
+        started = ((pc.get("state") or {}).get("running") or {}).get("startedAt") or stamp
+        statuses.append({"name": c.get("name", ""), "image": c.get("image", ""), "imageID": pc.get("imageID", ""),
+                         "containerID": pc.get("containerID", ""), "ready": False, "started": False,
+                         "restartCount": pc.get("restartCount", 0),
+                         "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started,
+                                                  "finishedAt": stamp, "containerID": pc.get("containerID", "")}}})
+    out = {"phase": "Succeeded", "conditions": conds}
+    for k in ("hostIP", "hostIPs", "podIP", "podIPs", "startTime"):
+        if k in old:
+            out[k] = old[k]
+    out["containerStatuses"] = statuses
+    out["qosClass"] = old.get("qosClass") or kubelet.qos(spec)
+    return out
 
 
 def _ready_since(pod):
