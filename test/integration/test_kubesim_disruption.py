@@ -290,6 +290,40 @@ def test_eviction_follows_the_budget(kubesim):
     no_errors(sim)
 
 
+def test_concurrent_evictions_never_exceed_the_budget(kubesim):
+    """Evictions racing each other and the disruption controller: exactly disruptionsAllowed succeed."""
+    import threading
+    sim = kubesim(gpu_nodes=3, cpu_nodes=0, pod_ready_delay=0.1)
+    # no device plugin: the ReplicaSet's replacements cannot be scheduled, so healthy pods only go away
+    out = ok(adm(sim, "/_sim/workloads", {"name": "train", "nodes": ["gpu-node-0", "gpu-node-1", "gpu-node-2"],
+                                          "perNode": 2, "gpus": 1, "pdb": {"minAvailable": 4}}))
+    names = [p["name"] for p in out["pods"]]
+    running_pods(sim, "app=train", 6)
+    ok(adm(sim, "/_sim/lifecycle", {"labelSelector": "app=train", "stopSeconds": -1}))
+    synced(sim, "train", currentHealthy=6, disruptionsAllowed=2)
+    codes = []
+    lock = threading.Lock()
+
+    def hammer(name):
+        for _ in range(5):
+            code = evict(sim, name)[0]
+            with lock:
+                codes.append((name, code))
+            time.sleep(0.05)
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # a Terminating pod's next eviction is a 201 too (no budget check, no decrement): count pods, not answers
+    evicted = {n for n, c in codes if c == 201}
+    assert len(evicted) == 2, codes
+    assert {c for _, c in codes} <= {201, 429}
+    st = synced(sim, "train", currentHealthy=4)["status"]
+    assert st["disruptionsAllowed"] == 0 and st["expectedPods"] >= 6
+    assert {p["metadata"]["name"] for p in pods(sim, "app=train") if p["metadata"].get("deletionTimestamp")} == evicted
+
+
 def test_eviction_special_cases(kubesim):
     sim = kubesim(gpu_nodes=1, cpu_nodes=0, pod_ready_delay=0.1)
     for i in range(2):
@@ -578,3 +612,36 @@ def test_pdb_math_and_fit_messages():
     # a was evicted 10 s ago (still expected to go), b 130 s ago (DeletionTimeout passed: healthy again)
     assert st["disruptedPods"] == {"a": b["status"]["disruptedPods"]["a"]} and st["currentHealthy"] == 1
     assert st["disruptionsAllowed"] == 0 and st["observedGeneration"] == 3 and 100 < recheck - now <= 111
+
+
+def test_controller_status_write_never_overwrites_an_eviction():
+    """The disruption controller writes status with the resourceVersion it computed from, as UpdateStatus
+    does: an eviction that decremented the budget in between wins (the controller gets a conflict)."""
+    import types
+    sim, st, server, disruption = _in_process()
+    import cluster
+    c = cluster.Cluster(st, types.SimpleNamespace())
+    p = pod("p", {"app": "x"}, node="n")
+    p["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    st.create("/v1/pods", p)
+    b = pdb("x", {"matchLabels": {"app": "x"}}, min_available=0)
+    disruption.default_pdb(b)
+    st.create(disruption.PDBS, b)
+    c.disruption.pdb_ns[NS].add("x")
+    real = c._mutate
+    stamp = disruption.now_rfc3339()
+
+    def eviction_first(res, ns, name, fn, **kw):
+        if res == disruption.PDBS:  # an eviction lands between the controller's read and its write
+            cur = st.get(res, ns, name)
+            cur["status"] = dict(cur["status"], disruptedPods={"p": stamp})
+            st.update(res, cur, subresource="status")
+        return real(res, ns, name, fn, **kw)
+    c._mutate = eviction_first
+    c.disruption._sync_pdbs(NS)
+    assert st.get(disruption.PDBS, NS, "x")["status"]["disruptedPods"] == {"p": stamp}
+    assert "observedGeneration" not in st.get(disruption.PDBS, NS, "x")["status"]
+    c._mutate = real
+    c.disruption._sync_pdbs(NS)  # the next sync (the eviction's own event) sees the eviction
+    got = st.get(disruption.PDBS, NS, "x")["status"]
+    assert (got["disruptedPods"], got["currentHealthy"], got["observedGeneration"]) == ({"p": stamp}, 0, 1)

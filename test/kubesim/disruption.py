@@ -943,10 +943,18 @@ class Controller:
             if st == (pdb.get("status") or {}):
                 continue
 
-            def write(obj, st=st):
+            rv = _meta(pdb).get("resourceVersion")
+
+            def write(obj, st=st, rv=rv):
+                # UpdateStatus with the resourceVersion it read: an eviction's decrement in between wins
+                # (a conflict; its own PDB event brings another sync), it is never overwritten
+                if _meta(obj).get("resourceVersion") != rv:
+                    return False
                 obj["status"] = st
-            self.c._mutate(PDBS, ns, name, write, subresource="status", cow=[])
-            self.c.counters["pdbStatusUpdates"] += 1
+                return None
+            out = self.c._mutate(PDBS, ns, name, write, subresource="status", cow=[])
+            if out is not None and _meta(out).get("resourceVersion") != rv:
+                self.c.counters["pdbStatusUpdates"] += 1
 
     # ---- ReplicaSet controller ---------------------------------------------------------------------
     def _sync_rs(self, ns, name):
