@@ -324,6 +324,40 @@ def test_concurrent_evictions_never_exceed_the_budget(kubesim):
     assert {p["metadata"]["name"] for p in pods(sim, "app=train") if p["metadata"].get("deletionTimestamp")} == evicted
 
 
+def test_unhealthy_pods_and_the_eviction_policy(kubesim):
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0, pod_ready_delay=0.1)
+    # w-0 (and later w-3) crash-loop: Running, not Ready
+    ok(adm(sim, "/_sim/fail", {"labelSelector": "unhealthy=yes"}))
+    ok(sim.post(POD_PATH, pod("w-0", {"app": "w", "unhealthy": "yes"}, node="gpu-node-0")))
+    for i in (1, 2):
+        ok(sim.post(POD_PATH, pod("w-%d" % i, {"app": "w"}, node="gpu-node-0")))
+    running_pods(sim, "app=w", 2)
+    wait_for(lambda: ok(sim.get("%s/w-0" % POD_PATH))["status"].get("phase") == "Running", what="w-0 running")
+    assert not ready(ok(sim.get("%s/w-0" % POD_PATH)))
+    ok(adm(sim, "/_sim/lifecycle", {"labelSelector": "app=w", "stopSeconds": -1}))
+    # IfHealthyBudget (default): with 2 healthy of 2 desired, the unhealthy pod goes without a decrement
+    ok(sim.post(PDB_PATH, pdb("w", {"matchLabels": {"app": "w"}}, min_available=2)))
+    synced(sim, "w", currentHealthy=2, desiredHealthy=2, disruptionsAllowed=0)
+    assert evict(sim, "w-1")[0] == 429
+    assert evict(sim, "w-0")[0] == 201
+    assert ok(adm(sim, "/_sim/evictions", method="GET"))["evictions"][-1]["outcome"] == "evictedUnhealthy"
+    assert get_pdb(sim, "w")["status"].get("disruptedPods") is None
+    # with fewer healthy pods than desired, an unhealthy pod is protected too ...
+    ok(sim.post(POD_PATH, pod("w-3", {"app": "w", "unhealthy": "yes"}, node="gpu-node-0")))
+    ok(sim.patch("%s/w" % PDB_PATH, {"spec": {"minAvailable": 3}}))
+    synced(sim, "w", currentHealthy=2, desiredHealthy=3)
+    wait_for(lambda: ok(sim.get("%s/w-3" % POD_PATH))["status"].get("phase") == "Running", what="w-3 running")
+    code, body, _ = evict(sim, "w-3")
+    assert code == 429 and body["details"]["causes"][0]["message"] == \
+        "The disruption budget w needs 3 healthy pods and has 2 currently"
+    # ... unless unhealthyPodEvictionPolicy is AlwaysAllow
+    ok(sim.patch("%s/w" % PDB_PATH, {"spec": {"unhealthyPodEvictionPolicy": "AlwaysAllow"}}))
+    synced(sim, "w", currentHealthy=2)
+    assert evict(sim, "w-3")[0] == 201
+    assert ok(adm(sim, "/_sim/evictions", method="GET"))["evictions"][-1]["outcome"] == "evictedUnhealthy"
+    no_errors(sim)
+
+
 def test_eviction_special_cases(kubesim):
     sim = kubesim(gpu_nodes=1, cpu_nodes=0, pod_ready_delay=0.1)
     for i in range(2):
