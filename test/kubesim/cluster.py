@@ -27,6 +27,7 @@ from collections import defaultdict
 
 import fleet
 import daemonset
+import hostsim
 import kubelet
 import placement
 import simadmin
@@ -115,7 +116,7 @@ class _Pod:
         self.started = bool(st.get("containerStatuses"))
 
 
-class Cluster(simadmin.AdminAPI):
+class Cluster(simadmin.AdminAPI, hostsim.HostSim):
     def __init__(self, store, args):
         self.store = store
         self.gpu_nodes = int(getattr(args, "gpu_nodes", 0) or 0)
@@ -160,6 +161,7 @@ class Cluster(simadmin.AdminAPI):
         self._fit_cache = {}  # DaemonSet uid -> (Template, should-run nodes, may-keep-running nodes)
         self._fit_stale = {}  # DaemonSet uid -> nodes whose placement inputs changed since then
         self._event_names = {}  # (namespace, involved uid, reason) -> Event name, for aggregation
+        self._host_init(args)  # GPU hosts (hostsim.py, host.py)
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def seed(self):
@@ -170,10 +172,13 @@ class Cluster(simadmin.AdminAPI):
                 self._create(NAMESPACES, fleet.namespace(ns))
         if self._count(NODES):
             return
+        self.gpu_nodes = max(self.gpu_nodes, len(self.fleet_facts))
         for i in range(self.gpu_nodes):
             name = "gpu-node-%d" % i
             self.gpu_counts[name] = self.gpus_per_node
-            self._create(NODES, fleet.build_node(name, i, True, self.gpus_per_node, created=created))
+            facts = self.fleet_facts[i] if i < len(self.fleet_facts) else {}
+            self.host_facts[name] = facts
+            self._create(NODES, fleet.build_node(name, i, True, self.gpus_per_node, created=created, facts=facts))
         for i in range(self.cpu_nodes):
             self._create(NODES, fleet.build_node("cpu-node-%d" % i, i, False, created=created))
 
@@ -401,6 +406,7 @@ class Cluster(simadmin.AdminAPI):
         if deleted:
             with self._mu:
                 self.nodes.pop(name, None)
+            self._host_forget(name)
             self._placement_changed(name)
             # pod GC: pods bound to a node that no longer exists are deleted
             for puid in list(self.pods_by_node.get(name, ())):
@@ -413,6 +419,7 @@ class Cluster(simadmin.AdminAPI):
             old = self.nodes.get(name)
             self.nodes[name] = node
         if old is None:
+            self._host_for_node(name, node)
             dirty_nodes.add(name)
             self._placement_changed(name)
             for puid in self.pods_by_node.get(name, ()):  # pods waiting for this node's kubelet
@@ -482,6 +489,7 @@ class Cluster(simadmin.AdminAPI):
             self.crashing.pop(uid, None)
             self._start_pending.discard(uid)
             p = old or _Pod(obj, 0)
+            self._host_stopped(uid, p.node)
         else:
             self._seq += 1
             p = _Pod(obj, old.seq if old else self._seq)
@@ -525,7 +533,7 @@ class Cluster(simadmin.AdminAPI):
             self._start_pending.add(p.uid)
             self._schedule(self.ready_delay, "start", (p.uid, p.ns, p.name))
 
-    def _rule_for(self, p):
+    def _rule_for(self, p, host=True):
         for rule in self.fail_rules:
             if rule["node"] and rule["node"] != p.node:
                 continue
@@ -536,7 +544,8 @@ class Cluster(simadmin.AdminAPI):
             if rule["selector"] is not None and not placement.labels_match(rule["selector"], p.labels):
                 continue
             return rule
-        return None
+        # the host contract of the pod's images (host.py), checked when containers are (re)created
+        return self._host_rule(p) if host else None
 
     def _kubelet_start(self, uid, ns, name):
         self._start_pending.discard(uid)
@@ -551,11 +560,14 @@ class Cluster(simadmin.AdminAPI):
         def run(pod):
             if pod.get("status", {}).get("containerStatuses"):
                 return False
-            pod["status"] = kubelet.pod_status(pod, node.ip, rule, restarts=1 if rule else 0)
+            waiting = rule is not None and (rule.get("sandbox") or rule.get("wait"))
+            pod["status"] = self._pod_status(pod, node.ip, rule, restarts=1 if rule and not waiting else 0)
             return None
 
         if self._mutate(PODS, ns, name, run, subresource="status", uid=uid, cow=[]) is not None:
             self.counters["podsStarted"] += 1
+            if rule is None:
+                self._host_started(p, True)
             if rule:
                 self.crashing[uid] = 1.0
                 self._schedule(1.0, "crash", (uid, ns, name))
@@ -568,6 +580,8 @@ class Cluster(simadmin.AdminAPI):
         rule = self._rule_for(p)
         if rule is None:
             self.crashing.pop(uid, None)
+            if not p.ready and p.node not in self.unreachable and not p.deleting:
+                self._host_heal(p)  # what held it back on the host is there now: this try runs
             return
         if p.node in self.unreachable:  # nobody reports the restarts meanwhile
             self._schedule(backoff, "crash", (uid, ns, name))
@@ -578,7 +592,10 @@ class Cluster(simadmin.AdminAPI):
         def crash(pod):
             restarts = max([c.get("restartCount", 0) for c in pod.get("status", {}).get("containerStatuses") or []]
                            or [0])
-            pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts + 1)
+            waiting = rule.get("sandbox") or rule.get("wait")
+            if waiting and _waiting_as(pod, rule):
+                return False  # still waiting for the same thing: the kubelet posts no change
+            pod["status"] = self._pod_status(pod, ip, rule, restarts=restarts if waiting else restarts + 1)
 
         self._mutate(PODS, ns, name, crash, subresource="status", uid=uid, cow=[])
         backoff = min(backoff * 2, 10.0)
@@ -590,14 +607,14 @@ class Cluster(simadmin.AdminAPI):
         for p in list(self.pods.values()):
             if not p.started or p.deleting:
                 continue
-            rule = self._rule_for(p)
+            rule = self._rule_for(p, host=p.uid in self.crashing)
             node = self.nodes.get(p.node)
             ip = node.ip if node else "10.0.0.1"
             if rule is not None and p.uid not in self.crashing:
                 def crash(pod, rule=rule, ip=ip):
                     cs = pod.get("status", {}).get("containerStatuses") or []
                     restarts = max([c.get("restartCount", 0) for c in cs] or [0])
-                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts + 1)
+                    pod["status"] = self._pod_status(pod, ip, rule, restarts=restarts + 1)
                 self._mutate(PODS, p.ns, p.name, crash, subresource="status", uid=p.uid, cow=[])
                 self.crashing[p.uid] = 1.0
                 self._schedule(1.0, "crash", (p.uid, p.ns, p.name))
@@ -608,7 +625,8 @@ class Cluster(simadmin.AdminAPI):
                     cs = pod.get("status", {}).get("containerStatuses") or []
                     restarts = max([c.get("restartCount", 0) for c in cs] or [0])
                     pod["status"] = kubelet.pod_status(pod, ip, None, restarts=restarts)
-                self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid, cow=[])
+                if self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid, cow=[]) is not None:
+                    self._host_started(p, True)
 
     def _set_reachable(self, node_name, reachable):
         """Node lifecycle controller + kubelet: an unreachable node's pods lose Ready (MarkPodsNotReady);
@@ -640,12 +658,12 @@ class Cluster(simadmin.AdminAPI):
                     return None
                 self._mutate(PODS, p.ns, p.name, unready, subresource="status", uid=p.uid, cow=[])
             else:
-                rule = self._rule_for(p)
+                rule = self._rule_for(p, host=p.uid in self.crashing)
 
                 def repost(pod, rule=rule):
                     cs = pod.get("status", {}).get("containerStatuses") or []
                     restarts = max([c.get("restartCount", 0) for c in cs] or [0])
-                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts)
+                    pod["status"] = self._pod_status(pod, ip, rule, restarts=restarts)
                 self._mutate(PODS, p.ns, p.name, repost, subresource="status", uid=p.uid, cow=[])
 
     def _heartbeat(self, names=None):
@@ -900,6 +918,13 @@ class Cluster(simadmin.AdminAPI):
             return
         self._event_names[key] = name
         self.counters["events"] += 1
+
+def _waiting_as(pod, rule):
+    """Whether a pod already shows the waiting state a host rule would post (no write needed)."""
+    cs = (pod.get("status") or {}).get("containerStatuses") or []
+    return bool(cs) and all(((c.get("state") or {}).get("waiting") or {}).get("message") == rule.get("message")
+                            for c in cs)
+
 
 def _cow(obj, paths):
     """Shallow copy of obj with the dicts/lists along each path (and a list's dict items) copied too."""

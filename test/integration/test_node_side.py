@@ -1,0 +1,158 @@
+"""The node side (issue 11): kubesim's GPU nodes are hosts whose kubelet enforces each operand image's host
+contract (test/kubesim/host.py, cited in docs/kubesim.md and docs/operands.md), and the operands the
+controller renders satisfy them on every runtime (containerd, cri-o, docker) and driver (ours, the host's).
+
+Each test runs the real controller against a kubesim fleet built with --fleet / the admin API.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from kubesim_client import build_dir
+from replica import CGP, NS, policy, prepare
+from test_reconcile import Controller, condition, get_policy, wait_condition
+
+CONTROLLER = os.path.join(build_dir(), "gpu-policy-controller")
+PODS_PATH = "/api/v1/namespaces/%s/pods" % NS
+DS_PATH = "/apis/apps/v1/namespaces/%s/daemonsets" % NS
+MIXED = "containerd/ubuntu22.04,cri-o/rhel9.4,docker/ubuntu20.04,containerd/ubuntu22.04/host-driver"
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CONTROLLER), reason="controller binary not built")
+
+
+@pytest.fixture
+def fleet(kubesim):
+    """factory(spec, **kw) -> (sim, controller): a kubesim with --fleet spec, the CRD, a running controller."""
+    started = []
+
+    def make(spec, start=True, **kw):
+        sim = kubesim(gpu_nodes=0, cpu_nodes=kw.pop("cpu_nodes", 0), pod_ready_delay=kw.pop("pod_ready_delay", 0.1),
+                      extra_args=["--fleet", spec], **kw)
+        prepare(sim)
+        ctl = Controller(sim) if start else None
+        if ctl:
+            started.append(ctl)
+        return sim, ctl
+
+    yield make
+    for ctl in started:
+        if ctl.proc.poll() is None:
+            ctl.stop()
+
+
+def host(sim, node):
+    return sim.admin("/_sim/nodes/%s/host" % node, method="GET")
+
+
+def pods(sim, node=None):
+    items = sim.get(PODS_PATH)[1]["items"]
+    return [p for p in items if node is None or p["spec"].get("nodeName") == node]
+
+
+def pod_of(sim, node, component):
+    for p in pods(sim, node):
+        if p["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component \
+                and not p["metadata"].get("deletionTimestamp"):
+            return p
+    return None
+
+
+def waiting(p):
+    for c in (p or {}).get("status", {}).get("containerStatuses") or []:
+        w = (c.get("state") or {}).get("waiting")
+        if w:
+            return w.get("reason"), w.get("message") or ((c.get("lastState") or {}).get("terminated") or {}).get(
+                "message")
+    return None
+
+
+def failing(sim, name):
+    return ((get_policy(sim, name) or {}).get("status") or {}).get("failingNodes") or []
+
+
+def dump(sim, name):
+    return json.dumps({"status": (get_policy(sim, name) or {}).get("status"),
+                       "pods": [(p["spec"].get("nodeName"), p["metadata"]["name"], waiting(p)) for p in pods(sim)]},
+                      indent=1)
+
+
+# ---- part A: the simulated hosts ------------------------------------------------------------------------------
+
+def test_fleet_facts_are_on_the_nodes(fleet):
+    sim, _ = fleet(MIXED, start=False)
+    nodes = {n["metadata"]["name"]: n for n in sim.get("/api/v1/nodes")[1]["items"]}
+    assert sorted(nodes) == ["gpu-node-0", "gpu-node-1", "gpu-node-2", "gpu-node-3"]
+    info = {k: (v["status"]["nodeInfo"]["containerRuntimeVersion"].split(":")[0],
+                v["metadata"]["labels"]["feature.node.kubernetes.io/system-os_release.ID"]
+                + v["metadata"]["labels"]["feature.node.kubernetes.io/system-os_release.VERSION_ID"],
+                v["status"]["nodeInfo"]["osImage"].split()[0])
+            for k, v in nodes.items()}
+    assert info == {"gpu-node-0": ("containerd", "ubuntu22.04", "Ubuntu"), "gpu-node-1": ("cri-o", "rhel9.4", "Red"),
+                    "gpu-node-2": ("docker", "ubuntu20.04", "Ubuntu"),
+                    "gpu-node-3": ("containerd", "ubuntu22.04", "Ubuntu")}
+    assert host(sim, "gpu-node-0")["modulesLoaded"] is False
+    h3 = host(sim, "gpu-node-3")
+    assert h3["modulesLoaded"] and h3["modulesBy"] == "host" and h3["driverRoot"] == "/"
+    code, body, _ = sim.request("POST", "/_sim/nodes", {"name": "x", "runtime": "podman"})
+    assert code == 400 and "runtime" in body["message"]
+    assert sim.request("GET", "/_sim/nodes/nope/host")[0] == 404
+    code, body, _ = sim.request("POST", "/_sim/nodes", {"name": "gpu-rhel", "runtime": "cri-o", "os": "rhel9.4"})
+    assert code == 201, body
+    sim.wait_for(lambda: sim.request("GET", "/_sim/nodes/gpu-rhel/host")[0] == 200, what="new host")
+    assert host(sim, "gpu-rhel")["facts"]["runtime"] == "cri-o"
+
+
+def test_reboot_clears_run_and_restarts_pods(fleet):
+    sim, _ = fleet("containerd/ubuntu22.04/host-driver,containerd/ubuntu22.04", start=False)
+    boot = sim.get("/api/v1/nodes/gpu-node-1")[1]["status"]["nodeInfo"]["bootID"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "w", "namespace": "default"},
+           "spec": {"nodeName": "gpu-node-1", "containers": [{"name": "c", "image": "busybox"}]}}
+    assert sim.post("/api/v1/namespaces/default/pods", pod)[0] == 201
+    sim.wait_for(lambda: sim.get("/api/v1/namespaces/default/pods/w")[1]["status"].get("phase") == "Running",
+                 what="running")
+    r = sim.admin("/_sim/nodes/gpu-node-1/reboot")
+    assert r["podsRestarted"] == 1 and r["bootID"] != boot
+    assert sim.get("/api/v1/nodes/gpu-node-1")[1]["status"]["nodeInfo"]["bootID"] == r["bootID"]
+    sim.wait_for(lambda: sim.get("/api/v1/namespaces/default/pods/w")[1]["status"].get("phase") == "Running",
+                 what="running again")
+    assert host(sim, "gpu-node-1")["boots"] == 2
+    sim.admin("/_sim/nodes/gpu-node-0/reboot")
+    assert host(sim, "gpu-node-0")["modulesLoaded"] is True  # the host's own driver loads at boot
+
+
+def test_unknown_runtime_handler_is_a_sandbox_error(fleet):
+    """A pod naming a RuntimeClass whose handler the node's runtime lacks never gets a sandbox: Pending,
+    ContainerCreating, with the runtime's own message (containerd / cri-o / cri-dockerd)."""
+    sim, _ = fleet("containerd/ubuntu22.04,cri-o/rhel9.4,docker/ubuntu20.04", start=False)
+    sim.ok("POST", "/apis/node.k8s.io/v1/runtimeclasses",
+           {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"})
+    for i in range(3):
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p%d" % i, "namespace": "default"},
+               "spec": {"nodeName": "gpu-node-%d" % i, "runtimeClassName": "nvidia",
+                        "containers": [{"name": "c", "image": "busybox"}]}}
+        assert sim.post("/api/v1/namespaces/default/pods", pod)[0] == 201
+
+    def msgs():
+        out = []
+        for i in range(3):
+            st = sim.get("/api/v1/namespaces/default/pods/p%d" % i)[1].get("status") or {}
+            cs = st.get("containerStatuses") or [{}]
+            out.append((st.get("phase"), ((cs[0].get("state") or {}).get("waiting") or {}).get("message")))
+        return out
+    sim.wait_for(lambda: all(m for _, m in msgs()), what="sandbox errors")
+    got = msgs()
+    assert all(ph == "Pending" for ph, _ in got), got
+    assert 'no runtime for "nvidia" is configured' in got[0][1]
+    assert "failed to find runtime handler nvidia" in got[1][1]
+    assert 'RuntimeHandler "nvidia" not supported' in got[2][1]
+
+
+def converge(sim, name="gpus", timeout=40, **spec):
+    sim.ok("POST", CGP, policy(name, **spec))
+    try:
+        return wait_condition(sim, name, "Ready", "True", timeout=timeout)
+    except AssertionError:
+        raise AssertionError(dump(sim, name)) from None
