@@ -201,6 +201,7 @@ class Host:
         self.driver_pid = None  # pod holding /run/nvidia/nvidia-driver.pid (flock)
         self.toolkit_pod = None
         self.cdi_spec = False  # /var/run/cdi is tmpfs too
+        self.on_stop = {}  # pod uid -> validation files its preStop hook removes
         if not hasattr(self, "handlers"):
             # runtime configuration lives on disk (/etc/...): it survives reboots
             self.handlers = set()  # CRI runtime handlers beyond the defaults
@@ -208,10 +209,17 @@ class Host:
             self.crio_hook = False
             self.ctk_driver_root = None  # NVIDIA_DRIVER_ROOT the configured runtime uses
             if self.host_toolkit:
-                # `nvidia-ctk runtime configure --runtime=X` (cmd/nvidia-ctk/runtime/configure: --set-as-default
-                # defaults to false) adds the handler but leaves the default alone
-                self.handlers.add("nvidia")
-                self.ctk_driver_root = "/"
+                self._host_toolkit()
+
+    def _host_toolkit(self):
+        """The host's own nvidia-container-toolkit: on cri-o its package's OCI hook; elsewhere
+        `nvidia-ctk runtime configure --runtime=X` (cmd/nvidia-ctk/runtime/configure: --set-as-default
+        defaults to false) adds the `nvidia` handler but leaves the default runtime alone."""
+        self.ctk_driver_root = "/"
+        if self.runtime == "cri-o":
+            self.crio_hook = True
+        else:
+            self.handlers.add("nvidia")
 
     # -- the runtime ---------------------------------------------------------------------------------------
     def cri_handlers(self):
@@ -410,6 +418,12 @@ class Host:
                 self.holders.add(uid)
             if ready:
                 self._probe_files(spec, ctr)
+            pre = " ".join((((ctr.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get("command")
+                           or [])
+            for f in re.findall(r"rm\s+-f\s+(\S+)", pre):
+                hp, _ = host_path(spec, ctr, f)
+                if hp and hp.startswith(VALIDATIONS + "/"):
+                    self.on_stop.setdefault(uid, set()).add(hp[len(VALIDATIONS) + 1:])
 
     def _probe_files(self, spec, ctr):
         """Probes that `touch` a file under a hostPath /run/nvidia/validations leave it there once Ready."""
@@ -446,21 +460,21 @@ class Host:
     def stopped(self, uid):
         """A pod is gone (deleted, or its node rebooted): what its containers' exit changes."""
         self.holders.discard(uid)
+        self.validations -= self.on_stop.pop(uid, set())  # preStop hooks
         if self.driver_pid == uid:
             self.driver_pid = None
             # _wait_for_signal trap -> _shutdown: _unload_driver, and only if that worked _unmount_rootfs
             if not self.holders:
                 self.modules = None
                 self.driver_root = None
-            self.validations.discard(".driver-ctr-ready")
         if self.toolkit_pod == uid:
             self.toolkit_pod = None
             # run.go Run: after waitForSignal, cleanupRuntime reverts the runtime config / removes the hook
             self.handlers.discard("nvidia")
-            if self.host_toolkit:
-                self.handlers.add("nvidia")
             self.default = "runc"
             self.crio_hook = False
+            if self.host_toolkit:
+                self._host_toolkit()
 
     def reboot(self):
         self.boot_id = str(uuid.uuid4())

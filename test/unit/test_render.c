@@ -385,6 +385,8 @@ static void test_runtime_and_driver_root(void **state) {
   assert_null(env_value(tk, "CONTAINERD_CONFIG"));
   /* the host has its own driver */
   assert_string_equal(env_value(tk, "NVIDIA_DRIVER_ROOT"), "/");
+  /* ... which the toolkit finds under the host root mounted at /host */
+  assert_string_equal(env_value(tk, "DRIVER_ROOT_CTR_PATH"), "/host");
   json_t *ds = find_kind(tk, "DaemonSet");
   assert_string_equal(json_string_value(json_object_get(
                           json_object_get(json_object_get(ds, "spec"), "updateStrategy"), "type")),
@@ -398,14 +400,12 @@ static void test_runtime_and_driver_root(void **state) {
   json_decref(drv);
   json_t *dp = render_op(p, GPC_OP_DEVICE_PLUGIN);
   assert_string_equal(env_value(dp, "NVIDIA_DRIVER_ROOT"), "/");
-  /* toolkit enabled: pods use the RuntimeClass it installs */
-  assert_string_equal(
-      json_string_value(json_object_get(
-          json_object_get(
-              json_object_get(json_object_get(find_kind(dp, "DaemonSet"), "spec"), "template"),
-              "spec"),
-          "runtimeClassName")),
-      "nvidia");
+  /* docker: cri-dockerd supports no runtime handler, nvidia is dockerd's
+   * default runtime instead: no RuntimeClass named */
+  assert_null(json_object_get(
+      json_object_get(
+          json_object_get(json_object_get(find_kind(dp, "DaemonSet"), "spec"), "template"), "spec"),
+      "runtimeClassName"));
   json_decref(dp);
   policy_free(p);
 }
@@ -419,7 +419,10 @@ static void test_preinstalled_toolkit(void **state) {
     json_t *objs = render_op(p, (enum gpc_operand)op);
     json_t *pod = json_object_get(
         json_object_get(json_object_get(find_kind(objs, "DaemonSet"), "spec"), "template"), "spec");
-    assert_null(json_object_get(pod, "runtimeClassName"));
+    /* containerd hosts whose own toolkit has the handler: still named */
+    assert_string_equal(json_string_value(json_object_get(pod, "runtimeClassName")), "nvidia");
+    /* no wait for operands that are not ours */
+    assert_null(json_object_get(pod, "initContainers"));
     json_decref(objs);
   }
   policy_free(p);
