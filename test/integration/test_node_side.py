@@ -156,3 +156,115 @@ def converge(sim, name="gpus", timeout=40, **spec):
         return wait_condition(sim, name, "Ready", "True", timeout=timeout)
     except AssertionError:
         raise AssertionError(dump(sim, name)) from None
+
+
+def ds_names(sim):
+    return sorted(d["metadata"]["name"] for d in sim.get(DS_PATH)[1]["items"])
+
+
+def pod_spec(sim, ds):
+    return sim.get(DS_PATH + "/" + ds)[1]["spec"]["template"]["spec"]
+
+
+def env(spec, name):
+    for e in spec["containers"][0].get("env") or []:
+        if e["name"] == name:
+            return e.get("value")
+    return None
+
+
+def node_labels(sim, name):
+    return {k: v for k, v in sim.get("/api/v1/nodes/" + name)[1]["metadata"]["labels"].items()
+            if k.startswith("gpupolicy.dev/")}
+
+
+# ---- part B: operands that satisfy the contracts ----------------------------------------------------------------
+
+def test_mixed_fleet_converges_under_one_empty_policy(fleet):
+    """containerd/ubuntu22.04, cri-o/rhel9.4, docker/ubuntu20.04 and a host-driver node under spec: {}: one
+    DaemonSet per runtime and per driver OS, each node's runtime set up the way its runtime needs
+    (before: the driver crash-looped on every node on its read-only /lib/modules)."""
+    sim, _ = fleet(MIXED)
+    pol = converge(sim)
+    assert pol["status"]["gpus"]["allocatable"] == 32 and pol["status"]["nodesSummary"] == "4/4"
+    assert ds_names(sim) == sorted(
+        ["gpus-driver", "gpus-driver-rhel9-4", "gpus-driver-ubuntu20-04"]
+        + ["gpus-%s%s" % (op, sfx) for op in ("container-toolkit", "device-plugin", "dcgm-exporter", "validator")
+           for sfx in ("", "-crio", "-docker")])
+    # only the nodes that differ from the default variant carry variant labels
+    assert node_labels(sim, "gpu-node-0").get("gpupolicy.dev/runtime") is None
+    assert node_labels(sim, "gpu-node-1")["gpupolicy.dev/runtime"] == "crio"
+    assert node_labels(sim, "gpu-node-1")["gpupolicy.dev/os"] == "rhel9.4"
+    assert node_labels(sim, "gpu-node-2")["gpupolicy.dev/runtime"] == "docker"
+    assert node_labels(sim, "gpu-node-2")["gpupolicy.dev/os"] == "ubuntu20.04"
+    # driver image per OS
+    images = {p["spec"]["nodeName"]: p["spec"]["containers"][0]["image"] for p in pods(sim)
+              if p["metadata"]["labels"]["app.kubernetes.io/component"] == "driver"}
+    assert images["gpu-node-1"].endswith(":550.54.14-rhel9.4")
+    assert images["gpu-node-2"].endswith(":550.54.14-ubuntu20.04")
+    assert images["gpu-node-0"].endswith(":550.54.14-ubuntu22.04")
+    # the RuntimeClass is named only where the runtime has the handler (containerd)
+    assert pod_spec(sim, "gpus-device-plugin").get("runtimeClassName") == "nvidia"
+    for ds in ("gpus-device-plugin-crio", "gpus-device-plugin-docker", "gpus-validator-crio",
+               "gpus-dcgm-exporter-docker"):
+        assert "runtimeClassName" not in pod_spec(sim, ds), ds
+    crio = pod_spec(sim, "gpus-container-toolkit-crio")
+    assert env(crio, "RUNTIME") == "crio" and env(crio, "CRIO_CONFIG_MODE") == "hook"
+    assert env(pod_spec(sim, "gpus-container-toolkit-docker"), "RUNTIME") == "docker"
+    h = {i: host(sim, "gpu-node-%d" % i) for i in range(4)}
+    assert "nvidia" in h[0]["runtime"]["handlers"]
+    assert h[1]["runtime"]["crioHook"] is True and "nvidia" not in h[1]["runtime"]["handlers"]
+    assert h[2]["runtime"]["default"] == "nvidia" and h[2]["runtime"]["handlers"] == []
+    for i in range(4):
+        assert h[i]["modulesLoaded"] and h[i]["devCharLinks"] and h[i]["devicePluginSocket"], h[i]
+        assert h[i]["validations"] == [".driver-ctr-ready", "toolkit-ready"], h[i]
+    for p in pods(sim):
+        cs = p["status"]["containerStatuses"][0]
+        assert cs["ready"] and cs["restartCount"] == 0, (p["metadata"]["name"], cs)
+
+
+def test_a_contract_breach_shows_in_failing_nodes(fleet, tmp_path):
+    """The driver template as it was (host /lib/modules read-only) crash-loops on the simulated node the way
+    the driver script fails, and status names the node."""
+    src = open(os.path.join(os.path.dirname(__file__), "..", "..", "templates", "driver.yaml")).read()
+    old = src.replace("        - name: host-sys\n", "        - name: lib-modules\n          mountPath: /lib/modules\n"
+                      "          readOnly: true\n        - name: host-sys\n", 1)
+    old = old.replace("      volumes:\n", "      volumes:\n      - name: lib-modules\n        hostPath:\n"
+                      "          path: /lib/modules\n          type: Directory\n", 1)
+    (tmp_path / "driver.yaml").write_text(old)
+    sim, _ = fleet("containerd/ubuntu22.04", start=False)
+    ctl = Controller(sim, "--templates-dir", str(tmp_path))
+    try:
+        sim.ok("POST", CGP, policy("gpus"))
+        sim.wait_for(lambda: any(f["operand"] == "driver" and f["node"] == "gpu-node-0" for f in failing(sim, "gpus")),
+                     timeout=30, what="failingNodes")
+        p = pod_of(sim, "gpu-node-0", "driver")
+        term = p["status"]["containerStatuses"][0]["lastState"]["terminated"]
+        assert "Read-only file system" in term["message"], term
+        assert condition(get_policy(sim, "gpus"), "Ready")["status"] != "True"
+    finally:
+        ctl.stop()
+
+
+def test_host_driver_with_our_toolkit(fleet):
+    """driver.enabled=false on hosts with their own driver: the toolkit finds it under /host (before:
+    DRIVER_ROOT_CTR_PATH defaulted to /run/nvidia/driver, empty there, and CDI generation failed)."""
+    sim, _ = fleet("containerd/ubuntu22.04/host-driver,cri-o/rhel9.4/host-driver")
+    converge(sim, driver={"enabled": False})
+    tk = pod_spec(sim, "gpus-container-toolkit")
+    assert env(tk, "DRIVER_ROOT_CTR_PATH") == "/host" and env(tk, "NVIDIA_DRIVER_ROOT") == "/"
+    assert [c["name"] for c in tk["initContainers"]] == ["dev-char-symlinks"]  # no wait for a driver of ours
+    h = host(sim, "gpu-node-0")
+    assert h["modulesBy"] == "host" and h["runtime"]["driverRoot"] == "/" and h["devCharLinks"]
+
+
+def test_preinstalled_sample_on_hosts_with_their_own_toolkit(fleet):
+    """manifests/samples/preinstalled.yaml on hosts configured with `nvidia-ctk runtime configure` (handler
+    nvidia, not the default): the pods name the RuntimeClass, which the policy now renders (before: no
+    runtimeClassName, so no GPUs unless nvidia happened to be the default)."""
+    sim, _ = fleet("containerd/ubuntu22.04/host-driver/host-toolkit:2")
+    pol = converge(sim, name="preinstalled", driver={"enabled": False}, toolkit={"enabled": False})
+    assert pol["status"]["gpus"]["allocatable"] == 16
+    assert sim.get("/apis/node.k8s.io/v1/runtimeclasses/nvidia")[0] == 200
+    assert pod_spec(sim, "preinstalled-device-plugin")["runtimeClassName"] == "nvidia"
+    assert host(sim, "gpu-node-0")["runtime"]["default"] == "runc"
