@@ -268,3 +268,42 @@ def test_preinstalled_sample_on_hosts_with_their_own_toolkit(fleet):
     assert sim.get("/apis/node.k8s.io/v1/runtimeclasses/nvidia")[0] == 200
     assert pod_spec(sim, "preinstalled-device-plugin")["runtimeClassName"] == "nvidia"
     assert host(sim, "gpu-node-0")["runtime"]["default"] == "runc"
+
+
+def node_settled(sim, node, n_pods=5):
+    ps = pods(sim, node)
+    return len(ps) == n_pods and all((p["status"].get("containerStatuses") or [{}])[0].get("ready") for p in ps)
+
+
+def test_reboot_comes_back_in_stage_order_without_the_controller(fleet):
+    """After a reboot (/run cleared, modules gone, every pod restarting at once) each later stage waits in an
+    init container for the earlier stage's file under /run/nvidia/validations, so nothing crash-loops, and
+    the controller is not needed for it (before: toolkit and plugin crash-looped until the driver was back).
+    With the controller running, a reboot costs it no writes beyond status."""
+    sim, ctl = fleet("containerd/ubuntu22.04:2,cri-o/rhel9.4", pod_ready_delay=0.3)
+    converge(sim)
+    assert ctl.stop() == 0
+    for node in ("gpu-node-0", "gpu-node-2"):
+        r = sim.admin("/_sim/nodes/%s/reboot" % node)
+        assert r["podsRestarted"] == 5
+        assert host(sim, node)["validations"] == [] and not host(sim, node)["modulesLoaded"]
+        sim.wait_for(lambda: node_settled(sim, node), timeout=40, what="%s back" % node)
+        for p in pods(sim, node):
+            cs = p["status"]["containerStatuses"][0]
+            assert cs["restartCount"] == 0 and "lastState" not in cs, (p["metadata"]["name"], cs)
+        h = host(sim, node)
+        assert h["modulesLoaded"] and h["devicePluginSocket"] and h["validations"] == [".driver-ctr-ready",
+                                                                                       "toolkit-ready"]
+    ctl2 = Controller(sim)
+    try:
+        wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+        sim.reset_counters()
+        sim.admin("/_sim/nodes/gpu-node-1/reboot")
+        sim.wait_for(lambda: node_settled(sim, "gpu-node-1"), timeout=40, what="gpu-node-1 back")
+        wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+        writes = [r for r in sim.counters()["detail"] if r["client"] == "gpu-policy-controller"
+                  and r["verb"] not in ("get", "list", "watch") and r.get("subresource") != "status"
+                  and r.get("resource") not in ("leases", "events")]
+        assert writes == [], writes
+    finally:
+        ctl2.stop()
