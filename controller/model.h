@@ -128,6 +128,7 @@ struct gpc_pod {
   char *reason;
   char *message;
   int32_t restart_count; /* sum over containers */
+  char created[32];      /* metadata.creationTimestamp (RFC 3339, UTC), "" unknown */
 };
 
 void gpc_pod_init(struct gpc_pod *p);

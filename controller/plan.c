@@ -252,6 +252,22 @@ struct plan_ctx {
   size_t patch_cap, failing_cap;
 };
 
+/* A driver pod newer than a later operand's pod on the node and not Ready
+ * yet: the driver was replaced (deleted, upgraded), not restarted (a crash
+ * or a reboot restarts the same pod). Its first step unloads the modules,
+ * which fails while those operands hold the GPUs, so every later stage
+ * leaves the node until it is Ready, then comes back in stage order. */
+static bool driver_replaced(const struct plan_ctx *c, size_t ni) {
+  const struct gpc_pod *drv = c->pods[ni * GPC_OP_COUNT + GPC_OP_DRIVER];
+  if (!c->in->policy->operands[GPC_OP_DRIVER].enabled || !drv || drv->ready || !drv->created[0])
+    return false;
+  for (int op = GPC_OP_DRIVER + 1; op < GPC_OP_COUNT; op++) {
+    const struct gpc_pod *q = c->pods[ni * GPC_OP_COUNT + (size_t)op];
+    if (q && q->created[0] && strcmp(drv->created, q->created) > 0) return true;
+  }
+  return false;
+}
+
 /* Stage gating on a node this policy owns. */
 static void plan_owned_node(struct plan_ctx *c, size_t ni) {
   const struct gpc_policy *p = c->in->policy;
@@ -262,9 +278,11 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
   size_t nw = 0;
   want[nw++] = (struct label_want){GPC_LABEL_POLICY, p->name};
   nw += want_variant_labels(p, node, want + nw);
-  /* Unlocks are sticky only for labels this policy wrote. */
+  /* Unlocks are sticky only for labels this policy wrote, and not while the
+   * driver is replaced (design.md §3 "Node side"). */
   const char *owner_label = gpc_labels_get(&node->labels, GPC_LABEL_POLICY);
   bool ours = owner_label && strcmp(owner_label, p->name) == 0;
+  bool replaced = driver_replaced(c, ni);
   bool gate = true, gate_last = true, node_ready = true;
   for (int op = 0; op < GPC_OP_COUNT; op++) {
     op_label_key((enum gpc_operand)op, keys[op], sizeof(keys[op]));
@@ -278,7 +296,7 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
       if (cur && strcmp(cur, "true") == 0) want[nw++] = (struct label_want){keys[op], NULL};
     } else if (!opted_out) {
       s->nodes_wanted++;
-      bool sticky = ours && cur && strcmp(cur, "true") == 0;
+      bool sticky = ours && cur && strcmp(cur, "true") == 0 && !(replaced && op > GPC_OP_DRIVER);
       bool unlocked = unlocked_by_stages || sticky;
       want[nw++] = (struct label_want){keys[op], unlocked ? "true" : NULL};
       const struct gpc_pod *pod = c->pods[ni * GPC_OP_COUNT + (size_t)op];

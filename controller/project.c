@@ -274,6 +274,8 @@ void project_pod(struct gpc_pod *out, const json_t *obj) {
   out->operand = operand_of(labels);
   out->ready = condition_true(obj, "Ready");
   out->restart_count = restarts(obj);
+  const char *created = project_str(md, "creationTimestamp", PJ_END);
+  snprintf(out->created, sizeof(out->created), "%s", created ? created : "");
   const json_t *st = out->ready ? NULL : container_state_with_reason(obj);
   const char *reason = st ? project_str(st, "reason", PJ_END) : NULL;
   const char *message = st ? project_str(st, "message", PJ_END) : NULL;

@@ -307,3 +307,31 @@ def test_reboot_comes_back_in_stage_order_without_the_controller(fleet):
         assert writes == [], writes
     finally:
         ctl2.stop()
+
+
+def test_deleted_driver_pod_takes_over_its_node(fleet):
+    """The documented upgrade path: delete the driver pod. The new one waits (init container) while the
+    device plugin, exporter and validator hold the GPUs; the controller moves every later stage off the node
+    (the new driver pod is newer than their pods), the driver loads, and they come back in stage order.
+    The driver container never fails with "driver is in use" (before: it crash-looped on it for good)."""
+    sim, _ = fleet("containerd/ubuntu22.04,cri-o/rhel9.4", pod_ready_delay=0.2)
+    converge(sim)
+    for node in ("gpu-node-0", "gpu-node-1"):
+        old = pod_of(sim, node, "driver")
+        before = {c: pod_of(sim, node, c)["metadata"]["uid"] for c in
+                  ("container-toolkit", "device-plugin", "dcgm-exporter", "validator")}
+        import time
+        time.sleep(1.1)  # creationTimestamp has one-second resolution
+        assert sim.delete(PODS_PATH + "/" + old["metadata"]["name"])[0] == 200
+        sim.wait_for(lambda: (pod_of(sim, node, "driver") or old)["metadata"]["uid"] != old["metadata"]["uid"],
+                     what="new driver pod")
+        sim.wait_for(lambda: node_settled(sim, node) and all(
+            (pod_of(sim, node, c) or {}).get("metadata", {}).get("uid") not in (None, before[c]) for c in before),
+            timeout=40, what="%s back in order" % node)
+        new = pod_of(sim, node, "driver")
+        cs = new["status"]["containerStatuses"][0]
+        assert cs["restartCount"] == 0 and "lastState" not in cs, cs
+        created = {c: pod_of(sim, node, c)["metadata"]["creationTimestamp"] for c in before}
+        assert created["container-toolkit"] <= created["device-plugin"] <= created["validator"], created
+        wait_condition(sim, "gpus", "Ready", "True", timeout=20)
+        assert host(sim, node)["gpuHolders"] == 3

@@ -307,6 +307,14 @@ class Host:
                 return {"wait": True, "host": True, "reason": "PodInitializing",
                         "message": "init container %s waiting for %s" % (ctr.get("name"), m.group(1))}
             return None
+        if re.search(r"until\s.*?/sys/module/nvidia/refcnt", main):
+            # waits while the nvidia module's refcnt exceeds its dependent modules (nvidia-driver
+            # _unload_driver's own test): while some process holds the GPUs open
+            hp, _ = host_path(spec, ctr, "/sys/module/nvidia/refcnt")
+            if hp == "/sys/module/nvidia/refcnt" and self.modules and self.holders:
+                return {"wait": True, "host": True, "reason": "PodInitializing",
+                        "message": "init container %s waiting for the GPUs to be released" % ctr.get("name")}
+            return None
         if "create-dev-char-symlinks" in main:
             # nvidia-ctk system create-dev-char-symlinks (cmd/nvidia-ctk/system/create-dev-char-symlinks):
             # links /dev/char/MAJOR:MINOR for the NVIDIA device nodes found under DRIVER_ROOT/dev; with
