@@ -335,6 +335,44 @@ static void test_takeover_is_not_sticky(void **state) {
   world_free(&w);
 }
 
+/* A driver pod newer than the later operands' pods and not Ready yet was
+ * replaced: the later stages leave the node (their unlocks stop being
+ * sticky) until it is Ready; the same pod restarting (crash, reboot) keeps
+ * them. Mixed fleets: variant labels only where a node differs. */
+static void test_replaced_driver_and_variants(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  const char *all = GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true,"
+                        "gpupolicy.dev/container-toolkit=true,gpupolicy.dev/device-plugin=true,"
+                        "gpupolicy.dev/dcgm-exporter=true,gpupolicy.dev/validator=true";
+  add_node(&w, "new", all);
+  add_node(&w, "same", all);
+  struct gpc_node *crio = add_node(&w, "crio", GPU);
+  snprintf(crio->runtime, sizeof(crio->runtime), "crio");
+  snprintf(crio->os, sizeof(crio->os), "rhel9.4");
+  for (int op = 0; op < GPC_OP_COUNT; op++) {
+    struct gpc_pod *a = add_pod(&w, "gpus", "new", op, op != GPC_OP_DRIVER, NULL);
+    struct gpc_pod *b = add_pod(&w, "gpus", "same", op, op != GPC_OP_DRIVER, "CrashLoopBackOff");
+    snprintf(a->created, sizeof(a->created), "%s",
+             op == GPC_OP_DRIVER ? "2026-01-02T00:00:00Z" : "2026-01-01T10:00:00Z");
+    snprintf(b->created, sizeof(b->created), "2026-01-01T09:00:00Z");
+  }
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "new",
+               "{\"gpupolicy.dev/container-toolkit\":null,\"gpupolicy.dev/dcgm-exporter\":null,"
+               "\"gpupolicy.dev/device-plugin\":null,\"gpupolicy.dev/validator\":null}");
+  assert_null(patch_for(&p, "same"));
+  expect_patch(&p, "crio",
+               "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/os\":\"rhel9.4\","
+               "\"gpupolicy.dev/policy\":\"gpus\",\"gpupolicy.dev/runtime\":\"crio\"}");
+  /* one DaemonSet per runtime / driver OS among the nodes */
+  assert_int_equal(count_kind(p.objects, "DaemonSet"), 2 + 2 * 4);
+  plan_release(&p);
+  world_free(&w);
+}
+
 static void test_sticky_unlock_and_failing(void **state) {
   (void)state;
   struct world w = {0};
@@ -535,6 +573,7 @@ int main(void) {
       cmocka_unit_test(test_conflict_oldest_wins),
       cmocka_unit_test(test_takeover_is_not_sticky),
       cmocka_unit_test(test_sticky_unlock_and_failing),
+      cmocka_unit_test(test_replaced_driver_and_variants),
       cmocka_unit_test(test_stop_matching_and_deletion),
       cmocka_unit_test(test_node_moves_to_other_policy),
       cmocka_unit_test(test_daemonset_summary),
