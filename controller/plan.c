@@ -16,6 +16,15 @@ static const char *const gpu_labels[] = {
     "nvidia.com/gpu.present",
 };
 
+/* Managed clouds label their GPU nodes with the accelerator (design.md §4):
+ * GKE "nvidia-tesla-t4", "nvidia-l4", ...; AKS "nvidia"; EKS
+ * "nvidia-tesla-v100", ... A value naming NVIDIA is a match. */
+static const char *const cloud_gpu_labels[] = {
+    "cloud.google.com/gke-accelerator",
+    "kubernetes.azure.com/accelerator",
+    "k8s.amazonaws.com/accelerator",
+};
+
 /* Pods whose waiting/terminated reason is one of these are starting, not
  * failing. */
 static const char *const benign_reasons[] = {"ContainerCreating", "PodInitializing", "Pending",
@@ -44,6 +53,10 @@ bool plan_node_matches(const struct gpc_policy *p, const struct gpc_node *n) {
   for (size_t i = 0; i < sizeof(gpu_labels) / sizeof(gpu_labels[0]); i++) {
     const char *v = gpc_labels_get(&n->labels, gpu_labels[i]);
     if (v && strcmp(v, "true") == 0) return true;
+  }
+  for (size_t i = 0; i < sizeof(cloud_gpu_labels) / sizeof(cloud_gpu_labels[0]); i++) {
+    const char *v = gpc_labels_get(&n->labels, cloud_gpu_labels[i]);
+    if (v && strncmp(v, "nvidia", 6) == 0) return true;
   }
   return false;
 }
