@@ -227,8 +227,10 @@ def test_a_contract_breach_shows_in_failing_nodes(fleet, tmp_path):
     """The driver template as it was (host /lib/modules read-only) crash-loops on the simulated node the way
     the driver script fails, and status names the node."""
     src = open(os.path.join(os.path.dirname(__file__), "..", "..", "templates", "driver.yaml")).read()
-    old = src.replace("        - name: host-sys\n", "        - name: lib-modules\n          mountPath: /lib/modules\n"
-                      "          readOnly: true\n        - name: host-sys\n", 1)
+    anchor = "          mountPath: /run/nvidia/validations\n"  # the main container's mounts
+    assert src.count(anchor) == 1
+    old = src.replace(anchor, anchor + "        - name: lib-modules\n          mountPath: /lib/modules\n"
+                      "          readOnly: true\n", 1)
     old = old.replace("      volumes:\n", "      volumes:\n      - name: lib-modules\n        hostPath:\n"
                       "          path: /lib/modules\n          type: Directory\n", 1)
     (tmp_path / "driver.yaml").write_text(old)
@@ -335,3 +337,21 @@ def test_deleted_driver_pod_takes_over_its_node(fleet):
         assert created["container-toolkit"] <= created["device-plugin"] <= created["validator"], created
         wait_condition(sim, "gpus", "Ready", "True", timeout=20)
         assert host(sim, node)["gpuHolders"] == 3
+
+
+def test_toolkit_is_ready_only_once_the_runtime_is_configured(fleet):
+    """A toolkit that edits a config file the node's runtime does not read runs, but is not Ready, so the
+    device plugin is never unlocked there (before: Ready as soon as its binary existed, and the next stage
+    sat in ContainerCreating on a handler the runtime never got)."""
+    sim, _ = fleet("containerd/ubuntu22.04:2", pod_ready_delay=0.1)
+    sim.ok("POST", CGP, policy("gpus", toolkit={"runtimeConfig": "/etc/containerd-unused/config.toml"}))
+    sim.wait_for(lambda: pod_of(sim, "gpu-node-0", "container-toolkit") and pod_of(
+        sim, "gpu-node-0", "container-toolkit")["status"].get("phase") == "Running", timeout=20, what="toolkit runs")
+    import time
+    time.sleep(3)
+    tk = pod_of(sim, "gpu-node-0", "container-toolkit")
+    cs = tk["status"]["containerStatuses"][0]
+    assert "running" in cs["state"] and cs["ready"] is False, cs
+    assert "gpupolicy.dev/device-plugin" not in node_labels(sim, "gpu-node-0")
+    assert "nvidia" not in host(sim, "gpu-node-0")["runtime"]["handlers"]
+    assert condition(get_policy(sim, "gpus"), "Ready")["status"] != "True"

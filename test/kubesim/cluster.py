@@ -556,18 +556,18 @@ class Cluster(simadmin.AdminAPI, hostsim.HostSim):
         if node is None or p.node in self.unreachable:
             return  # started when the node's kubelet comes back
         rule = self._rule_for(p)
+        if rule is None:
+            rule = self._host_start(p)  # it runs on its host: None when its readiness probe passes
 
         def run(pod):
             if pod.get("status", {}).get("containerStatuses"):
                 return False
-            waiting = rule is not None and (rule.get("sandbox") or rule.get("wait"))
+            waiting = rule is not None and (rule.get("sandbox") or rule.get("wait") or rule.get("unready"))
             pod["status"] = self._pod_status(pod, node.ip, rule, restarts=1 if rule and not waiting else 0)
             return None
 
         if self._mutate(PODS, ns, name, run, subresource="status", uid=uid, cow=[]) is not None:
             self.counters["podsStarted"] += 1
-            if rule is None:
-                self._host_started(p, True)
             if rule:
                 self.crashing[uid] = 1.0
                 self._schedule(1.0, "crash", (uid, ns, name))
@@ -580,8 +580,9 @@ class Cluster(simadmin.AdminAPI, hostsim.HostSim):
         rule = self._rule_for(p)
         if rule is None:
             self.crashing.pop(uid, None)
-            if not p.ready and p.node not in self.unreachable and not p.deleting:
-                self._host_heal(p)  # what held it back on the host is there now: this try runs
+            if not p.ready and p.node not in self.unreachable and not p.deleting and self._host_heal(p):
+                self.crashing[uid] = backoff  # running, but its readiness probe still fails: probe again
+                self._schedule(backoff, "crash", (uid, ns, name))
             return
         if p.node in self.unreachable:  # nobody reports the restarts meanwhile
             self._schedule(backoff, "crash", (uid, ns, name))

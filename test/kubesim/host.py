@@ -202,6 +202,8 @@ class Host:
         self.toolkit_pod = None
         self.cdi_spec = False  # /var/run/cdi is tmpfs too
         self.on_stop = {}  # pod uid -> validation files its preStop hook removes
+        if not hasattr(self, "toolkit_installed"):
+            self.toolkit_installed = False  # /usr/local/nvidia is on disk: survives reboots
         if not hasattr(self, "handlers"):
             # runtime configuration lives on disk (/etc/...): it survives reboots
             self.handlers = set()  # CRI runtime handlers beyond the defaults
@@ -433,6 +435,42 @@ class Host:
                 if hp and hp.startswith(VALIDATIONS + "/"):
                     self.on_stop.setdefault(uid, set()).add(hp[len(VALIDATIONS) + 1:])
 
+    def probe(self, pod):
+        """Evaluates the containers' exec readiness probes against the host: `test -x` of the toolkit's
+        runtime binary (on disk once installed), `grep -q nvidia` of the runtime's config (the handler is
+        configured), `test -f` of the cri-o hook, `test -S` of the plugin socket, `touch` (always works).
+        Anything else passes (not modelled). None when every probe passes, else the kubelet's message."""
+        spec = pod.get("spec") or {}
+        for ctr in spec.get("containers") or ():
+            cmd = " ".join(((ctr.get("readinessProbe") or {}).get("exec") or {}).get("command") or [])
+            for atom in (a.strip() for a in re.split(r"&&", cmd.split("-c", 1)[-1])):
+                if not self._probe_atom(spec, ctr, atom):
+                    return "Readiness probe failed: %s" % atom
+        return None
+
+    def _probe_atom(self, spec, ctr, atom):
+        m = re.match(r"test -x (\S+)/toolkit/nvidia-container-runtime$", atom)
+        if m:
+            return self.toolkit_installed
+        m = re.match(r"grep -q nvidia (\S+)$", atom)
+        if m:
+            hp, _ = host_path(spec, ctr, m.group(1))
+            return bool(hp) and hp.startswith(CONFIG_DIRS[self.runtime] + "/") and (
+                "nvidia" in self.handlers or self.default == "nvidia")
+        m = re.match(r"test -f (\S+)/oci-nvidia-hook\.json$", atom)
+        if m:
+            hp, _ = host_path(spec, ctr, m.group(1))
+            return self.crio_hook and hp == CRIO_HOOKS_DIR
+        m = re.match(r"test -S (\S+)$", atom)
+        if m:
+            return self.plugin_socket
+        return True
+
+    def became_ready(self, pod):
+        spec = pod.get("spec") or {}
+        for ctr in spec.get("containers") or ():
+            self._probe_files(spec, ctr)
+
     def _probe_files(self, spec, ctr):
         """Probes that `touch` a file under a hostPath /run/nvidia/validations leave it there once Ready."""
         _, probes = _commands(ctr)
@@ -444,6 +482,7 @@ class Host:
     def _configure_runtime(self, spec, ctr, env, uid):
         rt = env.get("RUNTIME", "docker")
         self.toolkit_pod = uid
+        self.toolkit_installed = True
         set_default = (env.get("NVIDIA_RUNTIME_SET_AS_DEFAULT") or env.get("CONTAINERD_SET_AS_DEFAULT")
                        or env.get("DOCKER_SET_AS_DEFAULT") or env.get("CRIO_SET_AS_DEFAULT") or "true")
         name = env.get("NVIDIA_RUNTIME_NAME") or env.get("CONTAINERD_RUNTIME_CLASS") or "nvidia"
@@ -503,6 +542,16 @@ class Host:
                 "validations": sorted(self.validations),
                 "devCharLinks": self.dev_char,
                 "devicePluginSocket": self.plugin_socket}
+
+
+def unready_status(status, rule):
+    """A kubelet status whose containers run but fail their readiness probe: not Ready, nothing waiting."""
+    st = dict(status)
+    st["conditions"] = [dict(c, status="False", reason="ContainersNotReady",
+                             message="containers with unready status") if c.get("type") in ("Ready", "ContainersReady")
+                        else c for c in st.get("conditions") or ()]
+    st["containerStatuses"] = [dict(c, ready=False) for c in st.get("containerStatuses") or ()]
+    return st
 
 
 def sandbox_status(pod, host_ip, rule, stamp):

@@ -83,25 +83,57 @@ class HostSim:
         if h is not None:
             h.stopped(uid)
 
+    def _host_start(self, p):
+        """The pod's containers run on its host (contract passed): apply what they change there, then its
+        readiness probes. None when Ready, else an "unready" rule (running, probe failing)."""
+        h = self.hosts.get(p.node)
+        pod = self._pod_obj(p) if h is not None else None
+        if pod is None:
+            return None
+        handler = self._handler(pod)
+        h.started(pod, handler, ready=False)
+        return self._host_probe(h, pod)
+
+    def _host_probe(self, h, pod):
+        msg = h.probe(pod)
+        if msg is None:
+            h.became_ready(pod)
+            return None
+        return {"unready": True, "host": True, "reason": None, "message": msg}
+
     def _pod_status(self, pod, ip, rule, restarts):
         if rule is not None and (rule.get("sandbox") or rule.get("wait")):
             return host.sandbox_status(pod, ip, rule, _now())
+        if rule is not None and rule.get("unready"):
+            return host.unready_status(kubelet.pod_status(pod, ip, None, restarts=restarts), rule)
         return kubelet.pod_status(pod, ip, rule, restarts=restarts)
 
     def _host_heal(self, p):
         """A pod that failed on its host's contract is tried again and now runs (a crash-looping container
-        restarts once more; a pod waiting for its sandbox or an init container starts its containers)."""
+        restarts once more; a pod waiting for its sandbox or an init container starts its containers); one
+        that runs but failed its readiness probe is probed again. Returns True while it stays unready."""
         node = self.nodes.get(p.node)
         ip = node.ip if node else "10.0.0.1"
+        h = self.hosts.get(p.node)
+        pod = self._pod_obj(p)
+        if pod is None:
+            return False
+        cs = (pod.get("status") or {}).get("containerStatuses") or []
+        running = bool(cs) and all("running" in (c.get("state") or {}) for c in cs)
+        if running and h is not None:
+            rule = self._host_probe(h, pod)  # already running: only its readiness probe
+        else:
+            rule = self._host_start(p)
+        restarts = max([c.get("restartCount", 0) for c in cs] or [0])
+        waited = running or (any("waiting" in (c.get("state") or {}) and not c.get("lastState") for c in cs)
+                             and (pod.get("status") or {}).get("phase") == "Pending")
+        if running and rule is not None:
+            return True  # still unready: nothing new to post
 
         def heal(pod):
-            cs = (pod.get("status") or {}).get("containerStatuses") or []
-            waited = any("waiting" in (c.get("state") or {}) and not c.get("lastState") and
-                         not c.get("restartCount") for c in cs) and pod.get("status", {}).get("phase") == "Pending"
-            restarts = max([c.get("restartCount", 0) for c in cs] or [0])
-            pod["status"] = kubelet.pod_status(pod, ip, None, restarts=restarts if waited else restarts + 1)
-        if self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid, cow=[]) is not None:
-            self._host_started(p, True)
+            pod["status"] = self._pod_status(pod, ip, rule, restarts=restarts if waited else restarts + 1)
+        self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid, cow=[])
+        return rule is not None
 
     # ---- admin ----------------------------------------------------------------------------------------------
     def _admin_host(self, name):
