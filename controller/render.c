@@ -504,6 +504,25 @@ static void driver_image(json_t *ctr, const struct gpc_operand_spec *s, const ch
   set_str(ctr, "image", ref);
 }
 
+/* DRIVER_CONFIG_DIGEST: a restarted driver container (crash) whose
+ * configuration matches the one that loaded the modules (the digest the
+ * script stored in /run/nvidia/nvidia-driver.state) reinstalls userspace
+ * only instead of unloading modules the other operands hold (nvidia-driver
+ * _should_skip_kernel_module_reload; gpu-operator sets it the same way). */
+static void driver_config_digest(json_t *ctr) {
+  env_del(ctr, "DRIVER_CONFIG_DIGEST");
+  json_t *cfg = json_pack("{s:O*, s:O*, s:O*, s:O*}", "image", json_object_get(ctr, "image"), "env",
+                          json_object_get(ctr, "env"), "args", json_object_get(ctr, "args"),
+                          "command", json_object_get(ctr, "command"));
+  char *s = json_dumps(cfg, JSON_SORT_KEYS | JSON_COMPACT);
+  char h[65];
+  sha256_hex(s, strlen(s), h);
+  h[16] = '\0';
+  env_set(ctr, "DRIVER_CONFIG_DIGEST", h);
+  free(s);
+  json_decref(cfg);
+}
+
 static int transform_daemonset(json_t *ds, const struct gpc_policy *p, enum gpc_operand op,
                                const struct variant *v, struct gpc_error *err) {
   json_t *spec = obj_child(ds, "spec");
@@ -538,6 +557,7 @@ static int transform_daemonset(json_t *ds, const struct gpc_policy *p, enum gpc_
   apply_main_container(ctr, &p->operands[op]);
   if (v->os) driver_image(ctr, &p->operands[op], v->os);
   apply_init_containers(pod, ctr, p, op);
+  if (op == GPC_OP_DRIVER) driver_config_digest(ctr);
   return GPC_OK;
 }
 

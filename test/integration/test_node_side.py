@@ -355,3 +355,22 @@ def test_toolkit_is_ready_only_once_the_runtime_is_configured(fleet):
     assert "gpupolicy.dev/device-plugin" not in node_labels(sim, "gpu-node-0")
     assert "nvidia" not in host(sim, "gpu-node-0")["runtime"]["handlers"]
     assert condition(get_policy(sim, "gpus"), "Ready")["status"] != "True"
+
+
+def test_crashed_driver_comes_back_without_unloading(fleet):
+    """The driver container exits while the plugin, exporter and validator hold the GPUs: the same pod
+    restarts, finds its DRIVER_CONFIG_DIGEST in /run/nvidia/nvidia-driver.state with the modules loaded and
+    reinstalls userspace only (before: no digest, so it tried to unload and crash-looped on "driver is in
+    use" for good); the node is Ready again without anyone acting and the other operands never moved."""
+    sim, _ = fleet("containerd/ubuntu22.04,docker/ubuntu20.04", pod_ready_delay=0.1)
+    converge(sim)
+    for node in ("gpu-node-0", "gpu-node-1"):
+        others = {c: pod_of(sim, node, c)["metadata"]["uid"] for c in ("device-plugin", "validator")}
+        r = sim.admin("/_sim/nodes/%s/crash" % node, {"component": "driver"})
+        assert len(r["crashed"]) == 1, r
+        sim.wait_for(lambda: (pod_of(sim, node, "driver")["status"]["containerStatuses"][0]).get("ready")
+                     and pod_of(sim, node, "driver")["status"]["containerStatuses"][0]["restartCount"] == 1,
+                     timeout=20, what="driver restarted")
+        assert {c: pod_of(sim, node, c)["metadata"]["uid"] for c in others} == others
+        assert host(sim, node)["gpuHolders"] == 3
+    wait_condition(sim, "gpus", "Ready", "True", timeout=20)

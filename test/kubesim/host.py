@@ -199,6 +199,7 @@ class Host:
         self.dev_char = False
         self.plugin_socket = False
         self.driver_pid = None  # pod holding /run/nvidia/nvidia-driver.pid (flock)
+        self.driver_state = None  # /run/nvidia/nvidia-driver.state: the digest that loaded the modules
         self.toolkit_pod = None
         self.cdi_spec = False  # /var/run/cdi is tmpfs too
         self.on_stop = {}  # pod uid -> validation files its preStop hook removes
@@ -277,7 +278,10 @@ class Host:
             if err:
                 return {"sandbox": True, "host": True, "reason": "ContainerCreating",
                         "message": "Failed to create pod sandbox: rpc error: code = Unknown desc = " + err}
-        for ctr in spec.get("initContainers") or ():
+        done = [((c.get("state") or {}).get("terminated") or {}).get("exitCode") == 0
+                for c in (pod.get("status") or {}).get("initContainerStatuses") or ()]
+        inits_done = bool(done) and all(done)  # a container restart does not run them again
+        for ctr in () if inits_done else spec.get("initContainers") or ():
             r = self._init_container(spec, ctr)
             if r:
                 return r
@@ -334,6 +338,11 @@ class Host:
         # nvidia-driver init: flock on /run/nvidia/nvidia-driver.pid
         if self.driver_pid and self.driver_pid != uid:
             return fail("An instance of the NVIDIA driver is already running, aborting")
+        # init -> _should_skip_kernel_module_reload: modules loaded and DRIVER_CONFIG_DIGEST equal to the
+        # stored one: userspace-only install, no unload
+        digest = _env(ctr).get("DRIVER_CONFIG_DIGEST")
+        if self.modules and digest and digest == self.driver_state:
+            return None
         # init -> _unload_driver: refcnt of the nvidia module > 0 means someone holds the GPUs
         if self.modules and (self.holders - {uid}):
             return fail("Could not unload NVIDIA driver kernel modules, driver is in use")
@@ -414,6 +423,7 @@ class Host:
             if op == "driver":
                 self.driver_pid = uid
                 self.modules = uid  # _install_driver + _load_driver
+                self.driver_state = env.get("DRIVER_CONFIG_DIGEST")  # _store_driver_digest
                 hp, m = host_path(spec, ctr, "/run/nvidia/driver")
                 # _mount_rootfs: mount --rbind / ${RUN_DIR}/driver; seen on the host only through a
                 # Bidirectional mount of /run/nvidia
@@ -503,6 +513,14 @@ class Host:
         self.handlers.add(name)
         if set_default.lower() in ("true", "1"):
             self.default = name
+
+    def crashed(self, uid):
+        """A container of the pod exited (not a deletion): its processes are gone, so it holds nothing and
+        the driver's pid lock is free; the driver script's _shutdown does not run (`trap - EXIT` once it
+        waits for a signal), so the modules and its root stay."""
+        self.holders.discard(uid)
+        if self.driver_pid == uid:
+            self.driver_pid = None
 
     def stopped(self, uid):
         """A pod is gone (deleted, or its node rebooted): what its containers' exit changes."""

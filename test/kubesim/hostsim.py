@@ -124,14 +124,13 @@ class HostSim:
             rule = self._host_probe(h, pod)  # already running: only its readiness probe
         else:
             rule = self._host_start(p)
+        # each failed try was counted when it was posted; this one runs
         restarts = max([c.get("restartCount", 0) for c in cs] or [0])
-        waited = running or (any("waiting" in (c.get("state") or {}) and not c.get("lastState") for c in cs)
-                             and (pod.get("status") or {}).get("phase") == "Pending")
         if running and rule is not None:
             return True  # still unready: nothing new to post
 
         def heal(pod):
-            pod["status"] = self._pod_status(pod, ip, rule, restarts=restarts if waited else restarts + 1)
+            pod["status"] = self._pod_status(pod, ip, rule, restarts=restarts)
         self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid, cow=[])
         return rule is not None
 
@@ -149,6 +148,42 @@ class HostSim:
             return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
                          "reason": "NotFound", "message": 'node "%s" is not a simulated GPU host' % name}
         return 200, out["h"]
+
+    def _admin_crash(self, name, body):
+        """POST /_sim/nodes/<name>/crash {"component": "driver"}: that operand's container on the node exits
+        once (as an OOM kill or a bug would), and the kubelet restarts it in the same pod, which must pass its
+        host contract again."""
+        comp = body.get("component")
+        if not isinstance(comp, str) or not comp:
+            return 400, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 400,
+                         "reason": "BadRequest", "message": '"component" (string) is required'}
+        done, out = threading.Event(), {"crashed": []}
+
+        def crash():
+            h = self.hosts.get(name)
+            node = self.nodes.get(name)
+            ip = node.ip if node else "10.0.0.1"
+            for puid in list(self.pods_by_node.get(name, ())):
+                p = self.pods.get(puid)
+                if p is None or p.deleting or not p.started or p.labels.get("app.kubernetes.io/component") != comp:
+                    continue
+                if h is not None:
+                    h.crashed(puid)
+                rule = {"reason": "CrashLoopBackOff", "message": None, "exitCode": 137,
+                        "terminationMessage": "container exited"}
+
+                def down(pod, rule=rule):
+                    cs = (pod.get("status") or {}).get("containerStatuses") or []
+                    restarts = max([c.get("restartCount", 0) for c in cs] or [0])
+                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts + 1)
+                if self._mutate(PODS, p.ns, p.name, down, subresource="status", uid=puid, cow=[]) is not None:
+                    out["crashed"].append(p.name)
+                    self.crashing[puid] = 1.0
+                    self._schedule(1.0, "crash", (puid, p.ns, p.name))
+            done.set()
+        self._command(crash)
+        done.wait(10)
+        return 200, out
 
     def _admin_reboot(self, name):
         """The node reboots: new bootID, /run cleared, modules unloaded unless the host has its own driver, and

@@ -64,6 +64,8 @@ class AdminAPI:
             return self._admin_host(parts[1])  # hostsim.py
         if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "reboot" and method == "POST":
             return self._admin_reboot(parts[1])  # hostsim.py
+        if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "crash" and method == "POST":
+            return self._admin_crash(parts[1], body)  # hostsim.py
         if parts == ["fail"] and method == "POST":
             return self._admin_fail(body)
         if parts == ["fail"] and method == "GET":
