@@ -518,7 +518,14 @@ static void driver_config_digest(json_t *ctr) {
   char h[65];
   sha256_hex(s, strlen(s), h);
   h[16] = '\0';
-  env_set(ctr, "DRIVER_CONFIG_DIGEST", h);
+  /* first, so the spec's variables stay last as they were given */
+  json_t *env = json_object_get(ctr, "env");
+  if (!json_is_array(env)) {
+    env = json_array();
+    json_object_set_new(ctr, "env", env);
+  }
+  json_array_insert_new(env, 0,
+                        json_pack("{s:s, s:s}", "name", "DRIVER_CONFIG_DIGEST", "value", h));
   free(s);
   json_decref(cfg);
 }
