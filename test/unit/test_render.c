@@ -207,6 +207,32 @@ static void test_golden_operands(void **state) {
   policy_free(p);
 }
 
+/* The samples on the mixed fleet of issue 11 (containerd/ubuntu22.04,
+ * cri-o/rhel9.4, docker/ubuntu20.04 and a host-driver node): one DaemonSet
+ * per runtime and per driver OS. */
+static void test_golden_mixed_fleet(void **state) {
+  (void)state;
+  static const char *const oses[] = {"rhel9.4", "ubuntu20.04", "ubuntu22.04"};
+  struct gpc_render_opts mixed = opts;
+  mixed.runtimes = 1u << GPC_RUNTIME_CONTAINERD | 1u << GPC_RUNTIME_CRIO | 1u << GPC_RUNTIME_DOCKER;
+  mixed.oses = oses;
+  mixed.n_oses = 3;
+  static const char *const samples[] = {"minimal", "preinstalled"};
+  for (size_t i = 0; i < 2; i++) {
+    char src[256], golden[256];
+    snprintf(src, sizeof(src), "manifests/samples/%s.yaml", samples[i]);
+    snprintf(golden, sizeof(golden), "test/golden/mixed-fleet-%s.yaml", samples[i]);
+    struct gpc_policy *p = load_policy(src);
+    json_t *objs = NULL;
+    struct gpc_error err = {0};
+    assert_int_equal(render_policy(p, tpl, &mixed, &objs, &err), GPC_OK);
+    check_all(objs);
+    check_golden(golden, objs);
+    json_decref(objs);
+    policy_free(p);
+  }
+}
+
 static void test_golden_samples(void **state) {
   (void)state;
   DIR *d = opendir("manifests/samples");
@@ -595,6 +621,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden_operands),
       cmocka_unit_test(test_golden_samples),
+      cmocka_unit_test(test_golden_mixed_fleet),
       cmocka_unit_test(test_transforms),
       cmocka_unit_test(test_runtime_and_driver_root),
       cmocka_unit_test(test_names),
