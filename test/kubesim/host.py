@@ -41,7 +41,8 @@ FACT_KEYS = ("runtime", "os", "hostDriver", "hostToolkit")
 
 def parse_fleet(spec):
     """--fleet "containerd/ubuntu22.04:2,cri-o/rhel9.4,docker/ubuntu20.04,containerd/ubuntu22.04/host-driver"
-    -> [facts dict, ...] (one per node). Each entry is runtime/os[/host-driver][/host-toolkit][:count]."""
+    -> [facts dict, ...] (one per node). Each entry is runtime/os[/host-driver][/host-toolkit[-default]][:count]
+    (host-toolkit-default: the host's nvidia runtime is also the runtime's default)."""
     out = []
     for item in (spec or "").split(","):
         item = item.strip()
@@ -52,8 +53,9 @@ def parse_fleet(spec):
             item, n = item.rsplit(":", 1)
             count = int(n)
         parts = item.split("/")
+        tk = "default" if "host-toolkit-default" in parts[2:] else "host-toolkit" in parts[2:]
         facts = {"runtime": parts[0], "os": parts[1] if len(parts) > 1 else DEFAULT_OS,
-                 "hostDriver": "host-driver" in parts[2:], "hostToolkit": "host-toolkit" in parts[2:]}
+                 "hostDriver": "host-driver" in parts[2:], "hostToolkit": tk}
         check_facts(facts)
         out.extend(dict(facts) for _ in range(count))
     return out
@@ -184,7 +186,7 @@ class Host:
         self.runtime = facts.get("runtime", DEFAULT_RUNTIME)
         self.os = facts.get("os", DEFAULT_OS)
         self.host_driver = bool(facts.get("hostDriver"))
-        self.host_toolkit = bool(facts.get("hostToolkit"))
+        self.host_toolkit = facts.get("hostToolkit") or False  # True, or "default": nvidia is the default
         self.gpus = gpus
         self.boot_id = str(uuid.uuid4())
         self.boots = 1
@@ -221,6 +223,10 @@ class Host:
         self.ctk_driver_root = "/"
         if self.runtime == "cri-o":
             self.crio_hook = True
+        elif self.runtime == "docker" or self.host_toolkit == "default":
+            # `--set-as-default` (the device plugin's quick start; docker has no handlers to name)
+            self.handlers.add("nvidia")
+            self.default = "nvidia"
         else:
             self.handlers.add("nvidia")
 
