@@ -196,6 +196,12 @@ static const char *node_os(const struct gpc_policy *p, const struct gpc_node *n)
   return def ? def : GPC_DEFAULT_OS;
 }
 
+/* The OS of the driver's plain DaemonSet: the version's, else the default. */
+static const char *default_os(const struct gpc_policy *p) {
+  const char *def = render_version_os(p->operands[GPC_OP_DRIVER].version);
+  return def ? def : GPC_DEFAULT_OS;
+}
+
 /* The variant labels a node of this policy carries: only where it differs
  * from the default variant, so a homogeneous fleet gets none. */
 static size_t want_variant_labels(const struct gpc_policy *p, const struct gpc_node *n,
@@ -205,8 +211,7 @@ static size_t want_variant_labels(const struct gpc_policy *p, const struct gpc_n
                              ? gpc_runtime_name(rt)
                              : NULL;
   const char *os = node_os(p, n);
-  const char *def = os ? render_version_os(p->operands[GPC_OP_DRIVER].version) : NULL;
-  const char *os_label = os && !(def && strcmp(def, os) == 0) ? os : NULL;
+  const char *os_label = os && strcmp(default_os(p), os) != 0 ? os : NULL;
   want[0] = (struct label_want){GPC_LABEL_RUNTIME, rt_label};
   want[1] = (struct label_want){GPC_LABEL_OS, os_label};
   return 2;

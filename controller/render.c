@@ -193,27 +193,29 @@ static size_t variants(const struct gpc_policy *p, enum gpc_operand op,
   if (op != GPC_OP_DRIVER) return 1;
   const char *version = p->operands[op].version;
   if (strncmp(version, "sha256:", 7) == 0) return 1;
-  const char *def = render_version_os(version);
+  /* The plain DaemonSet is for the OS the version names, else the default
+   * OS, so that dropping or adding the suffix never renames it (a rename
+   * would delete every driver pod at once). */
+  const char *named = render_version_os(version);
+  const char *def = named ? named : GPC_DEFAULT_OS;
   size_t n = 0;
   bool def_present = opts->n_oses == 0, others = false;
   for (size_t i = 0; i < opts->n_oses; i++) {
-    if (def && strcmp(opts->oses[i], def) == 0)
+    if (strcmp(opts->oses[i], def) == 0)
       def_present = true;
     else
       others = true;
   }
-  if (def && def_present) {
+  if (def_present) {
     v[n].exclude = others;
-    v[n++].label_key = GPC_LABEL_OS;
-  }
-  static const char *const fallback[] = {GPC_DEFAULT_OS};
-  const char *const *oses = opts->n_oses ? opts->oses : fallback;
-  size_t n_oses = opts->n_oses ? opts->n_oses : 1;
-  for (size_t i = 0; i < n_oses && n < cap; i++) {
-    if (def && strcmp(oses[i], def) == 0) continue;
-    snprintf(v[n].suffix, sizeof(v[n].suffix), "%s", oses[i]);
     v[n].label_key = GPC_LABEL_OS;
-    v[n++].os = oses[i];
+    v[n++].os = named ? NULL : def;
+  }
+  for (size_t i = 0; i < opts->n_oses && n < cap; i++) {
+    if (strcmp(opts->oses[i], def) == 0) continue;
+    snprintf(v[n].suffix, sizeof(v[n].suffix), "%s", opts->oses[i]);
+    v[n].label_key = GPC_LABEL_OS;
+    v[n++].os = opts->oses[i];
   }
   return n;
 }

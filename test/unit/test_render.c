@@ -233,6 +233,42 @@ static void test_golden_mixed_fleet(void **state) {
   }
 }
 
+/* The driver's plain DaemonSet keeps its name whether or not the version
+ * carries an OS suffix: a rename would delete every driver pod at once. */
+static void test_driver_os_variants(void **state) {
+  (void)state;
+  static const char *const oses[] = {"rhel9.4", "ubuntu22.04"};
+  struct gpc_render_opts o = opts;
+  o.oses = oses;
+  o.n_oses = 2;
+  const char *versions[] = {"560.35.03", "560.35.03-ubuntu22.04"};
+  for (size_t i = 0; i < 2; i++) {
+    char yaml[256];
+    snprintf(yaml, sizeof(yaml), "metadata: {name: gpus}\nspec: {driver: {version: \"%s\"}}\n",
+             versions[i]);
+    struct gpc_policy *p = policy_yaml(yaml);
+    json_t *objs = NULL;
+    struct gpc_error err = {0};
+    assert_int_equal(render_operand(p, GPC_OP_DRIVER, tpl, &o, &objs, &err), GPC_OK);
+    assert_int_equal(json_array_size(objs), 2);
+    const char *want[][2] = {{"gpus-driver", "nvcr.io/nvidia/driver:560.35.03-ubuntu22.04"},
+                             {"gpus-driver-rhel9-4", "nvcr.io/nvidia/driver:560.35.03-rhel9.4"}};
+    for (size_t k = 0; k < 2; k++) {
+      json_t *ds = json_array_get(objs, k);
+      assert_string_equal(
+          json_string_value(json_object_get(json_object_get(ds, "metadata"), "name")), want[k][0]);
+      json_t *ctr = json_array_get(
+          json_object_get(
+              json_object_get(json_object_get(json_object_get(ds, "spec"), "template"), "spec"),
+              "containers"),
+          0);
+      assert_string_equal(json_string_value(json_object_get(ctr, "image")), want[k][1]);
+    }
+    json_decref(objs);
+    policy_free(p);
+  }
+}
+
 static void test_golden_samples(void **state) {
   (void)state;
   DIR *d = opendir("manifests/samples");
@@ -622,6 +658,7 @@ int main(void) {
       cmocka_unit_test(test_golden_operands),
       cmocka_unit_test(test_golden_samples),
       cmocka_unit_test(test_golden_mixed_fleet),
+      cmocka_unit_test(test_driver_os_variants),
       cmocka_unit_test(test_transforms),
       cmocka_unit_test(test_runtime_and_driver_root),
       cmocka_unit_test(test_names),
