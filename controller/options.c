@@ -48,6 +48,10 @@ static const char *check_format(const struct gpc_options *o) {
 static const char *check_qps(const struct gpc_options *o) {
   return o->qps > 0 && isfinite(o->qps) ? NULL : "want a number > 0";
 }
+static const char *check_pod_grace(const struct gpc_options *o) {
+  return o->pod_grace_s >= 1 && o->pod_grace_s <= 86400 ? NULL : "want an integer from 1 to 86400";
+}
+
 static const char *check_burst(const struct gpc_options *o) {
   return o->burst >= 1 ? NULL : "want an integer >= 1";
 }
@@ -105,6 +109,10 @@ static const struct opt_def opt_table[] = {
      "seconds a watch asks the server to stay open (0: random 300-600)", check_watch_timeout},
     {"shutdown-grace", OPT_INT, OFF(shutdown_grace_s), "10",
      "seconds SIGTERM waits for in-flight writes", check_grace},
+    {"pod-grace-period", OPT_INT, OFF(pod_grace_s), "300",
+     "seconds an operand pod may stay unscheduled, without a sandbox, failing an init container "
+     "or starting before failingNodes lists it",
+     check_pod_grace},
     {"help", OPT_BOOL, OFF(help), NULL, "print this help and exit", NULL},
     {"version", OPT_BOOL, OFF(version), NULL, "print the version and exit", NULL},
 };
@@ -121,6 +129,7 @@ void options_init(struct gpc_options *o) {
   o->qps = 50;
   o->burst = 100;
   o->shutdown_grace_s = 10;
+  o->pod_grace_s = 300;
   o->leader_lease_s = 15;
   o->leader_renew_s = 10;
   o->leader_retry_s = 2;

@@ -83,7 +83,7 @@ def gauge(replica, name, **labels):
 
 def test_every_documented_alert_fires_on_a_broken_fleet_and_none_on_a_healthy_one(kubesim, tmp_path):
     rules = documented_rules()
-    sim = kubesim(gpu_nodes=3, gpus_per_node=8, cpu_nodes=1, pod_ready_delay=0.1)
+    sim = kubesim(gpu_nodes=3, gpus_per_node=8, cpu_nodes=2, pod_ready_delay=0.1)
     prepare(sim)
     sim.admin("/_sim/fail", {"node": "gpu-node-1", "daemonset": "gpus-driver"})
     leader = Replica(sim, leader_elect=True)
@@ -112,7 +112,14 @@ def test_every_documented_alert_fires_on_a_broken_fleet_and_none_on_a_healthy_on
         # Then they are refused as RBAC refuses them.
         sim.admin("/_sim/inject", method="DELETE")
         sim.admin("/_sim/inject", {"code": 403, "verb": "patch", "count": 100000, "pathPrefix": "/api/v1/nodes"})
-        time.sleep(6)
+        # A second new GPU node: a first attempt, not one held back by the first node's backoff.
+        node = sim.ok("GET", "/api/v1/nodes/cpu-node-1")
+        node["metadata"]["labels"]["nvidia.com/gpu.present"] = "true"
+        sim.ok("PUT", "/api/v1/nodes/cpu-node-1", node)
+        wait_until(lambda: gauge(leader, "gpupolicy_nodes", policy="gpus", state="matched") == 5, 30,
+                   "the second new GPU node matched")
+        wait_until(lambda: promtext.value(leader.metrics(), "rest_client_requests_total", code="403",
+                                          method="PATCH"), 30, "a refused node patch")
         second = [scrape(leader), scrape(standby)]
         sim.admin("/_sim/inject", method="DELETE")
         broken = series((first[0], second[0]), "leader") + series((first[1], second[1]), "standby")

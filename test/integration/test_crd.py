@@ -58,7 +58,8 @@ def test_every_sample_applies_and_lists_with_columns(sim):
 def test_columns_show_status_written_through_the_subresource(sim):
     sim.kubectl("apply", "-f", os.path.join(ROOT, "manifests", "samples", "minimal.yaml"))
     status = {"status": {
-        "observedGeneration": 1, "nodesSummary": "2/2", "nodes": {"matched": 2, "ready": 2, "conflicted": 0},
+        "observedGeneration": 1, "nodesSummary": "2/2", "driverSummary": "550.54.14-ubuntu22.04",
+        "nodes": {"matched": 2, "ready": 2, "conflicted": 0},
         "gpus": {"allocatable": 16},
         "conditions": [
             {"type": "Ready", "status": "True", "reason": "AllOperandsReady", "message": "2/2 nodes ready",

@@ -77,6 +77,92 @@ def test_docs_link_and_cite_only_what_the_repository_has():
     assert problems == []
 
 
+def documented_metrics():
+    table = section(read("docs/operations.md"), "Metrics")
+    names = set()
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`([a-z_:]+)`", line.split("|")[1]))
+    return names
+
+
+@pytest.mark.skipif(not os.path.exists(CONTROLLER), reason="controller binary not built")
+def test_every_metric_family_is_documented_and_every_documented_one_is_exported(kubesim):
+    from replica import Replica, policy, prepare, ready_condition, wait_until
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, pod_ready_delay=0.1)
+    prepare(sim)
+    r = Replica(sim, leader_elect=True)
+    try:
+        sim.ok("POST", CGP, policy("gpus"))
+        wait_until(lambda: ready_condition(sim, "gpus") == "True", 30, "Ready")
+        exported = set(r.metrics())
+    finally:
+        r.stop()
+    documented = documented_metrics()
+    assert exported - documented == set(), "metric families missing from docs/operations.md"
+    assert documented - exported == set(), "docs/operations.md documents metrics the controller does not export"
+
+
+def crd_status_fields():
+    crd = yaml.safe_load(read("crds/gpupolicy.dev_clustergpupolicies.yaml"))
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    out = set()
+
+    def walk(node, prefix):
+        props = node.get("properties") or (node.get("items") or {}).get("properties") or {}
+        for k, v in props.items():
+            name = prefix + k + ("[]" if v.get("type") == "array" else "")
+            out.add(name)
+            if v.get("type") in ("object", "array") and prefix == "":
+                walk(v, name + ".")
+    walk(schema, "")
+    return out
+
+
+def test_every_status_field_is_documented():
+    """Each status field of the CRD is a row of docs/api.md's status table, or (list items, `nodes.*`)
+    named in its parent's row; each row names a field the CRD has. Conditions are metav1.Condition."""
+    text = section(read("docs/api.md"), "status")
+    rows = {r.replace("[]", "") for r in re.findall(r"^\| `([a-zA-Z.\[\]]+)` \|", text, re.M)}
+    fields = {f.replace("[]", "") for f in crd_status_fields()}
+    assert rows - fields == set(), "docs/api.md documents status fields the CRD does not have"
+    missing = []
+    for f in sorted(fields):
+        parent, _, leaf = f.rpartition(".")
+        if f in rows or parent == "conditions" or any(r.startswith(f + ".") for r in rows):
+            continue
+        if parent in rows and re.search(r"^\| `%s(\[\])?` \|.*`[^`]*\b%s\b[^`]*`" % (re.escape(parent), leaf),
+                                        text, re.M):
+            continue
+        missing.append(f)
+    assert missing == [], "status fields missing from docs/api.md's status section"
+
+
+CONDITION_TYPES = {"Ready", "Reconciling", "Stalled", "NodeConflict"}
+
+
+def code_condition_reasons():
+    """Reasons the controller writes into conditions: every CamelCase literal status.c uses (its
+    condition types and statuses aside) and the reasons controller.c hands to status_stalled()."""
+    status = read("controller/status.c")
+    reasons = set(re.findall(r'"([A-Z][A-Za-z]+)"', status))
+    reasons |= set(re.findall(r'status_stalled\([^;]*?"([A-Z][A-Za-z]+)"', read("controller/controller.c"), re.S))
+    return reasons - CONDITION_TYPES - {"True", "False", "Unknown"}
+
+
+def test_every_condition_reason_is_documented_and_every_documented_one_is_written():
+    table = section(read("docs/api.md"), "Conditions")
+    documented = set()
+    for line in table.splitlines():
+        cells = line.split("|")
+        if len(cells) > 4 and cells[1].strip().strip("`") in CONDITION_TYPES:
+            documented.update(re.findall(r"`([A-Z][A-Za-z]+)`", cells[3]))
+    code = code_condition_reasons()
+    assert {"AllOperandsReady", "InvalidSpec", "ApplyFailed", "DriverNotReady"} <= code
+    assert code - documented == set(), "condition reasons missing from docs/api.md#conditions"
+    assert documented - code == set(), "docs/api.md documents condition reasons the controller never writes"
+
+
 def recipe():
     """The shell commands of the local-run recipe, one string each (continuation lines joined)."""
     block = re.search(r"## Running the controller on your machine\n.*?```sh\n(.*?)```",

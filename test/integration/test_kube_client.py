@@ -261,3 +261,18 @@ def test_401_rereads_token_file_and_retries_once(srv, tmp_path):
     res = json.loads(p.stdout.splitlines()[0])
     assert res["code"] == 401 and res["reason"] == "Unauthorized" and res["attempts"] == 2
     assert len(srv.script.requests) == 2
+
+
+def test_https_to_a_plain_http_server_says_so(srv):
+    """A kubeconfig with https:// for a server that speaks plain HTTP: the error names the server and says
+    it answers in plain HTTP (before: only curl's "SSL connect error"); a TLS error is not retried."""
+    url = srv.url.replace("http://", "https://")
+    p = subprocess.run([TOOL, "--server", url, "--token", "t0k3n", "--verb", "get", "--version", "v1",
+                        "--resource", "nodes", "--name", "n1"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    res, st = lines[0], lines[-1]["stats"]
+    assert res["rc"] != 0 and res["code"] == 0, res
+    assert "plain HTTP, not TLS" in res["error"] and url in res["error"], res["error"]
+    assert st["attempts"] == 1, st
+    assert srv.script.requests == []  # the TLS hello is not an HTTP request

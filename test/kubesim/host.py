@@ -276,13 +276,13 @@ class Host:
     # -- contracts -----------------------------------------------------------------------------------------
     def contract(self, pod, handler):
         """None when the pod's containers can start on this host now, else a failure rule for the kubelet:
-        {"sandbox": True, "message"} (pod stays ContainerCreating), {"wait": True, "message"} (an init
+        {"hostSandbox": True, "message"} (pod stays ContainerCreating), {"wait": True, "message"} (an init
         container is still waiting), or a crash-loop rule (reason, terminationMessage, exitCode)."""
         spec = pod.get("spec") or {}
         if spec.get("runtimeClassName"):
             err = self.sandbox_error(handler)
             if err:
-                return {"sandbox": True, "host": True, "reason": "ContainerCreating",
+                return {"hostSandbox": True, "host": True, "reason": "ContainerCreating",
                         "message": "Failed to create pod sandbox: rpc error: code = Unknown desc = " + err}
         done = [((c.get("state") or {}).get("terminated") or {}).get("exitCode") == 0
                 for c in (pod.get("status") or {}).get("initContainerStatuses") or ()]

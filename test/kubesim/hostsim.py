@@ -22,6 +22,12 @@ def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def waits(rule):
+    """A host rule under which the containers are not (re)started: the sandbox cannot be created, an init
+    container still waits, or the readiness probe fails. No restart is counted for it."""
+    return bool(rule) and bool(rule.get("hostSandbox") or rule.get("wait") or rule.get("unready"))
+
+
 class HostSim:
     """Needs from the host class: store, nodes, pods, pods_by_node, gpu_counts, counters, _gpu_count, _mutate,
     _command, _maybe_start, _schedule, crashing, _start_pending."""
@@ -68,6 +74,10 @@ class HostSim:
         pod = self._pod_obj(p)
         if pod is None or (pod.get("metadata") or {}).get("uid") != p.uid:
             return None
+        cs = (pod.get("status") or {}).get("containerStatuses") or []
+        if p.uid in self.crashing and cs and all("running" in (c.get("state") or {}) for c in cs):
+            msg = h.probe(pod)  # started, failing its readiness probe: only that matters now
+            return None if msg is None else {"unready": True, "host": True, "reason": None, "message": msg}
         return h.contract(pod, self._handler(pod))
 
     def _host_started(self, p, ready):
@@ -101,12 +111,12 @@ class HostSim:
             return None
         return {"unready": True, "host": True, "reason": None, "message": msg}
 
-    def _pod_status(self, pod, ip, rule, restarts):
-        if rule is not None and (rule.get("sandbox") or rule.get("wait")):
+    def _pod_status(self, pod, ip, rule, restarts, starting=False):
+        if rule is not None and (rule.get("hostSandbox") or rule.get("wait")):
             return host.sandbox_status(pod, ip, rule, _now())
         if rule is not None and rule.get("unready"):
             return host.unready_status(kubelet.pod_status(pod, ip, None, restarts=restarts), rule)
-        return kubelet.pod_status(pod, ip, rule, restarts=restarts)
+        return kubelet.pod_status(pod, ip, rule, restarts=restarts, starting=starting)
 
     def _host_heal(self, p):
         """A pod that failed on its host's contract is tried again and now runs (a crash-looping container
