@@ -346,6 +346,9 @@ static const char *const detection_labels[] = {
     "feature.node.kubernetes.io/pci-0302_10de.present",
     "feature.node.kubernetes.io/pci-0300_10de.present",
     "nvidia.com/gpu.present",
+    "cloud.google.com/gke-accelerator",
+    "kubernetes.azure.com/accelerator",
+    "k8s.amazonaws.com/accelerator",
 };
 
 static bool keep_label(const char *key, void *ud) {

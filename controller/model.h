@@ -28,6 +28,11 @@
 #define GPC_LABEL_PREFIX "gpupolicy.dev/"
 #define GPC_LABEL_POLICY "gpupolicy.dev/policy"     /* node claimed by <policy> */
 #define GPC_LABEL_OPERANDS "gpupolicy.dev/operands" /* "false": opt out of everything */
+/* Node variants (design.md §3 "Node side"): set by the controller only on
+ * nodes whose runtime / OS differs from the default variant's. */
+#define GPC_LABEL_RUNTIME "gpupolicy.dev/runtime"
+#define GPC_LABEL_OS "gpupolicy.dev/os"
+#define GPC_DEFAULT_OS "ubuntu22.04" /* a node whose OS nobody states */
 #define GPC_ANNOTATION_RENDER_HASH "gpupolicy.dev/render-hash"
 #define GPC_MANAGED_BY "gpu-policy-controller"
 
@@ -76,6 +81,13 @@ struct gpc_node {
   struct gpc_labels labels; /* all of metadata.labels */
   int64_t gpu_allocatable;  /* status.allocatable["nvidia.com/gpu"], -1 when absent */
   bool ready;               /* condition Ready == "True" */
+  /* Node facts for per-node operand variants (design.md §3 "Node side"):
+   * the container runtime from status.nodeInfo.containerRuntimeVersion
+   * ("containerd", "crio", "docker"; "" unknown) and the OS as driver images
+   * name it (NFD system-os_release ID + VERSION_ID, else parsed from
+   * nodeInfo.osImage, e.g. "ubuntu22.04", "rhel9.4"; "" unknown). */
+  char runtime[16];
+  char os[32];
   /* The Ready condition's message while the node is not Ready (what the
    * kubelet or the node controller said), else "". Never NULL. */
   char *down_message;
@@ -135,6 +147,7 @@ struct gpc_pod {
   char *reason;
   char *message;
   int32_t restart_count; /* sum over containers */
+  char created[32];      /* metadata.creationTimestamp (RFC 3339, UTC), "" unknown */
   /* metadata.deletionTimestamp is set: the pod is Terminating (it may stay
    * so for its whole grace period, or forever on an unreachable node). */
   bool deleting;

@@ -17,6 +17,15 @@ static const char *const gpu_labels[] = {
     "nvidia.com/gpu.present",
 };
 
+/* Managed clouds label their GPU nodes with the accelerator (design.md §4):
+ * GKE "nvidia-tesla-t4", "nvidia-l4", ...; AKS "nvidia"; EKS
+ * "nvidia-tesla-v100", ... A value naming NVIDIA is a match. */
+static const char *const cloud_gpu_labels[] = {
+    "cloud.google.com/gke-accelerator",
+    "kubernetes.azure.com/accelerator",
+    "k8s.amazonaws.com/accelerator",
+};
+
 const char *gpc_operand_state_name(enum gpc_operand_state s) {
   switch (s) {
   case GPC_STATE_READY:
@@ -40,6 +49,10 @@ bool plan_node_matches(const struct gpc_policy *p, const struct gpc_node *n) {
   for (size_t i = 0; i < sizeof(gpu_labels) / sizeof(gpu_labels[0]); i++) {
     const char *v = gpc_labels_get(&n->labels, gpu_labels[i]);
     if (v && strcmp(v, "true") == 0) return true;
+  }
+  for (size_t i = 0; i < sizeof(cloud_gpu_labels) / sizeof(cloud_gpu_labels[0]); i++) {
+    const char *v = gpc_labels_get(&n->labels, cloud_gpu_labels[i]);
+    if (v && strncmp(v, "nvidia", 6) == 0) return true;
   }
   return false;
 }
@@ -190,6 +203,49 @@ static void op_label_key(enum gpc_operand op, char *buf, size_t len) {
   snprintf(buf, len, GPC_LABEL_PREFIX "%s", gpc_operand_name(op));
 }
 
+/* ---- node variants (design.md §3 "Node side") -------------------------------- */
+
+/* The node's runtime when the policy detects it per node; containerd (the
+ * default variant) for an unknown one. */
+static enum gpc_runtime node_runtime(const struct gpc_policy *p, const struct gpc_node *n) {
+  if (p->toolkit.runtime != GPC_RUNTIME_DETECT) return p->toolkit.runtime;
+  if (strcmp(n->runtime, "crio") == 0) return GPC_RUNTIME_CRIO;
+  if (strcmp(n->runtime, "docker") == 0) return GPC_RUNTIME_DOCKER;
+  return GPC_RUNTIME_CONTAINERD;
+}
+
+/* The node's driver OS when the driver image is chosen per node, else NULL
+ * (digest version, driver disabled). Unknown: the version's OS, or the
+ * default. */
+static const char *node_os(const struct gpc_policy *p, const struct gpc_node *n) {
+  const struct gpc_operand_spec *d = &p->operands[GPC_OP_DRIVER];
+  if (!d->enabled || strncmp(d->version, "sha256:", 7) == 0) return NULL;
+  if (n->os[0]) return n->os;
+  const char *def = render_version_os(d->version);
+  return def ? def : GPC_DEFAULT_OS;
+}
+
+/* The OS of the driver's plain DaemonSet: the version's, else the default. */
+static const char *default_os(const struct gpc_policy *p) {
+  const char *def = render_version_os(p->operands[GPC_OP_DRIVER].version);
+  return def ? def : GPC_DEFAULT_OS;
+}
+
+/* The variant labels a node of this policy carries: only where it differs
+ * from the default variant, so a homogeneous fleet gets none. */
+static size_t want_variant_labels(const struct gpc_policy *p, const struct gpc_node *n,
+                                  struct label_want *want) {
+  enum gpc_runtime rt = node_runtime(p, n);
+  const char *rt_label = p->toolkit.runtime == GPC_RUNTIME_DETECT && rt != GPC_RUNTIME_CONTAINERD
+                             ? gpc_runtime_name(rt)
+                             : NULL;
+  const char *os = node_os(p, n);
+  const char *os_label = os && strcmp(default_os(p), os) != 0 ? os : NULL;
+  want[0] = (struct label_want){GPC_LABEL_RUNTIME, rt_label};
+  want[1] = (struct label_want){GPC_LABEL_OS, os_label};
+  return 2;
+}
+
 /* Appends a patch for `node` holding every key whose current value differs
  * from the wanted one; nothing when all agree. */
 static void emit_patch(struct gpc_plan *plan, size_t *cap, const struct gpc_node *node,
@@ -216,6 +272,8 @@ static size_t want_none(const struct gpc_node *node, struct label_want *want,
                         char keys[GPC_OP_COUNT][96]) {
   size_t n = 0;
   want[n++] = (struct label_want){GPC_LABEL_POLICY, NULL};
+  want[n++] = (struct label_want){GPC_LABEL_RUNTIME, NULL};
+  want[n++] = (struct label_want){GPC_LABEL_OS, NULL};
   for (int op = 0; op < GPC_OP_COUNT; op++) {
     op_label_key((enum gpc_operand)op, keys[op], sizeof(keys[op]));
     const char *cur = gpc_labels_get(&node->labels, keys[op]);
@@ -230,6 +288,22 @@ struct plan_ctx {
   const struct gpc_pod **pods; /* [node * GPC_OP_COUNT + op] */
   size_t patch_cap, failing_cap;
 };
+
+/* A driver pod newer than a later operand's pod on the node and not Ready
+ * yet: the driver was replaced (deleted, upgraded), not restarted (a crash
+ * or a reboot restarts the same pod). Its first step unloads the modules,
+ * which fails while those operands hold the GPUs, so every later stage
+ * leaves the node until it is Ready, then comes back in stage order. */
+static bool driver_replaced(const struct plan_ctx *c, size_t ni) {
+  const struct gpc_pod *drv = c->pods[ni * GPC_OP_COUNT + GPC_OP_DRIVER];
+  if (!c->in->policy->operands[GPC_OP_DRIVER].enabled || !drv || drv->ready || !drv->created[0])
+    return false;
+  for (int op = GPC_OP_DRIVER + 1; op < GPC_OP_COUNT; op++) {
+    const struct gpc_pod *q = c->pods[ni * GPC_OP_COUNT + (size_t)op];
+    if (q && q->created[0] && strcmp(drv->created, q->created) > 0) return true;
+  }
+  return false;
+}
 
 static struct gpc_failing_node *add_entry(struct gpc_plan *plan, size_t *cap,
                                           const struct gpc_node *node, enum gpc_operand op,
@@ -281,12 +355,15 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
   const struct gpc_node *node = c->in->nodes[ni];
   struct gpc_plan *plan = c->plan;
   char keys[GPC_OP_COUNT][96];
-  struct label_want want[1 + GPC_OP_COUNT];
+  struct label_want want[3 + GPC_OP_COUNT];
   size_t nw = 0;
   want[nw++] = (struct label_want){GPC_LABEL_POLICY, p->name};
-  /* Unlocks are sticky only for labels this policy wrote. */
+  nw += want_variant_labels(p, node, want + nw);
+  /* Unlocks are sticky only for labels this policy wrote, and not while the
+   * driver is replaced (design.md §3 "Node side"). */
   const char *owner_label = gpc_labels_get(&node->labels, GPC_LABEL_POLICY);
   bool ours = owner_label && strcmp(owner_label, p->name) == 0;
+  bool replaced = driver_replaced(c, ni);
   bool gate = true, gate_last = true, node_ready = true;
   int first_unready = -1;
   for (int op = 0; op < GPC_OP_COUNT; op++) {
@@ -301,7 +378,7 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
       if (cur && strcmp(cur, "true") == 0) want[nw++] = (struct label_want){keys[op], NULL};
     } else if (!opted_out) {
       s->nodes_wanted++;
-      bool sticky = ours && cur && strcmp(cur, "true") == 0;
+      bool sticky = ours && cur && strcmp(cur, "true") == 0 && !(replaced && op > GPC_OP_DRIVER);
       bool unlocked = unlocked_by_stages || sticky;
       want[nw++] = (struct label_want){keys[op], unlocked ? "true" : NULL};
       const struct gpc_pod *pod = c->pods[ni * GPC_OP_COUNT + (size_t)op];
@@ -347,7 +424,7 @@ static void plan_node(struct plan_ctx *c, size_t ni) {
   const char *label = gpc_labels_get(&node->labels, GPC_LABEL_POLICY);
   bool labeled_ours = label && strcmp(label, p->name) == 0;
   char keys[GPC_OP_COUNT][96];
-  struct label_want want[1 + GPC_OP_COUNT];
+  struct label_want want[3 + GPC_OP_COUNT];
   if (p->deleting) {
     if (labeled_ours) emit_patch(c->plan, &c->patch_cap, node, want, want_none(node, want, keys));
     return;
@@ -379,28 +456,45 @@ static void plan_node(struct plan_ctx *c, size_t ni) {
 
 /* ---- objects and operand summaries ------------------------------------------- */
 
+/* The RuntimeClass `nvidia` is shared: the oldest policy renders and owns
+ * it. Also without our toolkit: containerd hosts whose own toolkit has the
+ * handler (`nvidia-ctk runtime configure`) are named it too. */
 static bool shared_owner(const struct gpc_plan_input *in) {
   const struct gpc_policy *p = in->policy;
-  if (p->deleting || !p->operands[GPC_OP_TOOLKIT].enabled) return false;
+  if (p->deleting) return false;
   for (size_t i = 0; i < in->n_policies; i++) {
     const struct gpc_policy *o = in->policies[i];
     if (!o || o->deleting || strcmp(o->name, p->name) == 0) continue;
-    if (o->operands[GPC_OP_TOOLKIT].enabled && plan_policy_older(o, p)) return false;
+    if (plan_policy_older(o, p)) return false;
   }
   return true;
 }
 
-static const char *desired_ds_hash(const json_t *objects, enum gpc_operand op) {
-  size_t i;
-  json_t *o;
-  json_array_foreach(objects, i, o) {
-    const char *kind = json_string_value(json_object_get(o, "kind"));
-    const char *comp = json_string_value(json_object_get(
-        json_object_get(json_object_get(o, "metadata"), "labels"), "app.kubernetes.io/component"));
-    if (kind && comp && strcmp(kind, "DaemonSet") == 0 && strcmp(comp, gpc_operand_name(op)) == 0)
-      return render_hash_of(o);
+/* The runtimes and driver OSes among the nodes this policy owns: one
+ * DaemonSet variant each (render.c). */
+static void owned_variants(const struct gpc_plan_input *in, struct gpc_render_opts *ro,
+                           const char *oses[GPC_MAX_OS_VARIANTS]) {
+  const struct gpc_policy *p = in->policy;
+  ro->oses = oses;
+  for (size_t i = 0; i < in->n_nodes; i++) {
+    const struct gpc_node *n = in->nodes[i];
+    if (owner_of(p, in->policies, in->n_policies, n) != p) continue;
+    const char *all = gpc_labels_get(&n->labels, GPC_LABEL_OPERANDS);
+    if (all && strcmp(all, "false") == 0) continue;
+    ro->runtimes |= 1u << node_runtime(p, n);
+    const char *os = node_os(p, n);
+    bool seen = !os;
+    for (size_t k = 0; !seen && k < ro->n_oses; k++)
+      seen = strcmp(oses[k], os) == 0;
+    if (!seen && ro->n_oses < GPC_MAX_OS_VARIANTS) oses[ro->n_oses++] = os;
   }
-  return "";
+  /* Sorted, so the objects do not depend on the order nodes arrive in. */
+  for (size_t a = 1; a < ro->n_oses; a++)
+    for (size_t b = a; b > 0 && strcmp(oses[b - 1], oses[b]) > 0; b--) {
+      const char *t = oses[b];
+      oses[b] = oses[b - 1];
+      oses[b - 1] = t;
+    }
 }
 
 static void summarize_operand(const struct gpc_plan_input *in, struct gpc_plan *plan,
@@ -412,20 +506,44 @@ static void summarize_operand(const struct gpc_plan_input *in, struct gpc_plan *
     s->daemonset[0] = '\0';
     return;
   }
-  render_object_name(p->name, gpc_operand_name(op), s->daemonset);
-  const char *want = desired_ds_hash(plan->objects, op);
-  for (size_t i = 0; i < in->n_daemonsets; i++) {
-    const struct gpc_daemonset *d = in->daemonsets[i];
-    if (d->operand != (int)op || strcmp(d->policy, p->name) != 0) continue;
-    if (in->namespace && d->namespace[0] && strcmp(d->namespace, in->namespace) != 0) continue;
-    s->ds_found = true;
-    s->desired = d->desired;
-    s->ready = d->ready;
-    s->updated = d->updated;
-    s->available = d->available;
-    s->ds_current = strcmp(d->render_hash, want) == 0 && d->observed_generation >= d->generation;
-    break;
+  /* Summed over the operand's variants (one DaemonSet per runtime / OS):
+   * current when every desired one is in the cache with its desired hash. */
+  size_t i;
+  json_t *o;
+  bool first = true, all_found = true, all_current = true;
+  json_array_foreach(plan->objects, i, o) {
+    const char *kind = json_string_value(json_object_get(o, "kind"));
+    const json_t *md = json_object_get(o, "metadata");
+    const char *comp = json_string_value(
+        json_object_get(json_object_get(md, "labels"), "app.kubernetes.io/component"));
+    const char *name = json_string_value(json_object_get(md, "name"));
+    if (!kind || !comp || !name || strcmp(kind, "DaemonSet") != 0 ||
+        strcmp(comp, gpc_operand_name(op)) != 0)
+      continue;
+    if (first) snprintf(s->daemonset, sizeof(s->daemonset), "%s", name);
+    first = false;
+    const struct gpc_daemonset *d = NULL;
+    for (size_t k = 0; k < in->n_daemonsets && !d; k++) {
+      const struct gpc_daemonset *c = in->daemonsets[k];
+      if (c->operand != (int)op || strcmp(c->policy, p->name) != 0 || strcmp(c->name, name) != 0)
+        continue;
+      if (in->namespace && c->namespace[0] && strcmp(c->namespace, in->namespace) != 0) continue;
+      d = c;
+    }
+    if (!d) {
+      all_found = false;
+      continue;
+    }
+    s->desired += d->desired;
+    s->ready += d->ready;
+    s->updated += d->updated;
+    s->available += d->available;
+    if (strcmp(d->render_hash, render_hash_of(o)) != 0 || d->observed_generation < d->generation)
+      all_current = false;
   }
+  if (first) render_object_name(p->name, gpc_operand_name(op), s->daemonset);
+  s->ds_found = !first && all_found;
+  s->ds_current = s->ds_found && all_current;
   bool on_delete = op == GPC_OP_DRIVER || p->daemonsets.update_strategy == GPC_UPDATE_ON_DELETE;
   if (on_delete && s->desired > s->updated) s->pending_update = s->desired - s->updated;
   if (s->blocked_node && (on_delete || s->updated >= s->desired)) {
@@ -460,6 +578,8 @@ int plan_compute(const struct gpc_plan_input *in, struct gpc_plan *out, struct g
     out->objects = json_array();
   } else {
     struct gpc_render_opts ro = {.namespace = in->namespace, .include_shared = shared_owner(in)};
+    const char *oses[GPC_MAX_OS_VARIANTS];
+    owned_variants(in, &ro, oses);
     int rc = render_policy(p, in->templates, &ro, &out->objects, err);
     if (rc) return rc;
   }

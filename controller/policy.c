@@ -24,7 +24,7 @@ static const char *const operand_keys[GPC_OP_COUNT] = {"driver", "toolkit", "dev
                                                        "dcgmExporter", "validator"};
 static const char *const pull_names[] = {"IfNotPresent", "Always", "Never", NULL};
 static const char *const strategy_names[] = {"RollingUpdate", "OnDelete", NULL};
-static const char *const runtime_names[] = {"containerd", "docker", "crio", NULL};
+static const char *const runtime_names[] = {"containerd", "docker", "crio", "detect", NULL};
 static const char *const service_names[] = {"ClusterIP", "NodePort", NULL};
 
 const char *gpc_operand_name(enum gpc_operand op) {
@@ -50,7 +50,7 @@ const char *gpc_update_strategy_name(enum gpc_update_strategy s) {
 }
 
 const char *gpc_runtime_name(enum gpc_runtime r) {
-  return (unsigned)r <= GPC_RUNTIME_CRIO ? runtime_names[r] : NULL;
+  return (unsigned)r <= GPC_RUNTIME_DETECT ? runtime_names[r] : NULL;
 }
 
 const char *gpc_service_type_name(enum gpc_service_type t) {
@@ -71,10 +71,20 @@ static const struct operand_defaults operand_defaults[GPC_OP_COUNT] = {
     [GPC_OP_VALIDATOR] = {"ghcr.io/gpu-policy-controller", "gpu-policy-controller", "v0.1.0"},
 };
 
+/* By runtime; with "detect" they are left empty and render uses the
+ * default of each node's runtime (gpc_runtime_config_default()). */
 static const char *const runtime_config_default[] = {
-    "/etc/containerd/config.toml", "/etc/docker/daemon.json", "/etc/crio/crio.conf"};
+    "/etc/containerd/config.toml", "/etc/docker/daemon.json", "/etc/crio/crio.conf", ""};
 static const char *const runtime_socket_default[] = {
-    "/run/containerd/containerd.sock", "/var/run/docker.sock", "/var/run/crio/crio.sock"};
+    "/run/containerd/containerd.sock", "/var/run/docker.sock", "/var/run/crio/crio.sock", ""};
+
+const char *gpc_runtime_config_default(enum gpc_runtime r) {
+  return (unsigned)r <= GPC_RUNTIME_DETECT ? runtime_config_default[r] : "";
+}
+
+const char *gpc_runtime_socket_default(enum gpc_runtime r) {
+  return (unsigned)r <= GPC_RUNTIME_DETECT ? runtime_socket_default[r] : "";
+}
 
 /* ---- decoding context --------------------------------------------------- */
 
@@ -470,8 +480,8 @@ static int decode_upgrade_policy(struct dec *d, const json_t *drv,
 }
 
 static int decode_toolkit_opts(struct dec *d, const json_t *o, struct gpc_toolkit_opts *t) {
-  int rt = GPC_RUNTIME_CONTAINERD;
-  int rc = get_enum(d, o, "runtime", runtime_names, GPC_RUNTIME_CONTAINERD, &rt);
+  int rt = GPC_RUNTIME_DETECT;
+  int rc = get_enum(d, o, "runtime", runtime_names, GPC_RUNTIME_DETECT, &rt);
   if (rc) return rc;
   t->runtime = (enum gpc_runtime)rt;
   rc = get_str(d, o, "runtimeConfig", runtime_config_default[rt], GPC_PAT_ABS_PATH,

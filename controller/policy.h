@@ -68,9 +68,20 @@ enum gpc_update_strategy { GPC_UPDATE_ROLLING = 0, GPC_UPDATE_ON_DELETE };
 /* "RollingUpdate", "OnDelete". */
 const char *gpc_update_strategy_name(enum gpc_update_strategy s);
 
-enum gpc_runtime { GPC_RUNTIME_CONTAINERD = 0, GPC_RUNTIME_DOCKER, GPC_RUNTIME_CRIO };
+/* DETECT (the default): each node's own runtime, from
+ * status.nodeInfo.containerRuntimeVersion (design.md §3). */
+enum gpc_runtime {
+  GPC_RUNTIME_CONTAINERD = 0,
+  GPC_RUNTIME_DOCKER,
+  GPC_RUNTIME_CRIO,
+  GPC_RUNTIME_DETECT
+};
+#define GPC_RUNTIME_COUNT 3 /* concrete runtimes */
 /* "containerd", "docker", "crio". */
 const char *gpc_runtime_name(enum gpc_runtime r);
+/* Host paths of a runtime's config file and socket ("" for DETECT). */
+const char *gpc_runtime_config_default(enum gpc_runtime r);
+const char *gpc_runtime_socket_default(enum gpc_runtime r);
 
 /* What every operand has (spec.<operand>.*). */
 struct gpc_operand_spec {
@@ -114,7 +125,7 @@ struct gpc_driver_upgrade_policy {
 };
 
 struct gpc_toolkit_opts {
-  enum gpc_runtime runtime; /* default containerd */
+  enum gpc_runtime runtime; /* default detect */
   /* Host paths; when unset in the spec they are resolved from the runtime:
    *   containerd: /etc/containerd/config.toml, /run/containerd/containerd.sock
    *   docker:     /etc/docker/daemon.json,     /var/run/docker.sock

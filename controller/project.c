@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -151,6 +152,52 @@ void project_node(struct gpc_node *out, const json_t *obj) {
   project_node_filtered(out, obj, NULL, NULL);
 }
 
+/* "containerd://1.7.19" -> "containerd", "cri-o://1.30.4" -> "crio",
+ * "docker://26.1.4" -> "docker"; anything else "". */
+static void node_runtime(const json_t *obj, char out[16]) {
+  const char *v = project_str(obj, "status", "nodeInfo", "containerRuntimeVersion", PJ_END);
+  static const char *const known[][2] = {
+      {"containerd://", "containerd"}, {"cri-o://", "crio"}, {"docker://", "docker"}};
+  out[0] = '\0';
+  for (size_t i = 0; v && i < sizeof known / sizeof known[0]; i++)
+    if (strncmp(v, known[i][0], strlen(known[i][0])) == 0) snprintf(out, 16, "%s", known[i][1]);
+}
+
+/* The OS as driver image tags name it: NFD's os_release ID + VERSION_ID
+ * ("ubuntu" "22.04" -> "ubuntu22.04"), else nodeInfo.osImage
+ * ("Ubuntu 22.04.4 LTS" -> "ubuntu22.04", "Red Hat Enterprise Linux 9.4
+ * (Plow)" -> "rhel9.4"); "" when neither says. */
+static void node_os(const json_t *obj, char out[32]) {
+  const json_t *labels = project_get(obj, "metadata", "labels", PJ_END);
+  const char *id = project_str(labels, "feature.node.kubernetes.io/system-os_release.ID", PJ_END);
+  const char *ver =
+      project_str(labels, "feature.node.kubernetes.io/system-os_release.VERSION_ID", PJ_END);
+  out[0] = '\0';
+  size_t li = id ? strlen(id) : 0, lv = ver ? strlen(ver) : 0;
+  if (li && lv && li + lv < 32) {
+    memcpy(out, id, li);
+    memcpy(out + li, ver, lv + 1);
+    return;
+  }
+  const char *img = project_str(obj, "status", "nodeInfo", "osImage", PJ_END);
+  if (!img) return;
+  static const char *const names[][2] = {
+      {"Ubuntu ", "ubuntu"}, {"Red Hat Enterprise Linux ", "rhel"}, {"Rocky Linux ", "rocky"}};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    size_t n = strlen(names[i][0]);
+    if (strncmp(img, names[i][0], n) != 0) continue;
+    const char *v = img + n;
+    size_t len = 0, dots = 0;
+    /* Ubuntu keeps major.minor ("22.04.4" -> "22.04"), RHEL major.minor */
+    while (isdigit((unsigned char)v[len]) || (v[len] == '.' && dots++ < 1))
+      len++;
+    while (len > 0 && v[len - 1] == '.')
+      len--;
+    if (len > 0 && len < 16) snprintf(out, 32, "%s%.*s", names[i][1], (int)len, v);
+    return;
+  }
+}
+
 void project_node_filtered(struct gpc_node *out, const json_t *obj, project_label_keep_fn keep,
                            void *ud) {
   const json_t *md = json_object_get(obj, "metadata");
@@ -174,6 +221,8 @@ void project_node_filtered(struct gpc_node *out, const json_t *obj, project_labe
   out->gpu_allocatable =
       project_quantity_int(project_get(obj, "status", "allocatable", GPC_RESOURCE_GPU, PJ_END));
   out->ready = condition_true(obj, "Ready");
+  node_runtime(obj, out->runtime);
+  node_os(obj, out->os);
   const char *down = NULL;
   if (!out->ready) {
     down = project_str(condition(obj, "Ready"), "message", PJ_END);
@@ -515,6 +564,8 @@ void project_pod(struct gpc_pod *out, const json_t *obj) {
   out->ready = condition_true(obj, "Ready");
   out->deleting = json_object_get(md, "deletionTimestamp") != NULL;
   out->restart_count = restarts(obj);
+  const char *created = project_str(md, "creationTimestamp", PJ_END);
+  snprintf(out->created, sizeof(out->created), "%s", created ? created : "");
   out->progressing = false;
   out->since = 0;
   out->window_s = 0;
@@ -593,6 +644,7 @@ void project_pod_free(struct gpc_pod *p) {
 bool project_node_changed(const struct gpc_node *old, const struct gpc_node *cur) {
   return old->ready != cur->ready || old->gpu_allocatable != cur->gpu_allocatable ||
          strcmp(old->uid, cur->uid) != 0 || !gpc_labels_equal(&old->labels, &cur->labels) ||
+         strcmp(old->runtime, cur->runtime) != 0 || strcmp(old->os, cur->os) != 0 ||
          !taints_equal(old, cur);
 }
 

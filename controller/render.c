@@ -15,6 +15,25 @@
 #define DRIVER_ROOT_HOST "/"
 #define RUNTIME_CONFIG_DIR "/runtime/config-dir"
 #define RUNTIME_SOCK_DIR "/runtime/sock-dir"
+/* With a host driver the toolkit finds it under the host root, which the
+ * template mounts at /host (gpu-operator cmd/nvidia-validator/driver.go
+ * getDriverInfo: driverRootCtrPath "/host"). */
+#define HOST_ROOT_CTR_PATH "/host"
+/* CRI-O in hook mode: the toolkit writes its OCI hook into cri-o's hooks
+ * directory (nvidia-container-toolkit tools/container/crio: defaultHooksDir),
+ * which must be the host's. */
+#define CRIO_HOOKS_DIR "/usr/share/containers/oci/hooks.d"
+#define VALIDATIONS_DIR "/run/nvidia/validations"
+
+/* One DaemonSet of an operand: the plain one, or one per node runtime / OS
+ * (design.md §3 "Node side"). */
+struct variant {
+  char suffix[40];          /* "" plain; "crio", "docker", "rhel9.4" */
+  const char *label_key;    /* GPC_LABEL_RUNTIME / GPC_LABEL_OS, NULL: no node label */
+  bool exclude;             /* plain with siblings: the label must be absent */
+  enum gpc_runtime runtime; /* the runtime the operand runs under */
+  const char *os;           /* driver: the image's OS suffix, NULL: version as is */
+};
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -117,6 +136,88 @@ const char *render_hash_of(const json_t *obj) {
       json_object_get(json_object_get(json_object_get(obj, "metadata"), "annotations"),
                       GPC_ANNOTATION_RENDER_HASH));
   return h ? h : "";
+}
+
+/* ---- node variants ----------------------------------------------------------- */
+
+const char *render_version_os(const char *version) {
+  if (!version || strncmp(version, "sha256:", 7) == 0) return NULL;
+  static const char *const oses[] = {"ubuntu", "rhel", "rocky", "centos", "sles", "amzn", NULL};
+  const char *dash = strrchr(version, '-');
+  if (!dash) return NULL;
+  for (int i = 0; oses[i]; i++) {
+    size_t n = strlen(oses[i]);
+    if (strncmp(dash + 1, oses[i], n) != 0) continue;
+    const char *v = dash + 1 + n;
+    if (!isdigit((unsigned char)*v)) return NULL;
+    while (isdigit((unsigned char)*v) || *v == '.')
+      v++;
+    return *v ? NULL : dash + 1;
+  }
+  return NULL;
+}
+
+static bool runtime_dependent(enum gpc_operand op) {
+  return op == GPC_OP_TOOLKIT || op == GPC_OP_DEVICE_PLUGIN || op == GPC_OP_DCGM_EXPORTER ||
+         op == GPC_OP_VALIDATOR;
+}
+
+/* The operand's DaemonSets: runtime-dependent operands one per runtime among
+ * the nodes (only with spec.toolkit.runtime "detect"), the driver one per OS
+ * (unless its version is a digest). The default variant (containerd; the OS
+ * the version names) keeps the plain name and, when it has siblings, runs only
+ * where their node label is absent, so it never changes with the fleet. */
+static size_t variants(const struct gpc_policy *p, enum gpc_operand op,
+                       const struct gpc_render_opts *opts, struct variant *v, size_t cap) {
+  enum gpc_runtime rt = p->toolkit.runtime;
+  memset(v, 0, sizeof(*v) * cap);
+  for (size_t i = 0; i < cap; i++)
+    v[i].runtime = rt == GPC_RUNTIME_DETECT ? GPC_RUNTIME_CONTAINERD : rt;
+  if (runtime_dependent(op)) {
+    if (rt != GPC_RUNTIME_DETECT) return 1;
+    unsigned have = opts->runtimes ? opts->runtimes : 1u << GPC_RUNTIME_CONTAINERD;
+    bool others = (have & ~(1u << GPC_RUNTIME_CONTAINERD)) != 0;
+    size_t n = 0;
+    if (have & (1u << GPC_RUNTIME_CONTAINERD)) {
+      v[n].exclude = others;
+      v[n++].label_key = GPC_LABEL_RUNTIME;
+    }
+    for (int r = GPC_RUNTIME_DOCKER; r <= GPC_RUNTIME_CRIO && n < cap; r++) {
+      if (!(have & (1u << r))) continue;
+      snprintf(v[n].suffix, sizeof(v[n].suffix), "%s", gpc_runtime_name((enum gpc_runtime)r));
+      v[n].label_key = GPC_LABEL_RUNTIME;
+      v[n++].runtime = (enum gpc_runtime)r;
+    }
+    return n;
+  }
+  if (op != GPC_OP_DRIVER) return 1;
+  const char *version = p->operands[op].version;
+  if (strncmp(version, "sha256:", 7) == 0) return 1;
+  /* The plain DaemonSet is for the OS the version names, else the default
+   * OS, so that dropping or adding the suffix never renames it (a rename
+   * would delete every driver pod at once). */
+  const char *named = render_version_os(version);
+  const char *def = named ? named : GPC_DEFAULT_OS;
+  size_t n = 0;
+  bool def_present = opts->n_oses == 0, others = false;
+  for (size_t i = 0; i < opts->n_oses; i++) {
+    if (strcmp(opts->oses[i], def) == 0)
+      def_present = true;
+    else
+      others = true;
+  }
+  if (def_present) {
+    v[n].exclude = others;
+    v[n].label_key = GPC_LABEL_OS;
+    v[n++].os = named ? NULL : def;
+  }
+  for (size_t i = 0; i < opts->n_oses && n < cap; i++) {
+    if (strcmp(opts->oses[i], def) == 0) continue;
+    snprintf(v[n].suffix, sizeof(v[n].suffix), "%s", opts->oses[i]);
+    v[n].label_key = GPC_LABEL_OS;
+    v[n++].os = opts->oses[i];
+  }
+  return n;
 }
 
 /* ---- labels, metadata ----------------------------------------------------- */
@@ -247,15 +348,21 @@ static void split_path(const char *path, char *dir, size_t dlen, const char **ba
 
 /* The toolkit edits the runtime's config and signals it through its socket;
  * both host directories are mounted at fixed container paths. */
-static void apply_toolkit(json_t *pod, json_t *ctr, const struct gpc_policy *p) {
+static void apply_toolkit(json_t *pod, json_t *ctr, const struct gpc_policy *p,
+                          enum gpc_runtime rt) {
   const struct gpc_toolkit_opts *tk = &p->toolkit;
   char cdir[512], sdir[512], buf[600];
   const char *cbase, *sbase;
-  split_path(tk->runtime_config, cdir, sizeof(cdir), &cbase);
-  split_path(tk->runtime_socket, sdir, sizeof(sdir), &sbase);
+  /* With "detect" the spec's paths (when given) apply to every runtime. */
+  const char *config = tk->runtime_config && tk->runtime_config[0] ? tk->runtime_config
+                                                                   : gpc_runtime_config_default(rt);
+  const char *socket = tk->runtime_socket && tk->runtime_socket[0] ? tk->runtime_socket
+                                                                   : gpc_runtime_socket_default(rt);
+  split_path(config, cdir, sizeof(cdir), &cbase);
+  split_path(socket, sdir, sizeof(sdir), &sbase);
   set_host_path(pod, "runtime-config", cdir);
   set_host_path(pod, "runtime-socket", sdir);
-  env_set(ctr, "RUNTIME", gpc_runtime_name(tk->runtime));
+  env_set(ctr, "RUNTIME", gpc_runtime_name(rt));
   snprintf(buf, sizeof(buf), RUNTIME_CONFIG_DIR "/%s", cbase);
   env_set(ctr, "RUNTIME_CONFIG", buf);
   char sock[600];
@@ -264,8 +371,7 @@ static void apply_toolkit(json_t *pod, json_t *ctr, const struct gpc_policy *p) 
   const char *per_runtime[][2] = {{"CONTAINERD_CONFIG", "CONTAINERD_SOCKET"},
                                   {"DOCKER_CONFIG", "DOCKER_SOCKET"}};
   for (int r = 0; r < 2; r++) {
-    bool mine = (r == 0 && tk->runtime == GPC_RUNTIME_CONTAINERD) ||
-                (r == 1 && tk->runtime == GPC_RUNTIME_DOCKER);
+    bool mine = (r == 0 && rt == GPC_RUNTIME_CONTAINERD) || (r == 1 && rt == GPC_RUNTIME_DOCKER);
     if (mine) {
       env_set(ctr, per_runtime[r][0], buf);
       env_set(ctr, per_runtime[r][1], sock);
@@ -274,16 +380,39 @@ static void apply_toolkit(json_t *pod, json_t *ctr, const struct gpc_policy *p) 
       env_del(ctr, per_runtime[r][1]);
     }
   }
-  if (tk->runtime != GPC_RUNTIME_CONTAINERD) env_del(ctr, "CONTAINERD_RUNTIME_CLASS");
+  if (rt != GPC_RUNTIME_CONTAINERD) env_del(ctr, "CONTAINERD_RUNTIME_CLASS");
+  if (rt == GPC_RUNTIME_CRIO) {
+    /* Hook mode (the toolkit's default for cri-o, and gpu-operator's without
+     * CDI): the OCI hook goes into the host's hooks directory; cri-o gets no
+     * "nvidia" handler, so nothing on these nodes names the RuntimeClass. */
+    env_set(ctr, "CRIO_CONFIG_MODE", "hook");
+    env_set(ctr, "CRIO_HOOKS_DIR", CRIO_HOOKS_DIR);
+    json_array_append_new(json_object_get(pod, "volumes"),
+                          json_pack("{s:s, s:{s:s, s:s}}", "name", "crio-hooks", "hostPath", "path",
+                                    CRIO_HOOKS_DIR, "type", "DirectoryOrCreate"));
+    json_array_append_new(
+        json_object_get(ctr, "volumeMounts"),
+        json_pack("{s:s, s:s}", "name", "crio-hooks", "mountPath", CRIO_HOOKS_DIR));
+  }
   /* The runtime config names binaries by their host path, so the install
    * dir is mounted at the same path inside the container. */
   env_set(ctr, "ROOT", tk->install_dir);
   set_host_path(pod, "toolkit-install-dir", tk->install_dir);
   set_mount_path(ctr, "toolkit-install-dir", tk->install_dir);
+  /* Ready = the runtime is configured (what the next stage needs), not just
+   * a binary on a hostPath that survives restarts; toolkit-ready is what the
+   * later operands' init containers wait for. */
   json_t *probe = json_object_get(json_object_get(ctr, "readinessProbe"), "exec");
   if (json_is_object(probe)) {
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "test -x %s/toolkit/nvidia-container-runtime", tk->install_dir);
+    char cmd[1400];
+    if (rt == GPC_RUNTIME_CRIO)
+      snprintf(cmd, sizeof(cmd), "test -f %s/oci-nvidia-hook.json && touch %s/toolkit-ready",
+               CRIO_HOOKS_DIR, VALIDATIONS_DIR);
+    else
+      snprintf(cmd, sizeof(cmd),
+               "test -x %s/toolkit/nvidia-container-runtime && grep -q nvidia %s && touch "
+               "%s/toolkit-ready",
+               tk->install_dir, buf, VALIDATIONS_DIR);
     json_object_set_new(probe, "command", json_pack("[s, s, s]", "sh", "-c", cmd));
   }
 }
@@ -305,11 +434,20 @@ static void apply_pull_secrets(json_t *pod, const json_t *names) {
   }
 }
 
-static void apply_scheduling(json_t *pod, const struct gpc_policy *p, enum gpc_operand op) {
+static void apply_scheduling(json_t *pod, const struct gpc_policy *p, enum gpc_operand op,
+                             const struct variant *v) {
   char key[128];
   snprintf(key, sizeof(key), GPC_LABEL_PREFIX "%s", gpc_operand_name(op));
   json_object_set_new(pod, "nodeSelector",
                       json_pack("{s:s, s:s}", GPC_LABEL_POLICY, p->name, key, "true"));
+  if (v->suffix[0] && v->label_key)
+    set_str(json_object_get(pod, "nodeSelector"), v->label_key, v->suffix);
+  if (v->exclude)
+    json_object_set_new(pod, "affinity",
+                        json_pack("{s:{s:{s:[{s:[{s:s, s:s}]}]}}}", "nodeAffinity",
+                                  "requiredDuringSchedulingIgnoredDuringExecution",
+                                  "nodeSelectorTerms", "matchExpressions", "key", v->label_key,
+                                  "operator", "DoesNotExist"));
   if (json_array_size(p->daemonsets.tolerations) > 0)
     json_object_set_new(pod, "tolerations", json_deep_copy(p->daemonsets.tolerations));
   else
@@ -331,8 +469,71 @@ static json_t *update_strategy(const struct gpc_policy *p, enum gpc_operand op) 
   return json_pack("{s:s, s:{s:o}}", "type", "RollingUpdate", "rollingUpdate", "maxUnavailable", v);
 }
 
+/* Init containers run the main image (a shell is all they need; the
+ * validator's image has none, its run the toolkit's, else the driver's); a
+ * "wait-<operand>" one waits for that earlier stage's file under
+ * /run/nvidia/validations and goes when that operand is disabled. */
+static void apply_init_containers(json_t *pod, const json_t *ctr, const struct gpc_policy *p,
+                                  enum gpc_operand op) {
+  json_t *inits = json_object_get(pod, "initContainers");
+  json_t *image = json_object_get(ctr, "image");
+  json_t *shell = NULL;
+  if (op == GPC_OP_VALIDATOR) {
+    enum gpc_operand from = p->operands[GPC_OP_TOOLKIT].enabled ? GPC_OP_TOOLKIT : GPC_OP_DRIVER;
+    shell = json_string(p->operands[from].image_ref);
+    image = shell;
+  }
+  for (size_t i = json_array_size(inits); i-- > 0;) {
+    json_t *ic = json_array_get(inits, i);
+    const char *name = json_string_value(json_object_get(ic, "name"));
+    int waited = name && strncmp(name, "wait-", 5) == 0 ? gpc_operand_from_name(name + 5) : -1;
+    if (waited >= 0 && !p->operands[waited].enabled) {
+      json_array_remove(inits, i);
+      continue;
+    }
+    json_object_set(ic, "image", image);
+    json_object_set(ic, "imagePullPolicy", json_object_get(ctr, "imagePullPolicy"));
+  }
+  json_decref(shell);
+  if (inits && json_array_size(inits) == 0) json_object_del(pod, "initContainers");
+}
+
+static void driver_image(json_t *ctr, const struct gpc_operand_spec *s, const char *os) {
+  const char *def = render_version_os(s->version);
+  size_t base = def ? (size_t)(def - s->version) - 1 : strlen(s->version);
+  char ref[1024];
+  snprintf(ref, sizeof(ref), "%s/%s:%.*s-%s", s->repository, s->image, (int)base, s->version, os);
+  set_str(ctr, "image", ref);
+}
+
+/* DRIVER_CONFIG_DIGEST: a restarted driver container (crash) whose
+ * configuration matches the one that loaded the modules (the digest the
+ * script stored in /run/nvidia/nvidia-driver.state) reinstalls userspace
+ * only instead of unloading modules the other operands hold (nvidia-driver
+ * _should_skip_kernel_module_reload; gpu-operator sets it the same way). */
+static void driver_config_digest(json_t *ctr) {
+  env_del(ctr, "DRIVER_CONFIG_DIGEST");
+  json_t *cfg = json_pack("{s:O*, s:O*, s:O*, s:O*}", "image", json_object_get(ctr, "image"), "env",
+                          json_object_get(ctr, "env"), "args", json_object_get(ctr, "args"),
+                          "command", json_object_get(ctr, "command"));
+  char *s = json_dumps(cfg, JSON_SORT_KEYS | JSON_COMPACT);
+  char h[65];
+  sha256_hex(s, strlen(s), h);
+  h[16] = '\0';
+  /* first, so the spec's variables stay last as they were given */
+  json_t *env = json_object_get(ctr, "env");
+  if (!json_is_array(env)) {
+    env = json_array();
+    json_object_set_new(ctr, "env", env);
+  }
+  json_array_insert_new(env, 0,
+                        json_pack("{s:s, s:s}", "name", "DRIVER_CONFIG_DIGEST", "value", h));
+  free(s);
+  json_decref(cfg);
+}
+
 static int transform_daemonset(json_t *ds, const struct gpc_policy *p, enum gpc_operand op,
-                               struct gpc_error *err) {
+                               const struct variant *v, struct gpc_error *err) {
   json_t *spec = obj_child(ds, "spec");
   json_object_set_new(spec, "selector", json_pack("{s:o}", "matchLabels", selector_labels(p, op)));
   json_object_set_new(spec, "updateStrategy", update_strategy(p, op));
@@ -346,20 +547,26 @@ static int transform_daemonset(json_t *ds, const struct gpc_policy *p, enum gpc_
   if (!json_is_object(ctr))
     return gpc_fail(err, GPC_E_INVAL, "template %s: spec.template.spec.containers[0] missing",
                     gpc_operand_name(op));
-  apply_scheduling(pod, p, op);
+  apply_scheduling(pod, p, op, v);
   apply_pull_secrets(pod, p->operands[op].image_pull_secrets);
   /* Operand-specific values first, so that spec.<operand>.env can still
    * override them. */
+  bool host_driver = !p->operands[GPC_OP_DRIVER].enabled;
   if (op == GPC_OP_TOOLKIT || op == GPC_OP_DEVICE_PLUGIN)
-    env_set(ctr, "NVIDIA_DRIVER_ROOT",
-            p->operands[GPC_OP_DRIVER].enabled ? DRIVER_ROOT_CONTAINERIZED : DRIVER_ROOT_HOST);
-  if (op == GPC_OP_TOOLKIT) apply_toolkit(pod, ctr, p);
-  /* The RuntimeClass `nvidia` is ours only when we install the toolkit; a
-   * host with its own toolkit (e.g. cloud GPU images) sets the nvidia
-   * runtime up itself, usually as the default, and may have no such
-   * RuntimeClass: naming it would keep every pod from being admitted. */
-  if (!p->operands[GPC_OP_TOOLKIT].enabled) json_object_del(pod, "runtimeClassName");
+    env_set(ctr, "NVIDIA_DRIVER_ROOT", host_driver ? DRIVER_ROOT_HOST : DRIVER_ROOT_CONTAINERIZED);
+  /* The toolkit looks for the driver at DRIVER_ROOT_CTR_PATH (default
+   * /run/nvidia/driver); a host driver is under the host root at /host. */
+  if (op == GPC_OP_TOOLKIT && host_driver) env_set(ctr, "DRIVER_ROOT_CTR_PATH", HOST_ROOT_CTR_PATH);
+  if (op == GPC_OP_TOOLKIT) apply_toolkit(pod, ctr, p, v->runtime);
+  /* The RuntimeClass `nvidia` is named only where the node's runtime has
+   * that handler: containerd (our toolkit, or a host's `nvidia-ctk runtime
+   * configure`). cri-o in hook mode has no such handler, and cri-dockerd
+   * refuses any handler; there the nvidia runtime is the default. */
+  if (v->runtime != GPC_RUNTIME_CONTAINERD) json_object_del(pod, "runtimeClassName");
   apply_main_container(ctr, &p->operands[op]);
+  if (v->os) driver_image(ctr, &p->operands[op], v->os);
+  apply_init_containers(pod, ctr, p, op);
+  if (op == GPC_OP_DRIVER) driver_config_digest(ctr);
   return GPC_OK;
 }
 
@@ -444,7 +651,10 @@ int render_operand(const struct gpc_policy *p, enum gpc_operand op, const struct
   int rc = check_policy_name(p->name, err);
   if (rc) return rc;
   json_t *result = json_array();
-  if (!p->operands[op].enabled) {
+  /* The RuntimeClass is also wanted when a host's own toolkit set up the
+   * handler (toolkit disabled): the pods on containerd still name it. */
+  bool shared_only = !p->operands[op].enabled && op == GPC_OP_TOOLKIT && opts->include_shared;
+  if (!p->operands[op].enabled && !shared_only) {
     *out = result;
     return GPC_OK;
   }
@@ -453,27 +663,44 @@ int render_operand(const struct gpc_policy *p, enum gpc_operand op, const struct
     json_decref(result);
     return gpc_fail(err, GPC_E_NOT_FOUND, "render: no template for %s", gpc_operand_name(op));
   }
+  struct variant vars[GPC_MAX_OS_VARIANTS];
+  size_t nv = variants(p, op, opts, vars, GPC_MAX_OS_VARIANTS);
   char base[GPC_NAME_MAX + 1], name[GPC_NAME_MAX + 1];
-  render_object_name(p->name, gpc_operand_name(op), base);
+  for (size_t vi = 0; vi < nv; vi++) {
+    const struct variant *v = &vars[vi];
+    char vname[1200];
+    snprintf(vname, sizeof(vname), "%s%s%s", gpc_operand_name(op), v->suffix[0] ? "-" : "",
+             v->suffix);
+    for (char *c = vname; *c; c++)
+      if (*c == '.') *c = '-'; /* rhel9.4 -> rhel9-4: names are DNS labels */
+    render_object_name(p->name, vname, base);
+    size_t i;
+    json_t *doc;
+    json_array_foreach(docs, i, doc) {
+      const char *kind = json_string_value(json_object_get(doc, "kind"));
+      bool shared = cluster_scoped(kind);
+      bool is_ds = strcmp(kind, "DaemonSet") == 0;
+      if (shared && !opts->include_shared) continue;
+      if (shared_only && !shared) continue;
+      if (vi > 0 && !is_ds) continue; /* one Service, RuntimeClass, ... for all variants */
+      json_t *obj = json_deep_copy(doc);
+      char plain[GPC_NAME_MAX + 1];
+      render_object_name(p->name, gpc_operand_name(op), plain);
+      object_name(p, op, doc, is_ds ? base : plain, name);
+      set_metadata(obj, p, op, name, shared ? NULL : opts->namespace, is_ds);
+      if (is_ds) rc = transform_daemonset(obj, p, op, v, err);
+      if (strcmp(kind, "Service") == 0) transform_service(obj, p, op);
+      if (rc) {
+        json_decref(obj);
+        json_decref(result);
+        return rc;
+      }
+      json_array_append_new(result, obj);
+    }
+  }
   size_t i;
   json_t *doc;
-  json_array_foreach(docs, i, doc) {
-    const char *kind = json_string_value(json_object_get(doc, "kind"));
-    bool shared = cluster_scoped(kind);
-    if (shared && !opts->include_shared) continue;
-    bool is_ds = strcmp(kind, "DaemonSet") == 0;
-    json_t *obj = json_deep_copy(doc);
-    object_name(p, op, doc, base, name);
-    set_metadata(obj, p, op, name, shared ? NULL : opts->namespace, is_ds);
-    if (is_ds) rc = transform_daemonset(obj, p, op, err);
-    if (strcmp(kind, "Service") == 0) transform_service(obj, p, op);
-    if (rc) {
-      json_decref(obj);
-      json_decref(result);
-      return rc;
-    }
-    json_array_append_new(result, obj);
-  }
+  render_object_name(p->name, gpc_operand_name(op), base);
   if (op == GPC_OP_DCGM_EXPORTER && p->dcgm_exporter.service_monitor.enabled)
     json_array_append_new(result, service_monitor(p, base, opts->namespace));
   json_array_foreach(result, i, doc) add_hash(doc);

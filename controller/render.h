@@ -51,10 +51,22 @@
 /* Longest generated object name: a DNS-1035 label, valid for every kind. */
 #define GPC_NAME_MAX 63
 
+#define GPC_MAX_OS_VARIANTS 16
+
 struct gpc_render_opts {
   const char *namespace; /* the controller's namespace, e.g. "gpu-policy-system" */
   bool include_shared;   /* also emit the shared cluster-scoped objects */
+  /* The policy's nodes, for per-node variants (design.md §3 "Node side"):
+   * a bit (1u << enum gpc_runtime) per runtime found, and the distinct
+   * driver OSes. Zero / none: the default variants only (render -f). */
+  unsigned runtimes;
+  const char *const *oses;
+  size_t n_oses;
 };
+
+/* The OS suffix a driver version carries ("550.54.14-ubuntu22.04" ->
+ * "ubuntu22.04"), or NULL (no suffix, or a digest). */
+const char *render_version_os(const char *version);
 
 /* Renders one operand. Returns GPC_OK with *out a new JSON array of objects
  * (empty when the operand is disabled), or an error naming the cause (a

@@ -12,6 +12,9 @@
 #   DEMO_GPU_NODES=4 DEMO_CPU_NODES=2   fleet size
 #   DEMO_TIMEOUT=45                     seconds to wait for Ready
 #   DEMO_POD_READY_DELAY=1              seconds until a simulated pod is Ready
+#   DEMO_FLEET=mixed                    mixed: GPU nodes cycle through containerd/Ubuntu 22.04,
+#                                       cri-o/RHEL 9.4 and docker/Ubuntu 20.04 (one policy for all);
+#                                       uniform: all containerd/Ubuntu 22.04
 #   DEMO_FAIL_NODE=gpu-node-1           sabotage: that node's driver pod crash-loops,
 #                                       so the rollout never converges (exit 1)
 #   DEMO_NO_KUBECTL=1                   behave as if kubectl were not installed
@@ -27,6 +30,7 @@ CPU_NODES=${DEMO_CPU_NODES:-2}
 TIMEOUT=${DEMO_TIMEOUT:-45}
 READY_DELAY=${DEMO_POD_READY_DELAY:-1}
 FAIL_NODE=${DEMO_FAIL_NODE:-}
+FLEET_KIND=${DEMO_FLEET:-mixed}
 SAMPLE=manifests/samples/minimal.yaml
 POLICY=gpus
 CTL="$BUILD/gpu-policy-controller"
@@ -59,9 +63,14 @@ trap 'exit 130' INT TERM
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
-say "1. Starting kubesim: $GPU_NODES GPU nodes, $CPU_NODES CPU nodes (HTTPS, token auth)"
+kinds=(containerd/ubuntu22.04 cri-o/rhel9.4 docker/ubuntu20.04)
+[ "$FLEET_KIND" = mixed ] || kinds=(containerd/ubuntu22.04)
+fleet=
+for ((i = 0; i < GPU_NODES; i++)); do fleet+="${fleet:+,}${kinds[i % ${#kinds[@]}]}"; done
+
+say "1. Starting kubesim: $GPU_NODES GPU nodes ($FLEET_KIND runtimes and OSes), $CPU_NODES CPU nodes (HTTPS, token auth)"
 "$PY" -u test/kubesim/kubesim.py --port 0 --tls --tls-dir "$work/tls" \
-  --gpu-nodes "$GPU_NODES" --gpus-per-node 8 --cpu-nodes "$CPU_NODES" \
+  --gpu-nodes "$GPU_NODES" --gpus-per-node 8 --cpu-nodes "$CPU_NODES" ${fleet:+--fleet "$fleet"} \
   --pod-ready-delay "$READY_DELAY" --kubeconfig-out "$work/kubeconfig" \
   >"$work/kubesim.out" 2>"$work/kubesim.log" &
 sim_pid=$!
@@ -93,7 +102,7 @@ ctl_pid=$!
 
 if [ -n "$FAIL_NODE" ]; then
   say "   sabotage: $FAIL_NODE's driver pod will crash-loop"
-  api fail --node "$FAIL_NODE" --daemonset "$POLICY-driver"
+  api fail --node "$FAIL_NODE" --component driver
 fi
 
 say "4. Creating the policy ($SAMPLE)"
@@ -112,7 +121,7 @@ if [ -n "$have_kubectl" ]; then
   kubectl wait --for=condition=Ready "clustergpupolicy/$POLICY" --timeout=10s
   kubectl get clustergpupolicy -o wide
   echo
-  kubectl get nodes -L gpupolicy.dev/policy,gpupolicy.dev/driver,gpupolicy.dev/container-toolkit,gpupolicy.dev/device-plugin,gpupolicy.dev/dcgm-exporter,gpupolicy.dev/validator
+  kubectl get nodes -L gpupolicy.dev/runtime,gpupolicy.dev/os,gpupolicy.dev/policy,gpupolicy.dev/driver,gpupolicy.dev/container-toolkit,gpupolicy.dev/device-plugin,gpupolicy.dev/dcgm-exporter,gpupolicy.dev/validator
   echo
   kubectl get daemonsets -n gpu-policy-system
 else

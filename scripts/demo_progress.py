@@ -82,7 +82,10 @@ def watch(api, args):
             unlocked = [s for s in STAGES if labels.get(LABEL + s) == "true"]
             before = seen.get(name)
             if before is None:
-                print("[%5.1fs] %-12s claimed by policy %s" % (t, name, args.policy))
+                info = (n.get("status") or {}).get("nodeInfo") or {}
+                print("[%5.1fs] %-12s claimed by policy %s (%s, %s)" % (
+                    t, name, args.policy, (info.get("containerRuntimeVersion") or "?").replace("://", " "),
+                    info.get("osImage") or "?"))
                 before = []
             for s in unlocked:
                 if s not in before:
@@ -145,11 +148,16 @@ def summary(api, args):
 
 
 def fail(api, args):
-    code, out = api.call("POST", "/_sim/fail", {"node": args.node, "daemonset": args.daemonset})
+    rule = {"node": args.node}
+    if args.daemonset:
+        rule["daemonset"] = args.daemonset
+    if args.component:  # whichever variant DaemonSet runs it on that node
+        rule["labelSelector"] = "app.kubernetes.io/component=" + args.component
+    code, out = api.call("POST", "/_sim/fail", rule)
     if code != 200:
         print("kubesim /_sim/fail -> %s" % code, file=sys.stderr)
         return 1
-    print("kubesim: %s pods of %s will crash" % (args.node, args.daemonset))
+    print("kubesim: %s pods of %s will crash" % (args.node, args.daemonset or args.component))
     return 0
 
 
@@ -187,7 +195,8 @@ def main():
     s.add_argument("--policy", required=True)
     f = sub.add_parser("fail")
     f.add_argument("--node", required=True)
-    f.add_argument("--daemonset", required=True)
+    f.add_argument("--daemonset")
+    f.add_argument("--component")
     d = sub.add_parser("delete")
     d.add_argument("--policy", required=True)
     d.add_argument("--timeout", type=float, default=20)

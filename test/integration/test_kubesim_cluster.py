@@ -274,7 +274,8 @@ def test_add_and_remove_nodes(kubesim):
 
 
 def test_missing_runtime_class_rejects_pods_until_created(kubesim):
-    sim = kubesim(gpu_nodes=2, cpu_nodes=0)
+    # hosts whose runtime has the nvidia handler (without it the sandbox fails: test_node_side.py)
+    sim = kubesim(gpu_nodes=2, cpu_nodes=0, extra_args=["--fleet", "containerd/ubuntu22.04/host-driver/host-toolkit:2"])
     ds = daemonset("rc")
     ds["spec"]["template"]["spec"]["runtimeClassName"] = "nvidia"
     ok(sim.post(DS_PATH, ds))

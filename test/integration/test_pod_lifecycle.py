@@ -205,7 +205,8 @@ def test_pods_that_never_start(cluster):
     sim.ok("POST", CGP, policy("gpus"))
     # the image pull failure at once; the sandbox only after the grace period
     st = wait_status(sim, lambda s: failing(s, "gpu-node-0"), "image pull failure")
-    assert failing(st, "gpu-node-0")[0]["reason"] == "ImagePullBackOff"
+    # the driver pod's init container (wait-gpus-free) runs its image first: that pull fails
+    assert failing(st, "gpu-node-0")[0]["reason"] == "Init:ImagePullBackOff"
     st = wait_status(sim, lambda s: failing(s, "gpu-node-1"), "sandbox failure")
     f = failing(st, "gpu-node-1")[0]
     assert f["operand"] == "driver" and f["reason"] == "FailedCreatePodSandBox", f
@@ -234,10 +235,15 @@ def test_failing_init_container_reported_with_its_message(cluster, tmp_path):
         with open(os.path.join(repo_root(), "templates", name)) as f:
             text = f.read()
         if name == "driver.yaml":
-            text = text.replace("      containers:\n      - name: nvidia-driver-ctr",
-                                "      initContainers:\n      - name: k8s-driver-manager\n"
-                                "        image: nvcr.io/nvidia/cloud-native/k8s-driver-manager:v0.6.8\n"
-                                "      containers:\n      - name: nvidia-driver-ctr", 1)
+            # first of its init containers (the template may have some already)
+            manager = ("      - name: k8s-driver-manager\n"
+                       "        image: nvcr.io/nvidia/cloud-native/k8s-driver-manager:v0.6.8\n")
+            if "      initContainers:\n" in text:
+                text = text.replace("      initContainers:\n", "      initContainers:\n" + manager, 1)
+            else:
+                text = text.replace("      containers:\n      - name: nvidia-driver-ctr",
+                                    "      initContainers:\n" + manager +
+                                    "      containers:\n      - name: nvidia-driver-ctr", 1)
             assert "k8s-driver-manager" in text
         (tdir / name).write_text(text)
     sim, _ = cluster(gpu_nodes=1, args=("--templates-dir", str(tdir)))

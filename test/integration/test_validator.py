@@ -686,14 +686,28 @@ def test_check_process_crash_is_reported(stubs):
 
 # ---- --check-plugin against kubesim -------------------------------------------------------------------------
 
+
+@pytest.fixture
+def kubesim(kubesim):
+    """conftest's, on GPU hosts that can run a bare device plugin: their own driver and nvidia as the
+    runtime's default (kubesim enforces the plugin's host contract: no NVML, no plugin)."""
+    def make(**kw):
+        kw.setdefault("extra_args", ["--fleet", "containerd/ubuntu22.04/host-driver/host-toolkit-default"])
+        return kubesim(**kw)
+    return make
+
 DEVICE_PLUGIN = {
     "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "nvidia-device-plugin"},
     "spec": {"selector": {"matchLabels": {"app": "nvidia-device-plugin"}},
              "template": {"metadata": {"labels": {"app": "nvidia-device-plugin",
                                                   "app.kubernetes.io/component": "device-plugin"}},
                           "spec": {"nodeSelector": {"feature.node.kubernetes.io/pci-10de.present": "true"},
+                                   # as NVIDIA's nvidia-device-plugin.yml: the kubelet's socket directory
+                                   "volumes": [{"name": "dp", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}],
                                    "containers": [{"name": "dp",
-                                                   "image": "nvcr.io/nvidia/k8s-device-plugin:v0.16.2"}]}}}}
+                                                   "image": "nvcr.io/nvidia/k8s-device-plugin:v0.16.2",
+                                                   "volumeMounts": [{"name": "dp", "mountPath":
+                                                                     "/var/lib/kubelet/device-plugins"}]}]}}}}
 
 
 def allocatable(sim, node):

@@ -29,6 +29,7 @@ from collections import defaultdict
 import fleet
 import daemonset
 import disruption
+import hostsim
 import kubelet
 import placement
 import simadmin
@@ -129,7 +130,7 @@ class _Pod:
                                  for c in st.get("conditions") or ())
 
 
-class Cluster(simadmin.AdminAPI):
+class Cluster(simadmin.AdminAPI, hostsim.HostSim):
     def __init__(self, store, args):
         self.store = store
         self.gpu_nodes = int(getattr(args, "gpu_nodes", 0) or 0)
@@ -183,6 +184,7 @@ class Cluster(simadmin.AdminAPI):
         self._event_names = {}  # (namespace, involved uid, reason) -> Event name, for aggregation
         # PDB status, ReplicaSets, the scheduler for non-DaemonSet pods, cordon taints (issue 12)
         self.disruption = disruption.Controller(self)
+        self._host_init(args)  # GPU hosts (hostsim.py, host.py)
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def seed(self):
@@ -193,10 +195,13 @@ class Cluster(simadmin.AdminAPI):
                 self._create(NAMESPACES, fleet.namespace(ns))
         if self._count(NODES):
             return
+        self.gpu_nodes = max(self.gpu_nodes, len(self.fleet_facts))
         for i in range(self.gpu_nodes):
             name = "gpu-node-%d" % i
             self.gpu_counts[name] = self.gpus_per_node
-            self._create(NODES, fleet.build_node(name, i, True, self.gpus_per_node, created=created))
+            facts = self.fleet_facts[i] if i < len(self.fleet_facts) else {}
+            self.host_facts[name] = facts
+            self._create(NODES, fleet.build_node(name, i, True, self.gpus_per_node, created=created, facts=facts))
         for i in range(self.cpu_nodes):
             self._create(NODES, fleet.build_node("cpu-node-%d" % i, i, False, created=created))
 
@@ -434,6 +439,7 @@ class Cluster(simadmin.AdminAPI):
         if deleted:
             with self._mu:
                 self.nodes.pop(name, None)
+            self._host_forget(name)
             self._placement_changed(name)
             # pod GC: pods bound to a node that no longer exists are force-deleted, Terminating ones
             # too (K: pkg/controller/podgc/gc_controller.go gcOrphaned, grace period 0)
@@ -447,6 +453,7 @@ class Cluster(simadmin.AdminAPI):
             old = self.nodes.get(name)
             self.nodes[name] = node
         if old is None:
+            self._host_for_node(name, node)
             dirty_nodes.add(name)
             self._placement_changed(name)
             for puid in self.pods_by_node.get(name, ()):  # pods waiting for this node's kubelet
@@ -516,6 +523,7 @@ class Cluster(simadmin.AdminAPI):
             self.crashing.pop(uid, None)
             self._start_pending.discard(uid)
             p = old or _Pod(obj, 0)
+            self._host_stopped(uid, p.node)
         else:
             self._seq += 1
             p = _Pod(obj, old.seq if old else self._seq)
@@ -572,9 +580,10 @@ class Cluster(simadmin.AdminAPI):
             self._start_pending.add(p.uid)
             self._schedule(self.ready_delay, "start", (p.uid, p.ns, p.name))
 
-    def _rule_for(self, p, rules=None):
+    def _rule_for(self, p, rules=None, host=True):
         """The first rule (of fail_rules, or the given list) whose node/namespace/DaemonSet/selector
-        keys all match the pod."""
+        keys all match the pod; for fail_rules, then the host contract of its images (host.py), checked
+        when containers are (re)created (host=False for a running pod)."""
         for rule in self.fail_rules if rules is None else rules:
             if rule["node"] and rule["node"] != p.node:
                 continue
@@ -587,7 +596,7 @@ class Cluster(simadmin.AdminAPI):
             if rule.get("initContainer") and rule["initContainer"] not in p.init_names:
                 continue  # no such init container in this pod
             return rule
-        return None
+        return self._host_rule(p) if host and rules is None else None
 
     def _life(self, p, key):
         """A lifecycle setting (startupSeconds, stopSeconds) for the pod, or None."""
@@ -609,14 +618,18 @@ class Cluster(simadmin.AdminAPI):
             self._fail_pod(p, failed)
             return
         rule = self._rule_for(p)
+        if rule is None:
+            rule = self._host_start(p)  # it runs on its GPU host: None when its readiness probe passes
         kind = kubelet.rule_kind(rule)
+        waits = hostsim.waits(rule)  # a host wait (sandbox, init container, readiness): no restart
         startup = self._life(p, "startupSeconds") if rule is None else None
 
         def run(pod):
             if pod.get("status", {}).get("containerStatuses"):
                 return False
-            pod["status"] = kubelet.pod_status(pod, node.ip, rule, restarts=1 if kind in ("crash", "init") else 0,
-                                               starting=bool(startup))
+            pod["status"] = self._pod_status(pod, node.ip, rule,
+                                             restarts=1 if kind in ("crash", "init") and not waits else 0,
+                                             starting=bool(startup))
             return None
 
         if self._mutate(PODS, ns, name, run, subresource="status", uid=uid, cow=[]) is not None:
@@ -632,7 +645,7 @@ class Cluster(simadmin.AdminAPI):
     def _startup_done(self, uid, ns, name):
         """The startup probe passed: the container is started and (readiness passing) Ready."""
         p = self.pods.get(uid)
-        if p is None or not p.starting or p.node in self.unreachable or self._rule_for(p) is not None:
+        if p is None or not p.starting or p.node in self.unreachable or self._rule_for(p, host=False) is not None:
             return
         self._post_running(p)
 
@@ -734,7 +747,7 @@ class Cluster(simadmin.AdminAPI):
         stay Terminating until it is back (or the node object is deleted)."""
         if not p.bound or p.node not in self.nodes or p.node in self.unreachable:
             return
-        if p.starting and self._rule_for(p) is None:
+        if p.starting and self._rule_for(p, host=False) is None:
             self._post_running(p)
         stop = self._life(p, "stopSeconds")
         stop = self.stop_delay if stop is None else stop
@@ -758,6 +771,9 @@ class Cluster(simadmin.AdminAPI):
         rule = self._rule_for(p)
         if rule is None:
             self.crashing.pop(uid, None)
+            if not p.ready and p.node not in self.unreachable and not p.deleting and self._host_heal(p):
+                self.crashing[uid] = backoff  # running, but its readiness probe still fails: probe again
+                self._schedule(backoff, "crash", (uid, ns, name))
             return
         if p.node in self.unreachable:  # nobody reports the restarts meanwhile
             self._schedule(backoff, "crash", (uid, ns, name))
@@ -766,7 +782,10 @@ class Cluster(simadmin.AdminAPI):
         ip = node.ip if node else "10.0.0.1"
 
         def crash(pod):
-            pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=kubelet.restarts_of(pod) + 1)
+            waiting = hostsim.waits(rule)
+            if waiting and _waiting_as(pod, rule):
+                return False  # still waiting for the same thing: the kubelet posts no change
+            pod["status"] = self._pod_status(pod, ip, rule, restarts=kubelet.restarts_of(pod) + (0 if waiting else 1))
 
         self._mutate(PODS, ns, name, crash, subresource="status", uid=uid, cow=[])
         backoff = min(backoff * 2, 10.0)
@@ -780,7 +799,7 @@ class Cluster(simadmin.AdminAPI):
         for p in list(self.pods.values()):
             if not p.started or p.deleting or p.phase in ("Failed", "Succeeded"):
                 continue
-            rule = self._rule_for(p)
+            rule = self._rule_for(p, host=p.uid in self.crashing)
             kind = kubelet.rule_kind(rule)
             node = self.nodes.get(p.node)
             ip = node.ip if node else "10.0.0.1"
@@ -797,7 +816,7 @@ class Cluster(simadmin.AdminAPI):
                 self.static_fail.discard(p.uid)
 
                 def crash(pod, rule=rule, ip=ip):
-                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=kubelet.restarts_of(pod) + 1)
+                    pod["status"] = self._pod_status(pod, ip, rule, restarts=kubelet.restarts_of(pod) + 1)
                 self._mutate(PODS, p.ns, p.name, crash, subresource="status", uid=p.uid, cow=[])
                 self.crashing[p.uid] = 1.0
                 self._schedule(1.0, "crash", (p.uid, p.ns, p.name))
@@ -807,6 +826,7 @@ class Cluster(simadmin.AdminAPI):
                 self.static_fail.discard(p.uid)
                 startup = self._life(p, "startupSeconds")
                 self._post_running(p, starting=bool(startup))
+                self._host_started(p, True)
                 if startup:
                     self._schedule(startup, "startup", (p.uid, p.ns, p.name))
 
@@ -844,13 +864,13 @@ class Cluster(simadmin.AdminAPI):
                     return None
                 self._mutate(PODS, p.ns, p.name, unready, subresource="status", uid=p.uid, cow=[])
             else:
-                rule = self._rule_for(p)
+                rule = self._rule_for(p, host=p.uid in self.crashing)
 
                 def repost(pod, rule=rule, starting=p.starting):
                     if (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded"):
                         return False
-                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=kubelet.restarts_of(pod),
-                                                       starting=starting)
+                    pod["status"] = self._pod_status(pod, ip, rule, restarts=kubelet.restarts_of(pod),
+                                                     starting=starting)
                     return None
                 self._mutate(PODS, p.ns, p.name, repost, subresource="status", uid=p.uid, cow=[])
 
@@ -1117,6 +1137,15 @@ class Cluster(simadmin.AdminAPI):
             return
         self._event_names[key] = name
         self.counters["events"] += 1
+
+def _waiting_as(pod, rule):
+    """Whether a pod already shows the waiting state a host rule would post (no write needed)."""
+    cs = (pod.get("status") or {}).get("containerStatuses") or []
+    if rule.get("unready"):
+        return bool(cs) and all("running" in (c.get("state") or {}) and not c.get("ready") for c in cs)
+    return bool(cs) and all(((c.get("state") or {}).get("waiting") or {}).get("message") == rule.get("message")
+                            for c in cs)
+
 
 def _cow(obj, paths):
     """Shallow copy of obj with the dicts/lists along each path (and a list's dict items) copied too."""

@@ -13,6 +13,8 @@ the node (cluster.py simulates that effect).
 import hashlib
 import uuid
 
+import host
+
 KUBELET_VERSION = "v1.30.4"
 GPU_PRODUCTS = {
     # product label -> (memory MiB, family, compute major, compute minor, instance type)
@@ -150,14 +152,17 @@ def _gfd_labels(product, gpus):
 
 
 def build_node(name, index, gpu, gpus=0, product=DEFAULT_GPU_PRODUCT, created="", labels=None,
-               taints=None):
+               taints=None, facts=None):
     """Return a Node dict (without uid/resourceVersion: the store assigns those).
 
     name: node name; index: position in the fleet (drives zone and IP); gpu: whether it has NVIDIA
     GPUs; gpus: how many; labels: extra labels merged last; taints: spec.taints (default none).
-    created: RFC3339 time for condition timestamps.
+    created: RFC3339 time for condition timestamps. facts: the host's runtime and OS (host.py; default
+    containerd on Ubuntu 22.04): nodeInfo.containerRuntimeVersion/osImage/kernelVersion and NFD's
+    system-os_release labels follow them.
     """
-    kernel = "5.15.0-1063-aws"
+    info, host_labels = host.node_facts_fields(facts or {})
+    kernel = info["kernelVersion"]
     zone = ZONES[index % len(ZONES)]
     ip = "10.%d.%d.%d" % (gpu and 1 or 2, (index // 250) % 250, index % 250 + 2)
     instance = GPU_PRODUCTS.get(product, GPU_PRODUCTS[DEFAULT_GPU_PRODUCT])[4] if gpu else "m7i.8xlarge"
@@ -178,6 +183,7 @@ def build_node(name, index, gpu, gpus=0, product=DEFAULT_GPU_PRODUCT, created=""
         "k8s.io/cloud-provider-aws": _node_hex(name, "cp", 32),
     }
     node_labels.update(_nfd_labels(kernel, gpu))
+    node_labels.update(host_labels)
     if gpu:
         node_labels.update(_gfd_labels(product, gpus))
     if labels:
@@ -234,16 +240,15 @@ def build_node(name, index, gpu, gpus=0, product=DEFAULT_GPU_PRODUCT, created=""
                 "systemUUID": _node_uuid(name, "system"),
                 "bootID": _node_uuid(name, "boot"),
                 "kernelVersion": kernel,
-                "osImage": "Ubuntu 22.04.4 LTS",
-                "containerRuntimeVersion": "containerd://1.7.19",
+                "osImage": info["osImage"],
+                "containerRuntimeVersion": info["containerRuntimeVersion"],
                 "kubeletVersion": KUBELET_VERSION,
                 "kubeProxyVersion": KUBELET_VERSION,
                 "operatingSystem": "linux",
                 "architecture": "amd64",
             },
             "images": images,
-            "runtimeHandlers": [{"name": "nvidia", "features": {"recursiveReadOnlyMounts": True}},
-                                {"name": "runc", "features": {"recursiveReadOnlyMounts": True}},
+            "runtimeHandlers": [{"name": "runc", "features": {"recursiveReadOnlyMounts": True}},
                                 {"name": "", "features": {"recursiveReadOnlyMounts": True}}],
             "config": {},
         },

@@ -189,6 +189,12 @@ def _never_started(pod, host_ip, rule, kind):
             {"name": n, "image": c.get("image", ""), "imageID": "", "ready": False, "restartCount": 0,
              "started": False, "state": {"waiting": {"reason": "PodInitializing"}}, "lastState": {}}
             for n, c in zip(init_names, spec.get("initContainers"))]
+        if kind == "image":
+            # init containers run first, each image pulled before it starts (K: kuberuntime_manager.go
+            # computePodActions): the pull failure shows on the first one
+            first = status["initContainerStatuses"][0]
+            first["state"] = {"waiting": {"reason": rule.get("reason"), "message": rule.get("message") or
+                                          'Back-off pulling image "%s"' % first["image"]}}
     return status
 
 

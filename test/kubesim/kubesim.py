@@ -42,6 +42,9 @@ def parse_args(argv=None):
     p.add_argument("--gpu-nodes", type=int, default=3)
     p.add_argument("--gpus-per-node", type=int, default=8)
     p.add_argument("--cpu-nodes", type=int, default=1)
+    p.add_argument("--fleet", default=None,
+                   help="GPU hosts, in order: runtime/os[/host-driver][/host-toolkit][:count],... e.g. "
+                        "containerd/ubuntu22.04:2,cri-o/rhel9.4,docker/ubuntu20.04 (the rest: containerd/ubuntu22.04)")
     p.add_argument("--kubeconfig-out", default=None, help="write a kubeconfig for kubectl and the controller here")
     p.add_argument("--pod-ready-delay", type=float, default=1.0, help="seconds until a scheduled pod is Ready")
     p.add_argument("--pod-stop-delay", type=float, default=0.1,

@@ -7,6 +7,7 @@ import threading
 import time
 
 import fleet
+import host
 import placement
 
 NODES = "/v1/nodes"
@@ -59,6 +60,12 @@ class AdminAPI:
             return self._admin_labels(parts[1], body)
         if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "ready" and method == "POST":
             return self._admin_node_ready(parts[1], body)
+        if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "host" and method == "GET":
+            return self._admin_host(parts[1])  # hostsim.py
+        if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "reboot" and method == "POST":
+            return self._admin_reboot(parts[1])  # hostsim.py
+        if len(parts) == 3 and parts[0] == "nodes" and parts[2] == "crash" and method == "POST":
+            return self._admin_crash(parts[1], body)  # hostsim.py
         if parts == ["fail"] and method == "POST":
             return self._admin_fail(body)
         if parts == ["fail"] and method == "GET":
@@ -134,10 +141,16 @@ class AdminAPI:
         if not isinstance(labels, dict) or not isinstance(taints, list):
             raise BadRequest('"labels" must be an object and "taints" a list')
         product = body.get("product", fleet.DEFAULT_GPU_PRODUCT)
+        facts = {k: body[k] for k in host.FACT_KEYS if k in body}  # runtime, os, hostDriver, hostToolkit
+        try:
+            host.check_facts(facts)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
         index = self._count(NODES)
         node = fleet.build_node(name, index, gpu and gpus > 0, gpus, product=product, created=now_rfc3339(),
-                                labels=labels, taints=taints)
+                                labels=labels, taints=taints, facts=facts)
         self.gpu_counts[name] = gpus if gpu else 0
+        self.host_facts[name] = facts
         try:
             created = self.store.create(NODES, node)
         except Exception as e:  # noqa: BLE001

@@ -177,21 +177,28 @@ static void test_default_detection_and_first_stage(void **state) {
   add_node(&w, "gpu-3", "feature.node.kubernetes.io/pci-0302_10de.present=true");
   add_node(&w, "cpu-1", "kubernetes.io/os=linux");
   add_node(&w, "cpu-2", "nvidia.com/gpu.present=false");
+  /* managed clouds without NFD */
+  add_node(&w, "gke", "cloud.google.com/gke-accelerator=nvidia-tesla-t4");
+  add_node(&w, "aks", "kubernetes.azure.com/accelerator=nvidia");
+  add_node(&w, "tpu", "cloud.google.com/gke-accelerator=tpu-v5-lite-podslice");
   struct gpc_plan p;
   run_plan(&w, 0, &p);
   const char *first = "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/policy\":\"gpus\"}";
   expect_patch(&p, "gpu-1", first);
   expect_patch(&p, "gpu-2", first);
   expect_patch(&p, "gpu-3", first);
+  expect_patch(&p, "gke", first);
+  expect_patch(&p, "aks", first);
   expect_patch(&p, "cpu-1", NULL);
   expect_patch(&p, "cpu-2", NULL);
-  assert_int_equal(p.n_patches, 3);
-  assert_int_equal(p.matched, 3);
+  expect_patch(&p, "tpu", NULL);
+  assert_int_equal(p.n_patches, 5);
+  assert_int_equal(p.matched, 5);
   assert_int_equal(p.ready, 0);
   assert_int_equal(count_kind(p.objects, "DaemonSet"), 5);
   assert_int_equal(count_kind(p.objects, "RuntimeClass"), 1);
   assert_int_equal(count_kind(p.objects, "Service"), 1);
-  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_unlocked, 3);
+  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_unlocked, 5);
   assert_int_equal(p.operands[GPC_OP_TOOLKIT].nodes_unlocked, 0);
   assert_string_equal(p.operands[GPC_OP_DRIVER].daemonset, "gpus-driver");
   plan_release(&p);
@@ -255,7 +262,8 @@ static void test_disabled_operands_unlock_at_once(void **state) {
                "{\"gpupolicy.dev/device-plugin\":\"true\",\"gpupolicy.dev/driver\":null,"
                "\"gpupolicy.dev/policy\":\"pre\"}");
   assert_int_equal(count_kind(p.objects, "DaemonSet"), 3);
-  assert_int_equal(count_kind(p.objects, "RuntimeClass"), 0);
+  /* the host's own toolkit has the handler: containerd pods still name it */
+  assert_int_equal(count_kind(p.objects, "RuntimeClass"), 1);
   assert_int_equal(p.operands[GPC_OP_DRIVER].state, GPC_STATE_DISABLED);
   plan_release(&p);
   world_free(&w);
@@ -371,6 +379,44 @@ static void test_takeover_is_not_sticky(void **state) {
   run_plan(&w, 0, &p);
   expect_patch(&p, "n",
                "{\"gpupolicy.dev/container-toolkit\":null,\"gpupolicy.dev/policy\":\"old\"}");
+  plan_release(&p);
+  world_free(&w);
+}
+
+/* A driver pod newer than the later operands' pods and not Ready yet was
+ * replaced: the later stages leave the node (their unlocks stop being
+ * sticky) until it is Ready; the same pod restarting (crash, reboot) keeps
+ * them. Mixed fleets: variant labels only where a node differs. */
+static void test_replaced_driver_and_variants(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  const char *all = GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true,"
+                        "gpupolicy.dev/container-toolkit=true,gpupolicy.dev/device-plugin=true,"
+                        "gpupolicy.dev/dcgm-exporter=true,gpupolicy.dev/validator=true";
+  add_node(&w, "new", all);
+  add_node(&w, "same", all);
+  struct gpc_node *crio = add_node(&w, "crio", GPU);
+  snprintf(crio->runtime, sizeof(crio->runtime), "crio");
+  snprintf(crio->os, sizeof(crio->os), "rhel9.4");
+  for (int op = 0; op < GPC_OP_COUNT; op++) {
+    struct gpc_pod *a = add_pod(&w, "gpus", "new", op, op != GPC_OP_DRIVER, NULL);
+    struct gpc_pod *b = add_pod(&w, "gpus", "same", op, op != GPC_OP_DRIVER, "CrashLoopBackOff");
+    snprintf(a->created, sizeof(a->created), "%s",
+             op == GPC_OP_DRIVER ? "2026-01-02T00:00:00Z" : "2026-01-01T10:00:00Z");
+    snprintf(b->created, sizeof(b->created), "2026-01-01T09:00:00Z");
+  }
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "new",
+               "{\"gpupolicy.dev/container-toolkit\":null,\"gpupolicy.dev/dcgm-exporter\":null,"
+               "\"gpupolicy.dev/device-plugin\":null,\"gpupolicy.dev/validator\":null}");
+  assert_null(patch_for(&p, "same"));
+  expect_patch(&p, "crio",
+               "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/os\":\"rhel9.4\","
+               "\"gpupolicy.dev/policy\":\"gpus\",\"gpupolicy.dev/runtime\":\"crio\"}");
+  /* one DaemonSet per runtime / driver OS among the nodes */
+  assert_int_equal(count_kind(p.objects, "DaemonSet"), 2 + 2 * 4);
   plan_release(&p);
   world_free(&w);
 }
@@ -538,6 +584,8 @@ static void test_terminating_and_progressing(void **state) {
   gpc_daemonset_init(d);
   free(d->policy);
   d->policy = gpc_strdup("gpus");
+  free(d->name);
+  d->name = gpc_strdup("gpus-device-plugin"); /* variants are matched by name */
   d->operand = GPC_OP_DEVICE_PLUGIN;
   d->desired = 1;
   d->updated = 0;
@@ -569,6 +617,8 @@ static void test_daemonset_summary(void **state) {
   gpc_daemonset_init(d);
   free(d->policy);
   d->policy = gpc_strdup("gpus");
+  free(d->name);
+  d->name = gpc_strdup("gpus-driver"); /* variants are matched by name */
   free(d->render_hash);
   const char *h = "";
   size_t i;
@@ -737,6 +787,7 @@ int main(void) {
       cmocka_unit_test(test_explicit_selector_outranks_default_detection),
       cmocka_unit_test(test_takeover_is_not_sticky),
       cmocka_unit_test(test_sticky_unlock_and_failing),
+      cmocka_unit_test(test_replaced_driver_and_variants),
       cmocka_unit_test(test_stop_matching_and_deletion),
       cmocka_unit_test(test_node_moves_to_other_policy),
       cmocka_unit_test(test_daemonset_summary),

@@ -80,7 +80,9 @@ static void test_defaults(void **state) {
                       "nvcr.io/nvidia/driver:550.54.14-ubuntu22.04");
   assert_string_equal(p->operands[GPC_OP_DEVICE_PLUGIN].image_ref,
                       "nvcr.io/nvidia/k8s-device-plugin:v0.15.0");
-  assert_string_equal(p->toolkit.runtime_config, "/etc/containerd/config.toml");
+  /* runtime "detect": each node's runtime, paths by runtime at render time */
+  assert_int_equal(p->toolkit.runtime, GPC_RUNTIME_DETECT);
+  assert_string_equal(p->toolkit.runtime_config, "");
   assert_int_equal(p->dcgm_exporter.service.port, 9400);
   assert_false(p->dcgm_exporter.service_monitor.enabled);
   assert_string_equal(p->dcgm_exporter.service_monitor.interval, "15s");
@@ -194,7 +196,7 @@ static const struct err_case err_cases[] = {
     {"{\"driver\":{\"runtime\":\"docker\"}}", "unknown field \"spec.driver.runtime\""},
     {"{\"toolkit\":{\"runtime\":\"podman\"}}",
      "spec.toolkit.runtime: Unsupported value: \"podman\": supported values: \"containerd\", "
-     "\"docker\", \"crio\""},
+     "\"docker\", \"crio\", \"detect\""},
     {"{\"toolkit\":{\"runtimeConfig\":\"etc/containerd/config.toml\"}}",
      "spec.toolkit.runtimeConfig: Invalid value: \"etc/containerd/config.toml\": must be an "
      "absolute path without control characters"},

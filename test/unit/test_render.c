@@ -207,6 +207,68 @@ static void test_golden_operands(void **state) {
   policy_free(p);
 }
 
+/* The samples on the mixed fleet of issue 11 (containerd/ubuntu22.04,
+ * cri-o/rhel9.4, docker/ubuntu20.04 and a host-driver node): one DaemonSet
+ * per runtime and per driver OS. */
+static void test_golden_mixed_fleet(void **state) {
+  (void)state;
+  static const char *const oses[] = {"rhel9.4", "ubuntu20.04", "ubuntu22.04"};
+  struct gpc_render_opts mixed = opts;
+  mixed.runtimes = 1u << GPC_RUNTIME_CONTAINERD | 1u << GPC_RUNTIME_CRIO | 1u << GPC_RUNTIME_DOCKER;
+  mixed.oses = oses;
+  mixed.n_oses = 3;
+  static const char *const samples[] = {"minimal", "preinstalled"};
+  for (size_t i = 0; i < 2; i++) {
+    char src[256], golden[256];
+    snprintf(src, sizeof(src), "manifests/samples/%s.yaml", samples[i]);
+    snprintf(golden, sizeof(golden), "test/golden/mixed-fleet-%s.yaml", samples[i]);
+    struct gpc_policy *p = load_policy(src);
+    json_t *objs = NULL;
+    struct gpc_error err = {0};
+    assert_int_equal(render_policy(p, tpl, &mixed, &objs, &err), GPC_OK);
+    check_all(objs);
+    check_golden(golden, objs);
+    json_decref(objs);
+    policy_free(p);
+  }
+}
+
+/* The driver's plain DaemonSet keeps its name whether or not the version
+ * carries an OS suffix: a rename would delete every driver pod at once. */
+static void test_driver_os_variants(void **state) {
+  (void)state;
+  static const char *const oses[] = {"rhel9.4", "ubuntu22.04"};
+  struct gpc_render_opts o = opts;
+  o.oses = oses;
+  o.n_oses = 2;
+  const char *versions[] = {"560.35.03", "560.35.03-ubuntu22.04"};
+  for (size_t i = 0; i < 2; i++) {
+    char yaml[256];
+    snprintf(yaml, sizeof(yaml), "metadata: {name: gpus}\nspec: {driver: {version: \"%s\"}}\n",
+             versions[i]);
+    struct gpc_policy *p = policy_yaml(yaml);
+    json_t *objs = NULL;
+    struct gpc_error err = {0};
+    assert_int_equal(render_operand(p, GPC_OP_DRIVER, tpl, &o, &objs, &err), GPC_OK);
+    assert_int_equal(json_array_size(objs), 2);
+    const char *want[][2] = {{"gpus-driver", "nvcr.io/nvidia/driver:560.35.03-ubuntu22.04"},
+                             {"gpus-driver-rhel9-4", "nvcr.io/nvidia/driver:560.35.03-rhel9.4"}};
+    for (size_t k = 0; k < 2; k++) {
+      json_t *ds = json_array_get(objs, k);
+      assert_string_equal(
+          json_string_value(json_object_get(json_object_get(ds, "metadata"), "name")), want[k][0]);
+      json_t *ctr = json_array_get(
+          json_object_get(
+              json_object_get(json_object_get(json_object_get(ds, "spec"), "template"), "spec"),
+              "containers"),
+          0);
+      assert_string_equal(json_string_value(json_object_get(ctr, "image")), want[k][1]);
+    }
+    json_decref(objs);
+    policy_free(p);
+  }
+}
+
 static void test_golden_samples(void **state) {
   (void)state;
   DIR *d = opendir("manifests/samples");
@@ -385,6 +447,8 @@ static void test_runtime_and_driver_root(void **state) {
   assert_null(env_value(tk, "CONTAINERD_CONFIG"));
   /* the host has its own driver */
   assert_string_equal(env_value(tk, "NVIDIA_DRIVER_ROOT"), "/");
+  /* ... which the toolkit finds under the host root mounted at /host */
+  assert_string_equal(env_value(tk, "DRIVER_ROOT_CTR_PATH"), "/host");
   json_t *ds = find_kind(tk, "DaemonSet");
   assert_string_equal(json_string_value(json_object_get(
                           json_object_get(json_object_get(ds, "spec"), "updateStrategy"), "type")),
@@ -398,14 +462,12 @@ static void test_runtime_and_driver_root(void **state) {
   json_decref(drv);
   json_t *dp = render_op(p, GPC_OP_DEVICE_PLUGIN);
   assert_string_equal(env_value(dp, "NVIDIA_DRIVER_ROOT"), "/");
-  /* toolkit enabled: pods use the RuntimeClass it installs */
-  assert_string_equal(
-      json_string_value(json_object_get(
-          json_object_get(
-              json_object_get(json_object_get(find_kind(dp, "DaemonSet"), "spec"), "template"),
-              "spec"),
-          "runtimeClassName")),
-      "nvidia");
+  /* docker: cri-dockerd supports no runtime handler, nvidia is dockerd's
+   * default runtime instead: no RuntimeClass named */
+  assert_null(json_object_get(
+      json_object_get(
+          json_object_get(json_object_get(find_kind(dp, "DaemonSet"), "spec"), "template"), "spec"),
+      "runtimeClassName"));
   json_decref(dp);
   policy_free(p);
 }
@@ -419,7 +481,10 @@ static void test_preinstalled_toolkit(void **state) {
     json_t *objs = render_op(p, (enum gpc_operand)op);
     json_t *pod = json_object_get(
         json_object_get(json_object_get(find_kind(objs, "DaemonSet"), "spec"), "template"), "spec");
-    assert_null(json_object_get(pod, "runtimeClassName"));
+    /* containerd hosts whose own toolkit has the handler: still named */
+    assert_string_equal(json_string_value(json_object_get(pod, "runtimeClassName")), "nvidia");
+    /* no wait for operands that are not ours */
+    assert_null(json_object_get(pod, "initContainers"));
     json_decref(objs);
   }
   policy_free(p);
@@ -592,6 +657,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden_operands),
       cmocka_unit_test(test_golden_samples),
+      cmocka_unit_test(test_golden_mixed_fleet),
+      cmocka_unit_test(test_driver_os_variants),
       cmocka_unit_test(test_transforms),
       cmocka_unit_test(test_runtime_and_driver_root),
       cmocka_unit_test(test_names),
