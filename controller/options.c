@@ -96,8 +96,10 @@ static const struct opt_def opt_table[] = {
      NULL},
     {"namespace", OPT_STRING, OFF(namespace), GPC_DEFAULT_NAMESPACE,
      "namespace of the operand DaemonSets", check_namespace},
-    {"metrics-bind-address", OPT_STRING, OFF(metrics_bind), ":8080",
-     "address of the /metrics endpoint, \"0\" disables", check_metrics},
+    {"metrics-bind-address", OPT_STRING, OFF(metrics_bind), "127.0.0.1:8080",
+     "address of /metrics; loopback by default (serve it off-pod through an authenticating proxy, "
+     "docs/operations.md), \"0\" disables",
+     check_metrics},
     {"health-probe-bind-address", OPT_STRING, OFF(health_bind), ":8081",
      "address of /healthz and /readyz, \"0\" disables", check_health},
     {"leader-elect", OPT_BOOL, OFF(leader_elect), "false",
@@ -129,7 +131,7 @@ static const struct opt_def opt_table[] = {
 void options_init(struct gpc_options *o) {
   memset(o, 0, sizeof *o);
   o->namespace = gpc_strdup(GPC_DEFAULT_NAMESPACE);
-  o->metrics_bind = gpc_strdup(":8080");
+  o->metrics_bind = gpc_strdup("127.0.0.1:8080");
   o->health_bind = gpc_strdup(":8081");
   o->log_level = gpc_strdup("info");
   o->log_format = gpc_strdup("json");

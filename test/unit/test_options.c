@@ -24,7 +24,7 @@ static void test_defaults(void **state) {
   char *argv[] = {"gpc"};
   assert_int_equal(parse(&o, &err, 1, argv), GPC_OK);
   assert_string_equal(o.namespace, "gpu-policy-system");
-  assert_string_equal(o.metrics_bind, ":8080");
+  assert_string_equal(o.metrics_bind, "127.0.0.1:8080"); /* protected by default */
   assert_string_equal(o.health_bind, ":8081");
   assert_null(o.kubeconfig);
   assert_false(o.leader_elect);
