@@ -27,6 +27,11 @@ static const char *check_namespace(const struct gpc_options *o) {
   return options_valid_dns_label(o->namespace) ? NULL
                                                : "want an RFC 1123 label, e.g. gpu-policy-system";
 }
+static const char *check_le_namespace(const struct gpc_options *o) {
+  return !o->leader_namespace || options_valid_dns_label(o->leader_namespace)
+             ? NULL
+             : "want an RFC 1123 label, e.g. gpu-policy-system";
+}
 static const char *check_metrics(const struct gpc_options *o) {
   return options_valid_bind_address(o->metrics_bind) ? NULL
                                                      : "want \"0\", \":PORT\" or \"HOST:PORT\"";
@@ -104,6 +109,10 @@ static const struct opt_def opt_table[] = {
      "address of /healthz and /readyz, \"0\" disables", check_health},
     {"leader-elect", OPT_BOOL, OFF(leader_elect), "false",
      "elect a leader with a Lease so only one replica writes", NULL},
+    {"leader-election-namespace", OPT_STRING, OFF(leader_namespace), NULL,
+     "namespace of the leader-election Lease (default: --namespace); the install runs the "
+     "controller in its own restricted namespace, apart from the privileged operands",
+     check_le_namespace},
     {"leader-elect-lease-duration", OPT_DOUBLE, OFF(leader_lease_s), "15",
      "seconds a non-leader waits after the last renewal it saw before taking over", check_le_lease},
     {"leader-elect-renew-deadline", OPT_DOUBLE, OFF(leader_renew_s), "10",
