@@ -225,6 +225,23 @@ def test_validator_account_may_only_get_nodes(rendered):
     assert rbac.grants() == {("", "nodes", "get", "", "")}
 
 
+def test_validator_pod_runs_non_root_with_runtime_default_seccomp():
+    """A policy can swap the validator's image: the pod itself must refuse root and keep seccomp."""
+    with open(os.path.join(ROOT, "templates/validator.yaml")) as f:
+        pod = yaml.safe_load(f)["spec"]["template"]["spec"]
+    psc = pod["securityContext"]
+    assert psc["runAsNonRoot"] is True
+    assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert psc.get("runAsUser", 65532) != 0
+    (c,) = pod["containers"]
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert not c["securityContext"].get("privileged")
+    # ... and it survives rendering, which sets the image from the policy (golden output).
+    with open(os.path.join(ROOT, "test/golden/validator.yaml")) as f:
+        rendered = [d for d in yaml.safe_load_all(f) if d and d["kind"] == "DaemonSet"]
+    assert rendered and rendered[0]["spec"]["template"]["spec"]["securityContext"] == psc
+
+
 # ---- RBAC against what the controller actually does -------------------------------------------------------
 
 
