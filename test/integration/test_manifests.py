@@ -317,6 +317,7 @@ def run_scenario(sim):
         wait_until(lambda: ctl.leading(), 15, "leadership")
         sim.ok("POST", CGP, policy("gpus", dcgmExporter={"serviceMonitor": {"enabled": True}}))
         wait_until(lambda: ready(sim, "gpus") == "True", 30, "policy Ready")
+        NODE_FIELDS.extend(controller_node_fields(sim))
         # A node stops matching (its labels go), another opts out of one operand.
         nodes = sorted(n["metadata"]["name"] for n in sim.get(NODES)[1]["items"]
                        if n["metadata"].get("labels", {}).get("gpupolicy.dev/policy") == "gpus")
@@ -347,6 +348,29 @@ def run_scenario(sim):
         if ctl.alive():
             ctl.kill9()
     return [r for r in sim.counters()["detail"] if r["client"] == "gpu-policy-controller"], ctl
+
+
+NODE_FIELDS = []  # (node, field path) the controller manages, filled by run_scenario
+
+
+def controller_node_fields(sim):
+    """Every Node field the controller's writes own, from the managedFields kubesim keeps."""
+    out = []
+
+    def walk(fields, path):
+        for k, v in fields.items():
+            if not v:
+                out.append(path + (k,))
+            else:
+                walk(v, path + (k,))
+
+    for n in sim.get(NODES)[1]["items"]:
+        for mf in n["metadata"].get("managedFields") or []:
+            if mf["manager"] == "gpu-policy-controller":
+                before = len(out)
+                walk(mf.get("fieldsV1") or {}, ())
+                out[before:] = [(n["metadata"]["name"],) + f for f in out[before:]]
+    return out
 
 
 def ready(sim, name):
@@ -409,6 +433,14 @@ def test_rbac_allows_every_request_and_no_rule_goes_unused(kubesim, rendered):
                                                        rule.get("resourceNames")))
     assert not unused, "rules no request needed (drop them, or list them in UNUSED_OK with a reason):\n  " + \
         "\n  ".join(unused)
+    # What the admission policy allows is all the controller does (kubesim does not evaluate its CEL): on
+    # Nodes it owns only gpupolicy.dev/* labels; the only RuntimeClass it touches is "nvidia".
+    assert NODE_FIELDS, "no Node field owned by the controller"
+    for node, *path in NODE_FIELDS:
+        assert path[:2] == ["f:metadata", "f:labels"] and path[2].startswith("f:gpupolicy.dev/") and \
+            len(path) == 3, (node, path)
+    rc_names = {r["name"] for r in requests if r["resource"] == "runtimeclasses"}
+    assert rc_names == {"nvidia"}, rc_names
     # The scenario really covered what the rules are for.
     seen = {(r["verb"], r["resource"], r["subresource"]) for r in requests}
     for want in [("patch", "clustergpupolicies", "status"), ("delete", "daemonsets", ""),
