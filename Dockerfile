@@ -25,8 +25,11 @@ COPY . .
 ARG VERSION=0.1.0
 RUN VERSION="$VERSION" scripts/build-image-rootfs.sh /rootfs
 
-# A minimal runtime: the binaries, their shared-library closure, CA
-# certificates and a nonroot user; no shell, no package manager.
+# A minimal runtime: the binaries, their shared-library closure and all of
+# glibc's runtime libraries, an /etc/ld.so.conf(.d) and /etc/ld.so.cache for
+# the NVIDIA container toolkit's update-ldcache hook to extend with the driver
+# libraries (the validator's needs; see docs/validator.md), CA certificates
+# and a nonroot user; no shell, no package manager.
 FROM scratch
 COPY --from=build /rootfs/ /
 USER 65532:65532

@@ -79,6 +79,9 @@ TEMPLATES := $(sort $(wildcard templates/*.yaml))
 
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
+# The validator's own unit test links its objects (all but main.o).
+VAL_UNIT  := $(BUILD)/test/validator/test_pure
+UNIT_BINS += $(VAL_UNIT)
 TOOL_SRCS := $(wildcard test/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:%.c=$(BUILD)/%)
 BENCH_SRCS:= $(wildcard bench/*.c)
@@ -131,6 +134,11 @@ $(BUILD)/test/unit/%: test/unit/%.c $(LIB)
 	@mkdir -p $(@D)
 	$(NEED_PKGS)@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+
+$(VAL_UNIT): test/validator/test_pure.c $(filter-out $(BUILD)/controller/validator/main.o,$(VAL_OBJS)) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CPPFLAGS) -Icontroller/validator $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
 $(BUILD)/test/tools/%: test/tools/%.c $(LIB)
 	@mkdir -p $(@D)
@@ -209,11 +217,18 @@ $(BUILD)/fuzz/%: test/fuzz/%.c $(LIB_SRCS) $(BUILD)/gen/templates_embedded.c
 	$(NEED_PKGS)@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Every target runs FUZZ_SECONDS from the checked-in seeds (test/fuzz/corpus/<target>/) and the
+# inputs that once crashed it (test/fuzz/regressions/<target>/, replayed first on every run). A crash
+# ends that target's run; libFuzzer writes the input to test/fuzz/regressions/<target>/ (commit it
+# with the fix); the other targets still run and the target fails at the end.
 fuzz: $(FUZZ_BINS)
-	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
-	  mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	@rc=0; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$n test/fuzz/regressions/$$n; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$n \
-	      $$( [ -d test/fuzz/corpus/$$n ] && echo test/fuzz/corpus/$$n ) ; done
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	      -artifact_prefix=test/fuzz/regressions/$$n/ $(BUILD)/fuzz/corpus-$$n \
+	      test/fuzz/regressions/$$n $$( [ -d test/fuzz/corpus/$$n ] && echo test/fuzz/corpus/$$n ) \
+	      || { echo "== $$n FAILED: crashing input in test/fuzz/regressions/$$n/"; rc=1; }; \
+	done; exit $$rc
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "backoff.h"
 #include "kube_client.h"
 #include "log.h"
 #include "loop.h"
@@ -34,6 +35,15 @@ struct entry {
   bool probed;        /* uncached kinds: looked for an existing copy once */
   bool exists;        /* uncached kinds: applied or found by the probe, not deleted since */
   json_t *ref;        /* uncached kinds: {apiVersion, kind, metadata{name, namespace}} */
+  /* Failed writes (apply.h): consecutive failures, the earliest next write,
+   * the render-hash that failed ("" for other writes), the failure. */
+  unsigned failures;
+  uint64_t retry_at_ms;
+  char *fail_sig;
+  long fail_code;
+  char *fail_msg;
+  char *what;       /* "apply daemonsets.apps ns/name" of the last write sent */
+  uint64_t touched; /* the reconcile (epoch) that last asked to write it */
   char **waiters;
   size_t n_waiters, cap_waiters;
 };
@@ -43,6 +53,9 @@ struct gpc_apply {
   struct entry **buckets;
   size_t nbuckets, count;
   unsigned in_flight;
+  size_t n_failing; /* entries with failures > 0 */
+  uint64_t epoch;   /* apply_begin_reconcile count */
+  uint64_t rng;     /* backoff jitter */
 };
 
 const char *apply_kind_name(enum apply_kind k) {
@@ -105,6 +118,28 @@ enum apply_decision apply_decide_object(struct apply_object_memory *m, const cha
   return now_ms - m->applied_at_ms >= APPLY_UNSEEN_RETRY_MS ? APPLY_DECIDE_SEND : APPLY_DECIDE_SKIP;
 }
 
+enum apply_decision apply_decide_retry(unsigned failures, uint64_t retry_at_ms,
+                                       const char *failed_sig, const char *sig, uint64_t now_ms) {
+  if (!failures || now_ms >= retry_at_ms) return APPLY_DECIDE_SEND;
+  if (sig && strcmp(sig, failed_sig ? failed_sig : "") != 0) return APPLY_DECIDE_SEND;
+  return APPLY_DECIDE_SKIP;
+}
+
+bool apply_failure_is_refusal(enum apply_kind kind, long http_code) {
+  if (http_code < 400 || http_code >= 500) return false;
+  switch (http_code) {
+  case 408: /* timeout */
+  case 409: /* conflict: someone else moved the object, the cache catches up */
+  case 410:
+  case 429: /* throttled */
+    return false;
+  case 404:
+    return kind != APPLY_KIND_NODE_LABELS;
+  default:
+    return true;
+  }
+}
+
 enum apply_decision apply_decide_prune(const struct apply_gvr *gvr, const char *kind, bool exists,
                                        bool wanted) {
   if (!exists || wanted || !gvr->namespaced || !kind) return APPLY_DECIDE_SKIP;
@@ -138,13 +173,17 @@ static void rehash(struct gpc_apply *a, size_t nb) {
 static struct entry *lookup(struct gpc_apply *a, const char *key, bool create) {
   size_t b = hash_str(key) % a->nbuckets;
   for (struct entry *e = a->buckets[b]; e; e = e->next)
-    if (strcmp(e->key, key) == 0) return e;
+    if (strcmp(e->key, key) == 0) {
+      if (create) e->touched = a->epoch; /* a write of it is being decided */
+      return e;
+    }
   if (!create) return NULL;
   if (a->count + 1 > a->nbuckets * 2) {
     rehash(a, a->nbuckets * 4);
     b = hash_str(key) % a->nbuckets;
   }
   struct entry *e = gpc_calloc(1, sizeof *e);
+  e->touched = a->epoch;
   e->key = gpc_strdup(key);
   e->owner = a;
   e->next = a->buckets[b];
@@ -161,6 +200,9 @@ static void entry_free(struct entry *e) {
   free(e->resp_rv);
   free(e->mem.hash);
   free(e->pending_hash);
+  free(e->fail_sig);
+  free(e->fail_msg);
+  free(e->what);
   json_decref(e->ref);
   for (size_t i = 0; i < e->n_waiters; i++)
     free(e->waiters[i]);
@@ -173,6 +215,7 @@ struct gpc_apply *apply_new(const struct apply_config *cfg) {
   a->cfg = *cfg;
   a->nbuckets = 64;
   a->buckets = gpc_calloc(a->nbuckets, sizeof *a->buckets);
+  a->rng = backoff_seed();
   return a;
 }
 
@@ -204,6 +247,54 @@ bool apply_policy_busy(const struct gpc_apply *a, const char *policy) {
   return false;
 }
 
+void apply_begin_reconcile(struct gpc_apply *a) {
+  a->epoch++;
+}
+
+static void clear_failure(struct gpc_apply *a, struct entry *e) {
+  if (!e->failures) return;
+  e->failures = 0;
+  a->n_failing--;
+  free(e->fail_sig);
+  e->fail_sig = NULL;
+  free(e->fail_msg);
+  e->fail_msg = NULL;
+  e->fail_code = 0;
+}
+
+static int cmp_failure(const void *x, const void *y) {
+  const struct apply_failure *a = x, *b = y;
+  return strcmp(a->key, b->key);
+}
+
+size_t apply_policy_failures(const struct gpc_apply *a, const char *policy, apply_failure_cb fn,
+                             void *ud) {
+  if (!a->n_failing) return 0;
+  struct apply_failure *v = NULL;
+  size_t n = 0, cap = 0;
+  for (size_t i = 0; i < a->nbuckets; i++)
+    for (const struct entry *e = a->buckets[i]; e; e = e->next) {
+      if (!e->failures || e->touched != a->epoch || !e->policy || strcmp(e->policy, policy) != 0)
+        continue;
+      gpc_grow((void **)&v, &cap, n + 1, sizeof *v);
+      v[n++] = (struct apply_failure){
+          .key = e->key,
+          .policy = e->policy,
+          .kind = e->kind,
+          .http_code = e->fail_code,
+          .message = e->fail_msg ? e->fail_msg : e->key,
+          .failures = e->failures,
+          .retry_at_ms = e->retry_at_ms,
+          .in_flight = e->in_flight,
+      };
+    }
+  if (n > 1) qsort(v, n, sizeof *v, cmp_failure);
+  for (size_t i = 0; fn && i < n; i++)
+    fn(&v[i], ud);
+  free(v);
+  return n;
+}
+
 void apply_forget_policy(struct gpc_apply *a, const char *policy) {
   for (size_t i = 0; i < a->nbuckets; i++) {
     struct entry **pp = &a->buckets[i];
@@ -212,6 +303,7 @@ void apply_forget_policy(struct gpc_apply *a, const char *policy) {
       if (!e->in_flight && e->policy && strcmp(e->policy, policy) == 0 &&
           e->kind != APPLY_KIND_NODE_LABELS) {
         *pp = e->next;
+        if (e->failures) a->n_failing--;
         entry_free(e);
         a->count--;
       } else {
@@ -263,6 +355,8 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
   struct entry *e = ud;
   struct gpc_apply *a = e->owner;
   int rc = r->rc;
+  /* What this write was, for the backoff: a generated object's hash. */
+  char *sig = gpc_strdup(e->kind == APPLY_KIND_OBJECT && e->pending_hash ? e->pending_hash : "");
   if (e->kind == APPLY_KIND_PROBE) {
     probe_done(e, r);
     rc = GPC_OK; /* a failed look only means we apply */
@@ -306,9 +400,35 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
                     : r->status && r->status->message && *r->status->message ? r->status->message
                     : r->error                                               ? r->error
                                                                              : gpc_strerror(rc);
-  if (rc != GPC_OK)
+  bool recovered = false;
+  uint64_t retry_in = 0;
+  if (e->kind != APPLY_KIND_PROBE && rc != GPC_OK) {
+    if (e->failures++ == 0) a->n_failing++;
+    retry_in = backoff_delay_ms(APPLY_RETRY_BASE_MS, APPLY_RETRY_CAP_MS, e->failures - 1,
+                                backoff_rand(&a->rng));
+    e->retry_at_ms = e->done_ms + retry_in;
+    free(e->fail_sig);
+    e->fail_sig = sig;
+    sig = NULL;
+    e->fail_code = r->http_code;
+    free(e->fail_msg);
+    const char *reason = r->status && r->status->reason ? r->status->reason : "";
+    if (r->http_code)
+      e->fail_msg = gpc_asprintf("%s: %ld%s%s: %s", e->what ? e->what : e->key, r->http_code,
+                                 *reason ? " " : "", reason, msg);
+    else
+      e->fail_msg = gpc_asprintf("%s: %s", e->what ? e->what : e->key, msg);
+    /* Once per backoff step: the write is not sent again before retry_in. */
     log_warn("apply", "write failed", KV_S("kind", apply_kind_name(e->kind)), KV_S("key", e->key),
-             KV_I("code", r->http_code), KV_S("error", msg));
+             KV_I("code", r->http_code), KV_S("error", msg), KV_I("failures", e->failures),
+             KV_I("retry_in_ms", retry_in));
+  } else if (e->kind != APPLY_KIND_PROBE && e->failures) {
+    log_info("apply", "write succeeded after failures", KV_S("kind", apply_kind_name(e->kind)),
+             KV_S("key", e->key), KV_I("failures", e->failures));
+    clear_failure(a, e);
+    recovered = true;
+  }
+  free(sig);
   struct apply_completion comp = {
       .kind = e->kind,
       .policy = e->policy,
@@ -318,11 +438,27 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
       .message = msg,
       .waiters = (const char *const *)e->waiters,
       .n_waiters = e->n_waiters,
+      .failures = rc != GPC_OK ? e->failures : 0,
+      .retry_in_ms = retry_in,
+      .recovered = recovered,
   };
   a->cfg.done(&comp, a->cfg.ud);
   for (size_t i = 0; i < e->n_waiters; i++)
     free(e->waiters[i]);
   e->n_waiters = 0;
+}
+
+/* "apply servicemonitors.monitoring.coreos.com gpu-operands/gpus-dcgm-exporter",
+ * "patch nodes gpu-1", "patch clustergpupolicies.gpupolicy.dev/status gpus". */
+static char *describe(enum apply_kind kind, const struct kube_request *req) {
+  static const char *const verbs[] = {"apply", "patch", "patch", "patch", "delete", "get"};
+  const char *verb = (unsigned)kind <= APPLY_KIND_PROBE ? verbs[kind] : "write";
+  bool group = req->group && *req->group;
+  return gpc_asprintf("%s %s%s%s%s%s %s%s%s", verb, req->resource ? req->resource : "?",
+                      group ? "." : "", group ? req->group : "", req->subresource ? "/" : "",
+                      req->subresource ? req->subresource : "",
+                      req->namespace ? req->namespace : "", req->namespace ? "/" : "",
+                      req->name ? req->name : "");
 }
 
 /* Submits `req` for entry `e`. Returns APPLY_SENT or APPLY_ERROR. */
@@ -331,6 +467,10 @@ static enum apply_result submit(struct gpc_apply *a, struct entry *e, enum apply
                                 struct gpc_error *err) {
   uint64_t id = kube_client_submit(a->cfg.client, req, on_done, NULL, e, err);
   if (id == 0) return APPLY_ERROR;
+  if (kind != APPLY_KIND_PROBE) {
+    free(e->what);
+    e->what = describe(kind, req);
+  }
   e->kind = kind;
   free(e->policy);
   e->policy = gpc_strdup(policy);
@@ -411,8 +551,13 @@ enum apply_result apply_object(struct gpc_apply *a, const char *policy, const js
     add_waiter(e, policy);
     return APPLY_BUSY;
   }
-  if (apply_decide_object(&e->mem, hash, cached, cache_covers, now_ms) == APPLY_DECIDE_SKIP)
+  if (apply_decide_object(&e->mem, hash, cached, cache_covers, now_ms) == APPLY_DECIDE_SKIP) {
+    clear_failure(a, e); /* as desired after all (someone else wrote it) */
     return APPLY_UNCHANGED;
+  }
+  if (apply_decide_retry(e->failures, e->retry_at_ms, e->fail_sig, hash, gpc_loop_now_ms()) ==
+      APPLY_DECIDE_SKIP)
+    return APPLY_BACKOFF;
   char *body = json_dumps(obj, JSON_COMPACT);
   struct kube_request req = {
       .verb = KUBE_PATCH,
@@ -453,6 +598,11 @@ static enum apply_result patch_echo(struct gpc_apply *a, const char *key, enum a
       free(body);
       return APPLY_UNCHANGED;
     }
+  }
+  if (apply_decide_retry(e->failures, e->retry_at_ms, e->fail_sig, NULL, gpc_loop_now_ms()) ==
+      APPLY_DECIDE_SKIP) {
+    free(body);
+    return APPLY_BACKOFF;
   }
   req->body = body;
   req->body_len = strlen(body);
@@ -532,13 +682,19 @@ enum apply_result apply_delete(struct gpc_apply *a, const char *policy, const js
   enum apply_result pre = claim_object(a, policy, obj, &gvr, &name, &ns, &e, err);
   if (pre != APPLY_SENT) return pre;
   if (cache_covers) {
-    if (!present) return APPLY_UNCHANGED;
+    if (!present) {
+      clear_failure(a, e); /* gone after all */
+      return APPLY_UNCHANGED;
+    }
     /* Deleted already; the watch has not shown it yet. */
     if (e->deleted && gpc_loop_now_ms() - e->done_ms < APPLY_UNSEEN_RETRY_MS)
       return APPLY_UNCHANGED;
   } else if (e->deleted) {
     return APPLY_UNCHANGED;
   }
+  if (apply_decide_retry(e->failures, e->retry_at_ms, e->fail_sig, NULL, gpc_loop_now_ms()) ==
+      APPLY_DECIDE_SKIP)
+    return APPLY_BACKOFF;
   struct kube_request req = {
       .verb = KUBE_DELETE,
       .group = gvr.group,
@@ -573,9 +729,16 @@ unsigned apply_prune(struct gpc_apply *a, const char *policy, const json_t *desi
       struct apply_gvr gvr;
       if (!apply_gvr_for(av, kind, &gvr)) continue;
       bool want = strmap_get(wanted, e->key) != NULL;
+      /* An apply that kept failing (a ServiceMonitor without its CRD) and
+       * is no longer desired: nothing to retry, nothing to report. */
+      if (!want && !e->in_flight && e->kind == APPLY_KIND_OBJECT) clear_failure(a, e);
       if (apply_decide_prune(&gvr, kind, e->exists || e->in_flight, want) == APPLY_DECIDE_SKIP)
         continue;
       if (busy(e, policy)) continue; /* decided again when that write completes */
+      e->touched = a->epoch;
+      if (apply_decide_retry(e->failures, e->retry_at_ms, e->fail_sig, NULL, gpc_loop_now_ms()) ==
+          APPLY_DECIDE_SKIP)
+        continue; /* the controller reconciles again when the backoff ends */
       const json_t *md = json_object_get(e->ref, "metadata");
       struct kube_request req = {
           .verb = KUBE_DELETE,

@@ -23,8 +23,19 @@
  * (APPLY_BUSY); the policy is remembered as a waiter and named in the
  * completion, so the controller requeues it then.
  *
- * Does not own: deciding what is desired (plan.c, status.c), retries of
- * failed writes (the controller requeues with backoff on completion).
+ * Failed writes back off per object: after the n-th consecutive failure of
+ * a key, the next write of it is held (APPLY_BACKOFF) for
+ * backoff_delay_ms(APPLY_RETRY_BASE_MS, APPLY_RETRY_CAP_MS, n-1) — jittered,
+ * exponential, capped — however often the controller reconciles meanwhile.
+ * Only a generated object whose desired render-hash changed (the spec was
+ * edited) is tried again at once. The failure (verb, resource, name, code,
+ * the server's message) is kept until a write of that key succeeds, so the
+ * controller can count the reconcile as an error and show it in the status
+ * (apply_policy_failures). Each failure is logged once: one line per
+ * backoff step, never one per reconcile.
+ *
+ * Does not own: deciding what is desired (plan.c, status.c), requeueing the
+ * policy (the controller does, from the completion's retry_in_ms).
  *
  * Threading: loop thread only. Strings and JSON passed in are borrowed (the
  * request body is serialized at once).
@@ -47,6 +58,11 @@ struct gpc_apply;
 /* A DaemonSet we applied but the cache has not shown within this time is
  * applied again (the watch may have missed it). */
 #define APPLY_UNSEEN_RETRY_MS (30u * 1000u)
+/* Per-object backoff of failed writes: 1-2 s after the first failure,
+ * doubling to 60-120 s; a write refused for good costs about one request a
+ * minute once the backoff is at its cap. */
+#define APPLY_RETRY_BASE_MS 2000u
+#define APPLY_RETRY_CAP_MS (120u * 1000u)
 
 enum apply_kind {
   APPLY_KIND_OBJECT = 0, /* server-side apply of a generated object */
@@ -66,6 +82,7 @@ enum apply_result {
   APPLY_UNCHANGED, /* nothing to write (or echo pending) */
   APPLY_BUSY,      /* a write for this object is in flight; requeue on completion */
   APPLY_ERROR,     /* could not even build the request (err says why) */
+  APPLY_BACKOFF,   /* the last write of this object failed; its retry time has not come */
 };
 
 /* What a finished write reports. All borrowed for the callback. */
@@ -79,6 +96,12 @@ struct apply_completion {
   /* Policies that got APPLY_BUSY for this key while it was in flight. */
   const char *const *waiters;
   size_t n_waiters;
+  /* rc != GPC_OK: consecutive failures of this key (1 = first) and when its
+   * next write may go (ms from now). */
+  unsigned failures;
+  uint64_t retry_in_ms;
+  /* rc == GPC_OK after failures: the failure is over (status to update). */
+  bool recovered;
 };
 typedef void (*apply_done_cb)(const struct apply_completion *c, void *ud);
 
@@ -149,6 +172,32 @@ unsigned apply_prune(struct gpc_apply *a, const char *policy, const json_t *desi
  * heartbeats) arrive in between. Call for every watch event of those. */
 void apply_observed(struct gpc_apply *a, const char *key, const char *rv);
 
+/* A write that failed and has not succeeded since. Borrowed strings. */
+struct apply_failure {
+  const char *key;
+  const char *policy; /* the policy whose reconcile sent it */
+  enum apply_kind kind;
+  long http_code; /* 0 when no response arrived */
+  const char
+      *message;      /* "apply servicemonitors.monitoring.coreos.com ns/name: 404 NotFound: ..." */
+  unsigned failures; /* consecutive */
+  uint64_t retry_at_ms;
+  bool in_flight; /* being retried now (its completion reports the outcome) */
+};
+typedef void (*apply_failure_cb)(const struct apply_failure *f, void *ud);
+
+/* Starts a reconcile: apply_policy_failures() then reports only the objects
+ * that the calls made since (apply_object, apply_node_labels, apply_status,
+ * apply_finalizers, apply_delete, apply_prune) asked to write — an object
+ * no longer desired does not keep a policy failing. */
+void apply_begin_reconcile(struct gpc_apply *a);
+
+/* Calls `fn` (may be NULL) for each write asked for since
+ * apply_begin_reconcile() on behalf of `policy` whose last attempt failed,
+ * in key order; returns how many there are. Cheap when nothing fails. */
+size_t apply_policy_failures(const struct gpc_apply *a, const char *policy, apply_failure_cb fn,
+                             void *ud);
+
 /* Writes in flight (for bounded shutdown). */
 unsigned apply_in_flight(const struct gpc_apply *a);
 /* True when any write for `policy` is in flight. */
@@ -190,5 +239,19 @@ enum apply_decision apply_decide_object(struct apply_object_memory *m, const cha
  * namespaced (per policy, not shared) and is not a DaemonSet. */
 enum apply_decision apply_decide_prune(const struct apply_gvr *gvr, const char *kind, bool exists,
                                        bool wanted);
+
+/* Whether a write of an object whose last write failed goes now: SKIP
+ * while `now_ms` is before `retry_at_ms`, unless `sig` (the render-hash of
+ * a generated object; NULL for other writes) differs from `failed_sig`,
+ * the one that failed. SEND when there was no failure. */
+enum apply_decision apply_decide_retry(unsigned failures, uint64_t retry_at_ms,
+                                       const char *failed_sig, const char *sig, uint64_t now_ms);
+
+/* Whether a failure is a refusal that will not heal by retrying the same
+ * write (403, 404, 422, an admission denial ...: shown in the policy's
+ * status at once) rather than a transient one (no response, 409, 429, 5xx:
+ * shown only once it persists). A 404 on a node patch is the node going
+ * away, which the watch reports: transient. */
+bool apply_failure_is_refusal(enum apply_kind kind, long http_code);
 
 #endif

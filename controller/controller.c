@@ -35,6 +35,11 @@
  * (each transfer holds curl buffers) while a slow API server works through
  * them, and a patch sent later carries every unlock due by then. */
 #define MAX_NODE_WRITES_IN_FLIGHT 64u
+/* A write failing for a transient reason (no response, 409, 429, 5xx)
+ * shows in the policy's status once it failed this many times in a row;
+ * a refusal (403, 404, 422, admission denied ...) at once. */
+#define APPLY_FAILURES_SHOWN 3u
+#define RETRY_MIN_MS 500u
 
 enum { INF_POLICY = 0, INF_NODE, INF_DS, INF_POD, INF_COUNT };
 
@@ -43,10 +48,8 @@ struct policy_state {
   char *rv;                   /* resourceVersion `decoded` came from */
   struct gpc_policy *decoded; /* NULL when invalid */
   char *decode_error;         /* set when invalid */
-  char *apply_error;          /* a 422 from the API server, for generation apply_error_gen */
-  int64_t apply_error_gen;
-  uint64_t last_status_ms;   /* when the last status write was sent */
-  unsigned stages_announced; /* StageUnlocked sent, bit per operand, for announced_gen */
+  uint64_t last_status_ms;    /* when the last status write was sent */
+  unsigned stages_announced;  /* StageUnlocked sent, bit per operand, for announced_gen */
   int64_t announced_gen;
 };
 
@@ -65,8 +68,9 @@ struct controller {
   bool all_synced;
   uint64_t events_timer;
   unsigned events_in_flight;
-  uint64_t trim_timer;   /* pending heap trim, 0 when none */
-  bool writes_throttled; /* a reconcile held node patches back */
+  struct event_call *event_calls; /* Event writes in flight */
+  uint64_t trim_timer;            /* pending heap trim, 0 when none */
+  bool writes_throttled;          /* a reconcile held node patches back */
   /* Node label keys kept in projections (besides gpupolicy.dev/...): GPU
    * detection plus every key a policy's nodeSelector reads. Value: (void *)1. */
   struct strmap *label_keys;
@@ -85,7 +89,6 @@ static void policy_state_free(void *v, void *ud) {
   free(s->rv);
   policy_free(s->decoded);
   free(s->decode_error);
-  free(s->apply_error);
   free(s);
 }
 
@@ -377,13 +380,46 @@ static void free_pod(void *p, void *ud) {
 
 /* ---- events ----------------------------------------------------------- */
 
+/* One Event write in flight (its kind and name decide what a 404 means). */
+struct event_call {
+  struct controller *c;
+  struct event_call *next;
+  enum events_write_kind kind;
+  char *name;
+  uint64_t id;
+};
+
+static void event_call_unlink(struct controller *c, struct event_call *k) {
+  for (struct event_call **pp = &c->event_calls; *pp; pp = &(*pp)->next)
+    if (*pp == k) {
+      *pp = k->next;
+      break;
+    }
+  free(k->name);
+  free(k);
+}
+
+static void send_event(struct controller *c, struct events_write *w);
+
 static void on_event_written(struct kube_client *kc, const struct kube_response *r, void *ud) {
   (void)kc;
-  struct controller *c = ud;
+  struct event_call *k = ud;
+  struct controller *c = k->c;
   c->events_in_flight--;
-  if (r->rc != GPC_OK)
+  if (r->rc != GPC_OK && k->kind == EVENTS_PATCH && r->http_code == 404 && !c->stopped) {
+    /* The Event expired or was deleted: create it anew, as client-go's
+     * recorder does, instead of dropping the occurrence. */
+    struct events_write w;
+    if (events_recreate(c->events, k->name, &w)) {
+      log_debug(COMP, "event gone, creating it again", KV_S("event", k->name));
+      send_event(c, &w);
+    }
+    events_write_release(&w);
+  } else if (r->rc != GPC_OK) {
     log_debug(COMP, "event write failed", KV_I("code", r->http_code),
               KV_S("error", r->error ? r->error : ""));
+  }
+  event_call_unlink(c, k);
 }
 
 static void send_event(struct controller *c, struct events_write *w) {
@@ -400,9 +436,18 @@ static void send_event(struct controller *c, struct events_write *w) {
       .patch_type = KUBE_PATCH_MERGE,
   };
   struct gpc_error err = {0};
-  if (kube_client_submit(c->cfg.client, &req, on_event_written, NULL, c, &err)) {
+  struct event_call *k = gpc_calloc(1, sizeof *k);
+  k->c = c;
+  k->kind = w->kind;
+  k->name = gpc_strdup(w->name ? w->name : "");
+  if ((k->id = kube_client_submit(c->cfg.client, &req, on_event_written, NULL, k, &err))) {
     c->events_in_flight++;
     c->stats.events_written++;
+    k->next = c->event_calls;
+    c->event_calls = k;
+  } else {
+    free(k->name);
+    free(k);
   }
   free(body);
 }
@@ -474,24 +519,16 @@ static void on_apply_done(const struct apply_completion *comp, void *ud) {
   if (comp->kind == APPLY_KIND_PROBE) return; /* the waiters (issuer included) were queued */
   if (comp->rc == GPC_OK) {
     /* Deletes finish a cleanup step the watch may not report to us as a
-     * change of the policy: look again. */
-    if (comp->kind == APPLY_KIND_DELETE) enqueue(c, comp->policy);
+     * change of the policy: look again. A write that failed before and
+     * went through now changes what the status says. */
+    if (comp->kind == APPLY_KIND_DELETE || comp->recovered) enqueue(c, comp->policy);
     return;
   }
   if (c->stopped) return;
-  if (comp->http_code == 422 && comp->kind == APPLY_KIND_OBJECT) {
-    struct policy_state *s = strmap_get(c->policies, comp->policy);
-    if (s) {
-      free(s->apply_error);
-      s->apply_error = gpc_asprintf("%s: %s", comp->key, comp->message ? comp->message : "");
-      s->apply_error_gen = s->decoded ? s->decoded->generation : 0;
-    }
-    enqueue(c, comp->policy);
-    return;
-  }
-  /* 409 (someone else moved the object) and transient errors: retry with
-   * the per-key backoff. */
-  workqueue_add_rate_limited(c->queue, comp->policy);
+  /* Reconcile now: it counts the error, shows it in the status when it is
+   * a refusal, and requeues the policy for when apply lets the object be
+   * written again (the backoff is apply's, per object). */
+  enqueue(c, comp->policy);
 }
 
 static void count_write(struct controller *c, enum apply_kind k, const char *key, void *ud);
@@ -660,9 +697,14 @@ static int plan_for(struct controller *c, const struct gpc_policy *p, struct sna
       .n_pods = snap->n_pods,
       .templates = c->cfg.templates,
       .namespace = c->namespace,
+      .now = (int64_t)time(NULL),
+      .pod_grace_s = c->cfg.pod_grace_s,
   };
   int rc = plan_compute(&in, pl, err);
   free(pols.v);
+  /* A pod's grace period ends with no event to tell: look again then. */
+  if (rc == GPC_OK && pl->recheck_at > in.now)
+    workqueue_add_after(c->queue, p->name, (uint64_t)(pl->recheck_at - in.now) * 1000 + 100);
   return rc;
 }
 
@@ -797,13 +839,41 @@ static void apply_objects(struct controller *c, const char *name, const struct g
   if (err.code) log_error(COMP, "prune", KV_S("policy", name), KV_S("error", err.msg));
 }
 
-/* One reconcile of policy `name`. Returns false when it should be retried
- * with backoff. */
-static bool reconcile(struct controller *c, const char *name) {
+/* The failing writes of a reconcile, for its status and its requeue. */
+struct failures {
+  size_t shown;      /* failures the status reports */
+  char *first;       /* message of the first of them (key order) */
+  bool waiting;      /* some failing write waits for its backoff (not in flight) */
+  uint64_t retry_at; /* earliest retry of those */
+};
+
+static void note_failure(const struct apply_failure *f, void *ud) {
+  struct failures *fs = ud;
+  if (!f->in_flight && (!fs->waiting || f->retry_at_ms < fs->retry_at)) {
+    fs->waiting = true;
+    fs->retry_at = f->retry_at_ms;
+  }
+  if (f->kind == APPLY_KIND_STATUS) return; /* the status cannot say its own write fails */
+  if (!apply_failure_is_refusal(f->kind, f->http_code) && f->failures < APPLY_FAILURES_SHOWN)
+    return;
+  if (fs->shown++ == 0) fs->first = gpc_strdup(f->message);
+}
+
+/* "apply ...: 404 NotFound: ...; 2 more writes failing" */
+static char *failures_message(const struct failures *fs) {
+  if (fs->shown <= 1) return gpc_strdup(fs->first);
+  return gpc_asprintf("%s; %zu more write(s) failing", fs->first, fs->shown - 1);
+}
+
+/* One reconcile of policy `name`. Returns false when a write it asked for
+ * is failing (a reconcile error, retried when that write may go again:
+ * *retry_at, 0 when only writes in flight are failing). */
+static bool reconcile(struct controller *c, const char *name, uint64_t *retry_at) {
   const json_t *obj = informer_get(c->inf[INF_POLICY], name);
   struct snapshot snap;
   snapshot_take(c, &snap);
-  bool ok = true;
+  apply_begin_reconcile(c->apply);
+  struct failures fs = {0};
   if (!obj) {
     reconcile_gone(c, name, &snap);
     goto out;
@@ -825,12 +895,6 @@ static bool reconcile(struct controller *c, const char *name) {
     goto out;
   }
   if (!ensure_finalizer(c, name, obj, p)) goto out;
-  if (s->apply_error && s->apply_error_gen == generation) {
-    json_t *st = status_stalled(prev, generation, "ApplyFailed", s->apply_error, time(NULL));
-    write_status(c, name, obj, st);
-    json_decref(st);
-    goto out;
-  }
   struct gpc_plan pl;
   struct gpc_error err = {0};
   if (plan_for(c, p, &snap, &pl, &err) != GPC_OK) {
@@ -844,12 +908,26 @@ static bool reconcile(struct controller *c, const char *name) {
   send_node_patches(c, name, &pl, unlocks);
   stage_events(c, obj, unlocks);
   json_t *st = status_from_plan(&pl, p, prev, time(NULL));
+  /* A write refused (or failing for long) shows: Ready=False, Stalled=True,
+   * ApplyFailed, until a retry goes through. */
+  apply_policy_failures(c->apply, name, note_failure, &fs);
+  if (fs.shown) {
+    char *msg = failures_message(&fs);
+    status_set_apply_failed(st, prev, generation, msg, time(NULL));
+    free(msg);
+  }
   write_status(c, name, obj, st);
   json_decref(st);
   if (c->obs.planned) c->obs.planned(name, &pl, c->obs.ud);
   plan_release(&pl);
 out:
   snapshot_release(&snap);
+  free(fs.first);
+  fs = (struct failures){0};
+  /* Every write asked for above, the status write included. */
+  bool ok = apply_policy_failures(c->apply, name, note_failure, &fs) == 0;
+  *retry_at = fs.waiting ? fs.retry_at : 0;
+  free(fs.first);
   return ok;
 }
 
@@ -867,7 +945,8 @@ static void process_queue(struct workqueue *q, void *ud) {
     }
     uint64_t t0 = gpc_loop_now_ms();
     schedule_trim(c);
-    bool ok = reconcile(c, key);
+    uint64_t retry_at = 0;
+    bool ok = reconcile(c, key, &retry_at);
     double secs = (double)(gpc_loop_now_ms() - t0) / 1000.0;
     c->stats.reconciles++;
     if (!ok) c->stats.reconcile_errors++;
@@ -876,7 +955,15 @@ static void process_queue(struct workqueue *q, void *ud) {
     if (ok) workqueue_forget(q, key);
     char *k = gpc_strdup(key);
     workqueue_done(q, k);
-    if (!ok) workqueue_add_rate_limited(q, k);
+    if (!ok) {
+      /* Again when apply lets the failing write go (its backoff, per
+       * object); a write in flight requeues the policy when it completes,
+       * the cap is a safety net. */
+      uint64_t now = gpc_loop_now_ms();
+      uint64_t wait = retry_at ? (retry_at > now ? retry_at - now : 0) : APPLY_RETRY_CAP_MS;
+      if (wait < RETRY_MIN_MS) wait = RETRY_MIN_MS; /* never a hot loop */
+      workqueue_add_retry_after(q, k, wait);
+    }
     free(k);
   }
 }
@@ -1012,6 +1099,14 @@ void controller_free(struct controller *c) {
   if (!c) return;
   controller_stop(c);
   apply_free(c->apply);
+  /* Event writes still in flight: their callbacks must never run now. */
+  while (c->event_calls) {
+    struct event_call *k = c->event_calls;
+    c->event_calls = k->next;
+    kube_client_cancel(c->cfg.client, k->id);
+    free(k->name);
+    free(k);
+  }
   for (int i = 0; i < INF_COUNT; i++)
     if (c->inf[i]) informer_free(c->inf[i]);
   workqueue_free(c->queue);

@@ -44,6 +44,7 @@ struct controller_config {
   const char *namespace; /* operands' namespace */
   const char *identity;  /* Event source host, e.g. the pod name; may be NULL */
   int watch_timeout_s;   /* 0: the informer's default */
+  int pod_grace_s;       /* plan's pod grace period; 0: GPC_POD_GRACE_DEFAULT_S */
 };
 
 /* Metrics hooks; any member may be NULL. Strings are borrowed for the call. */

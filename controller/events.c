@@ -195,6 +195,20 @@ uint64_t events_next_flush_at(const struct gpc_events *ev) {
   return at;
 }
 
+bool events_recreate(struct gpc_events *ev, const char *name, struct events_write *out) {
+  memset(out, 0, sizeof *out);
+  for (size_t i = 0; i < ev->n; i++) {
+    struct series *s = &ev->v[i];
+    if (!s->event_name || strcmp(s->event_name, name) != 0) continue;
+    struct events_object about = {.name = s->policy, .uid = s->uid};
+    out->kind = EVENTS_CREATE;
+    out->name = gpc_strdup(s->event_name);
+    out->body = create_body(ev, s, &about);
+    return true;
+  }
+  return false;
+}
+
 void events_forget(struct gpc_events *ev, const char *policy) {
   for (size_t i = 0; i < ev->n;) {
     if (strcmp(ev->v[i].policy, policy) == 0) {

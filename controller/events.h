@@ -76,6 +76,12 @@ bool events_next_flush(struct gpc_events *ev, uint64_t now_ms, time_t wall,
 /* Monotonic time at which the earliest pending update becomes due; 0 when
  * nothing is pending. */
 uint64_t events_next_flush_at(const struct gpc_events *ev);
+/* The PATCH of Event `name` answered 404 (the Event expired — the API
+ * server keeps Events for an hour — or someone deleted it): fills *out with
+ * a CREATE of that Event anew under the same name, with the series' count,
+ * timestamps and latest message, as client-go's recorder does. Returns
+ * false (kind EVENTS_NONE) when `name` is no longer the Event of any series. */
+bool events_recreate(struct gpc_events *ev, const char *name, struct events_write *out);
 /* Drops the state kept for a policy (after it is gone). */
 void events_forget(struct gpc_events *ev, const char *policy);
 

@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -19,6 +21,8 @@
 #include "loop.h"
 
 #define COMP "http"
+/* What lws_create_context opens (lws_plat_context_early_init). */
+#define HTTP_RANDOM_DEVICE "/dev/urandom"
 #define CHUNK 16384
 /* Every connection, from accept to the last byte of its one reply, lives at
  * most this long: idle and slow clients are dropped (lws timeouts). */
@@ -400,6 +404,20 @@ struct http_server *http_server_new(const struct http_server_config *cfg, struct
   s->uv_fd = -1;
   if (off_h && off_m) return s;
 
+  /* libwebsockets opens the random device while it creates its context,
+   * and its clean-up after that failure crashes inside uv_run (4.1 with a
+   * foreign libuv loop): look first and say what is missing. */
+  int rfd = open(HTTP_RANDOM_DEVICE, O_RDONLY | O_CLOEXEC);
+  if (rfd < 0) {
+    gpc_fail(err, GPC_E_IO,
+             "http server: cannot open %s (%s): libwebsockets needs it for the probe and "
+             "metrics endpoints; mount /dev (or disable both endpoints with "
+             "--health-probe-bind-address=0 --metrics-bind-address=0)",
+             HTTP_RANDOM_DEVICE, strerror(errno));
+    http_server_free(s);
+    return NULL;
+  }
+  close(rfd);
   lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
   s->uv = gpc_calloc(1, sizeof *s->uv);
   if (uv_loop_init(s->uv) != 0) {

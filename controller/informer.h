@@ -1,7 +1,7 @@
 /* informer.h — a LIST+WATCH cache of one resource, as client-go's reflector
  * plus indexer, holding compact projections instead of objects.
  *
- * Algorithm (reference/k8s-api-wire-spec.md §2):
+ * Algorithm (docs/wire-spec.md §2):
  *  1. LIST with limit=page_size (INFORMER_PAGE_LIMIT), following `continue`
  *     until it is empty; RV := the list's metadata.resourceVersion.
  *  2. WATCH from RV with allowWatchBookmarks=true and timeoutSeconds random

@@ -52,6 +52,7 @@ struct call {
   bool cancelled;
   bool streaming; /* watch response with 200: body goes to chunk */
   uint64_t retry_timer;
+  char errbuf[CURL_ERROR_SIZE]; /* curl's detail for a failed transfer */
 };
 
 struct kube_client {
@@ -326,6 +327,8 @@ static void start_call(struct kube_client *c, struct call *k) {
 
   curl_easy_setopt(e, CURLOPT_URL, k->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)k);
+  k->errbuf[0] = '\0';
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, k->errbuf);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, k->headers);
   curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -451,6 +454,24 @@ static int rc_for_curl(CURLcode res) {
   return GPC_E_IO;
 }
 
+/* The one-line error of a transfer that got no usable response: curl's
+ * name for it, its detail, and what a TLS handshake answered by a plain
+ * HTTP server (a kubeconfig with https:// for an http:// server) means. */
+static void transport_error(const struct kube_client *c, const struct call *k, CURLcode res,
+                            char *out, size_t len) {
+  const char *what = curl_easy_strerror(res);
+  const char *detail = k->errbuf[0] && strcmp(k->errbuf, what) != 0 ? k->errbuf : NULL;
+  /* OpenSSL reads "HTTP/1.x ..." as a TLS record of a version it does not know. */
+  bool plain = rc_for_curl(res) == GPC_E_TLS && detail &&
+               (strstr(detail, "wrong version number") ||
+                strstr(detail, "packet length too long") || strstr(detail, "http request"));
+  snprintf(out, len, "%s%s%s%s%s%s", what, detail ? ": " : "", detail ? detail : "",
+           plain ? " - the server at " : "", plain ? c->kc->server : "",
+           plain ? " answers in plain HTTP, not TLS: check the server URL (https://) in the "
+                   "kubeconfig"
+                 : "");
+}
+
 /* TLS set-up errors will not heal by retrying. */
 static bool curl_retryable(CURLcode res) {
   return rc_for_curl(res) != GPC_E_TLS;
@@ -489,7 +510,9 @@ static void finish_call(struct kube_client *c, struct call *k, CURLcode res) {
       schedule_retry(c, k, 0, 0);
       return;
     }
-    deliver(c, k, rc_for_curl(res), got_stream ? code : 0, NULL, curl_easy_strerror(res), secs);
+    char msg[GPC_ERROR_MSG_MAX];
+    transport_error(c, k, res, msg, sizeof msg);
+    deliver(c, k, rc_for_curl(res), got_stream ? code : 0, NULL, msg, secs);
     return;
   }
   if (code >= 200 && code < 300) {

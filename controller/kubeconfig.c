@@ -480,6 +480,9 @@ int kubeconfig_refresh_token(struct kubeconfig *kc, bool force, struct gpc_error
   time_t now = time(NULL);
   if (!force && kc->token && now - kc->token_read_at < KC_TOKEN_REFRESH_S) return GPC_OK;
   size_t len = 0;
+  /* A failed read is tried again after the same interval (or a 401), not
+   * before every request: the caller reports it once a minute at most. */
+  if (kc->token) kc->token_read_at = now;
   unsigned char *data = read_file(kc->token_file, "tokenFile", &len, err);
   if (!data) return err ? err->code : GPC_E_IO;
   char *tok = trimmed(data, len);

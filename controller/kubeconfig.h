@@ -70,9 +70,10 @@ int kubeconfig_load_incluster(struct kubeconfig *kc, struct gpc_error *err);
 int kubeconfig_load_auto(struct kubeconfig *kc, const char *path, const char *context,
                          struct gpc_error *err);
 
-/* Re-reads token_file when it is set and `force` or at least 60 s passed.
- * Returns GPC_OK (also when nothing to do) or an error; the old token is
- * kept on error. */
+/* Re-reads token_file when it is set and `force` or at least 60 s passed
+ * since the last attempt. Returns GPC_OK (also when nothing to do) or an
+ * error; the old token is kept on error, and a failed attempt counts as an
+ * attempt (an unreadable file is not re-read, nor reported, per request). */
 int kubeconfig_refresh_token(struct kubeconfig *kc, bool force, struct gpc_error *err);
 
 /* Frees all members (wiping credentials) and zeroes the struct. */

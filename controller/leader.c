@@ -122,6 +122,8 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
   }
   if (step == LEADER_STEP_GET) {
     enum leader_step next = leader_sm_on_get(&l->sm, now, r->http_code, r->body, r->body_len);
+    log_debug(COMP, "read the lease", KV_I("code", r->http_code),
+              KV_S("holder", leader_sm_holder(&l->sm)));
     if (next == LEADER_STEP_NONE && r->http_code != 200)
       log_warn(COMP, "reading the lease failed", KV_I("code", r->http_code),
                KV_S("error", r->error ? r->error : ""));
@@ -134,6 +136,8 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
   }
   enum leader_step next;
   bool held = leader_sm_on_write(&l->sm, now, r->http_code, r->body, r->body_len, &next);
+  log_debug(COMP, "wrote the lease", KV_S("verb", step == LEADER_STEP_CREATE ? "create" : "update"),
+            KV_I("code", r->http_code), KV_B("held", held));
   if (held) {
     arm_deadline(l);
   } else if (next != LEADER_STEP_NONE) {

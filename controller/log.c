@@ -7,15 +7,17 @@
 
 #define MAX_COMPONENT_OVERRIDES 16
 
+struct log_override {
+  char name[32];
+  enum log_level level;
+};
+
 static struct {
   enum log_level level;
   enum log_format format;
   FILE *out;
   int n_over;
-  struct {
-    char name[32];
-    enum log_level level;
-  } over[MAX_COMPONENT_OVERRIDES];
+  struct log_override over[MAX_COMPONENT_OVERRIDES];
 } L = {.level = LOG_INFO, .format = LOG_FMT_TEXT};
 
 static const char *level_names[] = {"error", "warn", "info", "debug"};
@@ -34,27 +36,67 @@ static int parse_level(const char *s, size_t n, enum log_level *out) {
   return -1;
 }
 
-int log_configure(const char *spec) {
-  enum log_level base = L.level;
-  int n_over = 0;
-  __typeof__(L.over) over;
+/* Every component that logs (each module's COMP); a --log-level override
+ * naming anything else is a typo that would silently do nothing.
+ * test_logging.py keeps this list equal to the names the code logs under. */
+static const char *const components[] = {"apply",       "controller", "http",     "informer",
+                                         "kube_client", "kubeconfig", "leader",   "main",
+                                         "policy",      "runtime",    "validator"};
+#define N_COMPONENTS (sizeof components / sizeof components[0])
+
+static bool known_component(const char *s, size_t n) {
+  for (size_t i = 0; i < N_COMPONENTS; i++)
+    if (strlen(components[i]) == n && strncmp(components[i], s, n) == 0) return true;
+  return false;
+}
+
+/* Parses `spec` into *base and over[0..*n_over). Returns NULL, or a message
+ * (in why) saying what is wrong. */
+static const char *parse_spec(const char *spec, enum log_level *base, struct log_override *over,
+                              int *n_over, char *why, size_t why_size) {
   const char *p = spec;
+  *n_over = 0;
+  if (!*p) return "want error|warn|info|debug";
   while (*p) {
     const char *end = strchr(p, ',');
     size_t len = end ? (size_t)(end - p) : strlen(p);
     const char *eq = memchr(p, '=', len);
     if (!eq) {
-      if (parse_level(p, len, &base) != 0) return -1;
+      if (parse_level(p, len, base) != 0)
+        return "want error|warn|info|debug, optionally \",component=level\"";
     } else {
       size_t nlen = (size_t)(eq - p);
-      if (nlen == 0 || nlen >= sizeof over[0].name || n_over == MAX_COMPONENT_OVERRIDES) return -1;
-      if (parse_level(eq + 1, len - nlen - 1, &over[n_over].level) != 0) return -1;
-      memcpy(over[n_over].name, p, nlen);
-      over[n_over].name[nlen] = '\0';
-      n_over++;
+      if (parse_level(eq + 1, len - nlen - 1, &over[*n_over].level) != 0 || nlen == 0)
+        return "want error|warn|info|debug, optionally \",component=level\"";
+      if (!known_component(p, nlen)) {
+        int w = snprintf(why, why_size, "unknown component \"%.*s\"; known:", (int)nlen, p);
+        for (size_t i = 0; i < N_COMPONENTS && w > 0 && (size_t)w < why_size; i++)
+          w += snprintf(why + w, why_size - (size_t)w, " %s", components[i]);
+        return why;
+      }
+      if (*n_over == MAX_COMPONENT_OVERRIDES) return "too many component overrides";
+      memcpy(over[*n_over].name, p, nlen);
+      over[*n_over].name[nlen] = '\0';
+      (*n_over)++;
     }
     p = end ? end + 1 : p + len;
   }
+  return NULL;
+}
+
+const char *log_check_spec(const char *spec, char *why, size_t why_size) {
+  enum log_level base = LOG_INFO;
+  struct log_override over[MAX_COMPONENT_OVERRIDES];
+  int n_over;
+  return parse_spec(spec, &base, over, &n_over, why, why_size);
+}
+
+int log_configure(const char *spec) {
+  enum log_level base = L.level;
+  struct log_override over[MAX_COMPONENT_OVERRIDES];
+  int n_over;
+  char why[256];
+  if (parse_spec(spec, &base, over, &n_over, why, sizeof why)) return -1;
   L.level = base;
   L.n_over = n_over;
   memcpy(L.over, over, sizeof over);

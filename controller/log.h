@@ -8,7 +8,8 @@
  * Credentials must never be passed as fields.
  *
  * Levels: error < warn < info < debug. log_configure() accepts a spec like
- * "info" or "info,informer=debug,kube_client=debug" (per-component debug).
+ * "info" or "info,informer=debug,kube_client=debug" (per-component debug);
+ * the components are the names the modules log under (list in log.c).
  */
 #ifndef GPC_LOG_H
 #define GPC_LOG_H
@@ -37,9 +38,12 @@ struct log_kv {
 #define KV_D(k, val) ((struct log_kv){.key = (k), .type = LOG_KV_DBL, .v.d = (double)(val)})
 #define KV_B(k, val) ((struct log_kv){.key = (k), .type = LOG_KV_BOOL, .v.b = (val)})
 
-/* Parses a level spec ("debug", "info,watch=debug"). Returns 0, or -1 with
- * nothing changed when the spec is invalid. */
+/* Parses a level spec ("debug", "info,leader=debug"). Returns 0, or -1 with
+ * nothing changed when the spec is invalid (an unknown level or component). */
 int log_configure(const char *spec);
+/* NULL when log_configure would accept `spec`, else a message saying why not,
+ * which may be written into why[why_size] (borrowed; valid while why is). */
+const char *log_check_spec(const char *spec, char *why, size_t why_size);
 /* Parses "json" or "text". Returns 0, or -1 when unknown. */
 int log_set_format_name(const char *name);
 void log_set_format(enum log_format f);

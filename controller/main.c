@@ -133,6 +133,7 @@ static int setup(struct app *app, char *ident) {
       .namespace = app->opts.namespace,
       .identity = ident,
       .watch_timeout_s = app->opts.watch_timeout_s,
+      .pod_grace_s = app->opts.pod_grace_s,
   };
   app->ctrl = controller_new(&cc, &err);
   if (!app->ctrl) {

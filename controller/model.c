@@ -112,7 +112,18 @@ void gpc_node_init(struct gpc_node *n) {
   n->uid = empty();
   n->resource_version = empty();
   n->creation_timestamp = empty();
+  n->down_message = empty();
   n->gpu_allocatable = -1;
+}
+
+void gpc_node_clear_taints(struct gpc_node *n) {
+  for (size_t i = 0; i < n->n_taints; i++) {
+    free(n->taints[i].key);
+    free(n->taints[i].value);
+  }
+  free(n->taints);
+  n->taints = NULL;
+  n->n_taints = 0;
 }
 
 void gpc_node_release(struct gpc_node *n) {
@@ -120,6 +131,8 @@ void gpc_node_release(struct gpc_node *n) {
   free(n->uid);
   free(n->resource_version);
   free(n->creation_timestamp);
+  free(n->down_message);
+  gpc_node_clear_taints(n);
   gpc_labels_release(&n->labels);
   memset(n, 0, sizeof(*n));
 }

@@ -60,6 +60,14 @@ void gpc_labels_release(struct gpc_labels *l);
 
 /* ---- nodes ----------------------------------------------------------- */
 
+/* A node taint that keeps pods off the node: NoSchedule or NoExecute
+ * (PreferNoSchedule never does, so it is not kept). */
+struct gpc_taint {
+  char *key;
+  char *value;     /* "" when absent */
+  bool no_execute; /* else NoSchedule */
+};
+
 struct gpc_node {
   char *name;
   char *uid;
@@ -68,10 +76,17 @@ struct gpc_node {
   struct gpc_labels labels; /* all of metadata.labels */
   int64_t gpu_allocatable;  /* status.allocatable["nvidia.com/gpu"], -1 when absent */
   bool ready;               /* condition Ready == "True" */
+  /* The Ready condition's message while the node is not Ready (what the
+   * kubelet or the node controller said), else "". Never NULL. */
+  char *down_message;
+  struct gpc_taint *taints; /* owned; n_taints entries, NoSchedule/NoExecute only */
+  size_t n_taints;
 };
 
 void gpc_node_init(struct gpc_node *n);
 void gpc_node_release(struct gpc_node *n);
+/* Frees the taints and leaves none. */
+void gpc_node_clear_taints(struct gpc_node *n);
 
 /* ---- operand DaemonSets ----------------------------------------------- */
 
@@ -99,23 +114,42 @@ void gpc_daemonset_release(struct gpc_daemonset *d);
 struct gpc_pod {
   char *name;
   char *namespace;
-  char *node_name; /* spec.nodeName, "" while unscheduled */
+  char *node_name; /* spec.nodeName, else the node its affinity names; "" when neither */
   char *policy;    /* label gpupolicy.dev/policy */
   int operand;     /* enum gpc_operand from label app.kubernetes.io/component, -1 unknown */
   bool ready;      /* condition Ready == "True" */
   char *phase;     /* status.phase ("Pending", "Running", "Failed", ...) */
-  /* Why the pod is not ready, from the first container (init containers
-   * first) that is waiting (state.waiting.reason/message, e.g.
-   * CrashLoopBackOff), else terminated (state.terminated), else
-   * lastState.terminated. A not-ready container that is crash-looping (or
-   * running, or terminated) with a termination message overrides that: the
-   * message is the termination message ("NoDevice: NVML reports 0
-   * devices", what the validator writes) and the reason its leading
-   * CamelCase word before ':' ("NoDevice"), else the terminated reason.
-   * "" when nothing is known. */
+  /* Why the pod is not ready ("" when ready). Pod-level first: Failed
+   * (status.reason, e.g. Terminated, Evicted), unbound (PodScheduled's
+   * reason, e.g. Unschedulable, else "Unscheduled"), no sandbox
+   * (PodReadyToStartContainers=False: "FailedCreatePodSandBox"). Else the
+   * first container (init containers first) that is waiting, else
+   * terminated, else (not running) lastState.terminated; an init container's
+   * reason is prefixed "Init:" as kubectl shows it. A not-ready container
+   * that is crash-looping, terminated, or running again after a crash with a
+   * termination message overrides that: the message is the termination
+   * message ("NoDevice: NVML reports 0 devices", what the validator writes)
+   * and the reason its leading CamelCase word before ':' ("NoDevice"), else
+   * the terminated reason. A container running but not ready without one is
+   * "Starting". */
   char *reason;
   char *message;
   int32_t restart_count; /* sum over containers */
+  /* metadata.deletionTimestamp is set: the pod is Terminating (it may stay
+   * so for its whole grace period, or forever on an unreachable node). */
+  bool deleting;
+  /* spec.nodeName is set; an unbound DaemonSet pod's node_name comes from
+   * its node affinity (the node the DaemonSet controller made it for). */
+  bool bound;
+  /* Not ready, but in a state a pod normally passes through (scheduling,
+   * sandbox creation, image pull, init containers, a container inside its
+   * start-up window, Failed pending replacement): `reason` says which. It
+   * counts as failing only once it lasted `window_s` + the planner's grace
+   * past `since`. False for ready pods and for failures that are failures
+   * at once (a crash loop, an image that cannot be pulled). */
+  bool progressing;
+  int64_t since;    /* Unix seconds the state began (0: unknown) */
+  int32_t window_s; /* the state's own allowance: a startup probe's window */
 };
 
 void gpc_pod_init(struct gpc_pod *p);

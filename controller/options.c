@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "log.h"
 
 enum opt_type { OPT_STRING, OPT_BOOL, OPT_DOUBLE, OPT_INT };
 
@@ -41,24 +42,8 @@ static const char *check_health(const struct gpc_options *o) {
                                                     : "want \"0\", \":PORT\" or \"HOST:PORT\"";
 }
 static const char *check_level(const struct gpc_options *o) {
-  /* Same grammar as log_configure(): "level" or "level,component=level,...". */
-  static const char *const levels[] = {"error", "warn", "info", "debug"};
-  const char *s = o->log_level;
-  while (*s) {
-    const char *end = strchr(s, ',');
-    size_t n = end ? (size_t)(end - s) : strlen(s);
-    const char *eq = memchr(s, '=', n);
-    const char *lv = eq ? eq + 1 : s;
-    size_t lvn = eq ? n - (size_t)(eq + 1 - s) : n;
-    bool ok = eq == NULL || eq > s;
-    bool known = false;
-    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
-      if (strlen(levels[i]) == lvn && strncmp(levels[i], lv, lvn) == 0) known = true;
-    if (!ok || !known) return "want error|warn|info|debug, optionally \",component=level\"";
-    if (!end) break;
-    s = end + 1;
-  }
-  return *o->log_level ? NULL : "want error|warn|info|debug";
+  static char why[256]; /* options are parsed once, on one thread */
+  return log_check_spec(o->log_level, why, sizeof why);
 }
 static const char *check_format(const struct gpc_options *o) {
   return strcmp(o->log_format, "json") == 0 || strcmp(o->log_format, "text") == 0
@@ -68,6 +53,10 @@ static const char *check_format(const struct gpc_options *o) {
 static const char *check_qps(const struct gpc_options *o) {
   return o->qps > 0 && isfinite(o->qps) ? NULL : "want a number > 0";
 }
+static const char *check_pod_grace(const struct gpc_options *o) {
+  return o->pod_grace_s >= 1 && o->pod_grace_s <= 86400 ? NULL : "want an integer from 1 to 86400";
+}
+
 static const char *check_burst(const struct gpc_options *o) {
   return o->burst >= 1 ? NULL : "want an integer >= 1";
 }
@@ -131,6 +120,10 @@ static const struct opt_def opt_table[] = {
      "seconds a watch asks the server to stay open (0: random 300-600)", check_watch_timeout},
     {"shutdown-grace", OPT_INT, OFF(shutdown_grace_s), "10",
      "seconds SIGTERM waits for in-flight writes", check_grace},
+    {"pod-grace-period", OPT_INT, OFF(pod_grace_s), "300",
+     "seconds an operand pod may stay unscheduled, without a sandbox, failing an init container "
+     "or starting before failingNodes lists it",
+     check_pod_grace},
     {"help", OPT_BOOL, OFF(help), NULL, "print this help and exit", NULL},
     {"version", OPT_BOOL, OFF(version), NULL, "print the version and exit", NULL},
 };
@@ -147,6 +140,7 @@ void options_init(struct gpc_options *o) {
   o->qps = 50;
   o->burst = 100;
   o->shutdown_grace_s = 10;
+  o->pod_grace_s = 300;
   o->leader_lease_s = 15;
   o->leader_renew_s = 10;
   o->leader_retry_s = 2;

@@ -44,6 +44,9 @@ struct gpc_options {
   int burst;            /* default 100, >= 1 */
   int watch_timeout_s;  /* 0 = the informer's randomized default */
   int shutdown_grace_s; /* how long SIGTERM waits for in-flight writes, default 10 */
+  int pod_grace_s;      /* --pod-grace-period: seconds a pod may stay unscheduled, without a
+                         * sandbox, failing an init container or starting before it counts as
+                         * failing; default 300 */
   bool help;
   bool version;
 };

@@ -6,6 +6,7 @@
 
 #include "alloc.h"
 #include "selector.h"
+#include "taints.h"
 
 /* Default GPU detection (design.md §4): NFD's PCI vendor labels for NVIDIA
  * (10de) and the label GPU Feature Discovery / gpu-operator set. */
@@ -15,11 +16,6 @@ static const char *const gpu_labels[] = {
     "feature.node.kubernetes.io/pci-0300_10de.present",
     "nvidia.com/gpu.present",
 };
-
-/* Pods whose waiting/terminated reason is one of these are starting, not
- * failing. */
-static const char *const benign_reasons[] = {"ContainerCreating", "PodInitializing", "Pending",
-                                             NULL};
 
 const char *gpc_operand_state_name(enum gpc_operand_state s) {
   switch (s) {
@@ -48,6 +44,16 @@ bool plan_node_matches(const struct gpc_policy *p, const struct gpc_node *n) {
   return false;
 }
 
+/* A policy with its own nodeSelector names its nodes on purpose; default
+ * detection ("every GPU node") covers the rest. So on a node both match, the
+ * explicit one wins whatever their ages, and the default one does not count it
+ * as a conflict: one policy per pool plus one for the rest works without
+ * NodeConflict (manifests/samples/node-pool.yaml). Within a class, the oldest. */
+static bool outranks(const struct gpc_policy *a, const struct gpc_policy *b) {
+  if (a->node_selector_empty != b->node_selector_empty) return !a->node_selector_empty;
+  return plan_policy_older(a, b);
+}
+
 bool plan_policy_older(const struct gpc_policy *a, const struct gpc_policy *b) {
   /* RFC 3339 timestamps in UTC ("Z") compare as strings; a missing one
    * (render -f) sorts last. */
@@ -70,7 +76,7 @@ static const struct gpc_policy *owner_of(const struct gpc_policy *self,
     if (!p || p->deleting) continue;
     if (i < n && self && strcmp(p->name, self->name) == 0) continue;
     if (!plan_node_matches(p, node)) continue;
-    if (!best || plan_policy_older(p, best)) best = p;
+    if (!best || outranks(p, best)) best = p;
   }
   return best;
 }
@@ -117,21 +123,44 @@ static long index_find(const struct node_index *ix, const struct gpc_node *const
 
 /* ---- pods ------------------------------------------------------------------ */
 
-static bool pod_failing(const struct gpc_pod *p) {
-  if (p->ready) return false;
-  if (strcmp(p->phase, "Failed") == 0) return true;
-  if (!p->reason[0]) return false;
-  for (int i = 0; benign_reasons[i]; i++)
-    if (strcmp(p->reason, benign_reasons[i]) == 0) return false;
-  return true;
+static int32_t grace_of(const struct gpc_plan_input *in) {
+  return in->pod_grace_s > 0 ? in->pod_grace_s : GPC_POD_GRACE_DEFAULT_S;
 }
 
-/* Several pods of one operand can share a node during a rollout (the old one
- * terminating): a Ready one decides, else one that explains a failure. */
-static bool pod_better(const struct gpc_pod *cand, const struct gpc_pod *cur) {
+/* When a progressing pod turns failing (Unix seconds); 0 = never known. */
+static int64_t pod_deadline(const struct gpc_plan_input *in, const struct gpc_pod *p) {
+  if (!p->progressing || !p->since) return 0;
+  return p->since + p->window_s + grace_of(in);
+}
+
+/* Waiting reasons of a pod on its way up (project.c marks them progressing;
+ * without that mark they still never count as failing). */
+static const char *const benign_reasons[] = {"ContainerCreating", "PodInitializing", "Pending",
+                                             NULL};
+
+static bool pod_failing(const struct gpc_plan_input *in, const struct gpc_pod *p) {
+  if (p->ready || p->deleting) return false;
+  if (!p->progressing) {
+    if (strcmp(p->phase, "Failed") == 0) return true;
+    if (!p->reason[0]) return false;
+    for (int i = 0; benign_reasons[i]; i++)
+      if (strcmp(p->reason, benign_reasons[i]) == 0) return false;
+    return true;
+  }
+  int64_t due = pod_deadline(in, p);
+  return in->now > 0 && due > 0 && in->now >= due;
+}
+
+/* Several pods of one operand can share a node (the old one Terminating
+ * during a rollout, a Failed one beside its replacement): a live one beats a
+ * Terminating one, then a Ready one decides, else one that explains a
+ * failure. */
+static bool pod_better(const struct gpc_plan_input *in, const struct gpc_pod *cand,
+                       const struct gpc_pod *cur) {
   if (!cur) return true;
+  if (cand->deleting != cur->deleting) return !cand->deleting;
   if (cand->ready != cur->ready) return cand->ready;
-  return pod_failing(cand) && !pod_failing(cur);
+  return pod_failing(in, cand) && !pod_failing(in, cur);
 }
 
 static const struct gpc_pod **pods_by_node(const struct gpc_plan_input *in,
@@ -145,7 +174,7 @@ static const struct gpc_pod **pods_by_node(const struct gpc_plan_input *in,
     long n = index_find(ix, in->nodes, pod->node_name);
     if (n < 0) continue;
     const struct gpc_pod **slot = &tab[(size_t)n * GPC_OP_COUNT + (size_t)pod->operand];
-    if (pod_better(pod, *slot)) *slot = pod;
+    if (pod_better(in, pod, *slot)) *slot = pod;
   }
   return tab;
 }
@@ -195,22 +224,56 @@ static size_t want_none(const struct gpc_node *node, struct label_want *want,
   return n;
 }
 
-static void add_failing(struct gpc_plan *plan, size_t *cap, const struct gpc_node *node,
-                        enum gpc_operand op, const struct gpc_pod *pod) {
-  gpc_grow((void **)&plan->failing, cap, plan->n_failing + 1, sizeof(*plan->failing));
-  struct gpc_failing_node *f = &plan->failing[plan->n_failing++];
-  f->node = gpc_strdup(node->name);
-  f->op = op;
-  f->reason = gpc_strdup(pod->reason[0] ? pod->reason : pod->phase);
-  f->message = gpc_strdup(pod->message);
-}
-
 struct plan_ctx {
   const struct gpc_plan_input *in;
   struct gpc_plan *plan;
   const struct gpc_pod **pods; /* [node * GPC_OP_COUNT + op] */
   size_t patch_cap, failing_cap;
 };
+
+static struct gpc_failing_node *add_entry(struct gpc_plan *plan, size_t *cap,
+                                          const struct gpc_node *node, enum gpc_operand op,
+                                          const char *reason, const char *message) {
+  gpc_grow((void **)&plan->failing, cap, plan->n_failing + 1, sizeof(*plan->failing));
+  struct gpc_failing_node *f = &plan->failing[plan->n_failing++];
+  *f = (struct gpc_failing_node){.node = gpc_strdup(node->name),
+                                 .op = op,
+                                 .reason = gpc_strdup(reason),
+                                 .message = gpc_strdup(message)};
+  return f;
+}
+
+static void add_failing(struct gpc_plan *plan, size_t *cap, const struct gpc_node *node,
+                        enum gpc_operand op, const struct gpc_pod *pod) {
+  add_entry(plan, cap, node, op, pod->reason[0] ? pod->reason : pod->phase, pod->message);
+}
+
+/* An unlocked operand with no pod on a Ready node: when a taint keeps the
+ * DaemonSet's pod off the node, say which, since there is no pod to describe. */
+static void check_taints(struct plan_ctx *c, const struct gpc_node *node, enum gpc_operand op) {
+  const struct gpc_taint *t =
+      taint_blocking_daemon_pod(c->in->policy->daemonsets.tolerations, node);
+  if (!t) return;
+  char msg[512];
+  snprintf(msg, sizeof msg,
+           "taint %s%s%s:%s is not tolerated by spec.daemonsets.tolerations, so the DaemonSet "
+           "creates no %s pod on this node",
+           t->key, t->value[0] ? "=" : "", t->value, t->no_execute ? "NoExecute" : "NoSchedule",
+           gpc_operand_name(op));
+  c->plan->operands[op].nodes_failing++;
+  add_entry(c->plan, &c->failing_cap, node, op, "UntoleratedTaint", msg);
+}
+
+/* A NotReady node is listed with the node controller's or kubelet's word, under
+ * the first stage it holds back; it does not make the policy not Ready (a node
+ * outage is not the stack's failure; status.c counts it apart). */
+static void add_node_down(struct plan_ctx *c, const struct gpc_node *node, int first_unready) {
+  struct gpc_failing_node *f =
+      add_entry(c->plan, &c->failing_cap, node,
+                (enum gpc_operand)(first_unready >= 0 ? first_unready : GPC_OP_DRIVER),
+                taint_unreachable(node) ? "Unreachable" : "NodeNotReady", node->down_message);
+  f->node_down = true;
+}
 
 /* Stage gating on a node this policy owns. */
 static void plan_owned_node(struct plan_ctx *c, size_t ni) {
@@ -225,6 +288,7 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
   const char *owner_label = gpc_labels_get(&node->labels, GPC_LABEL_POLICY);
   bool ours = owner_label && strcmp(owner_label, p->name) == 0;
   bool gate = true, gate_last = true, node_ready = true;
+  int first_unready = -1;
   for (int op = 0; op < GPC_OP_COUNT; op++) {
     op_label_key((enum gpc_operand)op, keys[op], sizeof(keys[op]));
     struct gpc_operand_summary *s = &plan->operands[op];
@@ -241,15 +305,28 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
       bool unlocked = unlocked_by_stages || sticky;
       want[nw++] = (struct label_want){keys[op], unlocked ? "true" : NULL};
       const struct gpc_pod *pod = c->pods[ni * GPC_OP_COUNT + (size_t)op];
-      satisfied = unlocked && pod && pod->ready;
+      /* A Terminating pod is going away: it never unlocks the next stage. */
+      satisfied = unlocked && pod && pod->ready && !pod->deleting;
       if (unlocked) s->nodes_unlocked++;
       if (satisfied) s->nodes_ready++;
       if (unlocked && !node->ready && !satisfied) s->nodes_down++;
-      if (unlocked && pod && pod_failing(pod)) {
+      if (pod && pod->deleting && !node->ready && !s->blocked_node)
+        s->blocked_node = gpc_strdup(node->name);
+      /* A NotReady node's pods are not waited for: their passing states
+       * (nobody reports their progress) never turn into failures. */
+      bool failing = pod && pod_failing(c->in, pod) && (node->ready || !pod->progressing);
+      if (unlocked && failing) {
         s->nodes_failing++;
         add_failing(plan, &c->failing_cap, node, (enum gpc_operand)op, pod);
+      } else if (unlocked && !pod && node->ready) {
+        check_taints(c, node, (enum gpc_operand)op);
+      } else if (unlocked && pod && !pod->ready && !pod->deleting && node->ready) {
+        int64_t due = pod_deadline(c->in, pod);
+        if (c->in->now > 0 && due > c->in->now && (!plan->recheck_at || due < plan->recheck_at))
+          plan->recheck_at = due;
       }
     }
+    if (!satisfied && first_unready < 0) first_unready = op;
     if (!satisfied) node_ready = false;
     if (op < GPC_OP_DCGM_EXPORTER) gate = gate && satisfied;
   }
@@ -257,6 +334,7 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
   if (!node->ready) {
     plan->not_ready++;
     if (!plan->not_ready_first) plan->not_ready_first = gpc_strdup(node->name);
+    add_node_down(c, node, first_unready);
   }
   if (node_ready && node->ready) plan->ready++;
   if (node->gpu_allocatable > 0) plan->gpus += node->gpu_allocatable;
@@ -287,6 +365,9 @@ static void plan_node(struct plan_ctx *c, size_t ni) {
     return;
   }
   if (plan_node_matches(p, node)) {
+    /* Default detection yields to an explicit selector: that node is simply
+     * not ours (its labels are the owner's to rewrite). */
+    if (owner && p->node_selector_empty && !owner->node_selector_empty) return;
     c->plan->conflicted++;
     if (!c->plan->conflict_owner && owner) c->plan->conflict_owner = gpc_strdup(owner->name);
     return;
@@ -347,6 +428,10 @@ static void summarize_operand(const struct gpc_plan_input *in, struct gpc_plan *
   }
   bool on_delete = op == GPC_OP_DRIVER || p->daemonsets.update_strategy == GPC_UPDATE_ON_DELETE;
   if (on_delete && s->desired > s->updated) s->pending_update = s->desired - s->updated;
+  if (s->blocked_node && (on_delete || s->updated >= s->desired)) {
+    free(s->blocked_node); /* nothing to roll: a Terminating pod blocks nothing */
+    s->blocked_node = NULL;
+  }
   /* OnDelete pods keep the old template until someone deletes them: that is
    * reported (pending_update) but does not hold the operand back. */
   /* Pods on NotReady nodes stay unavailable: not waited for. */
@@ -406,5 +491,7 @@ void plan_release(struct gpc_plan *p) {
   free(p->failing);
   free(p->conflict_owner);
   free(p->not_ready_first);
+  for (int op = 0; op < GPC_OP_COUNT; op++)
+    free(p->operands[op].blocked_node);
   memset(p, 0, sizeof(*p));
 }

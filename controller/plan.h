@@ -26,6 +26,13 @@
  *     satisfied ON THAT NODE (its pod there is Ready). An unlock is sticky
  *     while the node stays ours: a restarting driver pod does not tear down
  *     the stages above it (that would evict every GPU workload twice).
+ *   - A Terminating pod (deletionTimestamp) never satisfies a stage and is
+ *     chosen only when its node has no other pod of that operand; it is
+ *     never failing (its replacement will tell).
+ *   - A pod in a passing state (gpc_pod.progressing: unscheduled, no sandbox
+ *     yet, init container failing, starting inside its start-up window,
+ *     Failed awaiting its replacement) is failing only once it lasted its
+ *     window + pod_grace_s; recheck_at says when that is next due.
  *   - A NotReady node is matched but never ready; operands do not wait for it
  *     (their state ignores its pods), so one dead machine does not hold the
  *     policy in "rolling out".
@@ -67,7 +74,18 @@ struct gpc_plan_input {
   size_t n_pods;
   const struct gpc_templates *templates;
   const char *namespace; /* the controller's namespace */
+  /* Unix seconds now, for how long a pod has been progressing (0: unknown,
+   * progressing pods are then never failing), and the grace period after
+   * which a progressing pod counts as failing (0: GPC_POD_GRACE_DEFAULT_S). */
+  int64_t now;
+  int32_t pod_grace_s;
 };
+
+/* How long a pod may stay unscheduled, without a sandbox, with an init
+ * container failing, pulling/creating, Failed awaiting its replacement, or
+ * running not ready past its startup probe's window, before it shows in
+ * failingNodes. */
+#define GPC_POD_GRACE_DEFAULT_S 300
 
 struct gpc_node_patch {
   char *node;    /* node name */
@@ -99,6 +117,10 @@ struct gpc_operand_summary {
   uint32_t nodes_down;     /* ... that are NotReady (their pods cannot become Ready) */
   /* OnDelete (driver): pods still running the previous template. */
   int32_t pending_update;
+  /* RollingUpdate not done and a pod of this operand is Terminating on a
+   * NotReady node: its kubelet cannot finish it, so it holds one unit of
+   * maxUnavailable for good. The first such node, or NULL. */
+  char *blocked_node;
 };
 
 struct gpc_failing_node {
@@ -106,6 +128,9 @@ struct gpc_failing_node {
   enum gpc_operand op;
   char *reason;
   char *message;
+  /* The node itself is NotReady or unreachable (reason NodeNotReady or
+   * Unreachable): listed, but not a failure of the stack. */
+  bool node_down;
 };
 
 struct gpc_plan {
@@ -129,6 +154,9 @@ struct gpc_plan {
   /* Every failing (node, operand), sorted by node name then stage. */
   struct gpc_failing_node *failing;
   size_t n_failing;
+  /* The earliest Unix second a progressing pod's grace period ends (the
+   * plan can then differ: reconcile again), 0 when none. */
+  int64_t recheck_at;
 };
 
 /* Computes the plan. Returns GPC_OK, or an error (rendering failed: a

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "policy.h"
@@ -83,9 +84,67 @@ static const char *condition_status(const json_t *obj, const char *type) {
   return NULL;
 }
 
+/* The condition object of `type` in status.conditions, or NULL. */
+static const json_t *condition(const json_t *obj, const char *type) {
+  const json_t *conds = project_get(obj, "status", "conditions", PJ_END);
+  size_t i;
+  const json_t *c;
+  if (!json_is_array(conds)) return NULL;
+  json_array_foreach(conds, i, c) {
+    const char *t = project_str(c, "type", PJ_END);
+    if (t && strcmp(t, type) == 0) return c;
+  }
+  return NULL;
+}
+
+int64_t project_time(const char *s) {
+  int y, mo, d, h, mi, sec;
+  char z = 0;
+  if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &sec, &z) < 6) return 0;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970) return 0;
+  struct tm tm = {.tm_year = y - 1900,
+                  .tm_mon = mo - 1,
+                  .tm_mday = d,
+                  .tm_hour = h,
+                  .tm_min = mi,
+                  .tm_sec = sec};
+  time_t t = timegm(&tm); /* UTC: never mktime() and a timezone offset */
+  return t < 0 ? 0 : (int64_t)t;
+}
+
 static bool condition_true(const json_t *obj, const char *type) {
   const char *s = condition_status(obj, type);
   return s && strcmp(s, "True") == 0;
+}
+
+/* A node's taints that keep pods off (NoSchedule, NoExecute). The count is
+ * capped: a node with more taints than that is still reported by its first. */
+#define PROJECT_MAX_TAINTS 32
+static void project_taints(struct gpc_node *out, const json_t *taints) {
+  gpc_node_clear_taints(out);
+  size_t i;
+  const json_t *t;
+  if (!json_is_array(taints)) return;
+  json_array_foreach(taints, i, t) {
+    const char *key = project_str(t, "key", PJ_END), *effect = project_str(t, "effect", PJ_END);
+    if (!key || !effect || out->n_taints == PROJECT_MAX_TAINTS) continue;
+    bool no_execute = strcmp(effect, "NoExecute") == 0;
+    if (!no_execute && strcmp(effect, "NoSchedule") != 0) continue;
+    if (!out->taints) out->taints = gpc_calloc(PROJECT_MAX_TAINTS, sizeof *out->taints);
+    const char *value = project_str(t, "value", PJ_END);
+    out->taints[out->n_taints++] = (struct gpc_taint){
+        .key = gpc_strdup(key), .value = gpc_strdup(value ? value : ""), .no_execute = no_execute};
+  }
+}
+
+static bool taints_equal(const struct gpc_node *a, const struct gpc_node *b) {
+  if (a->n_taints != b->n_taints) return false;
+  for (size_t i = 0; i < a->n_taints; i++)
+    if (strcmp(a->taints[i].key, b->taints[i].key) != 0 ||
+        strcmp(a->taints[i].value, b->taints[i].value) != 0 ||
+        a->taints[i].no_execute != b->taints[i].no_execute)
+      return false;
+  return true;
 }
 
 void project_node(struct gpc_node *out, const json_t *obj) {
@@ -115,6 +174,13 @@ void project_node_filtered(struct gpc_node *out, const json_t *obj, project_labe
   out->gpu_allocatable =
       project_quantity_int(project_get(obj, "status", "allocatable", GPC_RESOURCE_GPU, PJ_END));
   out->ready = condition_true(obj, "Ready");
+  const char *down = NULL;
+  if (!out->ready) {
+    down = project_str(condition(obj, "Ready"), "message", PJ_END);
+    if (!down || !*down) down = "the node is not Ready";
+  }
+  set_str(&out->down_message, down);
+  project_taints(out, project_get(obj, "spec", "taints", PJ_END));
 }
 
 /* Operand index from the component label, falling back to the name label. */
@@ -133,7 +199,7 @@ void project_daemonset(struct gpc_daemonset *out, const json_t *obj) {
   set_str(&out->render_hash, project_str(md, "annotations", GPC_ANNOTATION_RENDER_HASH, PJ_END));
   out->operand = operand_of(labels);
   out->generation = json_int_or(json_object_get(md, "generation"), 0);
-  /* Absent status fields are omitempty zeros (k8s-api-wire-spec §9). */
+  /* Absent status fields are omitempty zeros (docs/wire-spec.md §9). */
   out->observed_generation = json_int_or(json_object_get(st, "observedGeneration"), 0);
   out->desired = (int32_t)json_int_or(json_object_get(st, "desiredNumberScheduled"), 0);
   out->current = (int32_t)json_int_or(json_object_get(st, "currentNumberScheduled"), 0);
@@ -145,7 +211,7 @@ void project_daemonset(struct gpc_daemonset *out, const json_t *obj) {
 
 /* First container (init containers first) with a waiting, then terminated,
  * then last-terminated reason: the most specific explanation of "not ready". */
-static const json_t *container_state_with_reason(const json_t *obj) {
+static const json_t *container_state_with_reason(const json_t *obj, bool *init) {
   static const char *const lists[] = {"initContainerStatuses", "containerStatuses"};
   static const char *const states[][2] = {
       {"state", "waiting"}, {"state", "terminated"}, {"lastState", "terminated"}};
@@ -160,10 +226,16 @@ static const json_t *container_state_with_reason(const json_t *obj) {
         if (l == 0 && s > 0 &&
             json_int_or(project_get(cs, states[s][0], states[s][1], "exitCode", PJ_END), 0) == 0)
           continue;
-        /* A ready container's last crash is history, not the current reason. */
-        if (s == 2 && json_is_true(json_object_get(cs, "ready"))) continue;
+        /* A ready container's last crash is history, not the current reason;
+         * so is a running one's: it restarted and is starting again. */
+        if (s == 2 && (json_is_true(json_object_get(cs, "ready")) ||
+                       json_is_object(project_get(cs, "state", "running", PJ_END))))
+          continue;
         const json_t *st = project_get(cs, states[s][0], states[s][1], PJ_END);
-        if (json_is_object(st) && project_str(st, "reason", PJ_END)) return st;
+        if (json_is_object(st) && project_str(st, "reason", PJ_END)) {
+          *init = l == 0;
+          return st;
+        }
       }
     }
   return NULL;
@@ -184,21 +256,33 @@ static char *result_token(const char *msg) {
 /* A crashing container's termination log (lastState.terminated.message, or
  * state.terminated.message between exit and restart) says why it failed,
  * better than the kubelet's CrashLoopBackOff. Only for a container that is
- * not ready and is crash-looping, running or terminated: a waiting reason
- * such as ImagePullBackOff is newer news than an old crash. */
-static const json_t *termination_with_message(const json_t *obj) {
-  const json_t *arr = project_get(obj, "status", "containerStatuses", PJ_END);
+ * not ready and is crash-looping or terminated: a waiting reason such as
+ * ImagePullBackOff is newer news than an old crash, and a running one has
+ * restarted and is starting again. */
+static const json_t *termination_in(const json_t *arr) {
   size_t i;
   const json_t *cs;
   if (!json_is_array(arr)) return NULL;
   json_array_foreach(arr, i, cs) {
     if (json_is_true(json_object_get(cs, "ready"))) continue;
+    if (json_is_object(project_get(cs, "state", "running", PJ_END))) continue;
     const char *waiting = project_str(cs, "state", "waiting", "reason", PJ_END);
     if (waiting && strcmp(waiting, "CrashLoopBackOff") != 0) continue;
     const json_t *t = project_get(cs, "state", "terminated", PJ_END);
     if (!project_str(t, "message", PJ_END)) t = project_get(cs, "lastState", "terminated", PJ_END);
     const char *m = project_str(t, "message", PJ_END);
     if (m && *m) return t;
+  }
+  return NULL;
+}
+
+/* Init containers first: an app container cannot have crashed while an
+ * init container has not finished. */
+static const json_t *termination_with_message(const json_t *obj) {
+  static const char *const lists[] = {"initContainerStatuses", "containerStatuses"};
+  for (size_t l = 0; l < 2; l++) {
+    const json_t *t = termination_in(project_get(obj, "status", lists[l], PJ_END));
+    if (t) return t;
   }
   return NULL;
 }
@@ -214,32 +298,197 @@ static int32_t restarts(const json_t *obj) {
   return sum > INT32_MAX ? INT32_MAX : (int32_t)sum;
 }
 
-void project_pod(struct gpc_pod *out, const json_t *obj) {
-  const json_t *md = json_object_get(obj, "metadata");
-  const json_t *labels = json_object_get(md, "labels");
-  set_str(&out->name, project_str(md, "name", PJ_END));
-  set_str(&out->namespace, project_str(md, "namespace", PJ_END));
-  set_str(&out->node_name, project_str(obj, "spec", "nodeName", PJ_END));
-  set_str(&out->policy, project_str(labels, GPC_LABEL_POLICY, PJ_END));
-  set_str(&out->phase, project_str(obj, "status", "phase", PJ_END));
-  out->operand = operand_of(labels);
-  out->ready = condition_true(obj, "Ready");
-  out->restart_count = restarts(obj);
-  const json_t *st = out->ready ? NULL : container_state_with_reason(obj);
-  const char *reason = st ? project_str(st, "reason", PJ_END) : NULL;
-  const char *message = st ? project_str(st, "message", PJ_END) : NULL;
-  /* A pod-level reason (Evicted, NodeLost, ...) when no container says more. */
-  if (!out->ready && !reason) {
+/* The node an unbound DaemonSet pod is for: the single metadata.name its
+ * required node affinity names (as the DaemonSet controller writes it;
+ * GetTargetNodeName in pkg/controller/daemon/util). NULL when none. */
+static const char *affinity_node(const json_t *obj) {
+  const json_t *terms =
+      project_get(obj, "spec", "affinity", "nodeAffinity",
+                  "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms", PJ_END);
+  size_t i, j;
+  const json_t *t, *f;
+  if (!json_is_array(terms)) return NULL;
+  json_array_foreach(terms, i, t) {
+    const json_t *fields = json_object_get(t, "matchFields");
+    if (!json_is_array(fields)) continue;
+    json_array_foreach(fields, j, f) {
+      const char *key = project_str(f, "key", PJ_END), *op = project_str(f, "operator", PJ_END);
+      const json_t *vals = json_object_get(f, "values");
+      if (key && op && strcmp(key, "metadata.name") == 0 && strcmp(op, "In") == 0 &&
+          json_array_size(vals) == 1 && json_is_string(json_array_get(vals, 0)))
+        return json_string_value(json_array_get(vals, 0));
+    }
+  }
+  return NULL;
+}
+
+static int64_t condition_since(const json_t *obj, const char *type) {
+  return project_time(project_str(condition(obj, type), "lastTransitionTime", PJ_END));
+}
+
+/* The start-up window of a container: how long its startup probe may keep
+ * failing before the kubelet kills it (initialDelaySeconds + failureThreshold
+ * x periodSeconds, API defaults 0, 3, 10); 0 without a startup probe. */
+static int32_t startup_window(const json_t *obj, const char *container) {
+  const json_t *arr = project_get(obj, "spec", "containers", PJ_END);
+  size_t i;
+  const json_t *c;
+  if (!json_is_array(arr)) return 0;
+  json_array_foreach(arr, i, c) {
+    const char *n = project_str(c, "name", PJ_END);
+    if (!n || !container || strcmp(n, container) != 0) continue;
+    const json_t *p = json_object_get(c, "startupProbe");
+    if (!json_is_object(p)) return 0;
+    int64_t w = json_int_or(json_object_get(p, "initialDelaySeconds"), 0) +
+                json_int_or(json_object_get(p, "failureThreshold"), 3) *
+                    json_int_or(json_object_get(p, "periodSeconds"), 10);
+    return w < 0 ? 0 : w > 86400 ? 86400 : (int32_t)w;
+  }
+  return 0;
+}
+
+/* A container running but not ready (its probes have not passed yet since
+ * it started or restarted), or NULL. */
+static const json_t *running_not_ready(const json_t *obj) {
+  const json_t *arr = project_get(obj, "status", "containerStatuses", PJ_END);
+  size_t i;
+  const json_t *cs;
+  if (!json_is_array(arr)) return NULL;
+  json_array_foreach(arr, i, cs) {
+    if (!json_is_true(json_object_get(cs, "ready")) &&
+        json_is_object(project_get(cs, "state", "running", PJ_END)))
+      return cs;
+  }
+  return NULL;
+}
+
+/* A running container that has restarted at least twice and whose last run
+ * lasted under CRASH_LOOP_RUN_S: it runs between two back-offs of a crash
+ * loop. A restart after a long run (a reboot, a liveness kill after hours,
+ * an OOM after days) is a normal start. */
+#define CRASH_LOOP_RUN_S 600
+static bool crash_looping(const json_t *cs) {
+  if (json_int_or(json_object_get(cs, "restartCount"), 0) < 2) return false;
+  const json_t *lt = project_get(cs, "lastState", "terminated", PJ_END);
+  int64_t started = project_time(project_str(lt, "startedAt", PJ_END));
+  int64_t finished = project_time(project_str(lt, "finishedAt", PJ_END));
+  return started && finished && finished >= started && finished - started < CRASH_LOOP_RUN_S;
+}
+
+static bool is_false(const json_t *cond) {
+  const char *st = project_str(cond, "status", PJ_END);
+  return st && strcmp(st, "False") == 0;
+}
+
+static bool is_benign(const char *reason) {
+  static const char *const benign[] = {"ContainerCreating", "PodInitializing", "Pending"};
+  if (!reason || !*reason) return true;
+  for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++)
+    if (strcmp(reason, benign[i]) == 0) return true;
+  return false;
+}
+
+/* Not ready: say why (reason/message) and whether that is a passing state
+ * (progressing since `since`) or a failure now. */
+static void classify(struct gpc_pod *out, const json_t *obj, const json_t *md) {
+  int64_t created = project_time(project_str(md, "creationTimestamp", PJ_END));
+  int64_t not_ready_since = condition_since(obj, "Ready");
+  if (!not_ready_since) not_ready_since = created;
+  const char *reason = NULL, *message = NULL;
+  char *owned = NULL, *token = NULL;
+  out->progressing = true;
+  out->since = not_ready_since;
+  out->window_s = 0;
+  const json_t *sched = condition(obj, "PodScheduled");
+  const json_t *sandbox = condition(obj, "PodReadyToStartContainers");
+  if (strcmp(out->phase, "Failed") == 0) {
+    /* Evicted, node shutdown, admission reject: the DaemonSet controller
+     * deletes and replaces it (with back-off), so it is transient. */
     reason = project_str(obj, "status", "reason", PJ_END);
     message = project_str(obj, "status", "message", PJ_END);
-  }
-  const json_t *term = out->ready ? NULL : termination_with_message(obj);
-  char *token = NULL;
-  if (term) {
-    message = project_str(term, "message", PJ_END);
-    token = result_token(message);
-    const char *treason = project_str(term, "reason", PJ_END);
-    reason = token ? token : treason ? treason : reason;
+    if (!reason) reason = "Failed";
+  } else if (!out->bound) {
+    if (is_false(sched)) {
+      reason = project_str(sched, "reason", PJ_END);
+      message = project_str(sched, "message", PJ_END);
+      if (!reason) reason = "Unschedulable";
+      int64_t t = condition_since(obj, "PodScheduled");
+      if (t) out->since = t;
+    } else {
+      reason = "Unscheduled";
+      message = "not bound to its node by the scheduler yet";
+      out->since = created;
+    }
+  } else if (strcmp(out->phase, "Pending") == 0 && is_false(sandbox)) {
+    /* RunPodSandbox keeps failing (an unknown runtime handler, CNI): the
+     * error is only in the pod's events. */
+    reason = "FailedCreatePodSandBox";
+    message = "pod sandbox not created (PodReadyToStartContainers=False); the pod's "
+              "FailedCreatePodSandBox events say why";
+    int64_t t = condition_since(obj, "PodReadyToStartContainers");
+    if (t) out->since = t;
+  } else {
+    bool init = false;
+    const json_t *st = container_state_with_reason(obj, &init);
+    reason = st ? project_str(st, "reason", PJ_END) : NULL;
+    message = st ? project_str(st, "message", PJ_END) : NULL;
+    if (!reason) { /* a pod-level reason (NodeLost, ...) when no container says more */
+      reason = project_str(obj, "status", "reason", PJ_END);
+      message = project_str(obj, "status", "message", PJ_END);
+    }
+    const json_t *term = termination_with_message(obj);
+    if (term) {
+      message = project_str(term, "message", PJ_END);
+      token = result_token(message);
+      const char *treason = project_str(term, "reason", PJ_END);
+      if (!init) reason = token ? token : treason ? treason : reason;
+    }
+    const json_t *run = running_not_ready(obj);
+    if (init && !is_benign(reason)) {
+      /* An init container failing (kubectl: Init:CrashLoopBackOff): often it
+       * waits for an earlier stage, so it gets the grace period too. */
+      owned = gpc_asprintf("Init:%s", reason);
+      reason = owned;
+      int64_t t = condition_since(obj, "Initialized");
+      if (t) out->since = t;
+    } else if (!is_benign(reason)) {
+      out->progressing = false; /* crash loop, image pull failure: failing now */
+    } else if (run) {
+      /* Started or restarted, probes not passed yet: its start-up window.
+       * Its last crash's termination log, if any, says what it is waiting
+       * for (the validator's --wait), for when the window runs out. */
+      const json_t *lt = project_get(run, "lastState", "terminated", PJ_END);
+      const char *lm = project_str(lt, "message", PJ_END);
+      if (lm && *lm) {
+        free(token);
+        token = result_token(lm);
+        const char *lr = project_str(lt, "reason", PJ_END);
+        reason = token ? token : lr ? lr : "Starting";
+        message = lm;
+      } else {
+        reason = "Starting";
+        message = "container running, not ready yet (inside its start-up window)";
+      }
+      int64_t t = project_time(project_str(run, "state", "running", "startedAt", PJ_END));
+      if (t) out->since = t;
+      out->window_s = startup_window(obj, project_str(run, "name", PJ_END));
+      if (crash_looping(run)) {
+        /* Between two back-offs of a crash loop: still failing, with the
+         * reason it has while waiting, so failingNodes does not flap. */
+        out->progressing = false;
+        if (!token && !(lm && *lm)) {
+          reason = "CrashLoopBackOff";
+          message = "restarted repeatedly, each run ending within minutes";
+        }
+      }
+    } else if ((!reason || !*reason) && strcmp(out->phase, "Pending") == 0) {
+      reason = "ContainerCreating";
+    } else if (!reason || !*reason) {
+      /* Running, every container ready, the pod not: the node lifecycle
+       * controller marked it (its node stopped reporting). Not the pod's
+       * failure; the node shows as NotReady. */
+      out->progressing = false;
+    }
   }
   set_str(&out->reason, reason);
   set_str(&out->message, message);
@@ -249,6 +498,32 @@ void project_pod(struct gpc_pod *out, const json_t *obj) {
       out->message[--n] = '\0';
   }
   free(token);
+  free(owned);
+}
+
+void project_pod(struct gpc_pod *out, const json_t *obj) {
+  const json_t *md = json_object_get(obj, "metadata");
+  const json_t *labels = json_object_get(md, "labels");
+  set_str(&out->name, project_str(md, "name", PJ_END));
+  set_str(&out->namespace, project_str(md, "namespace", PJ_END));
+  const char *node = project_str(obj, "spec", "nodeName", PJ_END);
+  out->bound = node && *node;
+  set_str(&out->node_name, out->bound ? node : affinity_node(obj));
+  set_str(&out->policy, project_str(labels, GPC_LABEL_POLICY, PJ_END));
+  set_str(&out->phase, project_str(obj, "status", "phase", PJ_END));
+  out->operand = operand_of(labels);
+  out->ready = condition_true(obj, "Ready");
+  out->deleting = json_object_get(md, "deletionTimestamp") != NULL;
+  out->restart_count = restarts(obj);
+  out->progressing = false;
+  out->since = 0;
+  out->window_s = 0;
+  if (out->ready) {
+    set_str(&out->reason, NULL);
+    set_str(&out->message, NULL);
+  } else {
+    classify(out, obj, md);
+  }
 }
 
 struct gpc_node *project_node_new(const json_t *obj) {
@@ -317,7 +592,8 @@ void project_pod_free(struct gpc_pod *p) {
 
 bool project_node_changed(const struct gpc_node *old, const struct gpc_node *cur) {
   return old->ready != cur->ready || old->gpu_allocatable != cur->gpu_allocatable ||
-         strcmp(old->uid, cur->uid) != 0 || !gpc_labels_equal(&old->labels, &cur->labels);
+         strcmp(old->uid, cur->uid) != 0 || !gpc_labels_equal(&old->labels, &cur->labels) ||
+         !taints_equal(old, cur);
 }
 
 bool project_daemonset_changed(const struct gpc_daemonset *old, const struct gpc_daemonset *cur) {
@@ -331,8 +607,11 @@ bool project_daemonset_changed(const struct gpc_daemonset *old, const struct gpc
 
 bool project_pod_changed(const struct gpc_pod *old, const struct gpc_pod *cur) {
   return old->ready != cur->ready || old->operand != cur->operand ||
-         strcmp(old->phase, cur->phase) != 0 || strcmp(old->reason, cur->reason) != 0 ||
-         strcmp(old->node_name, cur->node_name) != 0 || strcmp(old->policy, cur->policy) != 0;
+         old->deleting != cur->deleting || old->bound != cur->bound ||
+         old->progressing != cur->progressing || old->since != cur->since ||
+         old->window_s != cur->window_s || strcmp(old->phase, cur->phase) != 0 ||
+         strcmp(old->reason, cur->reason) != 0 || strcmp(old->node_name, cur->node_name) != 0 ||
+         strcmp(old->policy, cur->policy) != 0;
 }
 
 static bool json_same(const json_t *a, const json_t *b) {

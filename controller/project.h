@@ -62,8 +62,9 @@ int64_t project_quantity_int(const json_t *q);
  *    resourceVersion alone (kubelet heartbeats bump it every 10 s per node);
  *  - daemonset: status counts, generation/observedGeneration, render hash,
  *    policy or operand label;
- *  - pod: ready, phase, reason, node, policy or operand label (a message that
- *    only counts restarts does not re-plan anything). */
+ *  - pod: ready, phase, reason, node, policy or operand label, deletion,
+ *    binding, progressing and its since/window (a message that only counts
+ *    restarts does not re-plan anything). */
 bool project_node_changed(const struct gpc_node *old, const struct gpc_node *cur);
 bool project_daemonset_changed(const struct gpc_daemonset *old, const struct gpc_daemonset *cur);
 bool project_pod_changed(const struct gpc_pod *old, const struct gpc_pod *cur);
@@ -73,6 +74,10 @@ bool project_pod_changed(const struct gpc_pod *old, const struct gpc_pod *cur);
  * started, finalizers or uid changed — never for a status-only write (our own
  * /status patches come back through the watch). Both borrowed. */
 bool project_policy_changed(const json_t *old, const json_t *cur);
+
+/* Unix seconds of an RFC 3339 UTC timestamp ("2024-07-01T12:00:00Z"), read
+ * as UTC whatever the local time zone; 0 when absent or malformed. */
+int64_t project_time(const char *rfc3339);
 
 /* Sentinel ending the key lists of project_str/project_get (a typed null
  * pointer: a bare NULL may be a plain 0 in a variadic call). */

@@ -65,8 +65,23 @@ static void msg_add(struct msg *m, const char *fmt, ...) {
 static int first_failing_op(const struct gpc_plan *plan) {
   int first = GPC_OP_COUNT;
   for (size_t i = 0; i < plan->n_failing; i++)
-    if ((int)plan->failing[i].op < first) first = (int)plan->failing[i].op;
+    if (!plan->failing[i].node_down && (int)plan->failing[i].op < first)
+      first = (int)plan->failing[i].op;
   return first;
+}
+
+/* Nodes where the stack fails; a NotReady node is listed in failingNodes but
+ * is not the stack's failure (it is counted in plan->not_ready). */
+static uint32_t failing_nodes(const struct gpc_plan *plan) {
+  uint32_t n = 0;
+  const char *last = NULL;
+  for (size_t i = 0; i < plan->n_failing; i++) {
+    const struct gpc_failing_node *f = &plan->failing[i];
+    if (f->node_down) continue;
+    if (!last || strcmp(f->node, last) != 0) n++;
+    last = f->node;
+  }
+  return n;
 }
 
 /* Ready's reason names the stage, so `kubectl get cgp` and kstatus readers
@@ -98,7 +113,7 @@ static void failing_message(const struct gpc_plan *plan, struct msg *m) {
   int shown = 0;
   for (size_t i = 0; i < plan->n_failing; i++) {
     const struct gpc_failing_node *f = &plan->failing[i];
-    if ((int)f->op != first) continue;
+    if ((int)f->op != first || f->node_down) continue;
     if (shown++ == 5) {
       msg_add(m, " ...");
       break;
@@ -114,6 +129,13 @@ static void progress_message(const struct gpc_plan *plan, struct msg *m) {
   for (int op = 0; op < GPC_OP_COUNT; op++) {
     const struct gpc_operand_summary *s = &plan->operands[op];
     if (s->state == GPC_STATE_DISABLED || s->state == GPC_STATE_READY) continue;
+    if (s->blocked_node) {
+      msg_add(m,
+              "; %s rollout blocked: its pod on unreachable node %s is stuck Terminating "
+              "(bring the node back, or delete the node or that pod with --force --grace-period=0)",
+              gpc_operand_name((enum gpc_operand)op), s->blocked_node);
+      return;
+    }
     uint32_t waiting = s->nodes_wanted - s->nodes_ready - s->nodes_down;
     if (waiting > 0)
       msg_add(m, "; waiting for %s on %u node(s)", gpc_operand_name((enum gpc_operand)op), waiting);
@@ -154,6 +176,21 @@ static json_t *failing_json(const struct gpc_plan *plan) {
   return arr;
 }
 
+/* The Driver column: what the nodes run, not only what the spec asks for. A
+ * new version waits for each node's driver pod to be deleted (OnDelete), so
+ * the spec's version alone would read as rolled out while no node runs it. */
+static void driver_summary(const struct gpc_plan *plan, const struct gpc_policy *p, char *buf,
+                           size_t size) {
+  const struct gpc_operand_spec *spec = &p->operands[GPC_OP_DRIVER];
+  const struct gpc_operand_summary *d = &plan->operands[GPC_OP_DRIVER];
+  if (!spec->enabled || d->state == GPC_STATE_DISABLED)
+    snprintf(buf, size, "disabled");
+  else if (d->pending_update > 0)
+    snprintf(buf, size, "%s (pending on %d of %d)", spec->version, d->pending_update, d->desired);
+  else
+    snprintf(buf, size, "%s", spec->version);
+}
+
 static bool all_operands_ready(const struct gpc_plan *plan) {
   for (int op = 0; op < GPC_OP_COUNT; op++)
     if (plan->operands[op].state != GPC_STATE_READY &&
@@ -171,14 +208,11 @@ json_t *status_from_plan(const struct gpc_plan *plan, const struct gpc_policy *p
   if (plan->deleting) {
     ready = "Unknown", ready_reason = "RolloutInProgress", reconciling = true;
     msg_add(&m, "policy is being deleted: removing its node labels and objects");
-  } else if (plan->n_failing > 0) {
+  } else if (failing_nodes(plan) > 0) {
     ready = "False", ready_reason = not_ready_reason(first_failing_op(plan));
     failing_message(plan, &m);
     /* Nodes neither ready nor failing are still rolling out. */
-    uint32_t failing_nodes = 0;
-    for (size_t i = 0; i < plan->n_failing; i++)
-      if (i == 0 || strcmp(plan->failing[i].node, plan->failing[i - 1].node) != 0) failing_nodes++;
-    reconciling = plan->ready + failing_nodes + plan->not_ready < plan->matched;
+    reconciling = plan->ready + failing_nodes(plan) + plan->not_ready < plan->matched;
   } else if (plan->matched == 0) {
     ready = "True", ready_reason = "NoMatchingNodes", reconciling = false;
     msg_add(&m, "no node matches the policy");
@@ -214,13 +248,15 @@ json_t *status_from_plan(const struct gpc_plan *plan, const struct gpc_policy *p
   } else {
     add_condition(conds, prev, "NodeConflict", "False", "NoConflict", "", gen, now);
   }
-  char summary[32];
+  char summary[32], driver[160];
   snprintf(summary, sizeof(summary), "%u/%u", plan->ready, plan->matched);
-  return json_pack("{s:I, s:o, s:s, s:{s:i, s:i, s:i}, s:{s:I}, s:o, s:o}", "observedGeneration",
-                   (json_int_t)gen, "conditions", conds, "nodesSummary", summary, "nodes",
-                   "matched", (int)plan->matched, "ready", (int)plan->ready, "conflicted",
-                   (int)plan->conflicted, "gpus", "allocatable", (json_int_t)plan->gpus, "operands",
-                   operands_json(plan), "failingNodes", failing_json(plan));
+  driver_summary(plan, p, driver, sizeof driver);
+  return json_pack("{s:I, s:o, s:s, s:s, s:{s:i, s:i, s:i}, s:{s:I}, s:o, s:o}",
+                   "observedGeneration", (json_int_t)gen, "conditions", conds, "nodesSummary",
+                   summary, "driverSummary", driver, "nodes", "matched", (int)plan->matched,
+                   "ready", (int)plan->ready, "conflicted", (int)plan->conflicted, "gpus",
+                   "allocatable", (json_int_t)plan->gpus, "operands", operands_json(plan),
+                   "failingNodes", failing_json(plan));
 }
 
 json_t *status_stalled(const json_t *prev, int64_t generation, const char *reason,
@@ -243,6 +279,20 @@ json_t *status_stalled(const json_t *prev, int64_t generation, const char *reaso
   if (!json_object_get(st, "nodesSummary"))
     json_object_set_new(st, "nodesSummary", json_string("0/0"));
   return st;
+}
+
+void status_set_apply_failed(json_t *status, const json_t *prev, int64_t generation,
+                             const char *message, time_t now) {
+  json_t *conds = json_array();
+  add_condition(conds, prev, "Ready", "False", "ApplyFailed", message, generation, now);
+  add_condition(conds, prev, "Reconciling", "False", "Idle", "", generation, now);
+  add_condition(conds, prev, "Stalled", "True", "ApplyFailed", message, generation, now);
+  const json_t *nc = find_condition(status, "NodeConflict");
+  if (nc)
+    json_array_append_new(conds, json_deep_copy(nc));
+  else
+    add_condition(conds, prev, "NodeConflict", "False", "NoConflict", "", generation, now);
+  json_object_set_new(status, "conditions", conds);
 }
 
 /* ---- comparison ------------------------------------------------------------------ */

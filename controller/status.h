@@ -10,7 +10,9 @@
  *                                  DcgmExporterNotReady | ValidatorNotReady
  *                                  (message names the stage and the failing
  *                                  nodes with their pod reasons) |
- *                                  InvalidSpec | ApplyFailed
+ *                                  InvalidSpec | ApplyFailed (a write
+ *                                  the API server refuses, see
+ *                                  status_set_apply_failed)
  *               Reconciling  True Progressing | False Idle
  *               Stalled      True InvalidSpec | ApplyFailed | False Idle
  *               NodeConflict True NodesOwnedByOlderPolicy | False NoConflict
@@ -50,6 +52,14 @@ json_t *status_from_plan(const struct gpc_plan *plan, const struct gpc_policy *p
  * they still describe the cluster). */
 json_t *status_stalled(const json_t *prev, int64_t generation, const char *reason,
                        const char *message, time_t now);
+
+/* Marks `status` (from status_from_plan, modified in place) as held back
+ * by a write the API server refuses: Ready=False and Stalled=True with
+ * reason ApplyFailed and `message` (verb, resource, name, the server's
+ * message), Reconciling=False; NodeConflict and the counts are kept. The
+ * next status computed without it clears it. */
+void status_set_apply_failed(json_t *status, const json_t *prev, int64_t generation,
+                             const char *message, time_t now);
 
 /* True when both statuses say the same thing: conditions and operands are
  * compared as maps (keyed by type / name), everything else exactly. */

@@ -144,6 +144,13 @@ uint64_t workqueue_add_rate_limited(struct workqueue *q, const char *key) {
   return d;
 }
 
+void workqueue_add_retry_after(struct workqueue *q, const char *key, uint64_t delay_ms) {
+  struct item *it = item_get(q, key);
+  it->failures++;
+  q->stats.retries++;
+  workqueue_add_after(q, key, delay_ms);
+}
+
 void workqueue_forget(struct workqueue *q, const char *key) {
   struct item *it = strmap_get(q->items, key);
   if (!it) return;

@@ -47,6 +47,10 @@ void workqueue_add(struct workqueue *q, const char *key);
 void workqueue_add_after(struct workqueue *q, const char *key, uint64_t delay_ms);
 /* Backoff requeue after a failure; returns the delay used. */
 uint64_t workqueue_add_rate_limited(struct workqueue *q, const char *key);
+/* Requeue after a failure at a delay the caller knows (the failing write's
+ * own backoff): counts a failure and a retry as add_rate_limited does, but
+ * waits `delay_ms` instead of the queue's exponential delay. */
+void workqueue_add_retry_after(struct workqueue *q, const char *key, uint64_t delay_ms);
 /* Clears the failure count of key (call after a success). */
 void workqueue_forget(struct workqueue *q, const char *key);
 unsigned workqueue_failures(const struct workqueue *q, const char *key);

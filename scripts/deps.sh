@@ -17,7 +17,7 @@ PKGS=(
   libcmocka-dev
   python3 python3-pytest python3-pytest-timeout python3-yaml openssl
   clang libclang-rt-14-dev valgrind cppcheck clang-format
-  lua5.4 curl
+  lua5.4 curl prometheus
 )
 KUBECTL=${KUBECTL:-kubectl}
 

@@ -21,8 +21,8 @@
 #include "log.h"
 #include "report.h"
 #include "statefile.h"
+#include "phase.h"
 #include "vectoradd.h"
-#include "watchdog.h"
 
 #define DEFAULT_TERMINATION_LOG "/dev/termination-log"
 
@@ -39,6 +39,10 @@ static const char usage_text[] =
     "  --wait                 retry until the checks pass or --timeout passes\n"
     "  --timeout SECONDS      limit for --wait (default 300)\n"
     "  --interval SECONDS     pause between --wait attempts (default 5)\n"
+    "  --phase-timeout SECONDS  limit for each check process (NVML, one device's\n"
+    "                         vectorAdd, the device-plugin query; default 120)\n"
+    "  --recheck-interval SECONDS  with --hold, how often a busy GPU is tried again\n"
+    "                         (default 60)\n"
     "  --check-plugin         require node allocatable nvidia.com/gpu >= GPU count\n"
     "  --node NAME            node for --check-plugin (default $NODE_NAME)\n"
     "  --kubeconfig PATH      API access for --check-plugin (default: in-cluster,\n"
@@ -56,13 +60,14 @@ static const char usage_text[] =
     "\n"
     "Exit codes: 0 ok, 2 usage, 10 no driver library, 11 NVML error, 12 no device,\n"
     "13 CUDA error, 14 wrong result, 15 device plugin not advertising the GPUs,\n"
-    "16 timeout in --wait (the reason carries the last failure), or checks still\n"
-    "running --timeout plus min(--timeout, 30s) after the start (a hung driver call).\n";
+    "16 timeout in --wait (the reason carries the last failure), or a check process\n"
+    "still running at its phase's limit (killed; the reason names the phase),\n"
+    "17 GPU busy (not a failure: in use by others; the probe counts it as ready).\n";
 
 struct cli {
   struct val_options checks;
   bool json, wait, hold, probe, dump_ptx;
-  double timeout_s, interval_s;
+  double timeout_s, interval_s, recheck_s;
   const char *status_file;
   const char *termination_log;
 };
@@ -122,6 +127,8 @@ enum {
   OPT_DUMP_PTX,
   OPT_HELP,
   OPT_VERSION,
+  OPT_PHASE_TIMEOUT,
+  OPT_RECHECK,
 };
 
 static const struct option long_opts[] = {
@@ -142,6 +149,8 @@ static const struct option long_opts[] = {
     {"dump-ptx", no_argument, NULL, OPT_DUMP_PTX},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"phase-timeout", required_argument, NULL, OPT_PHASE_TIMEOUT},
+    {"recheck-interval", required_argument, NULL, OPT_RECHECK},
     {NULL, 0, NULL, 0},
 };
 
@@ -156,6 +165,8 @@ static int parse_cli(int argc, char **argv, struct cli *cli) {
   memset(cli, 0, sizeof *cli);
   cli->timeout_s = 300;
   cli->interval_s = 5;
+  cli->recheck_s = 60;
+  cli->checks.phase_timeout_s = 120;
   cli->checks.elements = VECTORADD_DEFAULT_ELEMENTS;
   cli->checks.api_timeout_ms = 10000;
   cli->checks.nvml_lib = env_or_null("GPC_NVML_LIB");
@@ -178,6 +189,14 @@ static int parse_cli(int argc, char **argv, struct cli *cli) {
     case OPT_INTERVAL:
       if (!parse_seconds(optarg, 0.01, &cli->interval_s))
         return usage_error("--interval: \"%s\" is not a number of seconds >= 0.01", optarg);
+      break;
+    case OPT_PHASE_TIMEOUT:
+      if (!parse_seconds(optarg, 0.01, &cli->checks.phase_timeout_s))
+        return usage_error("--phase-timeout: \"%s\" is not a number of seconds >= 0.01", optarg);
+      break;
+    case OPT_RECHECK:
+      if (!parse_seconds(optarg, 0.01, &cli->recheck_s))
+        return usage_error("--recheck-interval: \"%s\" is not a number of seconds >= 0.01", optarg);
       break;
     case OPT_CHECK_PLUGIN:
       cli->checks.check_plugin = true;
@@ -260,26 +279,45 @@ static void write_status(const struct cli *cli, const struct val_report *r, int 
   json_decref(o);
 }
 
-/* Runs the checks once, or until success/timeout/signal with --wait.
- * Leaves the last attempt's report in *r. */
+/* The margin past --timeout before a still-running attempt is cut off: the
+ * timeout itself, clamped to 1..30 s, so a short --timeout in tests stays
+ * short and a real GPU's slow first JIT is never cut off. */
+static double attempt_margin(double timeout_s) {
+  return timeout_s < 1 ? 1 : timeout_s > 30 ? 30 : timeout_s;
+}
+
+/* One attempt, no check process running past `deadline`. Returns false when
+ * a killed check process could not be reaped (stuck in the driver): trying
+ * again would only add another one. */
+static bool attempt(const struct cli *cli, double deadline, struct val_report *r, int n) {
+  struct val_limits lim = {.deadline = deadline, .stop = &stop_signal};
+  report_init(r);
+  checks_run(&cli->checks, &lim, r);
+  write_status(cli, r, n);
+  return !lim.unreaped;
+}
+
+/* Runs the checks once, or until success (or busy)/timeout/signal with
+ * --wait. Leaves the last attempt's report in *r. */
 static void run_attempts(const struct cli *cli, struct val_report *r) {
   double start = now_s();
-  for (int attempt = 1;; attempt++) {
-    report_init(r);
-    checks_run(&cli->checks, r);
-    write_status(cli, r, attempt);
-    if (r->exit_code == VAL_OK || !cli->wait || stop_signal) return;
+  double deadline = start + cli->timeout_s + attempt_margin(cli->timeout_s);
+  for (int n = 1;; n++) {
+    bool can_retry = attempt(cli, deadline, r, n);
+    if (report_outcome_ready(r->exit_code) || !cli->wait || stop_signal) return;
     double elapsed = now_s() - start;
-    if (elapsed + cli->interval_s > cli->timeout_s) {
+    if (!can_retry || elapsed + cli->interval_s > cli->timeout_s) {
+      /* A check killed at its limit already says "Timeout: phase ...". */
+      if (r->exit_code == VAL_TIMEOUT) return;
       char *last = gpc_strdup(r->reason);
       report_fail(r, VAL_TIMEOUT, "no success within %gs (%d attempts), last failure: %s",
-                  cli->timeout_s, attempt, last);
+                  cli->timeout_s, n, last);
       free(last);
-      write_status(cli, r, attempt);
+      write_status(cli, r, n);
       return;
     }
-    log_warn("validator", "check failed, retrying", KV_I("attempt", attempt),
-             KV_S("reason", r->reason), KV_D("retryInSeconds", cli->interval_s));
+    log_warn("validator", "check failed, retrying", KV_I("attempt", n), KV_S("reason", r->reason),
+             KV_D("retryInSeconds", cli->interval_s));
     pause_for(cli->interval_s);
     if (stop_signal) return;
     report_free(r);
@@ -321,27 +359,53 @@ static void install_signals(void) {
   sigaction(SIGINT, &sa, NULL);
 }
 
-/* A driver call that never returns must still end in a reason and an exit
- * code: past --timeout plus a margin the watchdog reports and exits 16. */
-static void arm_watchdog(const struct cli *cli) {
-  double after = cli->timeout_s + watchdog_margin(cli->timeout_s);
-  char reason[256];
-  snprintf(reason, sizeof reason,
-           "Timeout: checks still running after %gs (a driver call did not return)", after);
-  struct watchdog_config wd = {.seconds = after,
-                               .reason = reason,
-                               .json = cli->json,
-                               .status_file = cli->status_file,
-                               .termination_log = cli->termination_log};
-  if (!watchdog_arm(&wd))
-    log_warn("validator", "no hang watchdog: status or termination log path too long");
-}
-
 static int probe(const struct cli *cli) {
   struct gpc_error why = {0};
   int rc = statefile_probe(cli->status_file, &why);
-  if (rc != 0) printf("validator not ready: %s\n", why.msg);
+  if (rc != 0)
+    printf("validator not ready: %s\n", why.msg);
+  else if (strncmp(why.msg, "GPUBusy:", 8) == 0)
+    printf("validator ready, GPU busy: %s\n", why.msg);
   return rc;
+}
+
+static void write_termination_log(const struct cli *cli, const struct val_report *r) {
+  if (r->exit_code == VAL_OK || !cli->termination_log) return;
+  struct gpc_error err = {0};
+  if (termlog_write(cli->termination_log, r->reason, &err) != GPC_OK) {
+    /* A full or read-only disk must not hide the outcome: it is still on
+     * stdout and in the exit code. */
+    log_error("validator", "cannot write termination log", KV_S("error", err.msg));
+    fprintf(stderr, "gpu-policy-validator: %s\n", err.msg);
+  }
+}
+
+/* --hold after a busy outcome: the checks run again every --recheck-interval
+ * (each in its own processes, so nothing is held in between) until they
+ * pass; a real failure then ends the hold with its code. Returns the exit
+ * code to hold with (0 or VAL_BUSY after a signal), or the failure's. */
+static int recheck_busy(const struct cli *cli, int attempts) {
+  int rc = VAL_BUSY;
+  while (rc == VAL_BUSY && !stop_signal) {
+    pause_for(cli->recheck_s);
+    if (stop_signal) break;
+    struct val_report r;
+    double deadline = now_s() + cli->timeout_s + attempt_margin(cli->timeout_s);
+    attempt(cli, deadline, &r, ++attempts);
+    if (stop_signal && !report_outcome_ready(r.exit_code)) {
+      report_free(&r);
+      break;
+    }
+    rc = r.exit_code;
+    log_info("validator", rc == VAL_BUSY ? "GPU still busy" : "busy GPU checked again",
+             KV_S("result", report_result_name(rc)), KV_S("reason", r.reason ? r.reason : ""));
+    if (!report_outcome_ready(rc)) {
+      print_report(cli, &r);
+      write_termination_log(cli, &r);
+    }
+    report_free(&r);
+  }
+  return rc == VAL_BUSY ? 0 : rc;
 }
 
 int main(int argc, char **argv) {
@@ -356,21 +420,23 @@ int main(int argc, char **argv) {
     return 0;
   }
   install_signals();
-  arm_watchdog(&cli);
   struct val_report r;
   run_attempts(&cli, &r);
-  watchdog_disarm();
   print_report(&cli, &r);
   rc = r.exit_code;
-  if (rc != VAL_OK && cli.termination_log) {
-    struct gpc_error err = {0};
-    if (termlog_write(cli.termination_log, r.reason, &err) != GPC_OK)
-      log_error("validator", "cannot write termination log", KV_S("error", err.msg));
-  }
+  bool holding = report_outcome_ready(rc) && cli.hold && !stop_signal;
+  if (!holding) write_termination_log(&cli, &r);
   report_free(&r);
-  if (rc == VAL_OK && cli.hold && !stop_signal) {
+  if (holding) {
+    if (rc == VAL_BUSY) {
+      log_info("validator", "GPU busy, holding and checking again",
+               KV_D("recheckSeconds", cli.recheck_s));
+      rc = recheck_busy(&cli, 1);
+      if (rc != VAL_OK) return rc;
+    }
     log_info("validator", "checks passed, holding until SIGTERM");
     hold_until_signal();
+    return VAL_OK;
   }
   return rc;
 }

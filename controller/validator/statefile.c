@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "report.h"
 
 static int write_all(int fd, const char *data, size_t len) {
   while (len) {
@@ -70,6 +71,10 @@ int statefile_probe(const char *path, struct gpc_error *why) {
     rc = 1;
   } else if (json_integer_value(code) == 0) {
     gpc_fail(why, GPC_OK, "ok");
+    rc = 0;
+  } else if (json_integer_value(code) == VAL_BUSY) {
+    /* Busy is not a failure: the node works, its GPUs are in use. */
+    gpc_fail(why, GPC_OK, "%s", reason ? reason : "GPUBusy");
     rc = 0;
   } else {
     rc = (int)json_integer_value(code);

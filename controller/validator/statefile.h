@@ -20,7 +20,8 @@
 /* Writes `report` (borrowed) to `path` atomically. GPC_E_IO naming the path. */
 int statefile_write(const char *path, const json_t *report, struct gpc_error *err);
 
-/* The probe: 0 when the file records exitCode 0, else the recorded exit
+/* The probe: 0 when the file records exitCode 0 or 17 (GPUBusy: `why` then
+ * carries the busy reason), else the recorded exit
  * code, or 1 when the file is missing, too large or not a report; `why`
  * (may be NULL) receives a one-line explanation for the probe's output. */
 int statefile_probe(const char *path, struct gpc_error *why);

@@ -2,6 +2,8 @@
 #include "vectoradd.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -95,6 +97,47 @@ static void run_release(struct cuda *c, struct run_state *s) {
   }
 }
 
+static void step(struct cuda *c, const char *what) {
+  if (c->step) c->step(what);
+}
+
+/* The JIT's error log, when the driver has cuModuleLoadDataEx, goes into the
+ * reason: "a PTX JIT compilation failed" alone does not say that the driver
+ * is too old for the PTX ISA or does not know the target. The log is cut to
+ * what fits the one-line reason. */
+static int load_module(struct cuda *c, void **module, struct gpc_error *err) {
+  int rc;
+  if (!c->module_load_data_ex) {
+    rc = c->module_load_data(module, vectoradd_ptx);
+    return rc == CUDA_SUCCESS ? GPC_OK : cuda_fail(c, err, "cuModuleLoadData", rc);
+  }
+  char log[2048] = "";
+  int options[2] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+  void *values[2] = {log, (void *)(uintptr_t)sizeof log};
+  rc = c->module_load_data_ex(module, vectoradd_ptx, 2, options, values);
+  if (rc == CUDA_SUCCESS) return GPC_OK;
+  log[sizeof log - 1] = '\0';
+  cuda_fail(c, err, "cuModuleLoadDataEx", rc);
+  size_t n = strlen(log);
+  while (n && (log[n - 1] == '\n' || log[n - 1] == ' '))
+    log[--n] = '\0';
+  if (n) {
+    for (char *p = log; *p; p++)
+      if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
+    size_t used = strlen(err->msg), room = sizeof err->msg - 1 - used;
+    static const char sep[] = "; JIT log: ";
+    if (room > sizeof sep) {
+      memcpy(err->msg + used, sep, sizeof sep - 1);
+      used += sizeof sep - 1;
+      room -= sizeof sep - 1;
+      size_t take = n < room ? n : room;
+      memcpy(err->msg + used, log, take);
+      err->msg[used + take] = '\0';
+    }
+  }
+  return GPC_E_IO;
+}
+
 /* Fills the host staging buffer with one input and copies it to `dst`. */
 static int upload(struct cuda *c, cuda_devptr dst, float *host, size_t n, float (*input)(size_t),
                   struct gpc_error *err) {
@@ -111,6 +154,7 @@ static int run_setup(struct cuda *c, int ordinal, struct run_state *s, void **fn
   size_t bytes = n * sizeof(float);
   int rc = c->device_get(&s->device, ordinal);
   if (rc != CUDA_SUCCESS) return cuda_fail(c, err, "cuDeviceGet", rc);
+  step(c, "cuDevicePrimaryCtxRetain");
   rc = c->primary_ctx_retain(&s->ctx, s->device);
   if (rc != CUDA_SUCCESS) {
     s->ctx = NULL;
@@ -118,13 +162,14 @@ static int run_setup(struct cuda *c, int ordinal, struct run_state *s, void **fn
   }
   rc = c->ctx_set_current(s->ctx);
   if (rc != CUDA_SUCCESS) return cuda_fail(c, err, "cuCtxSetCurrent", rc);
-  rc = c->module_load_data(&s->module, vectoradd_ptx);
-  if (rc != CUDA_SUCCESS) {
+  step(c, "PTX JIT (cuModuleLoadData)");
+  if (load_module(c, &s->module, err) != GPC_OK) {
     s->module = NULL;
-    return cuda_fail(c, err, "cuModuleLoadData", rc);
+    return GPC_E_IO;
   }
   rc = c->module_get_function(fn, s->module, "vectorAdd");
   if (rc != CUDA_SUCCESS) return cuda_fail(c, err, "cuModuleGetFunction", rc);
+  step(c, "cuMemAlloc_v2");
   for (int i = 0; i < 3; i++) {
     rc = c->mem_alloc(&s->d[i], bytes);
     if (rc != CUDA_SUCCESS) {
@@ -147,9 +192,11 @@ static int run_kernel(struct cuda *c, struct run_state *s, void *fn, unsigned n,
                       size_t bytes, double *ms, struct gpc_error *err) {
   void *params[] = {&s->d[0], &s->d[1], &s->d[2], &n};
   unsigned grid = (n + BLOCK_THREADS - 1) / BLOCK_THREADS;
+  step(c, "cuLaunchKernel");
   double t0 = now_ms();
   int rc = c->launch_kernel(fn, grid, 1, 1, BLOCK_THREADS, 1, 1, 0, NULL, params, NULL);
   if (rc != CUDA_SUCCESS) return cuda_fail(c, err, "cuLaunchKernel", rc);
+  step(c, "cuCtxSynchronize");
   rc = c->ctx_synchronize();
   if (rc != CUDA_SUCCESS) return cuda_fail(c, err, "cuCtxSynchronize", rc);
   *ms = now_ms() - t0;
@@ -175,7 +222,7 @@ int vectoradd_run(struct cuda *c, int ordinal, size_t n, struct vectoradd_result
   if (rc == GPC_OK) rc = run_kernel(c, &s, fn, (unsigned)n, host, bytes, &out->ms, err);
   run_release(c, &s);
   if (rc != GPC_OK) {
-    out->status = VECTORADD_CUDA_ERROR;
+    out->status = c->last_rc && cuda_is_busy(c->last_rc) ? VECTORADD_BUSY : VECTORADD_CUDA_ERROR;
   } else {
     size_t bad = vectoradd_check(host, n);
     if (bad < n) {

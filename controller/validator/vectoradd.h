@@ -28,6 +28,7 @@ enum vectoradd_status {
   VECTORADD_OK = 0,
   VECTORADD_CUDA_ERROR, /* a driver call failed; reason names it */
   VECTORADD_WRONG,      /* the kernel ran but an element is wrong */
+  VECTORADD_BUSY,       /* a driver call said the GPU is in use (cuda_is_busy) */
 };
 
 struct vectoradd_result {
@@ -49,7 +50,9 @@ size_t vectoradd_check(const float *c, size_t n);
 
 /* Runs the kernel on device `ordinal` over `n` elements (1..VECTORADD_MAX_ELEMENTS).
  * Returns GPC_OK with out->status VECTORADD_OK or VECTORADD_WRONG, or
- * GPC_E_IO with out->status VECTORADD_CUDA_ERROR and err naming the call. */
+ * GPC_E_IO with out->status VECTORADD_CUDA_ERROR (or VECTORADD_BUSY when the
+ * failing call's CUresult means "in use") and err naming the call; a PTX JIT
+ * failure carries the JIT's error log. */
 int vectoradd_run(struct cuda *c, int ordinal, size_t n, struct vectoradd_result *out,
                   struct gpc_error *err);
 

@@ -58,7 +58,8 @@ def test_every_sample_applies_and_lists_with_columns(sim):
 def test_columns_show_status_written_through_the_subresource(sim):
     sim.kubectl("apply", "-f", os.path.join(ROOT, "manifests", "samples", "minimal.yaml"))
     status = {"status": {
-        "observedGeneration": 1, "nodesSummary": "2/2", "nodes": {"matched": 2, "ready": 2, "conflicted": 0},
+        "observedGeneration": 1, "nodesSummary": "2/2", "driverSummary": "550.54.14-ubuntu22.04",
+        "nodes": {"matched": 2, "ready": 2, "conflicted": 0},
         "gpus": {"allocatable": 16},
         "conditions": [
             {"type": "Ready", "status": "True", "reason": "AllOperandsReady", "message": "2/2 nodes ready",
@@ -118,7 +119,7 @@ def stored_schema(sim):
 
 
 def test_no_defaults_inside_list_items(sim):
-    """Defaults inside list items make Argo CD's diff report drift forever (ecosystem-conventions §3)."""
+    """Defaults inside list items make Argo CD's diff report drift forever (so the CRD never defaults inside list items; docs/design.md §2)."""
     schema = stored_schema(sim)
     bad = []
 

@@ -254,7 +254,7 @@ def test_table_for_crd_printer_columns(crd):
     crd.patch(CGP + "/tbl/status", {"status": {
         "conditions": [{"type": "Ready", "status": "True", "reason": "AllOperandsReady",
                         "message": "ok", "lastTransitionTime": "2024-05-01T10:00:00Z"}],
-        "nodesSummary": "2/2", "gpus": {"allocatable": 16}}})
+        "nodesSummary": "2/2", "driverSummary": "550.9", "gpus": {"allocatable": 16}}})
     code, t, hdr = crd.get(CGP + "/tbl", headers={"Accept": TABLE})
     assert code == 200 and t["kind"] == "Table" and t["apiVersion"] == "meta.k8s.io/v1"
     cols = [(c["name"], c["type"], c["priority"]) for c in t["columnDefinitions"]]

@@ -255,7 +255,7 @@ def test_cr_table_printer_columns(reg_with_crd):
            "status": {"conditions": [{"type": "Stalled", "status": "False"},
                                      {"type": "Ready", "status": "True",
                                       "reason": "AllOperandsReady"}],
-                      "nodesSummary": "3/4", "gpus": {"allocatable": 8}}}
+                      "nodesSummary": "3/4", "driverSummary": "550", "gpus": {"allocatable": 8}}}
     now = apiext.parse_time("2024-05-01T10:05:12Z")
     t = reg.table(info, [obj], {"resourceVersion": "9"}, now=now)
     assert [c["name"] for c in t["columnDefinitions"]] == [

@@ -126,8 +126,13 @@ def writes(sim):
     return sim.counters()["writes"]
 
 
+# Aggregated Event updates go out up to this long after the occurrence they fold in (events.h).
+EVENT_FLUSH_S = 11.0
+
+
 def wait_quiet(sim, quiet=2.0, timeout=20):
-    """Waits until no write has happened for `quiet` seconds (status/event flushes settle)."""
+    """Waits until no write has happened for `quiet` seconds (status/event flushes settle); before a
+    'no writes at all' check, quiet=EVENT_FLUSH_S also waits out a pending aggregated Event update."""
     deadline = time.monotonic() + timeout
     last, since = writes(sim), time.monotonic()
     while time.monotonic() < deadline:
@@ -155,7 +160,10 @@ class PodOrder(threading.Thread):
                 if ev["type"] != "ADDED":
                     continue
                 o = ev["object"]
-                node = (o.get("spec") or {}).get("nodeName")
+                # DaemonSet pods are created unbound: the node is the one their affinity names
+                spec = o.get("spec") or {}
+                node = spec.get("nodeName") or json.dumps(spec.get("affinity")).partition(
+                    '"values": ["')[2].partition('"')[0]
                 comp = (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component")
                 if node and comp:
                     self.order.setdefault(node, []).append(comp)
@@ -331,11 +339,38 @@ def test_version_change_rolls_daemonsets(cluster):
     # ... while the driver (OnDelete) keeps running the old one until its pod is deleted.
     drivers = images("driver")
     assert len(drivers) == 2 and all("560.35.03" not in i for i in drivers.values()), drivers
+    # The Driver column says so instead of showing the new version as if it ran.
+    summary = lambda: get_policy(sim, "gpus")["status"].get("driverSummary")  # noqa: E731
+    sim.wait_for(lambda: summary() == "560.35.03 (pending on 2 of 2)", timeout=20, what="driver pending")
     old = [p for p in pods(sim) if p["metadata"]["labels"].get("app.kubernetes.io/component") == "driver"][0]
     assert sim.delete(PODS_PATH + "/" + old["metadata"]["name"])[0] == 200
     sim.wait_for(lambda: "560.35.03" in images("driver").get(old["spec"]["nodeName"], ""), timeout=20,
                  what="driver pod recreated with the new version")
     assert sum("560.35.03" in i for i in images("driver").values()) == 1  # the other node is untouched
+    sim.wait_for(lambda: summary() == "560.35.03 (pending on 1 of 2)", timeout=20, what="1 driver pending")
+
+
+def test_a_pool_policy_and_a_default_policy_share_the_fleet_without_conflict(cluster):
+    """manifests/samples/node-pool.yaml's layout: a policy for the rest (default detection) and a younger
+    one for a pool (explicit selector). The pool's selector wins its node; nobody reports a conflict."""
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    node = sim.ok("GET", "/api/v1/nodes/gpu-node-1")
+    node["metadata"]["labels"]["pool"] = "h100"
+    sim.ok("PUT", "/api/v1/nodes/gpu-node-1", node)
+    sim.ok("POST", CGP, policy("rest"))
+    wait_condition(sim, "rest", "Ready", "True")
+    time.sleep(1.1)  # the pool policy is younger
+    sim.ok("POST", CGP, policy("pool", nodeSelector={"matchLabels": {"pool": "h100"}}))
+    pool = wait_condition(sim, "pool", "Ready", "True", timeout=30)
+    assert pool["status"]["nodesSummary"] == "1/1"
+    sim.wait_for(lambda: get_policy(sim, "rest")["status"]["nodesSummary"] == "1/1", timeout=20,
+                 what="rest gave up the pool's node")
+    rest = get_policy(sim, "rest")
+    assert condition(rest, "NodeConflict")["status"] == "False"
+    assert rest["status"]["nodes"]["conflicted"] == 0
+    assert condition(rest, "Ready")["status"] == "True"
+    assert node_labels(sim, "gpu-node-1")["gpupolicy.dev/policy"] == "pool"
+    assert node_labels(sim, "gpu-node-0")["gpupolicy.dev/policy"] == "rest"
 
 
 def test_overlapping_policies_older_wins(cluster):
@@ -407,7 +442,7 @@ def test_idle_no_writes_no_relists_and_one_relist_after_compaction(cluster):
     sim, ctl = cluster(gpu_nodes=3, cpu_nodes=1)
     sim.ok("POST", CGP, policy("gpus"))
     wait_condition(sim, "gpus", "Ready", "True")
-    wait_quiet(sim)
+    wait_quiet(sim, quiet=EVENT_FLUSH_S, timeout=40)
     sim.reset_counters()
     # Heartbeats keep changing every node meanwhile; watches are dropped midway.
     time.sleep(10)
@@ -463,21 +498,185 @@ def test_bad_flag_exits_2_with_one_line():
     assert r.returncode == 2 and "/nonexistent/kubeconfig" in r.stderr, r.stderr
 
 
-def test_apply_refused_is_stalled_until_the_spec_changes(cluster):
+def _unshare_works():
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unshare -rm (user and mount namespaces)")
+def test_without_dev_urandom_exits_with_a_clear_error(tmp_path):
+    """No /dev/urandom (a /dev without it, as in some minimal sandboxes): libwebsockets used to crash in its
+    own clean-up (SIGSEGV inside uv_run); now the controller says what is missing and exits 2."""
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+                  "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                  "current-context: x\n")
+    script = ('mount -t tmpfs none /dev && exec "$0" --kubeconfig "$1" --namespace x --log-format=text '
+              '--metrics-bind-address=127.0.0.1:0 --health-probe-bind-address=127.0.0.1:0')
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", script, CONTROLLER, str(kc)], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "/dev/urandom" in r.stderr and "--metrics-bind-address=0" in r.stderr, r.stderr
+
+
+def test_unreadable_token_file_is_a_clear_start_up_error(tmp_path):
+    """A token file that cannot be read (missing, not a regular file) at start-up: exit 2 with one line that
+    names the kubeconfig entry or the in-cluster directory and the file, never a crash or a silent retry."""
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                  "users: [{name: u, user: {tokenFile: %s}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                  "current-context: x\n" % tmp_path)  # a directory
+    r = subprocess.run([CONTROLLER, "--kubeconfig", str(kc)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "users[0].user.tokenFile" in r.stderr and "not a regular file" in r.stderr, r.stderr
+    env = dict(os.environ, KUBERNETES_SERVICE_HOST="127.0.0.1", KUBERNETES_SERVICE_PORT="1",
+               GPC_SA_DIR=str(tmp_path / "no-such-dir"))
+    r = subprocess.run([CONTROLLER], capture_output=True, text=True, timeout=20, env=env)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert str(tmp_path / "no-such-dir" / "token") in r.stderr and len(r.stderr.strip().splitlines()) == 1, \
+        r.stderr
+
+
+def write_failed_lines(ctl, key_part):
+    return [ln for ln in ctl.logs().splitlines() if "write failed" in ln and key_part in ln]
+
+
+def test_apply_refused_is_stalled_and_clears_by_itself(cluster):
+    """A persistent 422 on one object: Ready=False/Stalled=True ApplyFailed with the verb, resource, name and
+    the server's message; the object is retried with backoff (not ten times a second, not never) and the
+    failure clears by itself once the server accepts the object again, without a spec edit."""
     sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
-    sim.admin("/_sim/inject", {"code": 422, "method": "PATCH", "count": 1,
+    sim.admin("/_sim/inject", {"code": 422, "method": "PATCH", "count": 100000,
                                "pathPrefix": DS_PATH + "/gpus-driver",
                                "message": "spec.template.spec.containers[0].image: Invalid value"})
     sim.ok("POST", CGP, policy("gpus"))
     obj = wait_condition(sim, "gpus", "Stalled", "True", reason="ApplyFailed")
-    assert "containers[0].image" in condition(obj, "Stalled")["message"]
-    assert condition(obj, "Ready")["status"] == "False"
+    msg = condition(obj, "Stalled")["message"]
+    assert "containers[0].image" in msg and "apply daemonsets.apps" in msg and "gpus-driver" in msg, msg
+    assert "422" in msg, msg
+    assert condition(obj, "Ready")["status"] == "False" and condition(obj, "Ready")["reason"] == "ApplyFailed"
     assert condition(obj, "Reconciling")["status"] == "False"
     assert "gpus-driver" not in daemonsets(sim)
-    # A new generation is tried again (the injected refusal was a one-off).
-    sim.patch(CGP + "/gpus", {"spec": {"driver": {"version": "560.35.03"}}})
-    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+    # Retried with backoff while it lasts: a handful of attempts in 8 s, each logged once.
+    sim.wait_for(lambda: sim.count(verb="patch", resource="daemonsets", code=422) >= 2, timeout=10,
+                 what="second attempt")
+    time.sleep(8)
+    tries = sim.count(verb="patch", resource="daemonsets", code=422)
+    assert 3 <= tries <= 6, tries
+    assert len(write_failed_lines(ctl, "gpus-driver")) == tries, ctl.logs()[-3000:]
+    # The cause goes away (a quota raised, a webhook fixed): Ready without touching the spec.
+    sim.request("DELETE", "/_sim/inject")
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=45)
     assert condition(obj, "Stalled")["status"] == "False"
+    assert obj["metadata"]["generation"] == 1
+    assert "gpus-driver" in daemonsets(sim)
+
+
+def test_missing_crd_404_backs_off_shows_and_clears_once_the_crd_is_installed(cluster):
+    """The production sample on a cluster without the Prometheus Operator: its ServiceMonitor apply answers
+    404. The rest of the stack still rolls out; the policy says ApplyFailed (not Ready=True); the
+    ServiceMonitor costs a handful of requests a minute; each failure counts as a reconcile error; installing
+    the CRD clears it by itself."""
+    from replica import Replica
+    import promtext
+
+    sim, _ = cluster(gpu_nodes=2, cpu_nodes=1, start=False)
+    ctl = Replica(sim, leader_elect=False)
+    try:
+        sim.kubectl("apply", "-f", os.path.join(repo_root(), "manifests", "samples", "production.yaml"))
+        t0 = time.monotonic()
+        obj = wait_condition(sim, "production", "Ready", "False", reason="ApplyFailed", timeout=30)
+        msg = condition(obj, "Ready")["message"]
+        assert "apply servicemonitors.monitoring.coreos.com" in msg and "production-dcgm-exporter" in msg, msg
+        assert "404" in msg, msg
+        assert condition(obj, "Stalled")["status"] == "True"
+        # Everything else is applied meanwhile.
+        sim.wait_for(lambda: len(daemonsets(sim)) == 5, timeout=20, what="five DaemonSets")
+        window = 30
+        time.sleep(max(0.0, t0 + window - time.monotonic()))
+        # kubesim does not count requests for kinds it does not serve: the controller's own counter does
+        # (nothing else of ours answers 404 to a PATCH).
+        fams = ctl.metrics()
+        sm = promtext.value(fams, "rest_client_requests_total", code="404", method="PATCH")
+        # Backoff 1-2 s, doubling, capped at 60-120 s: at most 5 applies in the first 30 s (before: ~300).
+        assert sm is not None and 2 <= sm <= 5, sm
+        assert len(write_failed_lines(ctl, "ServiceMonitor")) == sm, ctl.logs()[-3000:]
+        errors = promtext.value(fams, "controller_runtime_reconcile_errors_total", controller="clustergpupolicy")
+        err_total = promtext.value(fams, "controller_runtime_reconcile_total", controller="clustergpupolicy",
+                                   result="error")
+        assert errors and errors >= sm and err_total == errors, (errors, err_total)
+        sim.ok("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", SERVICEMONITOR_CRD)
+        obj = wait_condition(sim, "production", "Ready", "True", timeout=75)
+        assert condition(obj, "Stalled")["status"] == "False"
+        code, sm_obj, _ = sim.get(SM_PATH + "/production-dcgm-exporter")
+        assert code == 200, sm_obj
+    finally:
+        assert ctl.stop() == 0, ctl.logs()[-3000:]
+
+
+def test_rbac_403_on_node_patches_and_persistent_500(cluster):
+    """Missing RBAC for node patches (403): no longer 'RolloutInProgress' forever with a retry loop, but
+    ApplyFailed naming the verb, resource and node with the server's message, a few requests per node,
+    and Ready once the permission is back. A persistent 500 backs off the same way."""
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.admin("/_sim/inject", {"code": 403, "method": "PATCH", "count": 100000, "pathPrefix": "/api/v1/nodes/"})
+    sim.ok("POST", CGP, policy("gpus"))
+    obj = wait_condition(sim, "gpus", "Ready", "False", reason="ApplyFailed")
+    msg = condition(obj, "Ready")["message"]
+    assert "patch nodes gpu-node-" in msg and "403 Forbidden" in msg and "cannot patch" in msg, msg
+    assert "1 more write(s) failing" in msg, msg
+    assert condition(obj, "Stalled")["status"] == "True"
+    time.sleep(10)
+    per_node = [sim.count(verb="patch", resource="nodes", code=403) / 2.0]
+    assert per_node[0] <= 5, per_node  # before: ~100 a node
+    sim.request("DELETE", "/_sim/inject")
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=45)
+    assert condition(obj, "Stalled")["status"] == "False"
+
+    # A persistent 500 on the status patch of a new generation: a handful of attempts, not a loop.
+    wait_quiet(sim)
+    sim.reset_counters()
+    sim.admin("/_sim/inject", {"code": 500, "method": "PATCH", "count": 100000,
+                               "pathPrefix": CGP + "/gpus/status"})
+    sim.patch(CGP + "/gpus", {"spec": {"devicePlugin": {"version": "v0.15.1"}}})
+    time.sleep(12)
+    tries = sim.count(verb="patch", resource="clustergpupolicies", subresource="status", code=500)
+    assert 2 <= tries <= 6, tries
+    sim.request("DELETE", "/_sim/inject")
+    sim.wait_for(lambda: get_policy(sim, "gpus")["status"]["observedGeneration"] == 2, timeout=60,
+                 what="status of generation 2 written")
+    wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+
+
+EVENTS_PATH = "/api/v1/namespaces/default/events"
+
+
+def test_event_gone_before_its_update_is_created_again(cluster):
+    """An aggregated Event whose PATCH answers 404 (expired after the API server's TTL, or deleted) is
+    created again with the aggregated count, as client-go's recorder does, instead of being dropped."""
+    sim, ctl = cluster(gpu_nodes=2, cpu_nodes=0)
+    sim.ok("POST", CGP, policy("gpus"))
+    wait_condition(sim, "gpus", "Ready", "True")
+
+    def complete_events():
+        return [e for e in sim.get(EVENTS_PATH)[1]["items"] if e.get("reason") == "RolloutComplete"]
+    sim.wait_for(lambda: len(complete_events()) == 1, timeout=10, what="RolloutComplete event")
+    ev = complete_events()[0]
+    name, message = ev["metadata"]["name"], ev["message"]
+    sim.ok("DELETE", EVENTS_PATH + "/" + name)  # as the event TTL would
+    # Not ready and ready again: the same RolloutComplete message is folded into that Event (a PATCH).
+    sim.admin("/_sim/fail", {"node": "gpu-node-1", "daemonset": "gpus-device-plugin"})
+    wait_condition(sim, "gpus", "Ready", "False", reason="DevicePluginNotReady", timeout=30)
+    sim.admin("/_sim/recover", {"node": "gpu-node-1"})
+    obj = wait_condition(sim, "gpus", "Ready", "True", timeout=30)
+    assert condition(obj, "Ready")["message"] == message
+    sim.wait_for(lambda: sim.get(EVENTS_PATH + "/" + name)[0] == 200, timeout=25, what="Event created again")
+    again = sim.get(EVENTS_PATH + "/" + name)[1]
+    assert again["count"] == 2 and again["reason"] == "RolloutComplete", again
+    assert again["involvedObject"]["name"] == "gpus"
+    assert sim.count(verb="patch", resource="events", code=404) >= 1
 
 
 def test_conflicts_and_server_errors_are_retried(cluster):
@@ -605,6 +804,7 @@ def test_disabled_operand_deletes_its_service_and_service_monitor(cluster):
     assert condition(obj, "Ready")["lastTransitionTime"] == ready["lastTransitionTime"]  # never flipped
 
     # Nothing changes any more: no write at all (no delete sent again on later reconciles).
+    wait_quiet(sim, quiet=EVENT_FLUSH_S, timeout=40)
     sim.reset_counters()
     sim.admin("/_sim/heartbeat")
     time.sleep(4)

@@ -16,6 +16,7 @@ selectors), daemonset.py (what to create/delete, DaemonSet status), kubelet.py (
 simadmin.py holds the admin endpoints (a mixin of Cluster).
 """
 
+import calendar
 import heapq
 import json
 import queue
@@ -48,8 +49,10 @@ def now_rfc3339(t=None):
 
 
 def parse_rfc3339(s):
+    """Seconds since the epoch of a UTC RFC 3339 stamp. calendar.timegm reads the fields as UTC;
+    mktime() - timezone was an hour off whenever the local zone was on daylight-saving time."""
     try:
-        return time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        return float(calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")))
     except (TypeError, ValueError):
         return 0.0
 
@@ -94,13 +97,17 @@ class _Node:
 
 class _Pod:
     """Light view of a Pod: what the DaemonSet controller, kubelet and device plugin need."""
-    __slots__ = ("uid", "ns", "name", "node", "labels", "owner_uid", "owner_kind", "owner_name", "ready",
-                 "ready_since", "phase", "deleting", "seq", "started")
+    __slots__ = ("uid", "ns", "name", "node", "bound", "labels", "owner_uid", "owner_kind", "owner_name", "ready",
+                 "ready_since", "phase", "deleting", "delete_at", "seq", "started", "starting", "unschedulable",
+                 "init_names")
 
     def __init__(self, obj, seq):
         m, spec, st = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
         self.uid, self.ns, self.name = m.get("uid"), m.get("namespace", ""), m.get("name")
-        self.node = spec.get("nodeName") or ""
+        # an unbound DaemonSet pod belongs to the node its affinity names (GetTargetNodeName)
+        self.node = daemonset.target_node(spec)
+        self.bound = bool(spec.get("nodeName"))
+        self.init_names = tuple(c.get("name") for c in spec.get("initContainers") or ())
         self.labels = m.get("labels") or {}
         ref = _controller_ref(m) or {}
         self.owner_uid, self.owner_kind, self.owner_name = ref.get("uid"), ref.get("kind"), ref.get("name")
@@ -111,8 +118,14 @@ class _Pod:
                 self.ready_since = parse_rfc3339(c.get("lastTransitionTime"))
         self.phase = st.get("phase") or "Pending"
         self.deleting = bool(m.get("deletionTimestamp"))
+        self.delete_at = parse_rfc3339(m.get("deletionTimestamp")) if self.deleting else 0.0
         self.seq = seq
-        self.started = bool(st.get("containerStatuses"))
+        self.started = bool(st.get("containerStatuses")) or self.phase != "Pending"
+        # running but not ready, the startup probe not passed yet (the start-up window)
+        self.starting = any("running" in (c.get("state") or {}) and not c.get("started")
+                            for c in st.get("containerStatuses") or ())
+        self.unschedulable = any(c.get("type") == "PodScheduled" and c.get("status") == "False"
+                                 for c in st.get("conditions") or ())
 
 
 class Cluster(simadmin.AdminAPI):
@@ -123,6 +136,8 @@ class Cluster(simadmin.AdminAPI):
         self.cpu_nodes = int(getattr(args, "cpu_nodes", 0) or 0)
         delay = getattr(args, "pod_ready_delay", None)
         self.ready_delay = 0.5 if delay is None else float(delay)
+        stop = getattr(args, "pod_stop_delay", None)
+        self.stop_delay = 0.1 if stop is None else float(stop)  # SIGTERM -> containers gone
         self.heartbeat = float(getattr(args, "heartbeat", 0) or 0)
         self._hb_tick = min(1.0, self.heartbeat) if self.heartbeat > 0 else 0  # seconds between chunks
         self._hb_cursor = 0
@@ -154,6 +169,11 @@ class Cluster(simadmin.AdminAPI):
         self.fail_rules = []  # dicts: node, daemonset, selector (parsed), labelSelector, reason, message
         self.crashing = {}  # pod uid -> next backoff seconds
         self.unreachable = set()  # node names whose kubelet is "down" (/_sim/nodes/<n>/ready false)
+        self.life_rules = []  # dicts: selectors + startupSeconds / stopSeconds (/_sim/lifecycle)
+        self.unsched_rules = []  # dicts: selectors + message (/_sim/unschedulable)
+        self.failed_rules = []  # dicts: selectors + reason, message (/_sim/pod-failed with repeat)
+        self.static_fail = set()  # pod uids showing a never-started failure (image, sandbox)
+        self.failed_backoff = daemonset.FailedBackoff()
         self.counters = defaultdict(int)  # what the simulation did, for /_sim/status
         self._last_reconcile = {}  # (ns, name) -> monotonic time of its last pass
         self._deferred = set()  # DaemonSets with a pending "ds" timer
@@ -204,7 +224,9 @@ class Cluster(simadmin.AdminAPI):
             target = self._put_n
         while time.monotonic() < deadline:
             with self._mu:
-                pending = any(k in ("start", "ds") for _, _, k, _ in self._timers) if include_timers else False
+                # pending pod starts, bindings and DaemonSet passes (not kills: a pod may stay Terminating)
+                pending = (any(k in ("start", "ds", "bind") for _, _, k, _ in self._timers)
+                           if include_timers else False)
                 idle = self._done_n >= target and not self._busy
             if idle and not pending:
                 return True
@@ -234,9 +256,15 @@ class Cluster(simadmin.AdminAPI):
     def _create(self, res, obj):
         return self.store.create(res, obj)
 
-    def _delete(self, res, ns, name):
+    def _delete(self, res, ns, name, grace=None, uid=None):
         try:
-            return self.store.delete(res, ns, name)
+            if uid is not None:
+                with self.store.lock:
+                    cur = self.store.get(res, ns, name)
+                    if cur is None or _meta(cur).get("uid") != uid:
+                        return None  # the UID precondition the kubelet and pod GC send
+                    return self.store.delete(res, ns, name, grace=grace)
+            return self.store.delete(res, ns, name, grace=grace)
         except Exception:  # noqa: BLE001 — already gone is fine for a controller
             return None
 
@@ -402,11 +430,12 @@ class Cluster(simadmin.AdminAPI):
             with self._mu:
                 self.nodes.pop(name, None)
             self._placement_changed(name)
-            # pod GC: pods bound to a node that no longer exists are deleted
+            # pod GC: pods bound to a node that no longer exists are force-deleted, Terminating ones
+            # too (K: pkg/controller/podgc/gc_controller.go gcOrphaned, grace period 0)
             for puid in list(self.pods_by_node.get(name, ())):
                 p = self.pods.get(puid)
                 if p is not None:
-                    self._delete(PODS, p.ns, p.name)
+                    self._delete(PODS, p.ns, p.name, grace=0, uid=p.uid)
             return
         node = _Node(obj)
         with self._mu:
@@ -490,8 +519,12 @@ class Cluster(simadmin.AdminAPI):
             self.pods_by_node[p.node].add(uid)
             if p.owner_uid:
                 self.pods_by_owner[p.owner_uid].add(uid)
+            if not p.bound and p.node and not p.deleting and old is None:
+                self._schedule(0, "bind", p.uid)
             if not p.started and not p.deleting:
                 self._maybe_start(p)
+            if p.deleting and (old is None or not old.deleting):
+                self._begin_termination(p)
         if p.owner_kind == "DaemonSet":
             dirty_ds.add((p.ns, p.owner_name))
         if p.node and (is_device_plugin(p.labels) or (old is not None and is_device_plugin(old.labels))):
@@ -515,18 +548,27 @@ class Cluster(simadmin.AdminAPI):
             elif kind == "ds":
                 self._deferred.discard(payload)
                 dirty_ds.add(payload)
+            elif kind == "bind":
+                self._bind(payload)
+            elif kind == "kill":
+                self._kill(payload)
+            elif kind == "startup":
+                self._startup_done(*payload)
             elif kind == "heartbeat":
                 self._heartbeat_tick()
                 self._schedule(self._hb_tick, "heartbeat", None)
 
     # ---- kubelet -------------------------------------------------------------------------------------
     def _maybe_start(self, p):
-        if p.node and p.node in self.nodes and p.phase == "Pending" and p.uid not in self._start_pending:
+        if (p.bound and p.node in self.nodes and p.phase == "Pending"
+                and p.uid not in self._start_pending):
             self._start_pending.add(p.uid)
             self._schedule(self.ready_delay, "start", (p.uid, p.ns, p.name))
 
-    def _rule_for(self, p):
-        for rule in self.fail_rules:
+    def _rule_for(self, p, rules=None):
+        """The first rule (of fail_rules, or the given list) whose node/namespace/DaemonSet/selector
+        keys all match the pod."""
+        for rule in self.fail_rules if rules is None else rules:
             if rule["node"] and rule["node"] != p.node:
                 continue
             if rule["namespace"] and rule["namespace"] != p.ns:
@@ -535,7 +577,16 @@ class Cluster(simadmin.AdminAPI):
                 continue
             if rule["selector"] is not None and not placement.labels_match(rule["selector"], p.labels):
                 continue
+            if rule.get("initContainer") and rule["initContainer"] not in p.init_names:
+                continue  # no such init container in this pod
             return rule
+        return None
+
+    def _life(self, p, key):
+        """A lifecycle setting (startupSeconds, stopSeconds) for the pod, or None."""
+        for rule in self.life_rules:
+            if rule.get(key) is not None and self._rule_for(p, [rule]) is not None:
+                return rule[key]
         return None
 
     def _kubelet_start(self, uid, ns, name):
@@ -546,19 +597,148 @@ class Cluster(simadmin.AdminAPI):
         node = self.nodes.get(p.node)
         if node is None or p.node in self.unreachable:
             return  # started when the node's kubelet comes back
+        failed = self._rule_for(p, self.failed_rules)
+        if failed is not None:  # e.g. admission rejects every pod there
+            self._fail_pod(p, failed)
+            return
         rule = self._rule_for(p)
+        kind = kubelet.rule_kind(rule)
+        startup = self._life(p, "startupSeconds") if rule is None else None
 
         def run(pod):
             if pod.get("status", {}).get("containerStatuses"):
                 return False
-            pod["status"] = kubelet.pod_status(pod, node.ip, rule, restarts=1 if rule else 0)
+            pod["status"] = kubelet.pod_status(pod, node.ip, rule, restarts=1 if kind in ("crash", "init") else 0,
+                                               starting=bool(startup))
             return None
 
         if self._mutate(PODS, ns, name, run, subresource="status", uid=uid, cow=[]) is not None:
             self.counters["podsStarted"] += 1
-            if rule:
+            if kind in ("crash", "init"):
                 self.crashing[uid] = 1.0
                 self._schedule(1.0, "crash", (uid, ns, name))
+            elif kind is not None:
+                self.static_fail.add(uid)
+            elif startup:
+                self._schedule(startup, "startup", (uid, ns, name))
+
+    def _startup_done(self, uid, ns, name):
+        """The startup probe passed: the container is started and (readiness passing) Ready."""
+        p = self.pods.get(uid)
+        if p is None or not p.starting or p.node in self.unreachable or self._rule_for(p) is not None:
+            return
+        self._post_running(p)
+
+    def _post_running(self, p, starting=False, term=None, bump=False):
+        node = self.nodes.get(p.node)
+        ip = node.ip if node else "10.0.0.1"
+
+        def post(pod):
+            restarts = kubelet.restarts_of(pod) + (1 if bump else 0)
+            pod["status"] = kubelet.pod_status(pod, ip, None, restarts=restarts, starting=starting, term=term)
+        self._mutate(PODS, p.ns, p.name, post, subresource="status", uid=p.uid, cow=[])
+
+    def _restart(self, p, reason, exit_code):
+        """A container killed and restarted (liveness failure, OOM): restartCount + 1, lastState.terminated
+        {reason, exitCode}, running again; not ready through its start-up window, if it has one."""
+        startup = self._life(p, "startupSeconds")
+        stamp = now_rfc3339()
+        self._post_running(p, starting=bool(startup), bump=True,
+                           term={"exitCode": exit_code, "reason": reason, "startedAt": stamp, "finishedAt": stamp})
+        if startup:
+            self._schedule(startup, "startup", (p.uid, p.ns, p.name))
+
+    def _fail_pod(self, p, rule):
+        node = self.nodes.get(p.node)
+        ip = node.ip if node else "10.0.0.1"
+        self.crashing.pop(p.uid, None)
+
+        def fail(pod):
+            if (pod.get("status") or {}).get("phase") == "Failed":
+                return False
+            pod["status"] = kubelet.failed_status(pod, ip, rule.get("reason") or "Terminated", rule.get("message"))
+            return None
+        if self._mutate(PODS, p.ns, p.name, fail, subresource="status", uid=p.uid, cow=[]) is not None:
+            self.counters["podsFailed"] += 1
+
+    # ---- scheduler ---------------------------------------------------------------------------------
+    def _bind(self, uid):
+        """The default scheduler for DaemonSet pods (created unbound with a node affinity): bind to that
+        node (K: pkg/registry/core/pod/storage/storage.go BindingREST assignPod: spec.nodeName and
+        PodScheduled=True in one write), or, under an /_sim/unschedulable rule, record the failed attempt
+        (K: pkg/scheduler/schedule_one.go handleSchedulingFailure: PodScheduled=False, reason
+        Unschedulable, the fit error as message) and leave the pod Pending without a node."""
+        p = self.pods.get(uid)
+        if p is None or p.bound or p.deleting or p.node not in self.nodes:
+            return
+        rule = self._rule_for(p, self.unsched_rules)
+        stamp = now_rfc3339()
+        if rule is not None:
+            n = len(self.nodes)
+            msg = rule.get("message") or (
+                "0/%d nodes are available: 1 Insufficient cpu, %d node(s) didn't match Pod's node "
+                "affinity/selector. preemption: 0/%d nodes are available: 1 No preemption victims found for "
+                "incoming pod, %d Preemption is not helpful for scheduling." % (n, n - 1, n, n - 1))
+
+            def unschedulable(pod):
+                st = pod["status"] = dict(pod.get("status") or {})  # never mutate the stored object
+                conds = [c for c in st.get("conditions") or () if c.get("type") != "PodScheduled"]
+                prev = next((c for c in st.get("conditions") or () if c.get("type") == "PodScheduled"), {})
+                if prev.get("status") == "False" and prev.get("message") == msg:
+                    return False
+                conds.append({"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                              "lastTransitionTime": prev.get("lastTransitionTime") if prev.get("status") == "False"
+                              else stamp, "reason": "Unschedulable", "message": msg})
+                st["conditions"] = conds
+                return None
+            self._mutate(PODS, p.ns, p.name, unschedulable, subresource="status", uid=uid, cow=[])
+            return
+
+        def bind(pod):
+            if (pod.get("spec") or {}).get("nodeName"):
+                return False
+            pod["spec"] = dict(pod.get("spec") or {}, nodeName=p.node)
+            st = pod["status"] = dict(pod.get("status") or {})
+            conds = [c for c in st.get("conditions") or () if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                          "lastTransitionTime": stamp})
+            st["conditions"] = conds
+            return None
+        if self._mutate(PODS, p.ns, p.name, bind, subresource="binding", uid=uid, cow=[]) is not None:
+            self.counters["podsBound"] += 1
+
+    def _rebind(self):
+        """After an unschedulable rule went away: the scheduler retries its unschedulable pods."""
+        for p in list(self.pods.values()):
+            if not p.bound and p.node and not p.deleting:
+                self._bind(p.uid)
+
+    # ---- graceful termination ----------------------------------------------------------------------
+    def _begin_termination(self, p):
+        """The kubelet sees deletionTimestamp (K: pkg/kubelet/pod_workers.go, kuberuntime killPod): it
+        stops the containers within the grace period, then finishes the deletion with grace 0
+        (K: pkg/kubelet/status/status_manager.go syncPod, canBeDeleted). The prober reports startup and
+        liveness as succeeded once deletion started (K: pkg/kubelet/prober/worker.go doProbe, "Graceful
+        shutdown of the pod"), so a container inside its start-up window becomes started and, with
+        readiness passing, Ready while Terminating. A node whose kubelet is down never finishes: its pods
+        stay Terminating until it is back (or the node object is deleted)."""
+        if not p.bound or p.node not in self.nodes or p.node in self.unreachable:
+            return
+        if p.starting and self._rule_for(p) is None:
+            self._post_running(p)
+        stop = self._life(p, "stopSeconds")
+        stop = self.stop_delay if stop is None else stop
+        if stop < 0:
+            return  # stuck: the containers never stop (a hung preStop hook, an unkillable process)
+        left = max(0.0, p.delete_at - time.time()) if p.delete_at else 0.0
+        self._schedule(min(stop, left), "kill", p.uid)
+
+    def _kill(self, uid):
+        p = self.pods.get(uid)
+        if p is None or not p.deleting or p.node in self.unreachable:
+            return
+        if self._delete(PODS, p.ns, p.name, grace=0, uid=uid) is not None:
+            self.counters["podsTerminated"] += 1
 
     def _crash_tick(self, uid, ns, name):
         backoff = self.crashing.get(uid)
@@ -576,9 +756,7 @@ class Cluster(simadmin.AdminAPI):
         ip = node.ip if node else "10.0.0.1"
 
         def crash(pod):
-            restarts = max([c.get("restartCount", 0) for c in pod.get("status", {}).get("containerStatuses") or []]
-                           or [0])
-            pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts + 1)
+            pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=kubelet.restarts_of(pod) + 1)
 
         self._mutate(PODS, ns, name, crash, subresource="status", uid=uid, cow=[])
         backoff = min(backoff * 2, 10.0)
@@ -586,29 +764,41 @@ class Cluster(simadmin.AdminAPI):
         self._schedule(backoff, "crash", (uid, ns, name))
 
     def _apply_rules(self):
-        """After fail/recover: crash running pods that now match a rule, heal failing ones that don't."""
+        """After fail/recover: crash running pods that now match a rule, heal failing ones that don't.
+        A healed container restarts: with a start-up window (/_sim/lifecycle startupSeconds) it runs not
+        ready, its last termination kept, until the window ends."""
         for p in list(self.pods.values()):
-            if not p.started or p.deleting:
+            if not p.started or p.deleting or p.phase in ("Failed", "Succeeded"):
                 continue
             rule = self._rule_for(p)
+            kind = kubelet.rule_kind(rule)
             node = self.nodes.get(p.node)
             ip = node.ip if node else "10.0.0.1"
-            if rule is not None and p.uid not in self.crashing:
+            if kind in ("image", "sandbox"):
+                if p.uid in self.static_fail:
+                    continue
+                self.crashing.pop(p.uid, None)
+                self.static_fail.add(p.uid)
+
+                def block(pod, rule=rule, ip=ip):
+                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=0)
+                self._mutate(PODS, p.ns, p.name, block, subresource="status", uid=p.uid, cow=[])
+            elif rule is not None and p.uid not in self.crashing:
+                self.static_fail.discard(p.uid)
+
                 def crash(pod, rule=rule, ip=ip):
-                    cs = pod.get("status", {}).get("containerStatuses") or []
-                    restarts = max([c.get("restartCount", 0) for c in cs] or [0])
-                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts + 1)
+                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=kubelet.restarts_of(pod) + 1)
                 self._mutate(PODS, p.ns, p.name, crash, subresource="status", uid=p.uid, cow=[])
                 self.crashing[p.uid] = 1.0
                 self._schedule(1.0, "crash", (p.uid, p.ns, p.name))
-            elif rule is None and (p.uid in self.crashing or not p.ready):
+            elif rule is None and (p.uid in self.crashing or p.uid in self.static_fail or
+                                   (not p.ready and not p.starting)):
                 self.crashing.pop(p.uid, None)
-
-                def heal(pod, ip=ip):
-                    cs = pod.get("status", {}).get("containerStatuses") or []
-                    restarts = max([c.get("restartCount", 0) for c in cs] or [0])
-                    pod["status"] = kubelet.pod_status(pod, ip, None, restarts=restarts)
-                self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid, cow=[])
+                self.static_fail.discard(p.uid)
+                startup = self._life(p, "startupSeconds")
+                self._post_running(p, starting=bool(startup))
+                if startup:
+                    self._schedule(startup, "startup", (p.uid, p.ns, p.name))
 
     def _set_reachable(self, node_name, reachable):
         """Node lifecycle controller + kubelet: an unreachable node's pods lose Ready (MarkPodsNotReady);
@@ -622,7 +812,11 @@ class Cluster(simadmin.AdminAPI):
         stamp = now_rfc3339()
         for puid in list(self.pods_by_node.get(node_name, ())):
             p = self.pods.get(puid)
-            if p is None or p.deleting:
+            if p is None:
+                continue
+            if p.deleting:
+                if reachable:
+                    self._begin_termination(p)  # the kubelet is back and finishes the kill
                 continue
             if not p.started:
                 if reachable:
@@ -642,10 +836,12 @@ class Cluster(simadmin.AdminAPI):
             else:
                 rule = self._rule_for(p)
 
-                def repost(pod, rule=rule):
-                    cs = pod.get("status", {}).get("containerStatuses") or []
-                    restarts = max([c.get("restartCount", 0) for c in cs] or [0])
-                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=restarts)
+                def repost(pod, rule=rule, starting=p.starting):
+                    if (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded"):
+                        return False
+                    pod["status"] = kubelet.pod_status(pod, ip, rule, restarts=kubelet.restarts_of(pod),
+                                                       starting=starting)
+                    return None
                 self._mutate(PODS, p.ns, p.name, repost, subresource="status", uid=p.uid, cow=[])
 
     def _heartbeat(self, names=None):
@@ -770,7 +966,11 @@ class Cluster(simadmin.AdminAPI):
         t = daemonset.Template(ds)
         now = time.time()
         should, keep = self._fit_nodes(t)
-        creates, deletes = daemonset.plan(t, should, self._pods_by_node_of(t.uid), now, keep)
+        self.failed_backoff.requeue = None
+        creates, deletes = daemonset.plan(t, should, self._pods_by_node_of(t.uid), now, keep,
+                                          backoff=self.failed_backoff)
+        if self.failed_backoff.requeue is not None:  # enqueueDaemonSetAfter(ds, delay)
+            self._schedule(self.failed_backoff.requeue + 0.01, "ds", (ns, name))
         self._ensure_revision(t, ds)
         made, rejected, removed = [], None, []
         for node_name in creates:
@@ -781,10 +981,17 @@ class Cluster(simadmin.AdminAPI):
             if pod is not None:
                 made.append(_meta(pod)["name"])
         for p in deletes:
-            if self._delete(PODS, p.ns, p.name) is not None:
+            if p.phase == "Failed":
+                self._record(ds, "Warning", "FailedDaemonPod", "Found failed daemon pod %s/%s on node %s, will try "
+                             "to kill it" % (p.ns, p.name, p.node), 1)
+            out = self._delete(PODS, p.ns, p.name)
+            if out is not None:
                 self.counters["podsDeleted"] += 1
                 removed.append(p.name)
-                self._pod_event(p.uid, {"metadata": {"uid": p.uid}}, True, set(), set())
+                if _meta(out).get("deletionTimestamp"):  # Terminating: counted until the kubelet is done
+                    self._pod_event(p.uid, out, False, set(), set())
+                else:
+                    self._pod_event(p.uid, {"metadata": {"uid": p.uid}}, True, set(), set())
         if made:
             self._record(ds, "Normal", "SuccessfulCreate", "Created pod: %s" % made[-1], len(made))
         if removed:

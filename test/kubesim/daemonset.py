@@ -60,11 +60,46 @@ def resolve_int_or_percent(v, total):
         return 1
 
 
-def plan(t, should, by_node, now, keep=frozenset()):
+class FailedBackoff:
+    """The DaemonSet controller's failedPodsBackoff (K: pkg/controller/daemon/daemon_controller.go
+    podsShouldBeOnNode; cmd/kube-controller-manager/app/apps.go startDaemonSetController passes
+    flowcontrol.NewBackOff(1*time.Second, 15*time.Minute)), keyed by DaemonSet uid + node: a Failed
+    daemon pod is deleted at once the first time, then only once the back-off since the last deletion
+    on that node has passed; the back-off doubles up to 15 minutes and restarts from 1 s once an entry
+    has been idle for twice the maximum (client-go util/flowcontrol/backoff.go)."""
+
+    def __init__(self, initial=1.0, maximum=900.0):
+        self.initial, self.maximum = initial, maximum
+        self.entries = {}  # key -> [duration, last update]
+        self.requeue = None  # the shortest wait a plan() pass ran into, or None
+
+    def in_backoff(self, key, now):
+        e = self.entries.get(key)
+        return e is not None and now - e[1] < e[0]
+
+    def remaining(self, key, now):
+        e = self.entries.get(key)
+        return 0.0 if e is None else max(0.0, e[0] - (now - e[1]))
+
+    def next(self, key, now):
+        e = self.entries.get(key)
+        if e is None or now - e[1] > 2 * self.maximum:
+            self.entries[key] = [self.initial, now]
+        else:
+            e[0], e[1] = min(e[0] * 2, self.maximum), now
+
+
+def _failed(p):
+    return getattr(p, "phase", "") == "Failed"
+
+
+def plan(t, should, by_node, now, keep=frozenset(), backoff=None):
     """Returns (node names needing a pod, pods to delete). by_node: node -> pods, oldest first.
 
     should: nodes that should run a pod; keep: nodes where an existing pod may continue running
-    (should implies keep)."""
+    (should implies keep). Follows podsShouldBeOnNode (K: pkg/controller/daemon/daemon_controller.go):
+    a node that has any pod of ours, Terminating ones included, gets no new pod; a Failed pod is deleted
+    (subject to `backoff`, a FailedBackoff) and replaced on a later pass."""
     creates, deletes = [], []
     for node_name in sorted(set(by_node) | should):
         pods = by_node.get(node_name, ())
@@ -72,22 +107,58 @@ def plan(t, should, by_node, now, keep=frozenset()):
         if node_name in should and not pods:
             creates.append(node_name)
         elif node_name in should or node_name in keep:
-            deletes.extend(live[1:])  # duplicates: the oldest stays
+            running = []
+            for p in live:
+                if not _failed(p):
+                    running.append(p)
+                    continue
+                key = (t.uid, node_name)
+                if backoff is not None:
+                    if backoff.in_backoff(key, now):
+                        wait = backoff.remaining(key, now)
+                        backoff.requeue = wait if backoff.requeue is None else min(backoff.requeue, wait)
+                        continue
+                    backoff.next(key, now)
+                deletes.append(p)
+            deletes.extend(running[1:])  # duplicates: the oldest stays
         else:
             deletes.extend(live)
     if t.rolling:
-        # at most maxUnavailable (min 1: maxSurge is not simulated) nodes without an available pod
-        budget = max(1, resolve_int_or_percent(t.max_unavailable, len(should)))
-        unavailable, old_ok, old_bad = 0, [], []
-        for node_name in sorted(should):
-            live = [p for p in by_node.get(node_name, ()) if not p.deleting]
-            if not live or not t.available(live[0], now):
-                unavailable += 1
-            if live and live[0].labels.get(HASH_LABEL) != t.hash:
-                (old_ok if t.available(live[0], now) else old_bad).append(live[0])
-        deletes.extend(old_bad)  # replacing a pod that is down costs no availability
-        deletes.extend(old_ok[:max(0, budget - unavailable)])
+        deletes.extend(p for p in _rolling_update(t, should, by_node, now) if p not in deletes)
     return creates, deletes
+
+
+def _rolling_update(t, should, by_node, now):
+    """Old pods to delete, as rollingUpdate does without surge (K: pkg/controller/daemon/update.go
+    rollingUpdate, findUpdatedPodsOnNode): per node with pods, ignoring Terminating ones: no live pod,
+    or an old and a new one, counts as unavailable; a new pod counts when not available; an old pod
+    that is not available is replaced at once (allowedReplacementPods); available old pods are
+    replaced only while fewer than maxUnavailable nodes are unavailable. A node whose old pod was
+    deleted but stays Terminating (its kubelet is gone) therefore holds one unit of maxUnavailable
+    for as long as it stays."""
+    # maxUnavailable of desiredNumberScheduled; 0 (no surge simulated) becomes 1
+    # (K: update.go updatedDesiredNodeCounts)
+    budget = resolve_int_or_percent(t.max_unavailable, len(should)) or 1
+    unavailable, allowed, candidates = 0, [], []
+    for node_name in sorted(set(by_node) | should):
+        # a node without any pod gets one in this same pass (plan's creates): it counts as an unavailable
+        # new pod, as the real controller sees it once its expectations are satisfied
+        live = [p for p in by_node.get(node_name, ()) if not p.deleting]
+        new = [p for p in live if t.is_updated(p)]
+        old = [p for p in live if not t.is_updated(p)]
+        if len(new) > 1 or len(old) > 1:
+            unavailable += 1  # the manage loop prunes duplicates first
+            continue
+        if (not new and not old) or (new and old):
+            unavailable += 1  # only Terminating pods (or none yet), or mid-replacement
+        elif new:
+            if not t.available(new[0], now):
+                unavailable += 1
+        elif not t.available(old[0], now):
+            allowed.append(old[0])
+        elif unavailable < budget:
+            candidates.append(old[0])
+    return allowed + candidates[:max(0, budget - unavailable)]
 
 
 def compute_status(t, should, by_node, now):
@@ -127,6 +198,20 @@ def owner_ref(t):
             "blockOwnerDeletion": True}
 
 
+def target_node(spec):
+    """The node a pod is for: spec.nodeName, else the node its required affinity names by
+    metadata.name (K: pkg/controller/daemon/util/daemonset_util.go GetTargetNodeName)."""
+    if spec.get("nodeName"):
+        return spec["nodeName"]
+    req = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+           .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    for term in req.get("nodeSelectorTerms") or ():
+        for f in term.get("matchFields") or ():
+            if f.get("key") == "metadata.name" and f.get("operator") == "In" and len(f.get("values") or ()) == 1:
+                return f["values"][0]
+    return ""
+
+
 def daemon_pod(t, node_name, stamp, qos):
     """The pod the controller creates for node_name (metadata.name left to the caller)."""
     tm = t.template.get("metadata") or {}
@@ -141,7 +226,6 @@ def daemon_pod(t, node_name, stamp, qos):
     affinity["nodeAffinity"] = dict(affinity.get("nodeAffinity") or {}, **{
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [
             {"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}})
-    spec["nodeName"] = node_name
     labels = dict(tm.get("labels") or {})
     labels[HASH_LABEL] = t.hash
     labels[GEN_LABEL] = t.template_generation
@@ -149,10 +233,10 @@ def daemon_pod(t, node_name, stamp, qos):
             "ownerReferences": [owner_ref(t)]}
     if tm.get("annotations"):
         meta["annotations"] = dict(tm["annotations"])
+    # created unbound: the scheduler binds it to the node its affinity names
+    # (K: pkg/controller/daemon/util/daemonset_util.go ReplaceDaemonSetPodNodeNameNodeAffinity)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec,
-            "status": {"phase": "Pending", "qosClass": qos(spec),
-                       "conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                                       "lastTransitionTime": stamp}]}}
+            "status": {"phase": "Pending", "qosClass": qos(spec)}}
 
 
 def controller_revision(t, ds_annotations, revision):

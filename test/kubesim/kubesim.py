@@ -44,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--cpu-nodes", type=int, default=1)
     p.add_argument("--kubeconfig-out", default=None, help="write a kubeconfig for kubectl and the controller here")
     p.add_argument("--pod-ready-delay", type=float, default=1.0, help="seconds until a scheduled pod is Ready")
+    p.add_argument("--pod-stop-delay", type=float, default=0.1,
+                   help="seconds a deleted pod's containers take to stop (capped by its grace period)")
     p.add_argument("--heartbeat", type=float, default=0.0,
                    help="seconds between node heartbeats (lastHeartbeatTime bumps, as a kubelet does); 0 = off")
     p.add_argument("--history", type=int, default=10000, help="watch events kept (older versions get 410)")

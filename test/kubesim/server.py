@@ -766,7 +766,15 @@ class Kubesim:
                            details_for(info, name))
         if info.res == "/v1/namespaces" and not dry:
             self._delete_namespace_contents(name)
-        return old, self.store.delete(info.res, req.ns, name, dry_run=dry)
+        grace = opts.get("gracePeriodSeconds")
+        if grace is None and req.q.get("gracePeriodSeconds") not in (None, ""):
+            try:
+                grace = int(req.q["gracePeriodSeconds"])
+            except ValueError:
+                raise ApiError(400, "BadRequest", "gracePeriodSeconds must be an integer") from None
+        if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int)):
+            raise ApiError(400, "BadRequest", "DeleteOptions.gracePeriodSeconds must be an integer")
+        return old, self.store.delete(info.res, req.ns, name, dry_run=dry, grace=grace)
 
     def _delete_namespace_contents(self, ns):
         """No namespace controller: delete everything in it at once (finalizers still hold objects)."""

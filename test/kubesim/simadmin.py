@@ -65,6 +65,22 @@ class AdminAPI:
             return 200, {"rules": [_rule_public(r) for r in self.fail_rules]}
         if parts == ["recover"] and method == "POST":
             return self._admin_recover(body)
+        if parts == ["lifecycle"] and method == "POST":
+            return self._admin_lifecycle(body)
+        if parts == ["lifecycle"] and method == "DELETE":
+            return self._admin_clear("life_rules")
+        if parts == ["lifecycle"] and method == "GET":
+            return 200, {"rules": [_public(r) for r in self.life_rules]}
+        if parts == ["unschedulable"] and method == "POST":
+            return self._admin_unschedulable(body)
+        if parts == ["unschedulable"] and method == "DELETE":
+            return self._admin_clear("unsched_rules", then=self._rebind)
+        if parts == ["pod-failed"] and method == "POST":
+            return self._admin_pod_failed(body)
+        if parts == ["pod-failed"] and method == "DELETE":
+            return self._admin_clear("failed_rules")
+        if parts == ["restart"] and method == "POST":
+            return self._admin_restart(body)
         if parts == ["touch-nodes"] and method == "POST":
             return self._admin_touch(body)
         if parts == ["heartbeat"] and method == "POST":
@@ -88,6 +104,9 @@ class AdminAPI:
                    "gpuNodes": sum(1 for n in self.nodes.values() if self._gpu_count(n) > 0),
                    "gpuAllocatable": sum(1 for n in self.nodes.values() if n.gpu_alloc),
                    "daemonsets": len(self.daemonsets),
+                   "podsTerminating": sum(1 for p in self.pods.values() if p.deleting),
+                   "podsUnbound": sum(1 for p in self.pods.values() if not p.bound),
+                   "podsUnschedulable": sum(1 for p in self.pods.values() if p.unschedulable),
                    "pods": len(pods),
                    "podsReady": sum(1 for p in pods if p.ready),
                    "podsByPhase": {}, "failRules": len(self.fail_rules),
@@ -203,10 +222,14 @@ class AdminAPI:
         if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)
                                       or not 1 <= exit_code <= 255):
             raise BadRequest('"exitCode" must be an integer from 1 to 255')
+        init = body.get("initContainer")
+        if init is not None and not isinstance(init, str):
+            raise BadRequest('"initContainer" must be a string')
         return {"node": node or "", "namespace": body.get("namespace") or "", "daemonset": ds or "",
                 "selector": selector, "labelSelector": sel_text,
                 "reason": body.get("reason") or "CrashLoopBackOff", "message": body.get("message") or "",
-                "terminationMessage": term_msg or "", "exitCode": exit_code or 0}
+                "terminationMessage": term_msg or "", "exitCode": exit_code or 0,
+                "sandbox": bool(body.get("sandbox")), "initContainer": init or ""}
 
     def _admin_fail(self, body):
         rule = self._parse_rule(body, True)
@@ -239,6 +262,97 @@ class AdminAPI:
         done.wait(10)
         return 200, {"removed": len(removed), "rules": len(self.fail_rules)}
 
+    def _in_worker(self, fn):
+        """Run fn in the simulation thread and wait for it (so the answer reflects the change)."""
+        done = threading.Event()
+        out = []
+
+        def run():
+            try:
+                out.append(fn())
+            finally:
+                done.set()
+        self._command(run)
+        done.wait(10)
+        return out[0] if out else None
+
+    def _admin_clear(self, attr, then=None):
+        def clear():
+            n = len(getattr(self, attr))
+            getattr(self, attr)[:] = []
+            if then is not None:
+                then()
+            return n
+        return 200, {"removed": self._in_worker(clear)}
+
+    def _admin_lifecycle(self, body):
+        """Per-operand pod lifecycle timing: startupSeconds (a started or restarted container runs not
+        ready, started=false, for that long: its startup probe's window) and stopSeconds (how long its
+        containers take to exit after SIGTERM, capped by the grace period; -1 = they never do, so the pod
+        stays Terminating)."""
+        rule = self._parse_rule(body, False)
+        for key in ("startupSeconds", "stopSeconds"):
+            v = body.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise BadRequest('"%s" must be a number' % key)
+            rule[key] = v
+        if rule["startupSeconds"] is not None and rule["startupSeconds"] < 0:
+            raise BadRequest('"startupSeconds" must not be negative')
+
+        def add():
+            self.life_rules.insert(0, rule)  # the newest rule wins
+            return len(self.life_rules)
+        return 200, {"rule": _public(rule), "rules": self._in_worker(add)}
+
+    def _admin_unschedulable(self, body):
+        """The scheduler cannot place matching DaemonSet pods (created from now on): they stay Pending
+        without a node, PodScheduled=False reason Unschedulable with `message`."""
+        rule = self._parse_rule(body, False)
+        rule["message"] = body.get("message") or ""
+
+        def add():
+            self.unsched_rules.append(rule)
+            return len(self.unsched_rules)
+        return 200, {"rule": _public(rule), "rules": self._in_worker(add)}
+
+    def _admin_pod_failed(self, body):
+        """The kubelet ends matching pods: phase Failed with `reason` (default Terminated: node shutdown;
+        Evicted; UnexpectedAdmissionError, ...) and `message`. With "repeat": true every future pod there
+        fails as it starts (an admission reject), until DELETE /_sim/pod-failed."""
+        rule = self._parse_rule(body, False)
+        rule["reason"] = body.get("reason") or "Terminated"
+        rule["message"] = body.get("message") or ""
+        repeat = bool(body.get("repeat"))
+
+        def fail():
+            n = 0
+            for p in list(self.pods.values()):
+                if (p.bound and not p.deleting and p.phase not in ("Failed", "Succeeded")
+                        and self._rule_for(p, [rule]) is not None):
+                    self._fail_pod(p, rule)
+                    n += 1
+            if repeat:
+                self.failed_rules.append(rule)
+            return n
+        return 200, {"failed": self._in_worker(fail), "repeat": repeat}
+
+    def _admin_restart(self, body):
+        """Kill and restart matching running containers once (liveness failure, OOM): restartCount + 1,
+        lastState.terminated {reason (default Error; OOMKilled), exitCode (default 137)}."""
+        rule = self._parse_rule(body, False)
+        reason = body.get("reason") or "Error"
+        exit_code = body.get("exitCode") or 137
+
+        def restart():
+            n = 0
+            for p in list(self.pods.values()):
+                if (p.started and p.bound and not p.deleting and p.phase == "Running"
+                        and p.uid not in self.crashing and self._rule_for(p, [rule]) is not None):
+                    self._restart(p, reason, exit_code)
+                    n += 1
+            return n
+        return 200, {"restarted": self._in_worker(restart)}
+
     def _admin_touch(self, body):
         key, value = body.get("label"), body.get("value", "")
         if not isinstance(key, str) or not key:
@@ -262,4 +376,9 @@ class AdminAPI:
 
 def _rule_public(rule):
     return {k: rule[k] for k in ("node", "namespace", "daemonset", "labelSelector", "reason", "message",
-                                 "terminationMessage", "exitCode") if rule[k]}
+                                 "terminationMessage", "exitCode", "sandbox", "initContainer") if rule.get(k)}
+
+
+def _public(rule):
+    keys = ("node", "namespace", "daemonset", "labelSelector", "startupSeconds", "stopSeconds", "message")
+    return {k: rule[k] for k in keys if rule.get(k) not in (None, "")}

@@ -50,8 +50,33 @@ def encode(obj):
     return _ENC.encode(obj).encode("utf-8")
 
 
-def now_rfc3339():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def now_rfc3339(t=None):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+PODS = "/v1/pods"
+
+
+def pod_grace_period(pod, grace=None):
+    """The grace period a pod deletion gets (K: pkg/registry/core/pod/strategy.go CheckGracefulDelete):
+    DeleteOptions.gracePeriodSeconds when given, else spec.terminationGracePeriodSeconds (0 when unset);
+    0 for a pod not bound to a node or already Failed/Succeeded; a negative value becomes 1."""
+    spec = pod.get("spec") or {}
+    if grace is not None:
+        period = grace
+    else:
+        period = spec.get("terminationGracePeriodSeconds") or 0
+    try:
+        period = int(period)
+    except (TypeError, ValueError):
+        period = 0
+    if not spec.get("nodeName"):
+        period = 0
+    if (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded"):
+        period = 0
+    if period < 0:
+        period = 1
+    return period
 
 
 class Entry:
@@ -348,7 +373,7 @@ class Store:
                 new["metadata"] = nm
                 obj, m = new, nm
             else:
-                if r.status_subresource:
+                if r.status_subresource and subresource != "binding":  # binding sets nodeName + condition
                     obj = dict(obj)
                     obj.pop("status", None)
                     if "status" in old.obj:
@@ -380,7 +405,10 @@ class Store:
             m["resourceVersion"] = om.get("resourceVersion")
             if obj == old.obj:
                 return self._out(old, as_entry)  # no-op: no new resourceVersion, no event
-            if "deletionTimestamp" in om and not m.get("finalizers"):
+            # the last finalizer gone completes a deletion, except for a pod still in its grace period:
+            # the kubelet completes that one (a delete with grace 0)
+            if "deletionTimestamp" in om and not m.get("finalizers") and not (
+                    res == PODS and om.get("deletionGracePeriodSeconds")):
                 if dry_run:
                     return self._out(self._finish(obj), as_entry)
                 self.rv += 1
@@ -396,8 +424,13 @@ class Store:
             self._commit("MODIFIED", res, key, e, old)
             return self._out(e, as_entry)
 
-    def delete(self, res, namespace, name, dry_run=False, as_entry=False):
+    def delete(self, res, namespace, name, dry_run=False, as_entry=False, grace=None):
         """Delete: with finalizers only mark deletionTimestamp (MODIFIED), else remove (DELETED).
+
+        Pods are deleted gracefully (see pod_grace_period): a grace period > 0 only marks them
+        Terminating (deletionTimestamp = now + grace, deletionGracePeriodSeconds), and the kubelet
+        finishes the deletion with grace 0; `grace` is DeleteOptions.gracePeriodSeconds (None: the
+        pod's terminationGracePeriodSeconds).
 
         Returns the resulting object (marked, or the last state with the deletion's RV); None if absent."""
         with self.lock:
@@ -407,6 +440,10 @@ class Store:
             if old is None:
                 return None
             om = old.meta
+            if res == PODS:
+                period = pod_grace_period(old.obj, grace)
+                if period > 0:
+                    return self._mark_terminating(res, key, old, period, dry_run, as_entry)
             if om.get("finalizers"):
                 if "deletionTimestamp" in om:
                     return self._out(old, as_entry)
@@ -432,6 +469,27 @@ class Store:
             e = self._finish(obj)
             self._commit("DELETED", res, key, e, old)
             return self._out(e, as_entry)
+
+    def _mark_terminating(self, res, key, old, period, dry_run, as_entry):
+        """Graceful deletion (K: staging/src/k8s.io/apiserver/pkg/registry/rest/delete.go BeforeDelete):
+        deletionTimestamp = now + grace and deletionGracePeriodSeconds = grace; a second delete may only
+        shorten an existing grace period, never lengthen it."""
+        om = old.meta
+        cur = om.get("deletionGracePeriodSeconds")
+        if "deletionTimestamp" in om and cur is not None and period >= cur:
+            return self._out(old, as_entry)
+        obj = dict(old.obj)
+        m = dict(om)
+        obj["metadata"] = m
+        m["deletionTimestamp"] = now_rfc3339(time.time() + period)
+        m["deletionGracePeriodSeconds"] = period
+        if dry_run:
+            return self._out(self._finish(obj), as_entry)
+        self.rv += 1
+        m["resourceVersion"] = str(self.rv)
+        e = self._finish(obj)
+        self._commit("MODIFIED", res, key, e, old)
+        return self._out(e, as_entry)
 
     # ---- watch history -----------------------------------------------------------------------------
     def first_watchable_rv(self):

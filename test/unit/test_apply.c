@@ -130,6 +130,40 @@ static void test_prune_decision(void **state) {
   assert_int_equal(apply_decide_prune(&ds, "DaemonSet", true, false), APPLY_DECIDE_SKIP);
 }
 
+/* A failed write holds the next one until its retry time, unless the object
+ * to apply changed (a spec edit is tried at once). */
+static void test_retry_decision(void **state) {
+  (void)state;
+  /* never failed */
+  assert_int_equal(apply_decide_retry(0, 0, NULL, "h1", 10), APPLY_DECIDE_SEND);
+  /* failed, retry at 5000 */
+  assert_int_equal(apply_decide_retry(1, 5000, "h1", "h1", 4999), APPLY_DECIDE_SKIP);
+  assert_int_equal(apply_decide_retry(1, 5000, "h1", "h1", 5000), APPLY_DECIDE_SEND);
+  /* a different object: at once */
+  assert_int_equal(apply_decide_retry(3, 5000, "h1", "h2", 10), APPLY_DECIDE_SEND);
+  /* patches and deletes: per object, whatever the body */
+  assert_int_equal(apply_decide_retry(2, 5000, "", NULL, 10), APPLY_DECIDE_SKIP);
+  assert_int_equal(apply_decide_retry(2, 5000, "", NULL, 6000), APPLY_DECIDE_SEND);
+}
+
+static void test_failure_classes(void **state) {
+  (void)state;
+  /* refusals: shown at once */
+  assert_true(apply_failure_is_refusal(APPLY_KIND_OBJECT, 403));
+  assert_true(apply_failure_is_refusal(APPLY_KIND_OBJECT, 404));
+  assert_true(apply_failure_is_refusal(APPLY_KIND_OBJECT, 422));
+  assert_true(apply_failure_is_refusal(APPLY_KIND_OBJECT, 400));
+  assert_true(apply_failure_is_refusal(APPLY_KIND_NODE_LABELS, 403));
+  /* transient */
+  assert_false(apply_failure_is_refusal(APPLY_KIND_OBJECT, 0));
+  assert_false(apply_failure_is_refusal(APPLY_KIND_OBJECT, 409));
+  assert_false(apply_failure_is_refusal(APPLY_KIND_OBJECT, 429));
+  assert_false(apply_failure_is_refusal(APPLY_KIND_OBJECT, 500));
+  assert_false(apply_failure_is_refusal(APPLY_KIND_OBJECT, 503));
+  /* a node that is gone: the watch says so */
+  assert_false(apply_failure_is_refusal(APPLY_KIND_NODE_LABELS, 404));
+}
+
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
@@ -139,6 +173,8 @@ int main(void) {
       cmocka_unit_test(test_uncached_kinds),
       cmocka_unit_test(test_gvr),
       cmocka_unit_test(test_prune_decision),
+      cmocka_unit_test(test_retry_decision),
+      cmocka_unit_test(test_failure_classes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,12 +116,43 @@ static void test_new_messages_rate_limited(void **state) {
   events_free(ev);
 }
 
+/* A PATCH answered 404 (the Event expired): the same Event is created anew
+ * with the aggregated count, as client-go's recorder does. */
+static void test_recreate_after_patch_404(void **state) {
+  (void)state;
+  struct gpc_events *ev = events_new("gpu-policy-controller", NULL);
+  struct events_write w;
+  events_record(ev, &P, "Warning", EVENT_NODE_FAILING, "node a failing", 1000, T0, &w);
+  assert_int_equal(w.kind, EVENTS_CREATE);
+  char *name = gpc_strdup(w.name);
+  events_write_release(&w);
+  events_record(ev, &P, "Warning", EVENT_NODE_FAILING, "node a failing",
+                1000 + EVENTS_UPDATE_INTERVAL_MS, T0 + 10, &w);
+  assert_int_equal(w.kind, EVENTS_PATCH);
+  events_write_release(&w);
+  assert_true(events_recreate(ev, name, &w));
+  assert_int_equal(w.kind, EVENTS_CREATE);
+  assert_string_equal(w.name, name);
+  assert_int_equal(json_integer_value(json_object_get(w.body, "count")), 2);
+  assert_string_equal(json_string_value(json_object_get(w.body, "message")), "node a failing");
+  assert_string_equal(json_string_value(json_object_get(w.body, "reason")), EVENT_NODE_FAILING);
+  const json_t *io = json_object_get(w.body, "involvedObject");
+  assert_string_equal(json_string_value(json_object_get(io, "name")), "p");
+  assert_string_equal(json_string_value(json_object_get(io, "uid")), "u-1");
+  events_write_release(&w);
+  assert_false(events_recreate(ev, "p.unknown", &w));
+  assert_int_equal(w.kind, EVENTS_NONE);
+  free(name);
+  events_free(ev);
+}
+
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_create_body),
       cmocka_unit_test(test_repeats_aggregate),
       cmocka_unit_test(test_new_messages_rate_limited),
+      cmocka_unit_test(test_recreate_after_patch_404),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -240,7 +240,19 @@ static void test_refresh_token(void **state) {
   unlink(tok);
   assert_int_equal(kubeconfig_refresh_token(&kc, true, &err), GPC_E_NOT_FOUND);
   assert_string_equal(kc.token, "third");
+  /* The periodic re-read of a file that became unreadable fails once, then
+   * waits the interval again instead of failing (and being logged) on every
+   * request. */
+  kc.token_read_at -= 61;
+  assert_int_equal(kubeconfig_refresh_token(&kc, false, &err), GPC_E_NOT_FOUND);
+  assert_int_equal(kubeconfig_refresh_token(&kc, false, &err), GPC_OK);
+  assert_string_equal(kc.token, "third");
+  write_file(tok, "fourth");
+  kc.token_read_at -= 61;
+  assert_int_equal(kubeconfig_refresh_token(&kc, false, &err), GPC_OK);
+  assert_string_equal(kc.token, "fourth");
   kubeconfig_free(&kc);
+  unlink(tok);
   /* Missing tokenFile at load time is an error naming the user entry. */
   assert_int_equal(kubeconfig_load_file(&kc, cfg, NULL, &err), GPC_E_NOT_FOUND);
   assert_non_null(strstr(err.msg, "users[0].user.tokenFile"));

@@ -99,6 +99,10 @@ static void test_errors(void **state) {
   expect_error("--metrics-bind-address", 2, (char *[]){"gpc", "--metrics-bind-address=8080"});
   expect_error("--log-format", 2, (char *[]){"gpc", "--log-format=xml"});
   expect_error("--log-level", 2, (char *[]){"gpc", "--log-level=loud"});
+  /* A component nobody logs under would silently change nothing. */
+  expect_error("unknown component \"bogus\"; known: apply controller", 2,
+               (char *[]){"gpc", "--log-level=info,bogus=debug"});
+  expect_error("--log-level", 2, (char *[]){"gpc", "--log-level=info,=debug"});
   expect_error("--leader-elect", 2, (char *[]){"gpc", "--leader-elect=maybe"});
   expect_error("unexpected argument \"extra\"", 2, (char *[]){"gpc", "extra"});
   expect_error("--leader-elect-retry-period: invalid value \"0\"", 2,

@@ -31,6 +31,8 @@ struct world {
   size_t n_pod;
   struct gpc_daemonset ds[8];
   size_t n_ds;
+  int64_t now;     /* plan input's clock (0: unknown) */
+  int32_t grace_s; /* plan input's pod grace period (0: default) */
 };
 
 static struct gpc_policy *mk_policy(const char *name, const char *created, const char *spec) {
@@ -125,7 +127,9 @@ static void run_plan(struct world *w, size_t which, struct gpc_plan *out) {
                               .daemonsets = dss,
                               .n_daemonsets = w->n_ds,
                               .templates = tpl,
-                              .namespace = NS};
+                              .namespace = NS,
+                              .now = w->now,
+                              .pod_grace_s = w->grace_s};
   struct gpc_error err = {0};
   if (plan_compute(&in, out, &err)) fail_msg("plan: %s", err.msg);
 }
@@ -318,6 +322,43 @@ static void test_conflict_oldest_wins(void **state) {
   world_free(&w);
 }
 
+/* One policy per pool plus one for "the rest": the pool's explicit selector
+ * wins its nodes from the older default-detection policy, which neither
+ * touches them nor reports a conflict. */
+static void test_explicit_selector_outranks_default_detection(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("rest", "2026-01-01T00:00:00Z", "{}");
+  w.pol[w.n_pol++] =
+      mk_policy("pool", "2026-02-01T00:00:00Z", "{nodeSelector: {matchLabels: {pool: h100}}}");
+  add_node(&w, "in-pool", GPU ",pool=h100");
+  add_node(&w, "other", GPU);
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  expect_patch(&p, "other",
+               "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/policy\":\"rest\"}");
+  expect_patch(&p, "in-pool", NULL);
+  assert_int_equal(p.matched, 1);
+  assert_int_equal(p.conflicted, 0);
+  assert_null(p.conflict_owner);
+  plan_release(&p);
+  run_plan(&w, 1, &p);
+  expect_patch(&p, "in-pool",
+               "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/policy\":\"pool\"}");
+  assert_int_equal(p.matched, 1);
+  plan_release(&p);
+  assert_ptr_equal(plan_node_owner((const struct gpc_policy *const *)w.pol, 2, &w.node[0]),
+                   w.pol[1]);
+  /* two explicit selectors on one node: still the oldest, and a conflict */
+  w.pol[w.n_pol++] =
+      mk_policy("pool-2", "2026-03-01T00:00:00Z", "{nodeSelector: {matchLabels: {pool: h100}}}");
+  run_plan(&w, 2, &p);
+  assert_int_equal(p.conflicted, 1);
+  assert_string_equal(p.conflict_owner, "pool");
+  plan_release(&p);
+  world_free(&w);
+}
+
 static void test_takeover_is_not_sticky(void **state) {
   (void)state;
   struct world w = {0};
@@ -415,6 +456,103 @@ static void test_node_moves_to_other_policy(void **state) {
   world_free(&w);
 }
 
+/* A Terminating pod never satisfies a stage and loses to a live one; a
+ * progressing pod fails only after its window + grace; a rollout held by a
+ * Terminating pod on a NotReady node names that node. */
+static void test_terminating_and_progressing(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  w.now = 100000;
+  w.grace_s = 300;
+  /* fresh node whose only driver pod is Ready but Terminating: no unlock */
+  add_node(&w, "term", GPU);
+  add_pod(&w, "gpus", "term", GPC_OP_DRIVER, true, NULL)->deleting = true;
+  /* a Ready Terminating driver pod beside its not-ready replacement */
+  add_node(&w, "repl", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true");
+  add_pod(&w, "gpus", "repl", GPC_OP_DRIVER, true, NULL)->deleting = true;
+  struct gpc_pod *r = add_pod(&w, "gpus", "repl", GPC_OP_DRIVER, false, "ContainerCreating");
+  r->progressing = true;
+  r->since = w.now - 10;
+  /* unschedulable for 299 s: not yet failing; for 300 s: failing */
+  add_node(&w, "young", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true");
+  struct gpc_pod *y = add_pod(&w, "gpus", "young", GPC_OP_DRIVER, false, "Unschedulable");
+  y->progressing = true;
+  y->since = w.now - 299;
+  add_node(&w, "old", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true");
+  struct gpc_pod *o = add_pod(&w, "gpus", "old", GPC_OP_DRIVER, false, "Unschedulable");
+  o->progressing = true;
+  o->since = w.now - 300;
+  /* on a NotReady node nobody reports progress: never failing */
+  add_node(&w, "down", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true")->ready = false;
+  struct gpc_pod *dn = add_pod(&w, "gpus", "down", GPC_OP_DRIVER, false, "ContainerCreating");
+  dn->progressing = true;
+  dn->since = w.now - 5000;
+  /* starting inside a 1260 s startup window (+ grace): progressing */
+  add_node(&w, "boot", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true");
+  struct gpc_pod *b = add_pod(&w, "gpus", "boot", GPC_OP_DRIVER, false, "Starting");
+  b->progressing = true;
+  b->since = w.now - 1500;
+  b->window_s = 1260;
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  char *lab = patch_for(&p, "term");
+  assert_non_null(lab);
+  assert_string_equal(lab, "{\"gpupolicy.dev/driver\":\"true\",\"gpupolicy.dev/policy\":\"gpus\"}");
+  free(lab);
+  assert_null(patch_for(&p, "repl")); /* the replacement decides: not ready, no unlock */
+  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_ready, 0);
+  /* the NotReady node is listed as such, not as a failing pod */
+  assert_int_equal(p.n_failing, 2);
+  assert_string_equal(p.failing[0].node, "down");
+  assert_string_equal(p.failing[0].reason, "NodeNotReady");
+  assert_true(p.failing[0].node_down);
+  assert_string_equal(p.failing[1].node, "old");
+  assert_string_equal(p.failing[1].reason, "Unschedulable");
+  assert_false(p.failing[1].node_down);
+  /* the next deadline: "young" in 1 s */
+  assert_int_equal(p.recheck_at, w.now + 1);
+  plan_release(&p);
+  /* without a clock, progressing pods never fail */
+  w.now = 0;
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.n_failing, 1); /* only the NotReady node, as such */
+  assert_true(p.failing[0].node_down);
+  assert_int_equal(p.recheck_at, 0);
+  plan_release(&p);
+  world_free(&w);
+
+  /* RollingUpdate device plugin held by a Terminating pod on a NotReady node */
+  struct world v = {0};
+  v.pol[v.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  const char *all = GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true,"
+                        "gpupolicy.dev/container-toolkit=true,gpupolicy.dev/device-plugin=true";
+  add_node(&v, "up", all);
+  add_node(&v, "down", all)->ready = false;
+  for (int op = GPC_OP_DRIVER; op <= GPC_OP_DEVICE_PLUGIN; op++) {
+    add_pod(&v, "gpus", "up", (enum gpc_operand)op, true, NULL);
+    add_pod(&v, "gpus", "down", (enum gpc_operand)op, false, NULL)->deleting =
+        op == GPC_OP_DEVICE_PLUGIN;
+  }
+  struct gpc_daemonset *d = &v.ds[v.n_ds++];
+  gpc_daemonset_init(d);
+  free(d->policy);
+  d->policy = gpc_strdup("gpus");
+  d->operand = GPC_OP_DEVICE_PLUGIN;
+  d->desired = 1;
+  d->updated = 0;
+  run_plan(&v, 0, &p);
+  assert_non_null(p.operands[GPC_OP_DEVICE_PLUGIN].blocked_node);
+  assert_string_equal(p.operands[GPC_OP_DEVICE_PLUGIN].blocked_node, "down");
+  assert_null(p.operands[GPC_OP_DRIVER].blocked_node);
+  plan_release(&p);
+  d->updated = 1; /* rolled: nothing blocked */
+  run_plan(&v, 0, &p);
+  assert_null(p.operands[GPC_OP_DEVICE_PLUGIN].blocked_node);
+  plan_release(&p);
+  world_free(&v);
+}
+
 static void test_daemonset_summary(void **state) {
   (void)state;
   struct world w = {0};
@@ -478,6 +616,72 @@ static void test_not_ready_node_not_waited_for(void **state) {
   assert_string_equal(p.not_ready_first, "down");
   assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_down, 1);
   assert_int_equal(p.n_patches, 0);
+  /* listed with the kubelet's word, as NodeNotReady, not as a failing stage */
+  assert_int_equal(p.n_failing, 1);
+  assert_string_equal(p.failing[0].node, "down");
+  assert_string_equal(p.failing[0].reason, "NodeNotReady");
+  assert_int_equal(p.failing[0].op, GPC_OP_DRIVER);
+  assert_true(p.failing[0].node_down);
+  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_failing, 0);
+  plan_release(&p);
+  /* the node controller's unreachable taint says Unreachable */
+  down->taints = gpc_calloc(1, sizeof *down->taints);
+  down->taints[0] = (struct gpc_taint){.key = gpc_strdup("node.kubernetes.io/unreachable"),
+                                       .value = gpc_strdup(""),
+                                       .no_execute = true};
+  down->n_taints = 1;
+  free(down->down_message);
+  down->down_message = gpc_strdup("Kubelet stopped posting node status.");
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.n_failing, 1);
+  assert_string_equal(p.failing[0].reason, "Unreachable");
+  assert_string_equal(p.failing[0].message, "Kubelet stopped posting node status.");
+  plan_release(&p);
+  world_free(&w);
+}
+
+/* A taint the policy does not tolerate: the DaemonSet makes no pod, so the
+ * node is named with the taint instead of waiting forever. */
+static void test_untolerated_taint_is_named(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  const char *unlocked = GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true";
+  struct gpc_node *t = add_node(&w, "tainted", unlocked);
+  struct gpc_node *ok = add_node(&w, "tolerated", unlocked);
+  struct gpc_node *sys = add_node(&w, "cordoned", unlocked);
+  t->taints = gpc_calloc(1, sizeof *t->taints);
+  t->taints[0] = (struct gpc_taint){
+      .key = gpc_strdup("dedicated"), .value = gpc_strdup("ml"), .no_execute = false};
+  t->n_taints = 1;
+  /* the default toleration (nvidia.com/gpu Exists NoSchedule) covers this one */
+  ok->taints = gpc_calloc(1, sizeof *ok->taints);
+  ok->taints[0] = (struct gpc_taint){
+      .key = gpc_strdup("nvidia.com/gpu"), .value = gpc_strdup("present"), .no_execute = false};
+  ok->n_taints = 1;
+  /* the DaemonSet controller's own tolerations cover this one */
+  sys->taints = gpc_calloc(1, sizeof *sys->taints);
+  sys->taints[0] = (struct gpc_taint){.key = gpc_strdup("node.kubernetes.io/unschedulable"),
+                                      .value = gpc_strdup(""),
+                                      .no_execute = false};
+  sys->n_taints = 1;
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.n_failing, 1);
+  assert_string_equal(p.failing[0].node, "tainted");
+  assert_string_equal(p.failing[0].reason, "UntoleratedTaint");
+  assert_int_equal(p.failing[0].op, GPC_OP_DRIVER);
+  assert_non_null(strstr(p.failing[0].message, "taint dedicated=ml:NoSchedule is not tolerated"));
+  assert_int_equal(p.operands[GPC_OP_DRIVER].nodes_failing, 1);
+  plan_release(&p);
+  /* tolerating it in the spec clears it */
+  policy_free(w.pol[0]);
+  w.pol[0] =
+      mk_policy("gpus", "2026-01-01T00:00:00Z",
+                "{daemonsets: {tolerations: [{key: dedicated, operator: Equal, value: ml}]}}");
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.n_failing, 1); /* now the nvidia.com/gpu taint is not tolerated */
+  assert_string_equal(p.failing[0].node, "tolerated");
   plan_release(&p);
   world_free(&w);
 }
@@ -530,12 +734,15 @@ int main(void) {
       cmocka_unit_test(test_operand_opt_out),
       cmocka_unit_test(test_all_operands_opt_out),
       cmocka_unit_test(test_conflict_oldest_wins),
+      cmocka_unit_test(test_explicit_selector_outranks_default_detection),
       cmocka_unit_test(test_takeover_is_not_sticky),
       cmocka_unit_test(test_sticky_unlock_and_failing),
       cmocka_unit_test(test_stop_matching_and_deletion),
       cmocka_unit_test(test_node_moves_to_other_policy),
       cmocka_unit_test(test_daemonset_summary),
+      cmocka_unit_test(test_terminating_and_progressing),
       cmocka_unit_test(test_not_ready_node_not_waited_for),
+      cmocka_unit_test(test_untolerated_taint_is_named),
       cmocka_unit_test(test_node_selector),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

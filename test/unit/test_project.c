@@ -89,6 +89,49 @@ static void test_node_minimal(void **state) {
   json_decref(j);
 }
 
+/* Taints that keep pods off are kept (PreferNoSchedule is not), and a node
+ * that is not Ready keeps what its Ready condition says; both count as
+ * changes, a heartbeat does not. */
+static void test_node_taints_and_down_message(void **state) {
+  (void)state;
+  json_t *j = parse("{\"metadata\":{\"name\":\"n\",\"uid\":\"u\"},\"spec\":{\"taints\":["
+                    "{\"key\":\"dedicated\",\"value\":\"ml\",\"effect\":\"NoSchedule\"},"
+                    "{\"key\":\"soft\",\"effect\":\"PreferNoSchedule\"},"
+                    "{\"key\":\"node.kubernetes.io/unreachable\",\"effect\":\"NoExecute\"},"
+                    "{\"effect\":\"NoSchedule\"}]},"
+                    "\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"Unknown\","
+                    "\"message\":\"Kubelet stopped posting node status.\"}]}}");
+  struct gpc_node *n = project_node_new(j);
+  assert_false(n->ready);
+  assert_string_equal(n->down_message, "Kubelet stopped posting node status.");
+  assert_int_equal(n->n_taints, 2);
+  assert_string_equal(n->taints[0].key, "dedicated");
+  assert_string_equal(n->taints[0].value, "ml");
+  assert_false(n->taints[0].no_execute);
+  assert_string_equal(n->taints[1].key, "node.kubernetes.io/unreachable");
+  assert_string_equal(n->taints[1].value, "");
+  assert_true(n->taints[1].no_execute);
+  /* same taints: no change; one taint fewer: a change */
+  struct gpc_node *same = project_node_new(j);
+  assert_false(project_node_changed(n, same));
+  json_array_remove(json_object_get(json_object_get(j, "spec"), "taints"), 0);
+  struct gpc_node *fewer = project_node_new(j);
+  assert_true(project_node_changed(n, fewer));
+  project_node_free(fewer);
+  project_node_free(same);
+  project_node_free(n);
+  json_decref(j);
+  /* Ready: no message kept */
+  j = parse("{\"metadata\":{\"name\":\"n\"},\"status\":{\"conditions\":[{\"type\":\"Ready\","
+            "\"status\":\"True\",\"message\":\"kubelet is posting ready status\"}]}}");
+  n = project_node_new(j);
+  assert_true(n->ready);
+  assert_string_equal(n->down_message, "");
+  assert_int_equal(n->n_taints, 0);
+  project_node_free(n);
+  json_decref(j);
+}
+
 static void test_quantity(void **state) {
   (void)state;
   struct {
@@ -184,12 +227,16 @@ static void test_pod(void **state) {
   struct gpc_pod *p2 = project_pod_new(j);
   assert_false(project_pod_changed(p, p2));
 
-  /* Running but not ready, no waiting state: lastState explains it. */
+  /* Running but not ready, no waiting state: restarted, inside its start-up
+   * window, so progressing, not failing; lastState explains it for when the
+   * window runs out. */
+  assert_false(p->progressing);
   json_object_set_new(cs, "state", json_pack("{s:{}}", "running"));
   project_pod(p2, j);
   assert_string_equal(p2->reason, "Error");
   assert_string_equal(p2->message, "no GPU");
-  assert_false(project_pod_changed(p, p2)); /* same explanation */
+  assert_true(p2->progressing);
+  assert_true(project_pod_changed(p, p2)); /* failing -> progressing */
   /* Nothing in the termination log: the waiting reason again. */
   json_object_set_new(cs, "state", json_pack("{s:{s:s}}", "waiting", "reason", "CrashLoopBackOff"));
   json_object_del(json_object_get(json_object_get(cs, "lastState"), "terminated"), "message");
@@ -330,6 +377,126 @@ static void test_pod_termination_message(void **state) {
   json_decref(b);
 }
 
+/* The states a pod passes through (issue 14), with the fields kubesim and a
+ * real kubelet/scheduler write: each projected as progressing since the
+ * right timestamp, or as failing at once. */
+static void test_pod_lifecycle_states(void **state) {
+  (void)state;
+  assert_int_equal(project_time("2024-07-01T12:00:00Z"), 1719835200);
+  assert_int_equal(project_time("2024-01-01T12:00:00Z"), 1704110400);
+  assert_int_equal(project_time("yesterday"), 0);
+  assert_int_equal(project_time(NULL), 0);
+  static const struct {
+    const char *json, *node, *reason, *message;
+    bool bound, deleting, progressing;
+    int64_t since;
+    int32_t window;
+  } cases[] = {
+      /* Terminating (and Ready: the prober forced startup success) */
+      {"{\"metadata\":{\"name\":\"a\",\"deletionTimestamp\":\"2024-07-01T12:02:00Z\","
+       "\"deletionGracePeriodSeconds\":120},\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":"
+       "\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}",
+       "n1", "", "", true, true, false, 0, 0},
+      /* unbound, the scheduler could not place it: node from the affinity */
+      {"{\"metadata\":{\"name\":\"b\",\"creationTimestamp\":\"2024-07-01T11:00:00Z\"},\"spec\":{"
+       "\"affinity\":{\"nodeAffinity\":{\"requiredDuringSchedulingIgnoredDuringExecution\":{"
+       "\"nodeSelectorTerms\":[{\"matchFields\":[{\"key\":\"metadata.name\",\"operator\":\"In\","
+       "\"values\":[\"n2\"]}]}]}}}},\"status\":{\"phase\":\"Pending\",\"conditions\":[{\"type\":"
+       "\"PodScheduled\",\"status\":\"False\",\"reason\":\"Unschedulable\",\"message\":\"0/3 nodes "
+       "are available: 1 Insufficient cpu.\",\"lastTransitionTime\":\"2024-07-01T12:00:00Z\"}]}}",
+       "n2", "Unschedulable", "0/3 nodes are available: 1 Insufficient cpu.", false, false, true,
+       1719835200, 0},
+      /* unbound, no attempt recorded yet */
+      {"{\"metadata\":{\"name\":\"c\",\"creationTimestamp\":\"2024-07-01T12:00:00Z\"},\"spec\":{"
+       "\"affinity\":{\"nodeAffinity\":{\"requiredDuringSchedulingIgnoredDuringExecution\":{"
+       "\"nodeSelectorTerms\":[{\"matchFields\":[{\"key\":\"metadata.name\",\"operator\":\"In\","
+       "\"values\":[\"n3\"]}]}]}}}},\"status\":{\"phase\":\"Pending\"}}",
+       "n3", "Unscheduled", "not bound to its node by the scheduler yet", false, false, true,
+       1719835200, 0},
+      /* no sandbox (unknown runtime handler) */
+      {"{\"metadata\":{\"name\":\"d\"},\"spec\":{\"nodeName\":\"n4\"},\"status\":{\"phase\":"
+       "\"Pending\",\"conditions\":[{\"type\":\"PodReadyToStartContainers\",\"status\":\"False\","
+       "\"lastTransitionTime\":\"2024-07-01T12:00:00Z\"},{\"type\":\"Ready\",\"status\":\"False\"}]"
+       ","
+       "\"containerStatuses\":[{\"name\":\"x\",\"ready\":false,\"state\":{\"waiting\":{\"reason\":"
+       "\"ContainerCreating\"}}}]}}",
+       "n4", "FailedCreatePodSandBox",
+       "pod sandbox not created (PodReadyToStartContainers=False); the pod's "
+       "FailedCreatePodSandBox events say why",
+       true, false, true, 1719835200, 0},
+      /* an image that never arrived: failing at once */
+      {"{\"metadata\":{\"name\":\"e\"},\"spec\":{\"nodeName\":\"n5\"},\"status\":{\"phase\":"
+       "\"Pending\",\"conditions\":[{\"type\":\"PodReadyToStartContainers\",\"status\":\"True\"}],"
+       "\"containerStatuses\":[{\"name\":\"x\",\"ready\":false,\"restartCount\":0,\"state\":{"
+       "\"waiting\":{\"reason\":\"ImagePullBackOff\",\"message\":\"Back-off pulling image\"}}}]}}",
+       "n5", "ImagePullBackOff", "Back-off pulling image", true, false, false, 0, 0},
+      /* an init container crash-looping: its termination log, Init: reason */
+      {"{\"metadata\":{\"name\":\"f\"},\"spec\":{\"nodeName\":\"n6\"},\"status\":{\"phase\":"
+       "\"Pending\",\"conditions\":[{\"type\":\"Initialized\",\"status\":\"False\","
+       "\"lastTransitionTime\":\"2024-07-01T12:00:00Z\"}],\"initContainerStatuses\":[{\"name\":"
+       "\"wait\",\"ready\":false,\"restartCount\":4,\"state\":{\"waiting\":{\"reason\":"
+       "\"CrashLoopBackOff\"}},\"lastState\":{\"terminated\":{\"exitCode\":2,\"reason\":\"Error\","
+       "\"message\":\"driver not ready\\n\"}}}],\"containerStatuses\":[{\"name\":\"x\",\"ready\":"
+       "false,\"state\":{\"waiting\":{\"reason\":\"PodInitializing\"}}}]}}",
+       "n6", "Init:CrashLoopBackOff", "driver not ready", true, false, true, 1719835200, 0},
+      /* restarted, inside the startup probe's window (60 + 120 x 10 s) */
+      {"{\"metadata\":{\"name\":\"g\"},\"spec\":{\"nodeName\":\"n7\",\"containers\":[{\"name\":"
+       "\"drv\",\"startupProbe\":{\"initialDelaySeconds\":60,\"periodSeconds\":10,"
+       "\"failureThreshold\":120}}]},\"status\":{\"phase\":\"Running\",\"conditions\":[{\"type\":"
+       "\"Ready\",\"status\":\"False\"}],\"containerStatuses\":[{\"name\":\"drv\",\"ready\":false,"
+       "\"started\":false,\"restartCount\":1,\"state\":{\"running\":{\"startedAt\":"
+       "\"2024-07-01T12:00:00Z\"}},\"lastState\":{\"terminated\":{\"exitCode\":255,\"reason\":"
+       "\"Unknown\"}}}]}}",
+       "n7", "Starting", "container running, not ready yet (inside its start-up window)", true,
+       false, true, 1719835200, 1260},
+      /* Failed (node shutdown): transient, the DaemonSet controller replaces it */
+      {"{\"metadata\":{\"name\":\"h\"},\"spec\":{\"nodeName\":\"n8\"},\"status\":{\"phase\":"
+       "\"Failed\",\"reason\":\"Terminated\",\"message\":\"Pod was terminated in response to "
+       "imminent node shutdown.\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\","
+       "\"lastTransitionTime\":\"2024-07-01T12:00:00Z\"}]}}",
+       "n8", "Terminated", "Pod was terminated in response to imminent node shutdown.", true, false,
+       true, 1719835200, 0},
+      /* running again after a reboot (its last run lasted days): starting */
+      {"{\"metadata\":{\"name\":\"j\"},\"spec\":{\"nodeName\":\"n10\"},\"status\":{\"phase\":"
+       "\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}],"
+       "\"containerStatuses\":[{\"name\":\"x\",\"ready\":false,\"restartCount\":3,\"state\":{"
+       "\"running\":{\"startedAt\":\"2024-07-01T12:00:00Z\"}},\"lastState\":{\"terminated\":{"
+       "\"exitCode\":255,\"reason\":\"Unknown\",\"startedAt\":\"2024-06-20T00:00:00Z\","
+       "\"finishedAt\":\"2024-07-01T11:50:00Z\"}}}]}}",
+       "n10", "Starting", "container running, not ready yet (inside its start-up window)", true,
+       false, true, 1719835200, 0},
+      /* running between two back-offs of a crash loop (runs of seconds): failing,
+       * with the crash loop's reason, not flapping to progressing */
+      {"{\"metadata\":{\"name\":\"k\"},\"spec\":{\"nodeName\":\"n11\"},\"status\":{\"phase\":"
+       "\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}],"
+       "\"containerStatuses\":[{\"name\":\"x\",\"ready\":false,\"restartCount\":5,\"state\":{"
+       "\"running\":{\"startedAt\":\"2024-07-01T12:00:00Z\"}},\"lastState\":{\"terminated\":{"
+       "\"exitCode\":1,\"reason\":\"Error\",\"startedAt\":\"2024-07-01T11:54:00Z\","
+       "\"finishedAt\":\"2024-07-01T11:54:03Z\"}}}]}}",
+       "n11", "CrashLoopBackOff", "restarted repeatedly, each run ending within minutes", true,
+       false, false, 1719835200, 0},
+      /* every container ready, the pod not: its node stopped reporting */
+      {"{\"metadata\":{\"name\":\"i\"},\"spec\":{\"nodeName\":\"n9\"},\"status\":{\"phase\":"
+       "\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}],"
+       "\"containerStatuses\":[{\"name\":\"x\",\"ready\":true,\"state\":{\"running\":{}}}]}}",
+       "n9", "", "", true, false, false, 0, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    json_t *j = parse(cases[i].json);
+    struct gpc_pod *p = project_pod_new(j);
+    if (strcmp(p->node_name, cases[i].node) != 0 || strcmp(p->reason, cases[i].reason) != 0 ||
+        strcmp(p->message, cases[i].message) != 0 || p->bound != cases[i].bound ||
+        p->deleting != cases[i].deleting || p->progressing != cases[i].progressing ||
+        p->since != cases[i].since || p->window_s != cases[i].window)
+      fail_msg("case %zu: node %s reason \"%s\" message \"%s\" bound %d deleting %d progressing "
+               "%d since %lld window %d",
+               i, p->node_name, p->reason, p->message, p->bound, p->deleting, p->progressing,
+               (long long)p->since, p->window_s);
+    project_pod_free(p);
+    json_decref(j);
+  }
+}
+
 static void test_policy_changed(void **state) {
   (void)state;
   json_t *a = parse(
@@ -402,11 +569,13 @@ int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_node),
+      cmocka_unit_test(test_node_taints_and_down_message),
       cmocka_unit_test(test_node_minimal),
       cmocka_unit_test(test_quantity),
       cmocka_unit_test(test_daemonset),
       cmocka_unit_test(test_pod),
       cmocka_unit_test(test_pod_termination_message),
+      cmocka_unit_test(test_pod_lifecycle_states),
       cmocka_unit_test(test_policy_changed),
       cmocka_unit_test(test_label_filter_and_selector_keys),
   };

@@ -51,6 +51,7 @@ static void add_failing(struct gpc_plan *pl, const char *node, enum gpc_operand 
   f->op = op;
   f->reason = gpc_strdup(reason);
   f->message = gpc_strdup("boom");
+  f->node_down = false;
   pl->operands[op].nodes_failing++;
   pl->operands[op].state = GPC_STATE_DEGRADED;
 }
@@ -270,6 +271,42 @@ static void test_stalled(void **state) {
   policy_free(p);
 }
 
+/* A write the API server refuses overrides the plan's verdict (here: all
+ * ready) until it goes through; counts and NodeConflict stay. */
+static void test_apply_failed_overlay(void **state) {
+  (void)state;
+  struct gpc_policy *p = mk_policy();
+  struct gpc_plan pl;
+  mk_plan(&pl, 2, 2, GPC_STATE_READY);
+  json_t *prev = status_from_plan(&pl, p, NULL, 100);
+  assert_string_equal(cs(prev, "Ready", "status"), "True");
+  json_t *st = status_from_plan(&pl, p, prev, 200);
+  status_set_apply_failed(st, prev, p->generation,
+                          "apply servicemonitors.monitoring.coreos.com ns/x: 404 NotFound: the "
+                          "server could not find the requested resource",
+                          200);
+  check_invariants(st);
+  assert_string_equal(cs(st, "Ready", "status"), "False");
+  assert_string_equal(cs(st, "Ready", "reason"), "ApplyFailed");
+  assert_non_null(strstr(cs(st, "Ready", "message"), "servicemonitors"));
+  assert_string_equal(cs(st, "Stalled", "status"), "True");
+  assert_string_equal(cs(st, "Stalled", "reason"), "ApplyFailed");
+  assert_string_equal(cs(st, "Reconciling", "status"), "False");
+  assert_string_equal(cs(st, "NodeConflict", "status"), "False");
+  assert_string_equal(cs(st, "Ready", "lastTransitionTime"), "1970-01-01T00:03:20Z");
+  assert_string_equal(json_string_value(json_object_get(st, "nodesSummary")), "2/2");
+  assert_false(status_equal(prev, st));
+  /* the next status without the failure is Ready again */
+  json_t *again = status_from_plan(&pl, p, st, 300);
+  assert_string_equal(cs(again, "Ready", "status"), "True");
+  assert_string_equal(cs(again, "Stalled", "status"), "False");
+  json_decref(again);
+  json_decref(st);
+  json_decref(prev);
+  plan_release(&pl);
+  policy_free(p);
+}
+
 static void test_equal_ignores_list_order(void **state) {
   (void)state;
   struct gpc_policy *p = mk_policy();
@@ -302,6 +339,61 @@ static void test_equal_ignores_list_order(void **state) {
   policy_free(p);
 }
 
+/* A NotReady node is in failingNodes but does not make the policy not Ready. */
+static void test_node_down_is_listed_not_failing(void **state) {
+  (void)state;
+  struct gpc_policy *p = mk_policy();
+  struct gpc_plan pl;
+  mk_plan(&pl, 3, 2, GPC_STATE_READY);
+  pl.not_ready = 1;
+  pl.not_ready_first = gpc_strdup("gpu-9");
+  pl.failing = gpc_calloc(1, sizeof(*pl.failing));
+  pl.failing[0] =
+      (struct gpc_failing_node){.node = gpc_strdup("gpu-9"),
+                                .op = GPC_OP_DRIVER,
+                                .reason = gpc_strdup("Unreachable"),
+                                .message = gpc_strdup("Kubelet stopped posting node status."),
+                                .node_down = true};
+  pl.n_failing = 1;
+  json_t *st = status_from_plan(&pl, p, NULL, 1);
+  check_invariants(st);
+  assert_string_equal(cs(st, "Ready", "status"), "True");
+  assert_string_equal(cs(st, "Ready", "reason"), "AllOperandsReady");
+  assert_non_null(
+      strstr(cs(st, "Ready", "message"), "1 node(s) NotReady (not waited for), e.g. gpu-9"));
+  json_t *f = json_object_get(st, "failingNodes");
+  assert_int_equal(json_array_size(f), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(f, 0), "reason")),
+                      "Unreachable");
+  json_decref(st);
+  plan_release(&pl);
+  policy_free(p);
+}
+
+/* The Driver column shows a new version as pending until the nodes run it. */
+static void test_driver_summary_says_what_runs(void **state) {
+  (void)state;
+  struct gpc_policy *p = mk_policy();
+  struct gpc_plan pl;
+  mk_plan(&pl, 4, 4, GPC_STATE_READY);
+  json_t *st = status_from_plan(&pl, p, NULL, 100);
+  const char *v = p->operands[GPC_OP_DRIVER].version;
+  assert_string_equal(json_string_value(json_object_get(st, "driverSummary")), v);
+  json_decref(st);
+  pl.operands[GPC_OP_DRIVER].pending_update = 3;
+  st = status_from_plan(&pl, p, NULL, 100);
+  char want[128];
+  snprintf(want, sizeof want, "%s (pending on 3 of 4)", v);
+  assert_string_equal(json_string_value(json_object_get(st, "driverSummary")), want);
+  json_decref(st);
+  pl.operands[GPC_OP_DRIVER].state = GPC_STATE_DISABLED;
+  st = status_from_plan(&pl, p, NULL, 100);
+  assert_string_equal(json_string_value(json_object_get(st, "driverSummary")), "disabled");
+  json_decref(st);
+  json_decref(pl.objects);
+  policy_free(p);
+}
+
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
@@ -311,6 +403,9 @@ int main(void) {
       cmocka_unit_test(test_not_ready_nodes),
       cmocka_unit_test(test_stalled),
       cmocka_unit_test(test_equal_ignores_list_order),
+      cmocka_unit_test(test_apply_failed_overlay),
+      cmocka_unit_test(test_driver_summary_says_what_runs),
+      cmocka_unit_test(test_node_down_is_listed_not_failing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -154,6 +154,26 @@ static void test_delayed_and_ready(void **state) {
   gpc_loop_free(l);
 }
 
+/* A retry at the caller's delay counts as a failure and a retry, and a
+ * success forgets it. */
+static void test_retry_after(void **state) {
+  (void)state;
+  struct gpc_loop *l = new_loop();
+  struct workqueue *q = workqueue_new(l, 100, 1000, NULL, NULL);
+  workqueue_add_retry_after(q, "k", 7000);
+  workqueue_add_retry_after(q, "k", 9000); /* the earlier deadline stays */
+  assert_int_equal(workqueue_failures(q, "k"), 2);
+  assert_int_equal(workqueue_len(q), 0);
+  struct workqueue_stats st;
+  workqueue_get_stats(q, &st);
+  assert_int_equal(st.retries, 2);
+  assert_int_equal(st.waiting, 1);
+  workqueue_forget(q, "k");
+  assert_int_equal(workqueue_failures(q, "k"), 0);
+  workqueue_free(q);
+  gpc_loop_free(l);
+}
+
 static void test_rate_limited_backoff(void **state) {
   (void)state;
   struct gpc_loop *l = new_loop();
@@ -181,6 +201,7 @@ int main(void) {
       cmocka_unit_test(test_many_keys_ring_growth),
       cmocka_unit_test(test_delayed_and_ready),
       cmocka_unit_test(test_rate_limited_backoff),
+      cmocka_unit_test(test_retry_after),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,34 +4,124 @@
  * sees a correct sum unless STUB_MODE=wrong corrupts one element. It checks
  * what a real driver would reject: a PTX image without the vectorAdd entry,
  * a launch without a current context or with too few threads, unknown
- * pointers; and it reports leaked allocations/contexts/modules on unload. */
+ * pointers; and it reports leaked allocations/contexts/modules on unload.
+ *
+ * Enumeration follows the driver: CUDA_VISIBLE_DEVICES (UUIDs, comma
+ * separated) selects and orders devices, an unknown entry ends the list, an
+ * empty result makes cuInit fail with CUDA_ERROR_NO_DEVICE; without it,
+ * a MIG-mode GPU contributes only its first MIG device (CUDA enumerates one
+ * MIG device per process). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "stub_common.h"
 
 #define CUDA_SUCCESS 0
 #define CUDA_ERROR_INVALID_VALUE 1
+#define CUDA_ERROR_OUT_OF_MEMORY 2
 #define CUDA_ERROR_NOT_INITIALIZED 3
+#define CUDA_ERROR_DEVICE_UNAVAILABLE 46
 #define CUDA_ERROR_NO_DEVICE 100
 #define CUDA_ERROR_INVALID_DEVICE 101
 #define CUDA_ERROR_INVALID_CONTEXT 201
 #define CUDA_ERROR_INVALID_PTX 218
 #define CUDA_ERROR_NOT_FOUND 500
+#define CUDA_ERROR_SYSTEM_NOT_READY 802
 
 #define MAX_ALLOCS 64
+#define MAX_DEVICES 64
 
-static int inited;
-static int current = -1; /* device whose primary context is current */
-static int retained[64];
+struct phys {
+  int gpu, mig; /* mig -1: a whole GPU */
+};
+
+static int inited, init_failed;
+static int device_fd = -1;
+static struct phys devices[MAX_DEVICES];
+static int ndevices;
+static int current = -1; /* ordinal whose primary context is current */
+static int retained[MAX_DEVICES];
 static int modules;
 static void *allocs[MAX_ALLOCS];
+
+static int hidden(int gpu) {
+  const char *h = getenv("STUB_CUDA_HIDE");
+  return (h && *h && atoi(h) == gpu) || stub_no_access(gpu);
+}
+
+static void add(int gpu, int mig) {
+  if (ndevices < MAX_DEVICES) devices[ndevices++] = (struct phys){gpu, mig};
+}
+
+/* The device a CUDA_VISIBLE_DEVICES entry names, or 0. */
+static int lookup(const char *want, size_t len, struct phys *out) {
+  char uuid[64];
+  for (int i = 0; i < stub_gpus(); i++) {
+    int in_mig = i == 0 && stub_migs() > 0;
+    for (int m = in_mig ? 0 : -1; m < (in_mig ? stub_migs() : 0); m++) {
+      stub_uuid(uuid, sizeof uuid, i, m);
+      if (strlen(uuid) == len && strncmp(uuid, want, len) == 0 && !hidden(i)) {
+        *out = (struct phys){i, m};
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+static void enumerate(void) {
+  ndevices = 0;
+  const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+  if (visible) {
+    for (const char *p = visible; *p;) {
+      size_t len = strcspn(p, ",");
+      struct phys d;
+      if (!lookup(p, len, &d)) break;
+      add(d.gpu, d.mig);
+      p += len;
+      if (*p == ',') p++;
+    }
+    return;
+  }
+  int n = stub_gpus();
+  int reverse = getenv("STUB_CUDA_ORDER") && strcmp(getenv("STUB_CUDA_ORDER"), "reverse") == 0;
+  for (int k = 0; k < n; k++) {
+    int i = reverse ? n - 1 - k : k;
+    if (hidden(i)) continue;
+    add(i, i == 0 && stub_migs() > 0 ? 0 : -1);
+  }
+}
 
 int cuInit(unsigned flags) {
   if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
   if (stub_is("cuda_fail")) return CUDA_ERROR_NO_DEVICE;
+  if (init_failed) return CUDA_ERROR_SYSTEM_NOT_READY; /* sticky in this process */
+  long until = stub_env_long("STUB_CUDA_FAIL_UNTIL", 0);
+  if (until > 0 && stub_bump("STUB_CUDA_COUNTER") < until) {
+    init_failed = 1;
+    return CUDA_ERROR_SYSTEM_NOT_READY;
+  }
+  if (!inited) {
+    enumerate();
+    if (ndevices == 0) return CUDA_ERROR_NO_DEVICE;
+    device_fd = stub_open_device_file(); /* like /dev/nvidiactl: kept until exit */
+    if (stub_is("helper") && fork() == 0) {
+      /* Like a daemon: stdio let go, every other descriptor kept. */
+      int null = open("/dev/null", O_RDWR);
+      for (int fd = 0; fd < 3 && null >= 0; fd++)
+        dup2(null, fd);
+      sleep((unsigned)stub_env_long("STUB_HELPER_SECONDS", 3)); /* outlives its parent */
+      _exit(0);
+    }
+  }
   inited = 1;
   return CUDA_SUCCESS;
+}
+
+static int busy_here(int dev) {
+  return dev >= 0 && dev < ndevices && devices[dev].mig < 0 &&
+         devices[dev].gpu == stub_busy_device();
 }
 
 int cuGetErrorString(int rc, const char **text) {
@@ -51,6 +141,15 @@ int cuGetErrorString(int rc, const char **text) {
   case CUDA_ERROR_NOT_INITIALIZED:
     *text = "initialization error";
     return CUDA_SUCCESS;
+  case CUDA_ERROR_OUT_OF_MEMORY:
+    *text = "out of memory";
+    return CUDA_SUCCESS;
+  case CUDA_ERROR_DEVICE_UNAVAILABLE:
+    *text = "CUDA-capable device(s) is/are busy or unavailable";
+    return CUDA_SUCCESS;
+  case CUDA_ERROR_SYSTEM_NOT_READY:
+    *text = "system not yet initialized";
+    return CUDA_SUCCESS;
   default:
     *text = NULL;
     return CUDA_ERROR_INVALID_VALUE;
@@ -64,25 +163,49 @@ int cuDriverGetVersion(int *v) {
 
 int cuDeviceGetCount(int *n) {
   if (!inited) return CUDA_ERROR_NOT_INITIALIZED;
-  *n = stub_gpus();
+  *n = ndevices;
   return CUDA_SUCCESS;
 }
 
 int cuDeviceGet(int *dev, int ordinal) {
   if (!inited) return CUDA_ERROR_NOT_INITIALIZED;
-  if (ordinal < 0 || ordinal >= stub_gpus()) return CUDA_ERROR_INVALID_DEVICE;
+  if (ordinal < 0 || ordinal >= ndevices) return CUDA_ERROR_INVALID_DEVICE;
   *dev = ordinal;
   return CUDA_SUCCESS;
 }
 
 int cuDeviceGetName(char *name, int len, int dev) {
-  if (dev < 0 || dev >= stub_gpus()) return CUDA_ERROR_INVALID_DEVICE;
-  snprintf(name, (size_t)len, "NVIDIA H100 80GB HBM3");
+  if (dev < 0 || dev >= ndevices) return CUDA_ERROR_INVALID_DEVICE;
+  snprintf(name, (size_t)len,
+           devices[dev].mig < 0 ? "NVIDIA H100 80GB HBM3" : "NVIDIA H100 80GB HBM3 MIG 1g.10gb");
+  return CUDA_SUCCESS;
+}
+
+/* cuDeviceGetUuid_v2: the 16 bytes of the UUID NVML prints (the MIG UUID for
+ * a MIG device). */
+int cuDeviceGetUuid_v2(unsigned char uuid[16], int dev) {
+  if (dev < 0 || dev >= ndevices) return CUDA_ERROR_INVALID_DEVICE;
+  char text[64];
+  stub_uuid(text, sizeof text, devices[dev].gpu, devices[dev].mig);
+  const char *p = text + 4;
+  for (int i = 0; i < 16; i++) {
+    if (*p == '-') p++;
+    unsigned byte = 0;
+    sscanf(p, "%2x", &byte);
+    uuid[i] = (unsigned char)byte;
+    p += 2;
+  }
+  return CUDA_SUCCESS;
+}
+
+int cuDeviceGetPCIBusId(char *bus_id, int len, int dev) {
+  if (dev < 0 || dev >= ndevices) return CUDA_ERROR_INVALID_DEVICE;
+  snprintf(bus_id, (size_t)len, "0000:%02x:00.0", 0x3Bu + (unsigned)devices[dev].gpu);
   return CUDA_SUCCESS;
 }
 
 int cuDeviceGetAttribute(int *value, int attribute, int dev) {
-  if (dev < 0 || dev >= stub_gpus()) return CUDA_ERROR_INVALID_DEVICE;
+  if (dev < 0 || dev >= ndevices) return CUDA_ERROR_INVALID_DEVICE;
   if (attribute == 75)
     *value = 9;
   else if (attribute == 76)
@@ -95,14 +218,16 @@ int cuDeviceGetAttribute(int *value, int attribute, int dev) {
 /* A context handle is device + 1. */
 int cuDevicePrimaryCtxRetain(void **ctx, int dev) {
   if (!inited) return CUDA_ERROR_NOT_INITIALIZED;
-  if (dev < 0 || dev >= stub_gpus() || dev >= 64) return CUDA_ERROR_INVALID_DEVICE;
+  if (dev < 0 || dev >= ndevices) return CUDA_ERROR_INVALID_DEVICE;
+  if (busy_here(dev) && (stub_is("busy_exclusive") || stub_is("busy_prohibited")))
+    return CUDA_ERROR_DEVICE_UNAVAILABLE;
   retained[dev]++;
   *ctx = (void *)(uintptr_t)(dev + 1);
   return CUDA_SUCCESS;
 }
 
 int cuDevicePrimaryCtxRelease_v2(int dev) {
-  if (dev < 0 || dev >= 64 || retained[dev] == 0) return CUDA_ERROR_INVALID_CONTEXT;
+  if (dev < 0 || dev >= MAX_DEVICES || retained[dev] == 0) return CUDA_ERROR_INVALID_CONTEXT;
   retained[dev]--;
   return CUDA_SUCCESS;
 }
@@ -113,7 +238,7 @@ int cuCtxSetCurrent(void *ctx) {
     return CUDA_SUCCESS;
   }
   int dev = (int)((uintptr_t)ctx - 1);
-  if (dev < 0 || dev >= 64 || retained[dev] == 0) return CUDA_ERROR_INVALID_CONTEXT;
+  if (dev < 0 || dev >= MAX_DEVICES || retained[dev] == 0) return CUDA_ERROR_INVALID_CONTEXT;
   current = dev;
   return CUDA_SUCCESS;
 }
@@ -127,6 +252,27 @@ int cuModuleLoadData(void **module, const void *image) {
   modules++;
   *module = (void *)(uintptr_t)0x1000;
   return CUDA_SUCCESS;
+}
+
+/* CU_JIT_ERROR_LOG_BUFFER (5) and its size (6, in/out, passed in the value
+ * slot itself) get what ptxas would say about an ISA the driver lacks. */
+int cuModuleLoadDataEx(void **module, const void *image, unsigned n, int *options, void **values) {
+  char *log = NULL;
+  int size_slot = -1;
+  for (unsigned i = 0; i < n; i++) {
+    if (options[i] == 5) log = values[i];
+    if (options[i] == 6) size_slot = (int)i;
+  }
+  int rc = cuModuleLoadData(module, image);
+  if (rc == CUDA_ERROR_INVALID_PTX && log && size_slot >= 0) {
+    size_t cap = (size_t)(uintptr_t)values[size_slot];
+    int w =
+        snprintf(log, cap,
+                 "ptxas application ptx input, line 1; fatal   : Unsupported .version 6.0; "
+                 "current version is '5.0'\nptxas fatal   : Ptx assembly aborted due to errors\n");
+    values[size_slot] = (void *)(uintptr_t)(w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap);
+  }
+  return rc;
 }
 
 int cuModuleGetFunction(void **fn, void *module, const char *name) {
@@ -150,6 +296,7 @@ static int find_alloc(unsigned long long p) {
 
 int cuMemAlloc_v2(unsigned long long *ptr, size_t bytes) {
   if (current < 0) return CUDA_ERROR_INVALID_CONTEXT;
+  if (busy_here(current) && stub_is("busy_oom")) return CUDA_ERROR_OUT_OF_MEMORY;
   for (int i = 0; i < MAX_ALLOCS; i++)
     if (!allocs[i]) {
       allocs[i] = malloc(bytes);
@@ -186,6 +333,7 @@ int cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
   (void)shared;
   (void)stream;
   if (current < 0) return CUDA_ERROR_INVALID_CONTEXT;
+  if (stub_is("crash") && devices[current].gpu == stub_env_long("STUB_CRASH_DEVICE", 0)) abort();
   if (fn != (void *)(uintptr_t)0x2000 || !params || extra) return CUDA_ERROR_INVALID_VALUE;
   if (bx == 0 || bx > 1024 || by != 1 || bz != 1 || gy != 1 || gz != 1)
     return CUDA_ERROR_INVALID_VALUE;
@@ -204,7 +352,9 @@ int cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
     c[i] = a[i] + b[i];
   long wrong_dev = stub_env_long("STUB_WRONG_DEVICE", 1);
   unsigned long long wrong_at = (unsigned long long)stub_env_long("STUB_WRONG_ELEMENT", 123);
-  if (stub_is("wrong") && current == wrong_dev && wrong_at < n) c[wrong_at] = 0.0f;
+  if (stub_is("wrong") && devices[current].mig < 0 && devices[current].gpu == wrong_dev &&
+      wrong_at < n)
+    c[wrong_at] = 0.0f;
   return CUDA_SUCCESS;
 }
 
@@ -220,7 +370,7 @@ __attribute__((destructor)) static void stub_cuda_unload(void) {
   for (int i = 0; i < MAX_ALLOCS; i++)
     leaked += allocs[i] != NULL;
   int ctx = 0;
-  for (int i = 0; i < 64; i++)
+  for (int i = 0; i < MAX_DEVICES; i++)
     ctx += retained[i];
   if (leaked || ctx || modules)
     fprintf(stderr, "stub-cuda: leaked %d allocations, %d contexts, %d modules\n", leaked, ctx,

@@ -1,9 +1,9 @@
 /* test_pure.c — cmocka tests of the validator's pure parts: the Node
- * allocatable parser, the host-side vectorAdd check, report semantics and
- * JSON, and the probe's handling of bad status files. Built and run by
- * test/integration/test_validator.py (the Makefile's unit rule links only
- * libgpc.a, and these live in controller/validator/). Run from any directory;
- * argv[1] is a scratch directory. */
+ * allocatable parser, the host-side vectorAdd check, report semantics, JSON
+ * and its round trip through a check process, UUID and PCI bus id matching,
+ * and the probe's handling of bad and busy status files. Built and run by
+ * `make unit` (linked with the validator's objects but main.o). Run from
+ * any directory; argv[1] is a scratch directory (default: a fresh one in /tmp). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "checks.h"
 #include "plugin.h"
 #include "report.h"
 #include "statefile.h"
@@ -115,8 +117,10 @@ static void test_report_json(void **state) {
   struct val_report r;
   report_init(&r);
   report_check(&r, "gpu-0", true, "bad \xff byte");
-  struct val_device *d = report_device(&r, 3);
-  assert_ptr_equal(report_device(&r, 3), d);
+  struct val_device *d = report_device(&r, 3, -1);
+  assert_ptr_equal(report_device(&r, 3, -1), d);
+  assert_ptr_not_equal(report_device(&r, 3, 0), d);
+  d = report_device(&r, 3, -1);
   report_set_string(&d->name, "GPU \xc3"); /* truncated UTF-8 */
   json_t *o = report_json(&r);
   assert_string_equal(json_string_value(json_object_get(o, "result")), "ok");
@@ -144,16 +148,134 @@ static void test_probe_rejects_oversized_file(void **state) {
   struct gpc_error why = {0};
   assert_int_equal(statefile_probe(path, &why), 1);
   assert_non_null(strstr(why.msg, "over"));
+  unlink(path);
   free(path);
+}
+
+static void test_uuid_and_bus_id_match(void **state) {
+  assert_true(checks_uuid_match("GPU-5f1c0a2e-0000-4000-8000-000000000001",
+                                "5F1C0A2E-0000-4000-8000-000000000001"));
+  assert_true(checks_uuid_match("MIG-6a2b0c3d-0000-4000-8000-000000000002",
+                                "6a2b0c3d-0000-4000-8000-000000000002"));
+  assert_false(checks_uuid_match("GPU-5f1c0a2e-0000-4000-8000-000000000001",
+                                 "5f1c0a2e-0000-4000-8000-000000000002"));
+  /* The legacy MIG name holds the parent's UUID: it must not match the GPU. */
+  assert_false(checks_uuid_match("MIG-GPU-5f1c0a2e-0000-4000-8000-000000000001/1/0",
+                                 "5f1c0a2e-0000-4000-8000-000000000001"));
+  assert_false(checks_uuid_match("GPU-5f1c0a2e-0000-4000-8000-000000000001", ""));
+  assert_false(checks_uuid_match(NULL, "5f1c0a2e-0000-4000-8000-000000000001"));
+  assert_true(checks_bus_id_match("00000000:3B:00.0", "0000:3b:00.0"));
+  assert_false(checks_bus_id_match("00000000:3B:00.0", "0000:3c:00.0"));
+  assert_false(checks_bus_id_match("00000001:3B:00.0", "0000:3b:00.0"));
+  assert_false(checks_bus_id_match("3B:00.0", "0000:3b:00.0"));
+  assert_false(checks_bus_id_match(NULL, "0000:3b:00.0"));
+}
+
+static void test_busy_outcome(void **state) {
+  struct val_report r;
+  report_init(&r);
+  report_check(&r, "vectoradd-0", true, "fine");
+  report_busy(&r, "vectoradd-1", "gpu-1 GPU-x: compute mode %s", "Prohibited");
+  report_busy(&r, "vectoradd-2", "gpu-2 GPU-y: in use");
+  assert_int_equal(r.exit_code, VAL_OK); /* busy is not a failure */
+  report_finish(&r);
+  assert_int_equal(r.exit_code, VAL_BUSY);
+  assert_string_equal(r.reason, "GPUBusy: gpu-1 GPU-x: compute mode Prohibited");
+  assert_true(report_outcome_ready(r.exit_code));
+  report_free(&r);
+  /* A failure anywhere wins over busy, whatever the order. */
+  report_init(&r);
+  report_busy(&r, "vectoradd-0", "gpu-0: in use");
+  report_fail(&r, VAL_CUDA, "gpu-1 broken");
+  report_finish(&r);
+  assert_int_equal(r.exit_code, VAL_CUDA);
+  assert_false(report_outcome_ready(r.exit_code));
+  report_free(&r);
+}
+
+static void test_report_round_trip(void **state) {
+  struct val_report r;
+  report_init(&r);
+  report_check(&r, "gpu-0", true, "fine");
+  report_busy(&r, "vectoradd-0/mig-1", "busy");
+  report_fail(&r, VAL_WRONG_RESULT, "gpu-1 element 3");
+  report_set_string(&r.driver_version, "550.54.15");
+  struct val_device *d = report_device(&r, 0, 1);
+  report_set_string(&d->uuid, "MIG-x");
+  report_set_string(&d->pci_bus_id, "00000000:3B:00.0");
+  report_set_string(&d->compute_mode, "ExclusiveProcess");
+  d->busy = true;
+  d->have_memory = true;
+  d->memory_total_mib = 9856;
+  d->have_cc = true;
+  d->cc_major = 9;
+  d->vectoradd_ran = true;
+  d->vectoradd_elements = 64;
+  d = report_device(&r, 0, -1);
+  d->mig_enabled = true;
+  json_t *j = report_json(&r);
+  struct val_report back;
+  report_init(&back);
+  struct gpc_error err = {0};
+  assert_int_equal(report_from_json(j, &back, &err), GPC_OK);
+  json_t *again = report_json(&back);
+  assert_true(json_equal(j, again));
+  assert_int_equal(back.exit_code, VAL_WRONG_RESULT);
+  assert_true(back.checks[1].busy);
+  json_decref(again);
+  json_decref(j);
+  report_free(&back);
+  report_free(&r);
+  report_init(&back);
+  j = json_pack("{s:[],s:[{s:s}],s:i}", "checks", "devices", "index", "x", "exitCode", 0);
+  assert_int_equal(report_from_json(j, &back, &err), GPC_E_INVAL);
+  json_decref(j);
+  report_free(&back);
+}
+
+static void test_probe_busy_is_ready(void **state) {
+  char *path = gpc_asprintf("%s/busy.json", scratch);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("{\"exitCode\":17,\"reason\":\"GPUBusy: gpu-1 in use\"}", f);
+  fclose(f);
+  struct gpc_error why = {0};
+  assert_int_equal(statefile_probe(path, &why), 0);
+  assert_string_equal(why.msg, "GPUBusy: gpu-1 in use");
+  unlink(path);
+  free(path);
+}
+
+static void test_termlog_full_disk(void **state) {
+  struct gpc_error err = {0};
+  assert_int_equal(termlog_write("/dev/full", "NoDevice: x", &err), GPC_E_IO);
+  assert_string_equal(err.msg, "termination log /dev/full: No space left on device");
 }
 
 int main(int argc, char **argv) {
   gpc_alloc_init();
-  scratch = argc > 1 ? argv[1] : ".";
+  /* `make unit` runs this from the repository root without a directory:
+   * scratch files then go to a private temporary one, not the tree. */
+  char tmp[] = "/tmp/gpc-test-pure.XXXXXX";
+  scratch = argc > 1 ? argv[1] : mkdtemp(tmp);
+  if (!scratch) {
+    perror("mkdtemp");
+    return 1;
+  }
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_allocatable),     cmocka_unit_test(test_allocatable_bad),
-      cmocka_unit_test(test_vectoradd_check), cmocka_unit_test(test_report_first_failure_decides),
-      cmocka_unit_test(test_report_json),     cmocka_unit_test(test_probe_rejects_oversized_file),
+      cmocka_unit_test(test_allocatable),
+      cmocka_unit_test(test_allocatable_bad),
+      cmocka_unit_test(test_vectoradd_check),
+      cmocka_unit_test(test_report_first_failure_decides),
+      cmocka_unit_test(test_report_json),
+      cmocka_unit_test(test_probe_rejects_oversized_file),
+      cmocka_unit_test(test_uuid_and_bus_id_match),
+      cmocka_unit_test(test_busy_outcome),
+      cmocka_unit_test(test_report_round_trip),
+      cmocka_unit_test(test_probe_busy_is_ready),
+      cmocka_unit_test(test_termlog_full_disk),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  if (argc <= 1) rmdir(scratch);
+  return failed;
 }
