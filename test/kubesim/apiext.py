@@ -207,6 +207,13 @@ def builtin_resources():
         _b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
         _b("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
         _b("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False),
+        # Stored only (not enforced): the install's NetworkPolicy and the ValidatingAdmissionPolicy
+        # that limits the controller's Node and RuntimeClass writes (manifests/base/admission.yaml).
+        _b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, short_names=["netpol"]),
+        _b("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
+           "ValidatingAdmissionPolicy", False, status_subresource=True),
+        _b("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
+           "ValidatingAdmissionPolicyBinding", False),
         _b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
            False, short_names=["crd", "crds"], categories=["api-extensions"],
            status_subresource=True),
@@ -214,8 +221,9 @@ def builtin_resources():
 
 
 # Order of built-in groups in /apis (kube-apiserver lists them by priority, not alphabetically).
-BUILTIN_GROUP_ORDER = ["apps", "events.k8s.io", "policy", "rbac.authorization.k8s.io", "coordination.k8s.io",
-                       "node.k8s.io", "apiextensions.k8s.io"]
+BUILTIN_GROUP_ORDER = ["apps", "events.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
+                       "admissionregistration.k8s.io", "coordination.k8s.io", "node.k8s.io",
+                       "apiextensions.k8s.io"]
 
 
 class Registry:
@@ -1311,6 +1319,8 @@ OPENAPI_GROUP_PREFIX = {
     "coordination.k8s.io": "io.k8s.api.coordination.v1.", "events.k8s.io": "io.k8s.api.events.v1.",
     "rbac.authorization.k8s.io": "io.k8s.api.rbac.v1.", "node.k8s.io": "io.k8s.api.node.v1.",
     "policy": "io.k8s.api.policy.v1.",
+    "networking.k8s.io": "io.k8s.api.networking.v1.",
+    "admissionregistration.k8s.io": "io.k8s.api.admissionregistration.v1.",
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.",
 }
 
