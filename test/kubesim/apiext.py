@@ -21,6 +21,7 @@ import hashlib
 import json
 import queue
 import re
+import sys
 import threading
 
 
@@ -183,7 +184,7 @@ def builtin_resources():
            status_subresource=True, extra_subresources={"finalize": ["update"]}),
         _b("", "v1", "nodes", "Node", False, short_names=["no"], status_subresource=True),
         _b("", "v1", "pods", "Pod", True, short_names=["po"], categories=["all"],
-           status_subresource=True, extra_subresources={"log": ["get"]}),
+           status_subresource=True, extra_subresources={"log": ["get"], "eviction": ["create"]}),
         _b("", "v1", "secrets", "Secret", True),
         _b("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=["sa"]),
         _b("", "v1", "services", "Service", True, verbs=ns_verbs, short_names=["svc"],
@@ -193,6 +194,11 @@ def builtin_resources():
            status_subresource=True),
         # Stored only (no rollout): `kubectl apply -k manifests/` installs the controller's Deployment.
         _b("apps", "v1", "deployments", "Deployment", True, short_names=["deploy"], categories=["all"],
+           status_subresource=True),
+        # issue 12 (disruption.py): workload owners, PodDisruptionBudgets
+        _b("apps", "v1", "replicasets", "ReplicaSet", True, short_names=["rs"], categories=["all"],
+           status_subresource=True, scale_subresource=True),
+        _b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, short_names=["pdb"],
            status_subresource=True),
         _b("coordination.k8s.io", "v1", "leases", "Lease", True),
         _b("events.k8s.io", "v1", "events", "Event", True, short_names=["ev"]),
@@ -208,7 +214,7 @@ def builtin_resources():
 
 
 # Order of built-in groups in /apis (kube-apiserver lists them by priority, not alphabetically).
-BUILTIN_GROUP_ORDER = ["apps", "events.k8s.io", "rbac.authorization.k8s.io", "coordination.k8s.io",
+BUILTIN_GROUP_ORDER = ["apps", "events.k8s.io", "policy", "rbac.authorization.k8s.io", "coordination.k8s.io",
                        "node.k8s.io", "apiextensions.k8s.io"]
 
 
@@ -435,6 +441,8 @@ class Registry:
                       "namespaced": info.namespaced, "kind": info.kind, "verbs": list(verbs)}
                 if sub == "scale":
                     sr.update({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+                elif sub == "eviction":  # kubectl drain finds the Eviction version here
+                    sr.update({"group": "policy", "version": "v1", "kind": "Eviction"})
                 out.append(sr)
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
                 "resources": out}
@@ -1302,6 +1310,7 @@ OPENAPI_GROUP_PREFIX = {
     "": "io.k8s.api.core.v1.", "apps": "io.k8s.api.apps.v1.",
     "coordination.k8s.io": "io.k8s.api.coordination.v1.", "events.k8s.io": "io.k8s.api.events.v1.",
     "rbac.authorization.k8s.io": "io.k8s.api.rbac.v1.", "node.k8s.io": "io.k8s.api.node.v1.",
+    "policy": "io.k8s.api.policy.v1.",
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.",
 }
 
@@ -2239,3 +2248,12 @@ def validate_crd(crd, old=None):
                 causes.append(invalid("status.storedVersions[0]", sv, "must appear in "
                                       "spec.versions"))
     return causes
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 12: policy/v1 PodDisruptionBudgets and apps/v1 ReplicaSets (validation, defaults, typed
+# fields, Tables) live in disruption.py, which registers them into the tables above.
+
+import disruption  # noqa: E402  (needs this module's helpers, so it is imported last)
+
+disruption.register_api(sys.modules[__name__])

@@ -28,6 +28,7 @@ from collections import defaultdict
 
 import fleet
 import daemonset
+import disruption
 import hostsim
 import kubelet
 import placement
@@ -181,6 +182,8 @@ class Cluster(simadmin.AdminAPI, hostsim.HostSim):
         self._fit_cache = {}  # DaemonSet uid -> (Template, should-run nodes, may-keep-running nodes)
         self._fit_stale = {}  # DaemonSet uid -> nodes whose placement inputs changed since then
         self._event_names = {}  # (namespace, involved uid, reason) -> Event name, for aggregation
+        # PDB status, ReplicaSets, the scheduler for non-DaemonSet pods, cordon taints (issue 12)
+        self.disruption = disruption.Controller(self)
         self._host_init(args)  # GPU hosts (hostsim.py, host.py)
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -364,6 +367,7 @@ class Cluster(simadmin.AdminAPI, hostsim.HostSim):
             self._device_plugin(name)
         for uid in gc_check:
             self._gc(uid)
+        self.disruption.sync()
         if len(self._gone) > 200000:
             self._gone.clear()
 
@@ -373,6 +377,7 @@ class Cluster(simadmin.AdminAPI, hostsim.HostSim):
         m = _meta(obj)
         uid, ns, name = m.get("uid"), m.get("namespace", ""), m.get("name")
         deleted = etype == "DELETED"
+        self.disruption.on_event(etype, res, after, before)
         if obj.get("apiVersion") and obj.get("kind"):
             self.kind_res[(obj["apiVersion"], obj["kind"])] = res
         self._track_owners(res, uid, ns, name, m, deleted, gc_check)
@@ -527,8 +532,8 @@ class Cluster(simadmin.AdminAPI, hostsim.HostSim):
             self.pods_by_node[p.node].add(uid)
             if p.owner_uid:
                 self.pods_by_owner[p.owner_uid].add(uid)
-            if not p.bound and p.node and not p.deleting and old is None:
-                self._schedule(0, "bind", p.uid)
+            if not p.bound and not p.deleting and old is None and (p.node or self.disruption.wants(obj)):
+                self._schedule(0, "bind", p.uid)  # a pod with no target node: disruption.Controller.schedule
             if not p.started and not p.deleting:
                 self._maybe_start(p)
             if p.deleting and (old is None or not old.deleting):
@@ -562,6 +567,8 @@ class Cluster(simadmin.AdminAPI, hostsim.HostSim):
                 self._kill(payload)
             elif kind == "startup":
                 self._startup_done(*payload)
+            elif kind.startswith("disruption"):
+                self.disruption.timer(kind, payload)
             elif kind == "heartbeat":
                 self._heartbeat_tick()
                 self._schedule(self._hb_tick, "heartbeat", None)
@@ -682,6 +689,9 @@ class Cluster(simadmin.AdminAPI, hostsim.HostSim):
         (K: pkg/scheduler/schedule_one.go handleSchedulingFailure: PodScheduled=False, reason
         Unschedulable, the fit error as message) and leave the pod Pending without a node."""
         p = self.pods.get(uid)
+        if p is not None and not p.node:
+            self.disruption.schedule(uid)  # not a DaemonSet pod: the general filters (issue 12)
+            return
         if p is None or p.bound or p.deleting or p.node not in self.nodes:
             return
         rule = self._rule_for(p, self.unsched_rules)

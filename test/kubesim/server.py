@@ -28,6 +28,7 @@ import patch as patchlib
 import store as st
 
 import apiext
+import disruption
 
 import ssa
 
@@ -266,7 +267,8 @@ class Kubesim:
             raise not_found_path()
         if req.ns is not None and not info.namespaced:
             raise not_found_path()
-        if req.sub is not None and not (req.sub == "status" and info.status_subresource):
+        if req.sub is not None and not (req.sub == "status" and info.status_subresource) and \
+                not disruption.serves(info, req.sub):
             raise not_found_path()
         self.store.register_resource(info.res, info.namespaced, info.status_subresource)
         req.info = info
@@ -289,7 +291,7 @@ class Kubesim:
         else:
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
                            {})
-        if req.verb in ("create",) and req.name is not None:
+        if req.verb in ("create",) and req.name is not None and req.sub is None:
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
                            {})
         if req.verb in ("update", "patch") and req.name is None:
@@ -669,7 +671,7 @@ class Kubesim:
                 elif ctype == "application/json-patch+json":
                     new = patchlib.json_patch(doc, body)
                 else:
-                    new = patchlib.strategic_merge_patch(doc, body)
+                    new = patchlib.strategic_merge_patch(doc, disruption.smp_directives(info, body))
             except patchlib.PatchError as e:
                 if e.malformed:
                     raise ApiError(400, "BadRequest", str(e)) from None
@@ -930,7 +932,7 @@ class Handler(BaseHTTPRequestHandler):
                 code = 200
                 self._watch(req)
                 return
-            handler = getattr(sim, "do_" + req.verb)
+            handler = disruption.handler_for(sim, req) or getattr(sim, "do_" + req.verb)
             out = handler(req)
             code, payload = out[0], out[1]
             warnings = out[2] if len(out) > 2 else []

@@ -99,6 +99,9 @@ class AdminAPI:
             return (200, {"settled": True}) if ok else status_error(504, "Timeout", "cluster did not settle")
         if parts == ["status"] and method == "GET":
             return 200, self.status()
+        out = self.disruption.handle_admin(method, parts, query, body)  # /_sim/workloads, /_sim/evictions
+        if out is not None:
+            return out
         return status_error(404, "NotFound", "no admin endpoint %s %s" % (method, path))
 
     def _command(self, fn):
