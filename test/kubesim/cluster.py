@@ -1143,6 +1143,10 @@ def _waiting_as(pod, rule):
     cs = (pod.get("status") or {}).get("containerStatuses") or []
     if rule.get("unready"):
         return bool(cs) and all("running" in (c.get("state") or {}) and not c.get("ready") for c in cs)
+    if rule.get("hostSandbox"):
+        return bool(cs) and (pod.get("status") or {}).get("phase") == "Pending" and all(
+            ((c.get("state") or {}).get("waiting") or {}).get("reason") in ("ContainerCreating", "PodInitializing")
+            for c in cs)
     return bool(cs) and all(((c.get("state") or {}).get("waiting") or {}).get("message") == rule.get("message")
                             for c in cs)
 

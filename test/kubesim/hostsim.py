@@ -36,6 +36,7 @@ class HostSim:
         self.hosts = {}  # node name -> host.Host (GPU nodes only)
         self.host_facts = {}  # node name -> facts given at creation (fleet / admin API)
         self.fleet_facts = host.parse_fleet(getattr(args, "fleet", None) or "")
+        self._sandbox_events = {}  # pod uid -> the sandbox error an Event was recorded for
 
     def _host_for_node(self, name, node):
         """Called when the worker first sees a node: GPU nodes become hosts."""
@@ -78,7 +79,26 @@ class HostSim:
         if p.uid in self.crashing and cs and all("running" in (c.get("state") or {}) for c in cs):
             msg = h.probe(pod)  # started, failing its readiness probe: only that matters now
             return None if msg is None else {"unready": True, "host": True, "reason": None, "message": msg}
-        return h.contract(pod, self._handler(pod))
+        rule = h.contract(pod, self._handler(pod))
+        if rule is not None and rule.get("hostSandbox") and self._sandbox_events.get(p.uid) != rule["message"]:
+            self._sandbox_events[p.uid] = rule["message"]
+            self._sandbox_event(p, rule["message"])
+        return rule
+
+    def _sandbox_event(self, p, message):
+        """The kubelet reports a failed RunPodSandbox only as a Warning Event on the pod
+        (K: pkg/kubelet/kuberuntime/kuberuntime_manager.go SyncPod: FailedCreatePodSandBox)."""
+        stamp = _now()
+        ev = {"apiVersion": "v1", "kind": "Event",
+              "metadata": {"name": "%s.%x" % (p.name, time.time_ns()), "namespace": p.ns},
+              "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": p.name, "namespace": p.ns, "uid": p.uid},
+              "reason": "FailedCreatePodSandBox", "message": message, "type": "Warning",
+              "source": {"component": "kubelet", "host": p.node}, "firstTimestamp": stamp, "lastTimestamp": stamp,
+              "count": 1, "reportingComponent": "kubelet", "reportingInstance": p.node}
+        try:
+            self.store.create("/v1/events", ev)
+        except Exception:  # noqa: BLE001 — events are best effort, as in client-go
+            return
 
     def _host_started(self, p, ready):
         h = self.hosts.get(p.node)
@@ -89,6 +109,7 @@ class HostSim:
             h.started(pod, self._handler(pod), ready)
 
     def _host_stopped(self, uid, node):
+        self._sandbox_events.pop(uid, None)
         h = self.hosts.get(node)
         if h is not None:
             h.stopped(uid)
@@ -112,7 +133,10 @@ class HostSim:
         return {"unready": True, "host": True, "reason": None, "message": msg}
 
     def _pod_status(self, pod, ip, rule, restarts, starting=False):
-        if rule is not None and (rule.get("hostSandbox") or rule.get("wait")):
+        if rule is not None and rule.get("hostSandbox"):
+            # as any RunPodSandbox failure: Pending, ContainerCreating; the error is in the Event
+            return kubelet.pod_status(pod, ip, {"sandbox": True}, restarts=0)
+        if rule is not None and rule.get("wait"):
             return host.sandbox_status(pod, ip, rule, _now())
         if rule is not None and rule.get("unready"):
             return host.unready_status(kubelet.pod_status(pod, ip, None, restarts=restarts), rule)
