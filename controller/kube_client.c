@@ -465,8 +465,10 @@ static void transport_error(const struct kube_client *c, const struct call *k, C
   bool plain = rc_for_curl(res) == GPC_E_TLS && detail &&
                (strstr(detail, "wrong version number") ||
                 strstr(detail, "packet length too long") || strstr(detail, "http request"));
-  snprintf(out, len, "%s%s%s%s%s%s", what, detail ? ": " : "", detail ? detail : "",
-           plain ? " - the server at " : "", plain ? c->kc->server : "",
+  /* curl's detail often ends with its generic text already: say it once. */
+  bool repeats = detail && strstr(detail, what);
+  snprintf(out, len, "%s%s%s%s%s%s", repeats ? "" : what, detail && !repeats ? ": " : "",
+           detail ? detail : "", plain ? " - the server at " : "", plain ? c->kc->server : "",
            plain ? " answers in plain HTTP, not TLS: check the server URL (https://) in the "
                    "kubeconfig"
                  : "");
