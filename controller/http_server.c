@@ -270,6 +270,11 @@ static bool lws_log_allowed(void) {
   return true;
 }
 
+/* While the listeners are being set up, a failure is ours to report: a bind
+ * error becomes one line naming the flag (add_vhost), so libwebsockets' own
+ * lines about it are debug detail, not two more error lines on stderr. */
+static bool lws_setting_up;
+
 static void lws_log(int level, const char *line) {
   if (!lws_log_allowed()) return;
   char msg[512];
@@ -277,7 +282,9 @@ static void lws_log(int level, const char *line) {
   size_t n = strlen(msg);
   while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
     msg[--n] = 0;
-  if (level & LLL_ERR)
+  if (lws_setting_up)
+    log_debug(COMP, "libwebsockets", KV_S("detail", msg));
+  else if (level & LLL_ERR)
     log_error(COMP, "libwebsockets", KV_S("detail", msg));
   else
     log_warn(COMP, "libwebsockets", KV_S("detail", msg));
@@ -368,9 +375,19 @@ static int add_vhost(struct http_server *s, enum http_vhost which, const char *f
     return gpc_fail(err, GPC_E_IO, "%s: cannot listen on \"%s\" (address in use or not local?)",
                     flag, addr);
   s->port[which] = lws_get_vhost_listen_port(s->vh[which]);
-  log_info(COMP, "listening", KV_S("endpoint", vi.vhost_name), KV_S("address", addr),
-           KV_I("port", s->port[which]));
   return GPC_OK;
+}
+
+/* Logged once both listeners exist, so a failed start says one thing only. */
+static void log_listening(const struct http_server *s, const struct http_server_config *cfg) {
+  static const char *const names[] = {
+      [HTTP_VHOST_HEALTH] = "health", [HTTP_VHOST_METRICS] = "metrics"};
+  const char *addrs[] = {
+      [HTTP_VHOST_HEALTH] = cfg->health_bind, [HTTP_VHOST_METRICS] = cfg->metrics_bind};
+  for (int i = 0; i < 2; i++)
+    if (s->vh[i])
+      log_info(COMP, "listening", KV_S("endpoint", names[i]), KV_S("address", addrs[i]),
+               KV_I("port", s->port[i]));
 }
 
 /* HTTP_MAX_FDS, or less under a low RLIMIT_NOFILE, so that lws stops
@@ -444,13 +461,17 @@ struct http_server *http_server_new(const struct http_server_config *cfg, struct
     http_server_free(s);
     return NULL;
   }
-  if (add_vhost(s, HTTP_VHOST_HEALTH, "--health-probe-bind-address", cfg->health_bind, err) !=
-          GPC_OK ||
-      add_vhost(s, HTTP_VHOST_METRICS, "--metrics-bind-address", cfg->metrics_bind, err) !=
-          GPC_OK) {
+  lws_setting_up = true;
+  bool listening =
+      add_vhost(s, HTTP_VHOST_HEALTH, "--health-probe-bind-address", cfg->health_bind, err) ==
+          GPC_OK &&
+      add_vhost(s, HTTP_VHOST_METRICS, "--metrics-bind-address", cfg->metrics_bind, err) == GPC_OK;
+  lws_setting_up = false;
+  if (!listening) {
     http_server_free(s);
     return NULL;
   }
+  log_listening(s, cfg);
   s->uv_fd = uv_backend_fd(s->uv);
   if (gpc_loop_add_fd(cfg->loop, s->uv_fd, GPC_LOOP_READ, on_uv_fd, s) != GPC_OK) {
     gpc_fail(err, GPC_E_IO, "http server: cannot watch the libuv backend fd");
