@@ -6,14 +6,17 @@ machine with the stub driver libraries, as in test_validator.py; its own Pod is 
 """
 
 import os
+import shutil
 import signal
+import subprocess
 import time
 
 import pytest
 
 from replica import NS
 from test_node_side import converge, fleet, pod_of  # noqa: F401 (fleet is a fixture)
-from test_validator import SMALL, VALIDATOR, run, run_json, start, stubs  # noqa: F401 (stubs is a fixture)
+from test_validator import (SMALL, VALIDATOR, deploy_device_plugin, run, run_json, start,  # noqa: F401
+                            stubs)  # stubs is a fixture
 
 ALLOC = "gpu-policy-alloc-"
 PODS = "/api/v1/namespaces/%s/pods" % NS
@@ -196,3 +199,25 @@ def test_usage_needs_namespace_and_pod(stubs):
     p = run(stubs, "--check-allocation", "--node", "n", env={"POD_NAMESPACE": "x"})
     assert p.returncode == 2
     assert "--check-allocation needs --node, --namespace and --pod-name" in p.stderr
+
+
+@pytest.mark.skipif(not shutil.which("valgrind") or os.environ.get("GPC_SANITIZED"),
+                    reason="valgrind not installed, or the binary is sanitized")
+def test_valgrind_clean_allocation_check(stubs, kubesim):
+    """The allocation check's API path (own Pod, delete, create, polling, delete) frees what it took, passing and
+    failing, in the check process and in the validator."""
+    sim = kubesim(gpu_nodes=1, gpus_per_node=2, cpu_nodes=0, tls=True,
+                  extra_args=["--fleet", "containerd/ubuntu22.04/host-driver/host-toolkit-default"])
+    sim.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    me = own_pod(sim, "gpu-node-0")
+    for plugin, code in ((False, 18), (True, 0)):
+        if plugin:
+            deploy_device_plugin(sim)
+        p = subprocess.run(["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                            "--errors-for-leak-kinds=definite,indirect", "--show-leak-kinds=definite,indirect",
+                            VALIDATOR, "--nvml-lib", stubs["nvml"], "--cuda-lib", stubs["cuda"]]
+                           + check_args(sim, "gpu-node-0", me["metadata"]["name"]),
+                           env={"PATH": os.environ.get("PATH", ""), "STUB_MODE": "healthy2"},
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == code, p.stdout + p.stderr
+        assert alloc_pods(sim) == []
