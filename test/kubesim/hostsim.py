@@ -4,7 +4,9 @@ cluster.py calls four hooks from its worker thread: _host_rule(pod) (the host co
 injected failure rules), _host_started(pod view, ready) once a pod's containers run, _host_stopped(uid) when
 a pod is gone, and _pod_status(...) to post either a kubelet status (kubelet.py) or, for a pod whose sandbox
 cannot be created or whose init container still waits, a Pending one (host.sandbox_status). The admin
-endpoints GET /_sim/nodes/<name>/host and POST /_sim/nodes/<name>/reboot are served from here.
+endpoints GET /_sim/nodes/<name>/host and POST /_sim/nodes/<name>/reboot are served from here. A fifth hook,
+_host_one_shot(pod, node), lets a one-shot pod of our validator image be admitted and run to its end
+(oneshot.py) before the usual start.
 """
 
 import threading
