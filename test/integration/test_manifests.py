@@ -58,7 +58,8 @@ CLUSTER_SCOPED = ("Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingA
 # Namespaced objects that live in the operands' namespace; everything else namespaced is in NS, but the
 # Events Role(Binding) in "default".
 IN_OPS = {("ServiceAccount", "gpu-policy-validator"), ("Role", "gpu-policy-controller"),
-          ("RoleBinding", "gpu-policy-controller")}
+          ("RoleBinding", "gpu-policy-controller"), ("Role", "gpu-policy-validator"),
+          ("RoleBinding", "gpu-policy-validator")}
 
 
 def test_renders_offline_with_the_objects_of_an_install(rendered):
@@ -217,12 +218,66 @@ def test_rbac_has_no_wildcards(rendered):
             assert "nonResourceURLs" not in rule
 
 
-def test_validator_account_may_only_get_nodes(rendered):
+def test_validator_account_may_only_get_nodes_and_manage_pods_in_its_namespace(rendered):
     with open(os.path.join(ROOT, "templates/validator.yaml")) as f:
         tmpl = yaml.safe_load(f)
     assert tmpl["spec"]["template"]["spec"]["serviceAccountName"] == VALIDATOR_SA[0]
     rbac = Rbac(rendered, VALIDATOR_SA)
-    assert rbac.grants() == {("", "nodes", "get", "", "")}
+    assert rbac.grants() == {("", "nodes", "get", "", "")} | {("", "pods", v, OPS, "")
+                                                              for v in ("create", "get", "delete")}
+
+
+def test_validator_rbac_allows_every_request_and_no_rule_goes_unused(kubesim, rendered, tmp_path):
+    """The real validator with --check-plugin --check-allocation against kubesim, its own Pod in the operands'
+    namespace: every request it sends is allowed by the rendered rules, and every rule was needed."""
+    from test_validator import SMALL, VALIDATOR, deploy_device_plugin, stubs as make_stubs  # noqa: F401
+    if not os.path.exists(VALIDATOR):
+        pytest.skip("validator binary not built")
+    stubs = make_stubs.__wrapped__(_TmpFactory(tmp_path))
+    # a host with its own driver and nvidia as the default runtime, so the device plugin runs without operands
+    sim = kubesim(gpu_nodes=1, gpus_per_node=2, cpu_nodes=0,
+                  extra_args=["--fleet", "containerd/ubuntu22.04/host-driver/host-toolkit-default"])
+    sim.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPS}})
+    deploy_device_plugin(sim)
+    me = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "validator-x", "namespace": OPS},
+          "spec": {"nodeName": "gpu-node-0", "containers": [{"name": "validator", "image": "example/gpc:v1",
+                                                             "command": ["gpu-policy-validator"]}]}}
+    sim.ok("POST", "/api/v1/namespaces/%s/pods" % OPS, me)
+    # a leftover of a crashed validator: deleted first
+    left = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gpu-policy-alloc-gpu-node-0", "namespace": OPS},
+            "spec": {"nodeName": "gpu-node-0", "containers": [{"name": "c", "image": "busybox"}]}}
+    sim.ok("POST", "/api/v1/namespaces/%s/pods" % OPS, left)
+    sim.reset_counters()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUB_", "GPC_", "KUBERNETES_", "NODE_NAME"))}
+    env["STUB_MODE"] = "healthy2"
+    p = subprocess.run([VALIDATOR, "--nvml-lib", stubs["nvml"], "--cuda-lib", stubs["cuda"], "--json"] + SMALL +
+                       ["--check-plugin", "--check-allocation", "--node", "gpu-node-0", "--namespace", OPS,
+                        "--pod-name", "validator-x", "--kubeconfig", sim.kubeconfig],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    requests = [r for r in sim.counters()["detail"] if r["client"] == "gpu-policy-validator"]
+    rbac = Rbac(rendered, VALIDATOR_SA)
+    used, denied = set(), []
+    for req in requests:
+        hits = rbac.matching(req["verb"], req["group"], req["resource"], req["namespace"], req["name"])
+        if not hits:
+            denied.append(req)
+        used.update((i, req["verb"]) for i in hits)
+    assert not denied, denied
+    unused = [(ns, rule, v) for i, (ns, rule) in enumerate(rbac.bound) for v in rule["verbs"] if (i, v) not in used]
+    assert not unused, unused
+
+
+class _TmpFactory:
+    """Enough of pytest's tmp_path_factory for test_validator's stubs fixture function."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def mktemp(self, name):
+        d = self.path / name
+        d.mkdir()
+        return d
 
 
 def test_validator_pod_runs_non_root_with_runtime_default_seccomp():

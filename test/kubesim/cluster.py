@@ -617,6 +617,8 @@ class Cluster(simadmin.AdminAPI, hostsim.HostSim):
         if failed is not None:  # e.g. admission rejects every pod there
             self._fail_pod(p, failed)
             return
+        if self._host_one_shot(p, node):  # hostsim.py: a one-shot validator pod is admitted and ends there
+            return
         rule = self._rule_for(p)
         if rule is None:
             rule = self._host_start(p)  # it runs on its GPU host: None when its readiness probe passes

@@ -4,7 +4,9 @@ cluster.py calls four hooks from its worker thread: _host_rule(pod) (the host co
 injected failure rules), _host_started(pod view, ready) once a pod's containers run, _host_stopped(uid) when
 a pod is gone, and _pod_status(...) to post either a kubelet status (kubelet.py) or, for a pod whose sandbox
 cannot be created or whose init container still waits, a Pending one (host.sandbox_status). The admin
-endpoints GET /_sim/nodes/<name>/host and POST /_sim/nodes/<name>/reboot are served from here.
+endpoints GET /_sim/nodes/<name>/host and POST /_sim/nodes/<name>/reboot are served from here. A fifth hook,
+_host_one_shot(pod, node), lets a one-shot pod of our validator image be admitted and run to its end
+(oneshot.py) before the usual start.
 """
 
 import threading
@@ -12,6 +14,7 @@ import time
 
 import host
 import kubelet
+import oneshot
 
 NODES = "/v1/nodes"
 PODS = "/v1/pods"
@@ -167,6 +170,37 @@ class HostSim:
             pod["status"] = self._pod_status(pod, ip, rule, restarts=restarts)
         self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid, cow=[])
         return rule is not None
+
+    # ---- one-shot validator pods (oneshot.py; issue 11 item 11) ------------------------------------------
+    def _host_one_shot(self, p, node):
+        """Called by the kubelet before it starts a pod: a one-shot pod of our validator image on a GPU host is
+        admitted (or rejected) by the device manager and runs to its end here. False for any other pod, or
+        one whose sandbox/init containers must wait first (the usual path shows that)."""
+        h = self.hosts.get(p.node)
+        pod = self._pod_obj(p) if h is not None else None
+        if pod is None or (pod.get("metadata") or {}).get("uid") != p.uid or not oneshot.is_one_shot(pod):
+            return False
+        node_obj = self.store.get(NODES, "", p.node) or {}
+        want = oneshot.disruption.gpu_request(pod.get("spec") or {})
+        rejected = oneshot.admit(pod, node_obj, self.disruption._used_gpus(p.node) - want)
+        stamp = _now()
+        if rejected is not None:
+            status = oneshot.rejected_status(pod, node.ip, rejected[0], rejected[1], stamp)
+        else:
+            rule = h.contract(pod, self._handler(pod))
+            if rule is not None and (rule.get("hostSandbox") or rule.get("wait")):
+                return False
+            code, msg = oneshot.outcome(rule, node_obj, pod)
+            status = oneshot.terminated_status(pod, node.ip, code, msg, stamp)
+
+        def post(obj):
+            if (obj.get("status") or {}).get("phase") in ("Failed", "Succeeded"):
+                return False
+            obj["status"] = status
+            return None
+        if self._mutate(PODS, p.ns, p.name, post, subresource="status", uid=p.uid, cow=[]) is not None:
+            self.counters["podsStarted"] += 1
+        return True
 
     # ---- admin ----------------------------------------------------------------------------------------------
     def _admin_host(self, name):
