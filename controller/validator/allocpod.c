@@ -444,8 +444,18 @@ void allocpod_check(const struct allocpod_opts *o, struct val_report *r) {
                  "pod %s on node %s got one " PLUGIN_RESOURCE ", vectorAdd passed", name, o->node);
     break;
   case ALLOCPOD_REJECTED:
-    fail(r, "pod %s asking for one " PLUGIN_RESOURCE " was not admitted on node %s: %s", name,
-         o->node, res.detail);
+    /* The device manager's "requested number of devices unavailable" (K:
+     * pkg/kubelet/cm/devicemanager/manager.go devicesToAllocate) means other
+     * pods hold every GPU: busy, as a GPU in use is for the other checks,
+     * not a broken node. Any other rejection is a failure. */
+    if (strstr(res.detail, "requested number of devices unavailable"))
+      report_busy(r, "allocation",
+                  "every " PLUGIN_RESOURCE " of node %s is allocated to other pods (pod %s not "
+                  "admitted: %s)",
+                  o->node, name, res.detail);
+    else
+      fail(r, "pod %s asking for one " PLUGIN_RESOURCE " was not admitted on node %s: %s", name,
+           o->node, res.detail);
     break;
   case ALLOCPOD_FAILED:
     fail(r, "vectorAdd failed in pod %s with one " PLUGIN_RESOURCE " on node %s (exit %d): %s",
