@@ -15,7 +15,6 @@ CRD status worker (it writes Established/NamesAccepted a few milliseconds after 
 as kube-apiserver's naming and establishing controllers do) and nothing else.
 """
 
-import datetime
 import functools
 import hashlib
 import json
@@ -23,6 +22,8 @@ import queue
 import re
 import sys
 import threading
+
+from ktime import now_rfc3339, parse_time, utc_now
 
 
 GIT_VERSION = "v1.31.4"
@@ -33,30 +34,7 @@ VERBS_NO_COLLECTION = ["create", "delete", "get", "list", "patch", "update", "wa
 VERBS_STATUS = ["get", "patch", "update"]
 
 # ---------------------------------------------------------------------------------------------
-# Time helpers
-
-
-def now_rfc3339():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text):
-    """RFC3339 (with or without fractions) -> aware datetime, or None when unparsable."""
-    if not isinstance(text, str) or not text:
-        return None
-    t = text.strip()
-    if t.endswith("Z"):
-        t = t[:-1] + "+00:00"
-    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?([+-]\d\d:\d\d)$", t)
-    if not m:
-        return None
-    try:
-        base = datetime.datetime.strptime(m.group(1) + m.group(3), "%Y-%m-%dT%H:%M:%S%z")
-    except ValueError:
-        return None
-    if m.group(2):
-        base += datetime.timedelta(microseconds=int((m.group(2)[1:] + "000000")[:6]))
-    return base
+# Durations and ages (kubectl's AGE column)
 
 
 def human_duration(seconds):
@@ -92,7 +70,7 @@ def age_of(timestamp, now=None):
     t = parse_time(timestamp)
     if t is None:
         return "<unknown>"
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or utc_now()
     return human_duration((now - t).total_seconds())
 
 
@@ -1893,7 +1871,7 @@ def _cr_cell(col, obj, now):
 
 
 def build_table(info, objs, list_meta, include_object="Metadata", now=None):
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or utc_now()
     if info.crd is not None:
         cols_def = _cr_columns(info)
         columns = [dict(NAME_COL)]

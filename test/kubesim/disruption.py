@@ -34,6 +34,7 @@ from collections import defaultdict
 
 import kselectors
 import kubelet
+from ktime import now_rfc3339, parse_rfc3339
 import placement
 
 PODS = "/v1/pods"
@@ -50,18 +51,6 @@ MAX_DISRUPTED_POD_SIZE = 2000  # eviction.go MaxDisruptedPodSize
 EVICT_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
 MULTI_PDB_MESSAGE = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
 RS_BURST = 500  # replica_set.go BurstReplicas
-
-
-def now_rfc3339(t=None):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def parse_time(s):
-    try:
-        import calendar
-        return float(calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")))
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _meta(obj):
@@ -384,7 +373,7 @@ def pdb_status(pdb, pods, lookup, now):
         if _meta(pod).get("deletionTimestamp") or name not in (old.get("disruptedPods") or {}):
             continue
         stamp = old["disruptedPods"][name]
-        expiry = parse_time(stamp) + DELETION_TIMEOUT
+        expiry = parse_rfc3339(stamp) + DELETION_TIMEOUT
         if expiry < now:
             continue  # expected to be deleted but it was not: it counts again
         disrupted[name] = stamp
@@ -1268,7 +1257,7 @@ def succeeded_status(pod, host_ip):
 def _ready_since(pod):
     for c in (pod.get("status") or {}).get("conditions") or ():
         if c.get("type") == "Ready" and c.get("status") == "True":
-            return parse_time(c.get("lastTransitionTime"))
+            return parse_rfc3339(c.get("lastTransitionTime"))
     return 0.0
 
 
@@ -1278,4 +1267,4 @@ def _delete_rank(pod):
     spec, st = pod.get("spec") or {}, pod.get("status") or {}
     phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(st.get("phase"), 0)
     return (1 if spec.get("nodeName") else 0, phase_rank, 1 if pod_ready(pod) else 0,
-            -parse_time(_meta(pod).get("creationTimestamp")))
+            -parse_rfc3339(_meta(pod).get("creationTimestamp")))
