@@ -3,7 +3,7 @@
 Wire behaviour follows the project's k8s-api-wire-spec reference: one global resourceVersion, typed
 LIST items without apiVersion/kind for built-ins, chunked newline-delimited watch events, 410 ERROR
 events for stale watches, Status bodies with apiVersion "v1" and details.kind = plural (Kind for 422).
-Resource metadata (scope, kinds, discovery, OpenAPI, CRD schemas, Tables) comes from apiext.Registry;
+Resource metadata (scope, kinds, discovery, OpenAPI, CRD schemas, Tables) comes from registry.Registry;
 server-side apply from ssa; the simulated cluster (nodes, DaemonSets, kubelet) from cluster.Cluster.
 
 apply-patch bodies must be JSON (JSON is valid YAML; kubectl and the controller send JSON): the standard
@@ -27,7 +27,7 @@ import kselectors
 import patch as patchlib
 import store as st
 
-import apiext
+import registry
 import disruption
 
 import ssa
@@ -67,7 +67,7 @@ def not_found_path():
 
 
 def make_registry(store):
-    return apiext.Registry(store)
+    return registry.Registry(store)
 
 
 def _split_res(res):
