@@ -15,14 +15,11 @@ import time
 import host
 import kubelet
 import oneshot
+from ktime import now_rfc3339 as _now
 
 NODES = "/v1/nodes"
 PODS = "/v1/pods"
 RUNTIMECLASSES = "node.k8s.io/v1/runtimeclasses"
-
-
-def _now():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def waits(rule):
