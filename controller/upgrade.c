@@ -1,0 +1,420 @@
+/* upgrade.c — the driver upgrade state machine's decisions (see upgrade.h). */
+#include "upgrade.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+static const char *const state_names[GPC_UPG_COUNT] = {
+    "",      "pending",    "cordoned",   "wait-jobs", "pod-deletion",
+    "drain", "restarting", "validating", "done",      "failed"};
+
+const char *upgrade_state_name(enum gpc_upg_state s) {
+  return (s >= 0 && s < GPC_UPG_COUNT) ? state_names[s] : "";
+}
+
+int upgrade_state_parse(const char *value) {
+  if (!value || !*value) return GPC_UPG_NONE;
+  for (int i = 1; i < GPC_UPG_COUNT; i++)
+    if (!strcmp(value, state_names[i])) return i;
+  return -1;
+}
+
+bool upgrade_state_in_progress(enum gpc_upg_state s) {
+  return s >= GPC_UPG_CORDONED && s <= GPC_UPG_VALIDATING;
+}
+
+int32_t upgrade_resolve_max_unavailable(const char *value, bool is_percent, uint32_t nodes) {
+  long v = value ? strtol(value, NULL, 10) : 0;
+  if (v < 0) v = 0;
+  if (is_percent) v = (long)(((uint64_t)v * nodes + 99) / 100);
+  if (v < 1) v = 1;
+  if (v > INT32_MAX) v = INT32_MAX;
+  return (int32_t)v;
+}
+
+/* ---- one node --------------------------------------------------------- */
+
+struct ctx {
+  const struct gpc_upg_input *in;
+  struct gpc_upg_plan *out;
+  size_t cap;
+  enum gpc_upg_state *after; /* state of every node after its step */
+  bool *unsched_after;       /* spec.unschedulable after its step */
+};
+
+static struct gpc_upg_step *step_for(struct ctx *c, size_t node) {
+  struct gpc_upg_plan *p = c->out;
+  if (p->n_steps && p->steps[p->n_steps - 1].node == node) return &p->steps[p->n_steps - 1];
+  gpc_grow((void **)&p->steps, &c->cap, p->n_steps + 1, sizeof *p->steps);
+  struct gpc_upg_step *s = &p->steps[p->n_steps++];
+  memset(s, 0, sizeof *s);
+  s->node = node;
+  return s;
+}
+
+static void go(struct ctx *c, size_t i, enum gpc_upg_state to) {
+  struct gpc_upg_step *s = step_for(c, i);
+  s->transition = true;
+  s->to = to;
+  c->after[i] = to;
+}
+
+static void fail(struct ctx *c, size_t i, const char *fmt, const char *a, const char *b) {
+  go(c, i, GPC_UPG_FAILED);
+  struct gpc_upg_step *s = step_for(c, i);
+  /* The format is one of ours; the arguments are names and reasons. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+  snprintf(s->reason, sizeof s->reason, fmt, a ? a : "", b ? b : "");
+#pragma GCC diagnostic pop
+}
+
+static void set_cordon(struct ctx *c, size_t i, enum gpc_upg_cordon how) {
+  struct gpc_upg_step *s = step_for(c, i);
+  s->cordon = how;
+  c->unsched_after[i] = how == GPC_UPG_CORDON_SET;
+}
+
+/* Uncordon only a cordon of ours. */
+static void release_cordon(struct ctx *c, size_t i) {
+  const struct gpc_upg_node *n = &c->in->nodes[i];
+  if (n->unschedulable && n->cordoned_by_us) set_cordon(c, i, GPC_UPG_CORDON_CLEAR);
+}
+
+static void due(struct ctx *c, int64_t since, int32_t timeout_s) {
+  if (timeout_s <= 0 || since <= 0) return;
+  int64_t at = since + timeout_s;
+  if (!c->out->recheck_at || at < c->out->recheck_at) c->out->recheck_at = at;
+}
+
+static bool timed_out(const struct ctx *c, int64_t since, int32_t timeout_s) {
+  return timeout_s > 0 && since > 0 && c->in->now >= since + timeout_s;
+}
+
+/* The pods a stage has to move off the node: gpu_only for pod-deletion,
+ * else every drain-selected pod. Returns the index of a pod that cannot be
+ * evicted under the settings (and *why), or (size_t)-1; fills evict with the
+ * pods to evict now and *left with the pods still on the node. */
+static size_t collect(struct ctx *c, size_t i, bool gpu_only, bool force, bool empty_dir,
+                      size_t *left, const char **why) {
+  const struct gpc_upg_node *n = &c->in->nodes[i];
+  *left = 0;
+  size_t refused = (size_t)-1;
+  size_t *ev = NULL, n_ev = 0, cap = 0;
+  for (size_t k = 0; k < n->n_pods; k++) {
+    const struct gpc_upg_pod *p = &n->pods[k];
+    if (p->daemonset || p->mirror) continue; /* kubectl drain leaves them */
+    if (gpu_only ? !p->gpu : !p->drain_selected) continue;
+    (*left)++;
+    if (p->deleting) continue; /* on its way out: wait for it */
+    if (!p->terminal) {
+      if (!p->has_controller && !force) {
+        if (refused == (size_t)-1) refused = k, *why = "has no controller (force is false)";
+        continue;
+      }
+      if (p->empty_dir && !empty_dir) {
+        if (refused == (size_t)-1) refused = k, *why = "uses emptyDir (deleteEmptyDir is false)";
+        continue;
+      }
+    }
+    gpc_grow((void **)&ev, &cap, n_ev + 1, sizeof *ev);
+    ev[n_ev++] = k;
+  }
+  if (refused != (size_t)-1) {
+    free(ev); /* kubectl drain evicts nothing when one pod is refused */
+    return refused;
+  }
+  if (n_ev) {
+    struct gpc_upg_step *s = step_for(c, i);
+    s->evict = ev;
+    s->n_evict = n_ev;
+  }
+  return (size_t)-1;
+}
+
+/* pod-deletion and drain: evict, wait, time out. Returns true when the
+ * node is clear of the stage's pods. */
+static bool clear_pods(struct ctx *c, size_t i, bool gpu_only) {
+  const struct gpc_upg_settings *st = c->in->settings;
+  const struct gpc_upg_node *n = &c->in->nodes[i];
+  bool force = gpu_only ? st->deletion_force : st->drain_force;
+  bool ed = gpu_only ? st->deletion_empty_dir : st->drain_empty_dir;
+  int32_t timeout = gpu_only ? st->deletion_timeout_s : st->drain_timeout_s;
+  const char *why = "";
+  size_t left = 0;
+  size_t bad = collect(c, i, gpu_only, force, ed, &left, &why);
+  char pod[512];
+  if (bad != (size_t)-1) {
+    snprintf(pod, sizeof pod, "%s/%s", n->pods[bad].namespace, n->pods[bad].name);
+    fail(c, i, gpu_only ? "PodDeletionRefused: pod %s %s" : "DrainRefused: pod %s %s", pod, why);
+    return false;
+  }
+  if (!left) return true;
+  if (timed_out(c, n->since, timeout)) {
+    const struct gpc_upg_pod *first = NULL;
+    for (size_t k = 0; k < n->n_pods && !first; k++) {
+      const struct gpc_upg_pod *p = &n->pods[k];
+      if (!p->daemonset && !p->mirror && (gpu_only ? p->gpu : p->drain_selected)) first = p;
+    }
+    snprintf(pod, sizeof pod, "%s/%s", first->namespace, first->name);
+    /* The eviction list of this round is moot: the node stops here. */
+    struct gpc_upg_step *s = step_for(c, i);
+    free(s->evict);
+    s->evict = NULL;
+    s->n_evict = 0;
+    fail(c, i,
+         gpu_only ? "PodDeletionTimeout: pod %s still on the node%s"
+                  : "DrainTimeout: pod %s still on the node%s",
+         pod, " (an eviction refused by a PodDisruptionBudget is retried, never bypassed)");
+    return false;
+  }
+  due(c, n->since, timeout);
+  return false;
+}
+
+static bool jobs_running(const struct gpc_upg_node *n) {
+  for (size_t k = 0; k < n->n_pods; k++)
+    if (n->pods[k].wait_selected && !n->pods[k].terminal) return true;
+  return false;
+}
+
+/* Moves on from `from` (a clearing state) to the next one, with the driver
+ * pod deleted in the same step when the next one is restarting. */
+static void after_clearing(struct ctx *c, size_t i, enum gpc_upg_state from) {
+  const struct gpc_upg_node *n = &c->in->nodes[i];
+  if (from < GPC_UPG_WAIT_JOBS && jobs_running(n)) {
+    go(c, i, GPC_UPG_WAIT_JOBS);
+  } else if (from < GPC_UPG_POD_DELETION) {
+    go(c, i, GPC_UPG_POD_DELETION);
+  } else if (from < GPC_UPG_DRAIN && c->in->settings->drain) {
+    go(c, i, GPC_UPG_DRAIN);
+  } else {
+    go(c, i, GPC_UPG_RESTARTING);
+    if (!n->driver_current && !n->driver_deleting) step_for(c, i)->delete_driver = true;
+  }
+}
+
+static void restarting(struct ctx *c, size_t i) {
+  const struct gpc_upg_node *n = &c->in->nodes[i];
+  if (!n->driver_current) {
+    if (!n->driver_deleting) step_for(c, i)->delete_driver = true;
+    return;
+  }
+  if (n->driver_failing)
+    fail(c, i, "DriverFailed: %s%s", *n->driver_reason ? n->driver_reason : "not ready", "");
+  else if (n->driver_ready)
+    go(c, i, GPC_UPG_VALIDATING);
+}
+
+static void validating(struct ctx *c, size_t i) {
+  const struct gpc_upg_node *n = &c->in->nodes[i];
+  if (n->driver_failing) {
+    fail(c, i, "DriverFailed: %s%s", *n->driver_reason ? n->driver_reason : "not ready", "");
+  } else if (n->validator_failing) {
+    fail(c, i, "ValidationFailed: %s%s",
+         *n->validator_reason ? n->validator_reason : "validator not ready", "");
+  } else if (n->validator_ready && n->driver_ready) {
+    go(c, i, GPC_UPG_DONE);
+    release_cordon(c, i);
+  }
+}
+
+/* Pass 1: every node that is not waiting for a slot. */
+static void advance(struct ctx *c, size_t i) {
+  const struct gpc_upg_settings *st = c->in->settings;
+  const struct gpc_upg_node *n = &c->in->nodes[i];
+  bool same_target = !strcmp(n->target, c->in->target);
+  if (!st->auto_upgrade) {
+    if (n->state == GPC_UPG_NONE) return;
+    /* Aborted: leave the node as we found it. */
+    if (n->state != GPC_UPG_DONE && n->state != GPC_UPG_PENDING) release_cordon(c, i);
+    go(c, i, GPC_UPG_NONE);
+    return;
+  }
+  switch (n->state) {
+  case GPC_UPG_NONE:
+  case GPC_UPG_PENDING:
+    if (n->driver_current && n->state == GPC_UPG_PENDING) go(c, i, GPC_UPG_NONE);
+    /* else: pass 2 decides (a slot, or pending) */
+    return;
+  case GPC_UPG_DONE:
+    if (!n->driver_current)
+      go(c, i, GPC_UPG_PENDING);
+    else if (!same_target)
+      go(c, i, GPC_UPG_NONE);
+    return;
+  case GPC_UPG_FAILED:
+    if (same_target) return; /* halts the rollout until a person acts */
+    release_cordon(c, i);    /* a new target (a fix): start this node again */
+    go(c, i, n->driver_current ? GPC_UPG_NONE : GPC_UPG_PENDING);
+    return;
+  case GPC_UPG_CORDONED:
+    after_clearing(c, i, GPC_UPG_CORDONED);
+    return;
+  case GPC_UPG_WAIT_JOBS:
+    if (!jobs_running(n) || timed_out(c, n->since, st->wait_timeout_s))
+      after_clearing(c, i, GPC_UPG_WAIT_JOBS);
+    else
+      due(c, n->since, st->wait_timeout_s);
+    return;
+  case GPC_UPG_POD_DELETION:
+    if (clear_pods(c, i, true)) after_clearing(c, i, GPC_UPG_POD_DELETION);
+    return;
+  case GPC_UPG_DRAIN:
+    if (clear_pods(c, i, false)) after_clearing(c, i, GPC_UPG_DRAIN);
+    return;
+  case GPC_UPG_RESTARTING:
+    restarting(c, i);
+    return;
+  case GPC_UPG_VALIDATING:
+    validating(c, i);
+    return;
+  case GPC_UPG_COUNT:
+    return;
+  }
+}
+
+/* ---- pass 2: start nodes within the bounds ----------------------------- */
+
+static const struct gpc_upg_node *cmp_nodes;
+
+/* Already-unschedulable nodes first (they cost no unavailability), then by
+ * name, so the order of the rollout does not depend on the cache's. */
+static int cmp_candidates(const void *a, const void *b) {
+  const struct gpc_upg_node *x = &cmp_nodes[*(const size_t *)a];
+  const struct gpc_upg_node *y = &cmp_nodes[*(const size_t *)b];
+  if (x->unschedulable != y->unschedulable) return x->unschedulable ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+static void start_nodes(struct ctx *c) {
+  const struct gpc_upg_input *in = c->in;
+  const struct gpc_upg_settings *st = in->settings;
+  size_t *cand = gpc_calloc(in->n_nodes ? in->n_nodes : 1, sizeof *cand), n_cand = 0;
+  uint32_t busy = 0, unavailable = 0;
+  for (size_t i = 0; i < in->n_nodes; i++) {
+    /* Conservative: a node counts while it is busy or unavailable before OR
+     * after this round's steps, so a step whose write fails (an uncordon)
+     * can never leave the cluster past a bound. */
+    if (upgrade_state_in_progress(c->after[i]) || upgrade_state_in_progress(in->nodes[i].state))
+      busy++;
+    if (c->unsched_after[i] || in->nodes[i].unschedulable || !in->nodes[i].ready) unavailable++;
+    if (c->after[i] == GPC_UPG_FAILED) {
+      c->out->halted = true;
+      if (!c->out->halt_node[0])
+        snprintf(c->out->halt_node, sizeof c->out->halt_node, "%s", in->nodes[i].name);
+    }
+    bool wants = (c->after[i] == GPC_UPG_PENDING ||
+                  (c->after[i] == GPC_UPG_NONE && in->nodes[i].state == GPC_UPG_NONE)) &&
+                 !in->nodes[i].driver_current;
+    if (st->auto_upgrade && wants) cand[n_cand++] = i;
+  }
+  cmp_nodes = in->nodes;
+  qsort(cand, n_cand, sizeof *cand, cmp_candidates);
+  bool may_start = !st->paused && !c->out->halted;
+  for (size_t k = 0; k < n_cand; k++) {
+    size_t i = cand[k];
+    const struct gpc_upg_node *n = &in->nodes[i];
+    bool fits = may_start && n->ready && (!st->max_parallel || busy < (uint32_t)st->max_parallel);
+    bool unsched = c->unsched_after[i];
+    uint32_t cost = (unsched || n->unschedulable) ? 0 : 1;
+    if (fits && unavailable + cost > (uint32_t)st->max_unavailable) fits = false;
+    if (!fits) {
+      if (c->after[i] != GPC_UPG_PENDING) go(c, i, GPC_UPG_PENDING);
+      if (st->paused) c->out->held = true;
+      continue;
+    }
+    go(c, i, GPC_UPG_CORDONED);
+    /* Unschedulable already: someone else's cordon (ours carries the
+     * marker and is kept), so it stays theirs to lift. */
+    if (!unsched) set_cordon(c, i, GPC_UPG_CORDON_SET);
+    busy++;
+    unavailable += cost;
+  }
+  c->out->unavailable = unavailable;
+  free(cand);
+}
+
+static int cmp_steps(const void *a, const void *b) {
+  size_t x = ((const struct gpc_upg_step *)a)->node, y = ((const struct gpc_upg_step *)b)->node;
+  return x < y ? -1 : x > y;
+}
+
+void upgrade_plan(const struct gpc_upg_input *in, struct gpc_upg_plan *out) {
+  memset(out, 0, sizeof *out);
+  struct ctx c = {.in = in, .out = out};
+  size_t n = in->n_nodes ? in->n_nodes : 1;
+  c.after = gpc_calloc(n, sizeof *c.after);
+  c.unsched_after = gpc_calloc(n, sizeof *c.unsched_after);
+  for (size_t i = 0; i < in->n_nodes; i++) {
+    c.after[i] = in->nodes[i].state;
+    c.unsched_after[i] = in->nodes[i].unschedulable;
+    advance(&c, i);
+  }
+  start_nodes(&c);
+  /* A node may have had a step from both passes; merge them by node. */
+  qsort(out->steps, out->n_steps, sizeof *out->steps, cmp_steps);
+  size_t w = 0;
+  for (size_t r = 0; r < out->n_steps; r++) {
+    if (w && out->steps[w - 1].node == out->steps[r].node) {
+      struct gpc_upg_step *d = &out->steps[w - 1], *s = &out->steps[r];
+      if (s->transition) d->transition = true, d->to = s->to;
+      if (s->cordon) d->cordon = s->cordon;
+      continue;
+    }
+    out->steps[w++] = out->steps[r];
+  }
+  out->n_steps = w;
+  for (size_t i = 0; i < in->n_nodes; i++)
+    out->counts[c.after[i]]++;
+  free(c.after);
+  free(c.unsched_after);
+}
+
+void upgrade_plan_release(struct gpc_upg_plan *p) {
+  for (size_t i = 0; i < p->n_steps; i++)
+    free(p->steps[i].evict);
+  free(p->steps);
+  memset(p, 0, sizeof *p);
+}
+
+json_t *upgrade_node_patch(const struct gpc_upg_step *s, const char *target, int64_t now) {
+  if (!s->transition && s->cordon == GPC_UPG_CORDON_KEEP) return NULL;
+  json_t *patch = json_object();
+  if (s->transition) {
+    json_t *labels = json_object(), *ann = json_object();
+    bool none = s->to == GPC_UPG_NONE;
+    json_object_set_new(labels, GPC_LABEL_UPGRADE_STATE,
+                        none ? json_null() : json_string(upgrade_state_name(s->to)));
+    json_object_set_new(ann, GPC_ANNOTATION_UPGRADE_TARGET,
+                        none ? json_null() : json_string(target));
+    char since[24];
+    snprintf(since, sizeof since, "%lld", (long long)now);
+    json_object_set_new(ann, GPC_ANNOTATION_UPGRADE_SINCE, none ? json_null() : json_string(since));
+    json_object_set_new(ann, GPC_ANNOTATION_UPGRADE_REASON,
+                        s->to == GPC_UPG_FAILED ? json_string(s->reason) : json_null());
+    json_t *meta = json_object();
+    json_object_set_new(meta, "labels", labels);
+    json_object_set_new(meta, "annotations", ann);
+    json_object_set_new(patch, "metadata", meta);
+  }
+  if (s->cordon != GPC_UPG_CORDON_KEEP) {
+    /* The marker travels with the cordon in one patch: it is what keeps us
+     * from ever uncordoning a node someone else cordoned. */
+    json_t *meta = json_object_get(patch, "metadata");
+    if (!meta) json_object_set_new(patch, "metadata", meta = json_object());
+    json_t *ann = json_object_get(meta, "annotations");
+    if (!ann) json_object_set_new(meta, "annotations", ann = json_object());
+    json_object_set_new(ann, GPC_ANNOTATION_UPGRADE_CORDONED,
+                        s->cordon == GPC_UPG_CORDON_SET ? json_string("true") : json_null());
+    json_t *spec = json_object();
+    /* Uncordon removes the field, as kubectl uncordon leaves it. */
+    json_object_set_new(spec, "unschedulable",
+                        s->cordon == GPC_UPG_CORDON_SET ? json_true() : json_null());
+    json_object_set_new(patch, "spec", spec);
+  }
+  return patch;
+}
