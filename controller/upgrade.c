@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "policy.h"
+#include "selector.h"
 
 static const char *const state_names[GPC_UPG_COUNT] = {
     "",      "pending",    "cordoned",   "wait-jobs", "pod-deletion",
@@ -33,6 +35,77 @@ int32_t upgrade_resolve_max_unavailable(const char *value, bool is_percent, uint
   if (v < 1) v = 1;
   if (v > INT32_MAX) v = INT32_MAX;
   return (int32_t)v;
+}
+
+void upgrade_settings_from_policy(const struct gpc_driver_upgrade_policy *u, uint32_t nodes,
+                                  struct gpc_upg_settings *out) {
+  *out = (struct gpc_upg_settings){
+      .auto_upgrade = u->auto_upgrade,
+      .paused = u->paused,
+      .max_parallel = u->max_parallel_upgrades,
+      .max_unavailable =
+          upgrade_resolve_max_unavailable(u->max_unavailable, u->max_unavailable_is_percent, nodes),
+      .wait_timeout_s = u->wait_for_completion.timeout_seconds,
+      .deletion_timeout_s = u->pod_deletion.timeout_seconds,
+      .deletion_force = u->pod_deletion.force,
+      .deletion_empty_dir = u->pod_deletion.delete_empty_dir,
+      .drain = u->drain.enable,
+      .drain_force = u->drain.force,
+      .drain_empty_dir = u->drain.delete_empty_dir,
+      .drain_timeout_s = u->drain.timeout_seconds,
+  };
+}
+
+static const char *str_at(const json_t *o, const char *k) {
+  const char *v = json_string_value(json_object_get(o, k));
+  return v ? v : "";
+}
+
+/* A container asks for GPUs through limits or requests (requests default
+ * to limits, so either counts). */
+static bool wants_gpu(const json_t *containers) {
+  size_t i;
+  const json_t *c;
+  json_array_foreach(containers, i, c) {
+    const json_t *res = json_object_get(c, "resources");
+    const char *kinds[] = {"limits", "requests"};
+    for (int k = 0; k < 2; k++) {
+      const json_t *q = json_object_get(json_object_get(res, kinds[k]), "nvidia.com/gpu");
+      if (json_is_integer(q) && json_integer_value(q) > 0) return true;
+      const char *s = json_string_value(q);
+      if (s && *s && strtoll(s, NULL, 10) > 0) return true;
+    }
+  }
+  return false;
+}
+
+void upgrade_pod_facts(const json_t *pod, const struct gpc_driver_upgrade_policy *u,
+                       struct gpc_upg_pod *out) {
+  const json_t *md = json_object_get(pod, "metadata"), *spec = json_object_get(pod, "spec");
+  memset(out, 0, sizeof *out);
+  out->namespace = str_at(md, "namespace");
+  out->name = str_at(md, "name");
+  out->gpu = wants_gpu(json_object_get(spec, "containers")) ||
+             wants_gpu(json_object_get(spec, "initContainers"));
+  size_t i;
+  const json_t *e;
+  json_array_foreach(json_object_get(md, "ownerReferences"), i, e) {
+    if (!json_is_true(json_object_get(e, "controller"))) continue;
+    out->has_controller = true;
+    if (!strcmp(str_at(e, "kind"), "DaemonSet")) out->daemonset = true;
+  }
+  out->mirror = json_object_get(json_object_get(md, "annotations"), "kubernetes.io/config.mirror");
+  json_array_foreach(json_object_get(spec, "volumes"), i, e) {
+    if (json_object_get(e, "emptyDir")) out->empty_dir = true;
+  }
+  const char *phase = str_at(json_object_get(pod, "status"), "phase");
+  out->terminal = !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
+  out->deleting = json_object_get(md, "deletionTimestamp") != NULL;
+  const json_t *labels = json_object_get(md, "labels");
+  const struct label_selector *w = u->wait_for_completion.pod_selector;
+  const struct label_selector *d = u->drain.pod_selector;
+  out->wait_selected = w && selector_matches_json(w, labels);
+  out->drain_selected = !d || selector_matches_json(d, labels);
 }
 
 /* ---- one node --------------------------------------------------------- */

@@ -187,6 +187,19 @@ struct gpc_upg_input {
 void upgrade_plan(const struct gpc_upg_input *in, struct gpc_upg_plan *out);
 void upgrade_plan_release(struct gpc_upg_plan *p);
 
+struct gpc_driver_upgrade_policy;
+
+/* The settings of a decoded spec.driver.upgradePolicy (borrowed) over a
+ * policy owning `nodes` nodes. */
+void upgrade_settings_from_policy(const struct gpc_driver_upgrade_policy *u, uint32_t nodes,
+                                  struct gpc_upg_settings *out);
+
+/* The eviction facts of a core/v1 Pod object (borrowed; out's strings
+ * point into it, so it must outlive *out), with the policy's
+ * waitForCompletion and drain selectors applied. */
+void upgrade_pod_facts(const json_t *pod, const struct gpc_driver_upgrade_policy *u,
+                       struct gpc_upg_pod *out);
+
 /* maxUnavailable "25%" or "3" over `nodes` nodes: a percent rounds up (as
  * the DaemonSet controller does); the result is at least 1. */
 int32_t upgrade_resolve_max_unavailable(const char *value, bool is_percent, uint32_t nodes);

@@ -158,7 +158,7 @@ def test_every_field_has_a_description(sim):
 def test_explain_shows_field_docs(sim):
     out = sim.kubectl("explain", "clustergpupolicy.spec.driver").stdout
     assert "imagePullPolicy" in out and "Image pull policy" in out
-    assert "RESERVED for driver upgrades" in out
+    assert "does NOT act on autoUpgrade yet" in out and "DriverUpgradeNotActed" in out
     out = sim.kubectl("explain", "cgp.status.conditions").stdout
     assert "kubectl wait --for=condition=Ready" in out
     out = sim.kubectl("explain", "cgp.spec.toolkit.runtime").stdout

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "policy.h"
 #include "upgrade.h"
 
 #define T "hash-new"
@@ -520,6 +521,103 @@ static void test_patch(void **state) {
   assert_null(upgrade_node_patch(&none, T, 42));
 }
 
+static struct gpc_policy *decode(const char *upgrade_policy) {
+  char buf[2048];
+  snprintf(buf, sizeof buf,
+           "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"driver\":{\"upgradePolicy\":%s}}}",
+           upgrade_policy);
+  json_error_t je;
+  json_t *obj = json_loads(buf, 0, &je);
+  if (!obj) fail_msg("bad JSON: %s", je.text);
+  struct gpc_policy *p = NULL;
+  struct gpc_error err = {0};
+  if (policy_from_json(obj, &p, &err)) fail_msg("%s", err.msg);
+  json_decref(obj);
+  return p;
+}
+
+static void test_from_policy(void **state) {
+  (void)state;
+  struct gpc_policy *p = decode(
+      "{\"autoUpgrade\":true,\"paused\":true,\"maxParallelUpgrades\":2,\"maxUnavailable\":\"25%\","
+      "\"waitForCompletion\":{\"podSelector\":{\"matchLabels\":{\"kind\":\"job\"}},"
+      "\"timeoutSeconds\":60},\"podDeletion\":{\"force\":true,\"timeoutSeconds\":30},"
+      "\"drain\":{\"enable\":true,\"timeoutSeconds\":90,\"deleteEmptyDir\":true,"
+      "\"podSelector\":{\"matchLabels\":{\"drain\":\"yes\"}}}}");
+  struct gpc_upg_settings s;
+  upgrade_settings_from_policy(&p->driver_upgrade, 10, &s);
+  assert_true(s.auto_upgrade);
+  assert_true(s.paused);
+  assert_int_equal(s.max_parallel, 2);
+  assert_int_equal(s.max_unavailable, 3); /* 25% of 10, rounded up */
+  assert_int_equal(s.wait_timeout_s, 60);
+  assert_int_equal(s.deletion_timeout_s, 30);
+  assert_true(s.deletion_force);
+  assert_false(s.deletion_empty_dir);
+  assert_true(s.drain);
+  assert_false(s.drain_force);
+  assert_true(s.drain_empty_dir);
+  assert_int_equal(s.drain_timeout_s, 90);
+
+  json_error_t je;
+  json_t *pod = json_loads(
+      "{\"metadata\":{\"namespace\":\"ml\",\"name\":\"w-1\",\"labels\":{\"kind\":\"job\"},"
+      "\"ownerReferences\":[{\"kind\":\"ReplicaSet\",\"name\":\"w\",\"controller\":true}]},"
+      "\"spec\":{\"containers\":[{\"name\":\"main\",\"resources\":{\"limits\":"
+      "{\"nvidia.com/gpu\":\"2\"}}}],\"volumes\":[{\"name\":\"s\",\"emptyDir\":{}}]},"
+      "\"status\":{\"phase\":\"Running\"}}",
+      0, &je);
+  assert_non_null(pod);
+  struct gpc_upg_pod f;
+  upgrade_pod_facts(pod, &p->driver_upgrade, &f);
+  assert_string_equal(f.namespace, "ml");
+  assert_string_equal(f.name, "w-1");
+  assert_true(f.gpu);
+  assert_true(f.has_controller);
+  assert_false(f.daemonset);
+  assert_false(f.mirror);
+  assert_true(f.empty_dir);
+  assert_false(f.terminal);
+  assert_false(f.deleting);
+  assert_true(f.wait_selected);
+  assert_false(f.drain_selected); /* drain.podSelector wants drain=yes */
+  json_decref(pod);
+
+  pod = json_loads(
+      "{\"metadata\":{\"namespace\":\"gpu\",\"name\":\"dp\",\"deletionTimestamp\":\"x\","
+      "\"annotations\":{\"kubernetes.io/config.mirror\":\"h\"},\"labels\":{\"drain\":\"yes\"},"
+      "\"ownerReferences\":[{\"kind\":\"DaemonSet\",\"name\":\"d\",\"controller\":true}]},"
+      "\"spec\":{\"containers\":[{\"name\":\"c\",\"resources\":{\"requests\":"
+      "{\"nvidia.com/gpu\":0}}}]},\"status\":{\"phase\":\"Succeeded\"}}",
+      0, &je);
+  upgrade_pod_facts(pod, &p->driver_upgrade, &f);
+  assert_false(f.gpu);
+  assert_true(f.daemonset);
+  assert_true(f.mirror);
+  assert_true(f.terminal);
+  assert_true(f.deleting);
+  assert_false(f.wait_selected);
+  assert_true(f.drain_selected);
+  json_decref(pod);
+  policy_free(p);
+
+  /* Defaults: no selectors, so nothing waited for and everything drained. */
+  p = decode("{}");
+  upgrade_settings_from_policy(&p->driver_upgrade, 3, &s);
+  assert_false(s.auto_upgrade);
+  assert_int_equal(s.max_parallel, 1);
+  assert_int_equal(s.max_unavailable, 1);
+  assert_int_equal(s.drain_timeout_s, 300);
+  pod = json_loads("{\"metadata\":{\"name\":\"bare\"}}", 0, &je);
+  upgrade_pod_facts(pod, &p->driver_upgrade, &f);
+  assert_string_equal(f.namespace, "");
+  assert_false(f.has_controller);
+  assert_false(f.wait_selected);
+  assert_true(f.drain_selected);
+  json_decref(pod);
+  policy_free(p);
+}
+
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
@@ -533,6 +631,7 @@ int main(void) {
       cmocka_unit_test(test_canary_and_fix),
       cmocka_unit_test(test_paused_and_abort),
       cmocka_unit_test(test_patch),
+      cmocka_unit_test(test_from_policy),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
