@@ -51,6 +51,7 @@ struct policy_state {
   uint64_t last_status_ms;    /* when the last status write was sent */
   unsigned stages_announced;  /* StageUnlocked sent, bit per operand, for announced_gen */
   int64_t announced_gen;
+  int64_t upgrade_warned_gen; /* DriverUpgradeNotActed sent for this generation */
 };
 
 struct controller {
@@ -684,6 +685,21 @@ static void stage_events(struct controller *c, const json_t *obj, const unsigned
   }
 }
 
+/* ---- driver upgrades (design.md §10) ----------------------------------
+ * upgrade.c decides the per-node steps, but the I/O that would carry them
+ * out (node cordons, evictions, driver pod deletes) is not wired yet, and
+ * half an upgrade on a cluster is worse than none: with autoUpgrade set we
+ * act on nothing and say so, once per generation, as a Warning Event. */
+static void upgrade_not_acted(struct controller *c, const json_t *obj, struct policy_state *s) {
+  const struct gpc_policy *p = s->decoded;
+  if (!p->driver_upgrade.auto_upgrade || s->upgrade_warned_gen == p->generation) return;
+  s->upgrade_warned_gen = p->generation;
+  record_event(c, obj, "Warning", EVENT_DRIVER_UPGRADE_NOT_ACTED,
+               "spec.driver.upgradePolicy.autoUpgrade is not acted on by this controller version: "
+               "no node is cordoned, drained or upgraded; a driver change reaches a node when its "
+               "driver pod is deleted (OnDelete)");
+}
+
 static int plan_for(struct controller *c, const struct gpc_policy *p, struct snapshot *snap,
                     struct gpc_plan *pl, struct gpc_error *err) {
   struct policy_list pols;
@@ -910,6 +926,7 @@ static bool reconcile(struct controller *c, const char *name, uint64_t *retry_at
   unsigned unlocks[GPC_OP_COUNT] = {0};
   send_node_patches(c, name, &pl, unlocks);
   stage_events(c, obj, unlocks);
+  upgrade_not_acted(c, obj, s);
   json_t *st = status_from_plan(&pl, p, prev, time(NULL));
   /* A write refused (or failing for long) shows: Ready=False, Stalled=True,
    * ApplyFailed, until a retry goes through. */
