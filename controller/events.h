@@ -41,8 +41,6 @@ struct gpc_events;
 #define EVENT_INVALID_SPEC "InvalidSpec"
 #define EVENT_APPLY_FAILED "ApplyFailed"
 #define EVENT_NODE_CONFLICT "NodeConflict"
-/* Warning, once per generation: autoUpgrade is set but not acted on yet. */
-#define EVENT_DRIVER_UPGRADE_NOT_ACTED "DriverUpgradeNotActed"
 
 enum events_write_kind { EVENTS_NONE = 0, EVENTS_CREATE, EVENTS_PATCH };
 

@@ -102,10 +102,51 @@ void upgrade_pod_facts(const json_t *pod, const struct gpc_driver_upgrade_policy
   out->terminal = !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
   out->deleting = json_object_get(md, "deletionTimestamp") != NULL;
   const json_t *labels = json_object_get(md, "labels");
-  const struct label_selector *w = u->wait_for_completion.pod_selector;
-  const struct label_selector *d = u->drain.pod_selector;
+  const struct label_selector *w = u ? u->wait_for_completion.pod_selector : NULL;
+  const struct label_selector *d = u ? u->drain.pod_selector : NULL;
   out->wait_selected = w && selector_matches_json(w, labels);
   out->drain_selected = !d || selector_matches_json(d, labels);
+}
+
+struct gpc_workload *upgrade_workload_new(const json_t *pod) {
+  struct gpc_workload *w = gpc_calloc(1, sizeof *w);
+  struct gpc_upg_pod f;
+  upgrade_pod_facts(pod, NULL, &f);
+  w->namespace = gpc_strdup(f.namespace);
+  w->name = gpc_strdup(f.name);
+  const char *node = json_string_value(json_object_get(json_object_get(pod, "spec"), "nodeName"));
+  w->node = gpc_strdup(node ? node : "");
+  gpc_labels_set_json(&w->labels, json_object_get(json_object_get(pod, "metadata"), "labels"));
+  w->facts = f;
+  w->facts.namespace = w->namespace;
+  w->facts.name = w->name;
+  return w;
+}
+
+void upgrade_workload_free(struct gpc_workload *w) {
+  if (!w) return;
+  free(w->namespace);
+  free(w->name);
+  free(w->node);
+  gpc_labels_release(&w->labels);
+  free(w);
+}
+
+bool upgrade_workload_changed(const struct gpc_workload *a, const struct gpc_workload *b) {
+  const struct gpc_upg_pod *x = &a->facts, *y = &b->facts;
+  return strcmp(a->node, b->node) != 0 || !gpc_labels_equal(&a->labels, &b->labels) ||
+         x->gpu != y->gpu || x->daemonset != y->daemonset || x->mirror != y->mirror ||
+         x->has_controller != y->has_controller || x->empty_dir != y->empty_dir ||
+         x->terminal != y->terminal || x->deleting != y->deleting;
+}
+
+void upgrade_workload_facts(const struct gpc_workload *w, const struct gpc_driver_upgrade_policy *u,
+                            struct gpc_upg_pod *out) {
+  *out = w->facts;
+  const struct label_selector *ws = u ? u->wait_for_completion.pod_selector : NULL;
+  const struct label_selector *ds = u ? u->drain.pod_selector : NULL;
+  out->wait_selected = ws && selector_matches(ws, gpc_labels_lookup, &w->labels);
+  out->drain_selected = !ds || selector_matches(ds, gpc_labels_lookup, &w->labels);
 }
 
 /* ---- one node --------------------------------------------------------- */
@@ -299,7 +340,7 @@ static void validating(struct ctx *c, size_t i) {
 static void advance(struct ctx *c, size_t i) {
   const struct gpc_upg_settings *st = c->in->settings;
   const struct gpc_upg_node *n = &c->in->nodes[i];
-  bool same_target = !strcmp(n->target, c->in->target);
+  bool same_target = !strcmp(n->target, n->want ? n->want : c->in->target);
   if (!st->auto_upgrade) {
     if (n->state == GPC_UPG_NONE) return;
     /* Aborted: leave the node as we found it. */
@@ -490,4 +531,68 @@ json_t *upgrade_node_patch(const struct gpc_upg_step *s, const char *target, int
     json_object_set_new(patch, "spec", spec);
   }
   return patch;
+}
+
+/* The order nodes are listed in: the ones a person must look at first. */
+static int status_rank(enum gpc_upg_state s) {
+  if (s == GPC_UPG_FAILED) return 0;
+  if (upgrade_state_in_progress(s)) return 1;
+  if (s == GPC_UPG_PENDING) return 2;
+  return 3;
+}
+
+struct listed {
+  const char *name;
+  enum gpc_upg_state state;
+  const char *reason;
+};
+
+static int cmp_listed(const void *a, const void *b) {
+  const struct listed *x = a, *y = b;
+  int d = status_rank(x->state) - status_rank(y->state);
+  return d ? d : strcmp(x->name, y->name);
+}
+
+json_t *upgrade_status_json(const struct gpc_upg_input *in, const struct gpc_upg_plan *p) {
+  json_t *st = json_object();
+  json_object_set_new(st, "target", json_string(in->target ? in->target : ""));
+  uint32_t done = p->counts[GPC_UPG_DONE] + p->counts[GPC_UPG_NONE];
+  char summary[48];
+  snprintf(summary, sizeof summary, "%u/%zu%s", done, in->n_nodes,
+           p->halted ? " halted" : (p->held ? " paused" : ""));
+  json_object_set_new(st, "summary", json_string(summary));
+  json_t *states = json_object();
+  /* Every state, zeros too: the status is written as a merge patch, where
+   * a state left out would keep its old count. */
+  for (int s = 1; s < GPC_UPG_COUNT; s++)
+    json_object_set_new(states, upgrade_state_name((enum gpc_upg_state)s),
+                        json_integer(p->counts[s]));
+  json_object_set_new(st, "states", states);
+  json_object_set_new(st, "halted", json_boolean(p->halted));
+  json_object_set_new(st, "paused", json_boolean(in->settings->paused));
+  struct listed *v = gpc_calloc(in->n_nodes ? in->n_nodes : 1, sizeof *v);
+  size_t n = 0, k = 0;
+  for (size_t i = 0; i < in->n_nodes; i++) {
+    const struct gpc_upg_node *nd = &in->nodes[i];
+    struct listed l = {nd->name, nd->state, nd->reason ? nd->reason : ""};
+    while (k < p->n_steps && p->steps[k].node < i)
+      k++;
+    if (k < p->n_steps && p->steps[k].node == i && p->steps[k].transition) {
+      l.state = p->steps[k].to;
+      l.reason = p->steps[k].reason;
+    }
+    if (l.state == GPC_UPG_NONE || l.state == GPC_UPG_DONE) continue;
+    if (l.state != GPC_UPG_FAILED) l.reason = "";
+    v[n++] = l;
+  }
+  qsort(v, n, sizeof *v, cmp_listed);
+  json_t *nodes = json_array();
+  for (size_t i = 0; i < n && i < GPC_UPG_STATUS_NODES; i++) {
+    json_t *e = json_pack("{s:s, s:s}", "name", v[i].name, "state", upgrade_state_name(v[i].state));
+    if (*v[i].reason) json_object_set_new(e, "reason", json_string(v[i].reason));
+    json_array_append_new(nodes, e);
+  }
+  free(v);
+  json_object_set_new(st, "nodes", nodes);
+  return st;
 }

