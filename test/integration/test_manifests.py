@@ -229,6 +229,15 @@ def run_scenario(sim):
         wait_until(lambda: any(r["verb"] == "patch" and r["resource"] == "events"
                                for r in sim.counters()["detail"]), 15, "an aggregated Event update", interval=0.2)
         wait_until(lambda: ready(sim, "gpus") == "True", 30, "policy Ready after the flaky node")
+        # A driver upgrade with autoUpgrade: the workload pod cache (pods of
+        # every namespace), an eviction, the old driver pods' deletes.
+        sim.admin("/_sim/workloads", {"name": "job", "namespace": "ml", "node": nodes[2], "gpus": 1,
+                                      "terminationGracePeriodSeconds": 1})
+        code, _, _ = sim.patch(CGP + "/gpus", {"spec": {"driver": {
+            "version": "550.90.07-ubuntu22.04", "upgradePolicy": {"autoUpgrade": True, "maxUnavailable": 1}}}})
+        assert code == 200
+        wait_until(lambda: all(node_labels(sim, n).get("gpupolicy.dev/driver-upgrade-state") == "done"
+                               for n in nodes[1:]), 60, "driver upgrade done")
         assert sim.ok("DELETE", CGP + "/gpus") is not None
         wait_until(lambda: sim.get(CGP + "/gpus")[0] == 404, 30, "policy deleted (finalizer dropped)")
         assert ctl.stop() == 0  # SIGTERM: releases the Lease
@@ -301,7 +310,8 @@ def test_rbac_allows_every_request_and_no_rule_goes_unused(kubesim, rendered):
     # The scenario really covered what the rules are for.
     seen = {(r["verb"], r["resource"], r["subresource"]) for r in requests}
     for want in [("patch", "clustergpupolicies", "status"), ("delete", "daemonsets", ""),
-                 ("patch", "servicemonitors", ""), ("update", "leases", ""), ("create", "events", "")]:
+                 ("patch", "servicemonitors", ""), ("update", "leases", ""), ("create", "events", ""),
+                 ("create", "pods", "eviction"), ("delete", "pods", "")]:
         assert want in seen, want
 
 
