@@ -811,6 +811,8 @@ static void upgrade_reconcile(struct controller *c, const json_t *obj, const str
     /* Waiting for the caches or the driver DaemonSets: keep what was shown. */
     json_object_set(st, "driverUpgrade", json_object_get(prev, "driverUpgrade"));
   }
+  if (c->obs.upgrading && (out.active || !p->driver_upgrade.auto_upgrade))
+    c->obs.upgrading(p->name, out.active ? out.counts : NULL, GPC_UPG_COUNT, c->obs.ud);
   if (out.recheck_at > now)
     workqueue_add_after(c->queue, p->name, (uint64_t)(out.recheck_at - now) * 1000 + 100);
   /* A step held back until our last node write shows in the cache: the

@@ -27,6 +27,7 @@
 #define GPC_CONTROLLER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "errors.h"
@@ -55,6 +56,9 @@ struct controller_observer {
   void (*planned)(const char *policy, const struct gpc_plan *plan, void *ud);
   /* A policy is gone (drop its series). */
   void (*forgotten)(const char *policy, void *ud);
+  /* Driver upgrades: nodes per state (indexed by enum gpc_upg_state, `n`
+   * entries), or NULL when the policy has no upgrade to show. */
+  void (*upgrading)(const char *policy, const uint32_t *counts, size_t n, void *ud);
   void *ud;
 };
 

@@ -187,3 +187,102 @@ def test_version_bump_rolls_through_the_fleet_within_bounds(kubesim):
     time.sleep(3)
     assert ctl.writes() == w0
     ctl.stop()
+
+
+def evictions(sim, pod):
+    return [e for e in sim.admin("/_sim/evictions", method="GET")["evictions"] if e["pod"] == pod]
+
+
+def test_a_pdb_with_no_disruptions_fails_its_node_at_the_drain_timeout_and_halts(kubesim):
+    sim, ctl = start(kubesim, up=upgrade_policy(drain={"enable": True, "timeoutSeconds": 8}))
+    nodes = gpu_nodes(sim)
+    # One pod under a PDB that allows no disruption (minAvailable 1 of 1): every eviction gets a 429.
+    out = sim.admin("/_sim/workloads", {"name": "guarded", "namespace": "ml", "node": nodes[0], "gpus": 0,
+                                        "terminationGracePeriodSeconds": 1, "pdb": {"minAvailable": 1}})
+    guarded = out["pods"][0]["name"]
+    sim.admin("/_sim/workloads", {"name": "serve", "namespace": "web", "nodes": nodes, "gpus": 1,
+                                  "terminationGracePeriodSeconds": 1})
+    bump(sim)
+    try:
+        wait_until(lambda: states(sim)[nodes[0]] == "failed", 60, nodes[0] + " failed", interval=0.3)
+    except AssertionError:
+        raise AssertionError(dump(sim, ctl)) from None
+    n0 = node(sim, nodes[0])
+    reason = n0["metadata"]["annotations"]["gpupolicy.dev/driver-upgrade-reason"]
+    assert reason.startswith("DrainTimeout: pod ml/%s" % guarded), reason
+    assert n0["spec"].get("unschedulable") is True  # left cordoned for a person to look at
+    # Waited on and retried, never bypassed: the pod is still there.
+    tries = evictions(sim, guarded)
+    assert len(tries) >= 2 and all(e["code"] == 429 for e in tries), tries
+    assert guarded in workload_pods(sim, "ml")
+    # The rollout halts: nothing new starts; Ready=False names it.
+    wait_until(lambda: condition(sim, "Ready").get("reason") == "DriverUpgradeHalted", 20, "Ready names the halt")
+    assert condition(sim, "Ready")["status"] == "False"
+    assert nodes[0] in condition(sim, "Ready")["message"]
+    time.sleep(2)
+    started = {n for n, s in states(sim).items() if s not in ("pending",)}
+    time.sleep(4)
+    assert {n for n, s in states(sim).items() if s not in ("pending",)} == started
+    assert sum(1 for s in states(sim).values() if s == "pending") >= 1  # the other slot ran meanwhile
+    st = status(sim)["driverUpgrade"]
+    assert st["halted"] and st["nodes"][0] == {"name": nodes[0], "state": "failed", "reason": reason}, st
+    # Retry (docs/operations.md): fix the cause, remove the node's state label.
+    assert sim.delete("/apis/policy/v1/namespaces/ml/poddisruptionbudgets/guarded")[0] == 200
+    merge(sim, NODES + "/" + nodes[0], {"metadata": {"labels": {STATE: None}}})
+    try:
+        wait_until(lambda: all(s == "done" for s in states(sim).values()), 120, "every node done", interval=0.5)
+    except AssertionError:
+        raise AssertionError(dump(sim, ctl)) from None
+    assert not any(node(sim, n)["spec"].get("unschedulable") for n in nodes)
+    ctl.stop()
+
+
+def test_a_crash_looping_driver_halts_the_canary_paused_holds_and_a_fix_resumes(kubesim):
+    sim, ctl = start(kubesim, up=upgrade_policy(maxParallelUpgrades=1, maxUnavailable=1))
+    nodes = gpu_nodes(sim)
+    sim.admin("/_sim/fail", {"node": nodes[0], "namespace": NS, "labelSelector":
+                             "app.kubernetes.io/component=driver,app.kubernetes.io/version=" + NEW})
+    bump(sim)
+    try:
+        wait_until(lambda: states(sim)[nodes[0]] == "failed", 60, nodes[0] + " failed", interval=0.3)
+    except AssertionError:
+        raise AssertionError(dump(sim, ctl)) from None
+    reason = node(sim, nodes[0])["metadata"]["annotations"]["gpupolicy.dev/driver-upgrade-reason"]
+    assert reason == "DriverFailed: CrashLoopBackOff", reason
+    time.sleep(4)
+    assert [s for s in states(sim).values() if s != "pending"] == ["failed"], states(sim)
+    wait_until(lambda: condition(sim, "Ready").get("reason") == "DriverUpgradeHalted", 20, "Ready names the halt")
+    # Paused, then a fixed version: the failed node is released, and nothing starts while paused.
+    merge(sim, CGP + "/gpus", {"spec": {"driver": {"upgradePolicy": {"paused": True}}}})
+    fixed = "550.90.12-ubuntu22.04"
+    bump(sim, fixed)
+    wait_until(lambda: states(sim)[nodes[0]] == "pending", 30, nodes[0] + " released")
+    assert not node(sim, nodes[0])["spec"].get("unschedulable")
+    time.sleep(4)
+    assert set(states(sim).values()) == {"pending"}, states(sim)
+    wait_until(lambda: (status(sim).get("driverUpgrade") or {}).get("paused"), 20, "status says paused")
+    merge(sim, CGP + "/gpus", {"spec": {"driver": {"upgradePolicy": {"paused": False}}}})
+    try:
+        wait_until(lambda: all(s == "done" for s in states(sim).values()), 180, "every node done", interval=0.5)
+    except AssertionError:
+        raise AssertionError(dump(sim, ctl)) from None
+    assert all(p["spec"]["containers"][0]["image"].endswith(fixed) for p in driver_pods(sim).values())
+    ctl.stop()
+
+
+def test_a_killed_controller_continues_without_redoing_finished_nodes(kubesim):
+    sim, ctl = start(kubesim, up=upgrade_policy(maxParallelUpgrades=1, maxUnavailable=1))
+    bump(sim)
+    wait_until(lambda: list(states(sim).values()).count("done") >= 3, 120, "three nodes done", interval=0.1)
+    ctl.kill9()
+    done = {n for n, s in states(sim).items() if s == "done"}
+    uids = {n: p["metadata"]["uid"] for n, p in driver_pods(sim).items() if n in done}
+    ctl2 = Replica(sim, leader_elect=False)
+    try:
+        wait_until(lambda: all(s == "done" for s in states(sim).values()), 180, "every node done", interval=0.5)
+    except AssertionError:
+        raise AssertionError(dump(sim, ctl2)) from None
+    after = driver_pods(sim)
+    assert {n: after[n]["metadata"]["uid"] for n in done} == uids  # finished nodes were not redone
+    assert not any(node(sim, n)["spec"].get("unschedulable") for n in gpu_nodes(sim))
+    ctl2.stop()
