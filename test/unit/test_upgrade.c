@@ -618,6 +618,103 @@ static void test_from_policy(void **state) {
   policy_free(p);
 }
 
+/* status.driverUpgrade: counts of every state, failed nodes first with
+ * their reason, done nodes left out, at most 10 listed. */
+static void test_status_json(void **state) {
+  (void)state;
+  struct gpc_upg_settings s = defaults();
+  struct gpc_upg_node *v = fleet(12);
+  v[0].state = GPC_UPG_DONE;
+  v[0].target = T;
+  v[0].driver_current = true;
+  v[1].state = GPC_UPG_DRAIN;
+  v[1].target = T;
+  v[1].since = NOW;
+  v[1].unschedulable = true;
+  v[5].state = GPC_UPG_FAILED;
+  v[5].target = T;
+  v[5].reason = "DrainTimeout: pod a/b";
+  struct gpc_upg_plan p;
+  struct gpc_upg_input in = {.settings = &s, .target = T, .nodes = v, .n_nodes = 12, .now = NOW};
+  upgrade_plan(&in, &p);
+  json_t *j = upgrade_status_json(&in, &p);
+  assert_string_equal(json_string_value(json_object_get(j, "summary")), "1/12 halted");
+  assert_string_equal(json_string_value(json_object_get(j, "target")), T);
+  json_t *st = json_object_get(j, "states");
+  assert_int_equal(json_object_size(st), GPC_UPG_COUNT - 1); /* zeros too: merge patches */
+  assert_int_equal(json_integer_value(json_object_get(st, "pending")), 9);
+  assert_int_equal(json_integer_value(json_object_get(st, "failed")), 1);
+  assert_int_equal(json_integer_value(json_object_get(st, "restarting")),
+                   1); /* drain -> restarting */
+  assert_int_equal(json_integer_value(json_object_get(st, "cordoned")), 0);
+  assert_true(json_is_true(json_object_get(j, "halted")));
+  json_t *nodes = json_object_get(j, "nodes");
+  assert_int_equal(json_array_size(nodes), GPC_UPG_STATUS_NODES);
+  json_t *first = json_array_get(nodes, 0);
+  assert_string_equal(json_string_value(json_object_get(first, "name")), "n5");
+  assert_string_equal(json_string_value(json_object_get(first, "reason")), "DrainTimeout: pod a/b");
+  json_t *second = json_array_get(nodes, 1);
+  assert_string_equal(json_string_value(json_object_get(second, "state")), "restarting");
+  assert_null(json_object_get(second, "reason"));
+  json_decref(j);
+  upgrade_plan_release(&p);
+  free(v);
+}
+
+/* A node's own target (its driver DaemonSet's render) wins over the input's. */
+static void test_per_node_target(void **state) {
+  (void)state;
+  struct gpc_upg_settings s = defaults();
+  struct gpc_upg_node *v = fleet(2);
+  v[0].state = GPC_UPG_FAILED;
+  v[0].target = "rhel-hash";
+  v[0].want = "rhel-hash";
+  v[1].state = GPC_UPG_DONE;
+  v[1].target = T;
+  v[1].driver_current = true;
+  struct gpc_upg_plan p;
+  run(&s, v, 2, &p);
+  assert_true(p.halted); /* failed for its own current target */
+  assert_int_equal(p.n_steps, 0);
+  upgrade_plan_release(&p);
+  free(v);
+}
+
+static void test_workload(void **state) {
+  (void)state;
+  json_error_t je;
+  json_t *pod = json_loads(
+      "{\"metadata\":{\"namespace\":\"ml\",\"name\":\"w\",\"labels\":{\"kind\":\"job\"}},"
+      "\"spec\":{\"nodeName\":\"n1\",\"containers\":[{\"name\":\"m\",\"resources\":"
+      "{\"requests\":{\"nvidia.com/gpu\":1}}}]},\"status\":{\"phase\":\"Running\"}}",
+      0, &je);
+  struct gpc_workload *a = upgrade_workload_new(pod);
+  json_object_set_new(json_object_get(pod, "status"), "phase", json_string("Succeeded"));
+  struct gpc_workload *b = upgrade_workload_new(pod);
+  json_decref(pod); /* the projections own their strings */
+  assert_string_equal(a->node, "n1");
+  assert_string_equal(a->facts.namespace, "ml");
+  assert_true(a->facts.gpu);
+  assert_false(a->facts.has_controller);
+  assert_true(upgrade_workload_changed(a, b));
+  assert_false(upgrade_workload_changed(a, a));
+  struct gpc_policy *p = decode("{\"waitForCompletion\":{\"podSelector\":{\"matchLabels\":"
+                                "{\"kind\":\"job\"}}},\"drain\":{\"podSelector\":{\"matchLabels\":"
+                                "{\"kind\":\"web\"}}}}");
+  struct gpc_upg_pod f;
+  upgrade_workload_facts(a, &p->driver_upgrade, &f);
+  assert_true(f.wait_selected);
+  assert_false(f.drain_selected);
+  assert_string_equal(f.name, "w");
+  upgrade_workload_facts(b, NULL, &f);
+  assert_true(f.terminal);
+  assert_false(f.wait_selected);
+  assert_true(f.drain_selected);
+  policy_free(p);
+  upgrade_workload_free(a);
+  upgrade_workload_free(b);
+}
+
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
@@ -632,6 +729,9 @@ int main(void) {
       cmocka_unit_test(test_paused_and_abort),
       cmocka_unit_test(test_patch),
       cmocka_unit_test(test_from_policy),
+      cmocka_unit_test(test_status_json),
+      cmocka_unit_test(test_per_node_target),
+      cmocka_unit_test(test_workload),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
