@@ -858,6 +858,26 @@ static void reconcile_deleting(struct controller *c, const char *name, const jso
     return;
   }
   bool done = send_node_patches(c, name, &pl, NULL);
+  /* An upgrade in progress is abandoned: our cordons lifted, our upgrade
+   * labels removed, before the finalizer goes. */
+  struct upgrade_run_in ui = {
+      .apply = c->apply,
+      .policy = p,
+      .plan = &pl,
+      .nodes = snap->nodes,
+      .n_nodes = snap->n_nodes,
+      .ds = snap->ds,
+      .n_ds = snap->n_ds,
+      .pods = snap->pods,
+      .n_pods = snap->n_pods,
+      .now = (int64_t)time(NULL),
+      .abort = true,
+  };
+  struct upgrade_run_out uo;
+  upgrade_run(&ui, &uo);
+  if (uo.left) done = false;
+  if (uo.stale) workqueue_add_after(c->queue, name, 1000);
+  upgrade_run_release(&uo);
   plan_release(&pl);
   for (size_t i = 0; i < snap->n_nodes; i++) {
     const char *owner = gpc_labels_get(&snap->nodes[i]->labels, GPC_LABEL_POLICY);

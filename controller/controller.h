@@ -4,13 +4,16 @@
  *  - four informers: ClusterGPUPolicy (cluster-scoped, JSON kept: few and
  *    small), Node (all, projected), and the DaemonSets and Pods labelled
  *    app.kubernetes.io/managed-by=gpu-policy-controller in the controller's
- *    namespace (projected);
+ *    namespace (projected); and, started the first time a policy sets
+ *    spec.driver.upgradePolicy.autoUpgrade, a fifth over the pods of every
+ *    namespace (upgrade.h's gpc_workload), for driver upgrades;
  *  - a workqueue keyed by policy name; node events map to the node's owner
  *    label and every policy whose selection matches, pod and DaemonSet
  *    events to their gpupolicy.dev/policy label; only changes that matter
  *    (project.h) enqueue anything;
  *  - reconcile(policy): caches synced → decode (invalid: Stalled naming the
- *    field, nothing applied) → finalizer → plan → apply → status → events;
+ *    field, nothing applied) → finalizer → plan → apply → driver upgrade
+ *    steps (upgrade_run.h) → status → events;
  *    deletion: labels removed, objects deleted, finalizer dropped.
  *
  * Hook points for the runtime (leader election, health, metrics):

@@ -192,20 +192,65 @@ static void send_step(const struct upgrade_run_in *in, const struct gpc_node *no
   }
 }
 
+/* Abandons the upgrade on `v` (nodes carrying an upgrade state): our
+ * cordon lifted, our label and annotations removed (upgrade.c with
+ * autoUpgrade off). */
+static void abandon(const struct upgrade_run_in *in, const struct gpc_node **v, size_t n,
+                    struct upgrade_run_out *out) {
+  if (!n) return;
+  struct gpc_upg_settings st = {.max_unavailable = 1};
+  struct gpc_upg_node *nodes = gpc_calloc(n, sizeof *nodes);
+  for (size_t i = 0; i < n; i++) {
+    int s = upgrade_state_parse(gpc_labels_get(&v[i]->labels, GPC_LABEL_UPGRADE_STATE));
+    nodes[i] = (struct gpc_upg_node){
+        .name = v[i]->name,
+        .state = s <= 0 ? GPC_UPG_PENDING : (enum gpc_upg_state)s, /* a label to remove */
+        .target = v[i]->upg_target,
+        .cordoned_by_us = v[i]->upg_cordoned,
+        .unschedulable = v[i]->unschedulable,
+        .ready = v[i]->ready,
+        .driver_current = true,
+        .driver_reason = "",
+        .validator_reason = "",
+    };
+  }
+  struct gpc_upg_input ui = {.settings = &st, .target = "", .nodes = nodes, .n_nodes = n};
+  struct gpc_upg_plan up;
+  upgrade_plan(&ui, &up);
+  for (size_t k = 0; k < up.n_steps; k++)
+    send_step(in, v[up.steps[k].node], &nodes[up.steps[k].node], &up.steps[k], "", out);
+  upgrade_plan_release(&up);
+  free(nodes);
+}
+
 void upgrade_run(const struct upgrade_run_in *in, struct upgrade_run_out *out) {
   memset(out, 0, sizeof *out);
   const struct gpc_policy *p = in->policy;
   const struct gpc_driver_upgrade_policy *u = &p->driver_upgrade;
-  /* The policy's nodes, and whether any carries a state of ours. */
-  size_t n = 0;
+  /* The policy's nodes, whether any carries a state of ours, and the
+   * nodes that carry one but belong to no policy any more (the policy was
+   * deleted, or stopped selecting them mid-upgrade): those are abandoned,
+   * whichever policy gets to them first — never upgraded by another. */
+  size_t n = 0, n_orphans = 0;
   bool labelled = false;
   const struct gpc_node **owned = gpc_calloc(in->n_nodes + 1, sizeof *owned);
+  const struct gpc_node **orphans = gpc_calloc(in->n_nodes + 1, sizeof *orphans);
   for (size_t i = 0; i < in->n_nodes; i++) {
     const char *pol = gpc_labels_get(&in->nodes[i]->labels, GPC_LABEL_POLICY);
     bool ours = pol && !strcmp(pol, p->name);
     bool has = gpc_labels_get(&in->nodes[i]->labels, GPC_LABEL_UPGRADE_STATE) != NULL;
-    if (ours || (has && !pol)) owned[n++] = in->nodes[i];
+    if (has && (!pol || (ours && in->abort)))
+      orphans[n_orphans++] = in->nodes[i];
+    else if (ours)
+      owned[n++] = in->nodes[i];
     if (ours && has) labelled = true;
+  }
+  out->left = (unsigned)n_orphans;
+  abandon(in, orphans, n_orphans, out);
+  free(orphans);
+  if (in->abort) {
+    free(owned);
+    return;
   }
   const char *target = NULL;
   bool drivers = p->operands[GPC_OP_DRIVER].enabled && drivers_settled(in, &target);

@@ -46,7 +46,10 @@ struct upgrade_run_in {
   const struct gpc_workload *const *work; /* every bound pod, any namespace */
   size_t n_work;
   bool work_synced; /* the workload cache has listed: pods can be trusted */
-  int64_t now;      /* Unix seconds */
+  /* The policy is being deleted: abandon the upgrade on its nodes (lift
+   * our cordons, remove our labels) and do nothing else. */
+  bool abort;
+  int64_t now; /* Unix seconds */
   void (*event)(const char *type, const char *reason, const char *message, void *ud);
   void *ud;
 };
@@ -61,6 +64,7 @@ struct upgrade_run_out {
   uint32_t counts[GPC_UPG_COUNT];
   unsigned writes; /* node patches, evictions and deletes sent */
   bool stale;      /* a node was left for later: its last write is not in the cache yet */
+  unsigned left;   /* nodes being abandoned that still carry an upgrade state */
 };
 
 void upgrade_run(const struct upgrade_run_in *in, struct upgrade_run_out *out);

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from kubesim_client import build_dir
+from promtext import value
 from replica import CGP, NS, Replica, policy, prepare, wait_until
 
 CONTROLLER = os.path.join(build_dir(), "gpu-policy-controller")
@@ -180,6 +181,10 @@ def test_version_bump_rolls_through_the_fleet_within_bounds(kubesim):
     gone = workloads - (set(workload_pods(sim, "ml")) | set(workload_pods(sim, "web")))
     assert gone and gone <= evicted, (gone - evicted, ev["byOutcome"])
     assert workloads <= evicted, workloads - evicted
+    fams = ctl.metrics()
+    assert value(fams, "gpupolicy_driver_upgrade_nodes", policy="gpus", state="done") == 8
+    assert value(fams, "gpupolicy_driver_upgrade_nodes", policy="gpus", state="failed") == 0
+    assert "8/8" in sim.kubectl("get", "cgp", "gpus", "-o", "wide").stdout  # the UPGRADE column
     st = status(sim)["driverUpgrade"]
     assert st["summary"] == "8/8" and st["states"]["done"] == 8 and sum(st["states"].values()) == 8, st
     # B3: once done (and the Event count updates, batched for up to 10 s, went out), nothing is written.
@@ -225,6 +230,8 @@ def test_a_pdb_with_no_disruptions_fails_its_node_at_the_drain_timeout_and_halts
     time.sleep(4)
     assert {n for n, s in states(sim).items() if s not in ("pending",)} == started
     assert sum(1 for s in states(sim).values() if s == "pending") >= 1  # the other slot ran meanwhile
+    assert value(ctl.metrics(), "gpupolicy_driver_upgrade_nodes", policy="gpus", state="failed") == 1
+    assert "halted" in sim.kubectl("get", "cgp", "gpus", "-o", "wide").stdout
     st = status(sim)["driverUpgrade"]
     assert st["halted"] and st["nodes"][0] == {"name": nodes[0], "state": "failed", "reason": reason}, st
     # Retry (docs/operations.md): fix the cause, remove the node's state label.
@@ -287,3 +294,25 @@ def test_a_killed_controller_continues_without_redoing_finished_nodes(kubesim):
     assert {n: after[n]["metadata"]["uid"] for n in done} == uids  # finished nodes were not redone
     assert not any(node(sim, n)["spec"].get("unschedulable") for n in gpu_nodes(sim))
     ctl2.stop()
+
+
+def test_deleting_the_policy_mid_upgrade_leaves_no_cordon_and_no_label(kubesim):
+    sim, ctl = start(kubesim, n=4, up=upgrade_policy(maxParallelUpgrades=2, maxUnavailable=2,
+                                                     drain={"enable": True, "timeoutSeconds": 300}))
+    nodes = gpu_nodes(sim)
+    user = nodes[3]
+    merge(sim, NODES + "/" + user, {"spec": {"unschedulable": True}})
+    # A pod no eviction may move keeps the first node in `drain`.
+    sim.admin("/_sim/workloads", {"name": "guarded", "namespace": "ml", "node": nodes[3], "gpus": 0,
+                                  "terminationGracePeriodSeconds": 1, "pdb": {"minAvailable": 1}})
+    bump(sim)
+    wait_until(lambda: states(sim).get(user) == "drain", 60, "the user's node (first: no cost) draining")
+    wait_until(lambda: node(sim, nodes[0])["spec"].get("unschedulable"), 60, "a node cordoned by the upgrade")
+    assert sim.delete(CGP + "/gpus")[0] == 200
+    wait_until(lambda: sim.get(CGP + "/gpus")[0] == 404, 60, "policy gone (finalizer dropped)")
+    for n in nodes:
+        o = node(sim, n)
+        assert STATE not in o["metadata"].get("labels", {}), n
+        assert not any(k.startswith("gpupolicy.dev/driver-upgrade") for k in o["metadata"].get("annotations") or {})
+        assert bool(o["spec"].get("unschedulable")) == (n == user), n
+    ctl.stop()
