@@ -138,6 +138,25 @@ static void node_facts(const struct upgrade_run_in *in, const struct gpc_node *n
   }
 }
 
+/* "DriverUpgrade" + the state in CamelCase ("pod-deletion" ->
+ * "DriverUpgradePodDeletion"; NONE -> "DriverUpgradeCleared"): one reason
+ * per state, so the Event recorder's per-reason budget keeps each kind of
+ * transition visible. */
+static void event_reason(enum gpc_upg_state s, char out[48]) {
+  const char *name = s == GPC_UPG_NONE ? "cleared" : upgrade_state_name(s);
+  size_t n = (size_t)snprintf(out, 48, "DriverUpgrade");
+  bool up = true;
+  for (const char *c = name; *c && n + 1 < 48; c++) {
+    if (*c == '-') {
+      up = true;
+      continue;
+    }
+    out[n++] = up && *c >= 'a' && *c <= 'z' ? (char)(*c - 'a' + 'A') : *c;
+    up = false;
+  }
+  out[n] = '\0';
+}
+
 struct node_pods {
   struct gpc_upg_pod *v;
   size_t n, cap;
@@ -169,8 +188,9 @@ static void send_step(const struct upgrade_run_in *in, const struct gpc_node *no
       snprintf(msg, sizeof msg, "node %s: driver upgrade %s%s%s", nd->name,
                s->to == GPC_UPG_NONE ? "cleared" : upgrade_state_name(s->to),
                *s->reason ? ": " : "", s->reason);
-      in->event(s->to == GPC_UPG_FAILED ? "Warning" : "Normal",
-                s->to == GPC_UPG_FAILED ? "DriverUpgradeFailed" : "DriverUpgrade", msg, in->ud);
+      char reason[48];
+      event_reason(s->to, reason);
+      in->event(s->to == GPC_UPG_FAILED ? "Warning" : "Normal", reason, msg, in->ud);
     }
     log_info(COMP, "node step", KV_S("policy", policy), KV_S("node", nd->name),
              KV_S("state", upgrade_state_name(s->to)), KV_S("reason", s->reason));

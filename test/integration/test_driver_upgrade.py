@@ -181,6 +181,11 @@ def test_version_bump_rolls_through_the_fleet_within_bounds(kubesim):
     gone = workloads - (set(workload_pods(sim, "ml")) | set(workload_pods(sim, "web")))
     assert gone and gone <= evicted, (gone - evicted, ev["byOutcome"])
     assert workloads <= evicted, workloads - evicted
+    # Events per node transition (one reason per state; the recorder folds repeats into counts).
+    reasons = {e["reason"]: e for e in sim.get("/api/v1/namespaces/default/events")[1]["items"]
+               if e["involvedObject"].get("name") == "gpus"}
+    for r in ("DriverUpgradeCordoned", "DriverUpgradeRestarting", "DriverUpgradeDone"):
+        assert r in reasons and reasons[r]["message"].startswith("node gpu-node-"), sorted(reasons)
     fams = ctl.metrics()
     assert value(fams, "gpupolicy_driver_upgrade_nodes", policy="gpus", state="done") == 8
     assert value(fams, "gpupolicy_driver_upgrade_nodes", policy="gpus", state="failed") == 0
