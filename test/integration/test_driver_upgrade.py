@@ -181,6 +181,8 @@ def test_version_bump_rolls_through_the_fleet_within_bounds(kubesim):
     gone = workloads - (set(workload_pods(sim, "ml")) | set(workload_pods(sim, "web")))
     assert gone and gone <= evicted, (gone - evicted, ev["byOutcome"])
     assert workloads <= evicted, workloads - evicted
+    # DaemonSet pods (the operands) are never evicted; the driver pods are deleted (restarted).
+    assert not [e for e in ev["evictions"] if e["namespace"] == NS], ev["evictions"]
     # Events per node transition (one reason per state; the recorder folds repeats into counts).
     reasons = {e["reason"]: e for e in sim.get("/api/v1/namespaces/default/events")[1]["items"]
                if e["involvedObject"].get("name") == "gpus"}
@@ -320,4 +322,29 @@ def test_deleting_the_policy_mid_upgrade_leaves_no_cordon_and_no_label(kubesim):
         assert STATE not in o["metadata"].get("labels", {}), n
         assert not any(k.startswith("gpupolicy.dev/driver-upgrade") for k in o["metadata"].get("annotations") or {})
         assert bool(o["spec"].get("unschedulable")) == (n == user), n
+    ctl.stop()
+
+
+def test_wait_for_completion_holds_the_node_until_its_job_is_done(kubesim):
+    sim, ctl = start(kubesim, n=2, up=upgrade_policy(
+        maxParallelUpgrades=1, maxUnavailable=1, drain={"enable": True, "force": True, "timeoutSeconds": 60},
+        waitForCompletion={"podSelector": {"matchLabels": {"kind": "job"}}, "timeoutSeconds": 0}))
+    nodes = gpu_nodes(sim)
+    out = sim.admin("/_sim/workloads", {"name": "train", "namespace": "ml", "node": nodes[0], "gpus": 1,
+                                        "replicaSet": False, "restartPolicy": "Never",
+                                        "labels": {"kind": "job"}, "terminationGracePeriodSeconds": 1})
+    job = out["pods"][0]["name"]
+    bump(sim)
+    wait_until(lambda: states(sim)[nodes[0]] == "wait-jobs", 60, "waiting for the job")
+    time.sleep(3)
+    assert states(sim)[nodes[0]] == "wait-jobs" and states(sim)[nodes[1]] == "pending", states(sim)
+    assert not evictions(sim, job)
+    assert node(sim, nodes[0])["spec"].get("unschedulable") is True
+    sim.admin("/_sim/pod-succeeded", {"node": nodes[0], "namespace": "ml", "labelSelector": "kind=job"})
+    try:
+        wait_until(lambda: all(s == "done" for s in states(sim).values()), 90, "every node done", interval=0.3)
+    except AssertionError:
+        raise AssertionError(dump(sim, ctl)) from None
+    # The finished job left through an eviction too (a terminal pod: no budget involved).
+    assert [e["outcome"] for e in evictions(sim, job)] == ["evictedIgnoringBudget"], evictions(sim, job)
     ctl.stop()
