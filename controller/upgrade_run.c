@@ -83,8 +83,35 @@ static int proof_operand(const struct gpc_policy *p) {
   return -1;
 }
 
+/* A node's driver and proof pods (operand_pod()'s choice), gathered for
+ * every node in one pass over the pod cache: at 5,000 nodes and 25,000
+ * operand pods a scan per node would dominate the reconcile. */
+struct node_ops {
+  const struct gpc_pod *drv, *proof;
+  bool drv_deleting;
+};
+
+static void gather_ops(const struct upgrade_run_in *in, struct strmap *index, int proof,
+                       struct node_ops *ops) {
+  for (size_t i = 0; i < in->n_pods; i++) {
+    const struct gpc_pod *p = in->pods[i];
+    if (strcmp(p->policy, in->policy->name) != 0) continue;
+    if (p->operand != GPC_OP_DRIVER && (proof < 0 || p->operand != proof)) continue;
+    size_t at = (size_t)strmap_get(index, p->node_name);
+    if (!at) continue;
+    struct node_ops *o = &ops[at - 1];
+    bool drv = p->operand == GPC_OP_DRIVER;
+    if (p->deleting) {
+      if (drv) o->drv_deleting = true;
+      continue;
+    }
+    const struct gpc_pod **slot = drv ? &o->drv : &o->proof;
+    if (!*slot || strcmp(p->created, (*slot)->created) > 0) *slot = p;
+  }
+}
+
 static void node_facts(const struct upgrade_run_in *in, const struct gpc_node *n,
-                       const char *target, struct gpc_upg_node *u) {
+                       const struct node_ops *ops, const char *target, struct gpc_upg_node *u) {
   const struct gpc_policy *p = in->policy;
   int st = upgrade_state_parse(gpc_labels_get(&n->labels, GPC_LABEL_UPGRADE_STATE));
   *u = (struct gpc_upg_node){
@@ -101,8 +128,8 @@ static void node_facts(const struct upgrade_run_in *in, const struct gpc_node *n
       .validator_reason = "",
   };
   const char *opt = gpc_labels_get(&n->labels, GPC_LABEL_PREFIX "driver");
-  bool deleting = false;
-  const struct gpc_pod *drv = operand_pod(in, n->name, GPC_OP_DRIVER, &deleting);
+  bool deleting = ops->drv_deleting;
+  const struct gpc_pod *drv = ops->drv;
   if (opt && !strcmp(opt, "false")) {
     u->driver_current = u->driver_ready = u->validator_ready = true; /* the host's driver */
     return;
@@ -129,7 +156,7 @@ static void node_facts(const struct upgrade_run_in *in, const struct gpc_node *n
     u->validator_ready = true;
     return;
   }
-  const struct gpc_pod *v = operand_pod(in, n->name, (enum gpc_operand)proof, NULL);
+  const struct gpc_pod *v = ops->proof;
   u->validator_ready = v && v->ready && strcmp(v->created, drv->created) >= 0;
   f = failing(in->plan, n->name, (enum gpc_operand)proof);
   if (f && v && strcmp(v->created, drv->created) >= 0) {
@@ -296,9 +323,11 @@ void upgrade_run(const struct upgrade_run_in *in, struct upgrade_run_out *out) {
     gpc_grow((void **)&b->v, &b->cap, b->n + 1, sizeof *b->v);
     upgrade_workload_facts(wl, u, &b->v[b->n++]);
   }
+  struct node_ops *ops = gpc_calloc(n + 1, sizeof *ops);
+  gather_ops(in, index, proof_operand(p), ops);
   struct gpc_upg_node *nodes = gpc_calloc(n + 1, sizeof *nodes);
   for (size_t i = 0; i < n; i++) {
-    node_facts(in, owned[i], target, &nodes[i]);
+    node_facts(in, owned[i], &ops[i], target, &nodes[i]);
     nodes[i].pods = np[i].v;
     nodes[i].n_pods = np[i].n;
   }
@@ -342,6 +371,7 @@ void upgrade_run(const struct upgrade_run_in *in, struct upgrade_run_out *out) {
   for (size_t i = 0; i < n; i++)
     free(np[i].v);
   free(np);
+  free(ops);
   free(nodes);
   strmap_free(index, NULL, NULL);
   free(owned);
