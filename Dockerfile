@@ -2,7 +2,17 @@
 # The build stage runs scripts/build-image-rootfs.sh, the same script CI uses
 # (no Docker engine there) to build and test the image's filesystem.
 
-FROM debian:bookworm AS build
+# The build stage decides which libcurl, OpenSSL and libwebsockets the image
+# ships, so release builds pin it by digest:
+#   docker build --build-arg BASE_DIGEST=sha256:<digest> ...
+# with the digest of the current debian:bookworm manifest list, resolved by
+# the release process (docs/operations.md, "Pinning images"). No digest is
+# written here: this repository is built and tested where no registry can be
+# reached, so none could be resolved or verified, and an invented one would
+# only look pinned. Without BASE_DIGEST the build uses the tag (development).
+ARG BASE_IMAGE=docker.io/library/debian:bookworm
+ARG BASE_DIGEST=
+FROM ${BASE_IMAGE}${BASE_DIGEST:+@${BASE_DIGEST}} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config python3 ca-certificates git \

@@ -7,9 +7,10 @@ the `minimal` policy; once it is Ready, runs --minutes of churn in cycles. Each 
     removed from a node (the controller puts it back), a node opted out of dcgm-exporter and back in,
     operand pods failing on a node and healing — plus heartbeats (every node's status changes) and
     dropped watches, which are not changes for the controller;
-  - a quiet phase: SETTLE_S for the controller to catch up (aggregated Event updates go out up to 10 s
-    after the change), then MEASURE_S with only heartbeats and one dropped watch: every controller write
-    in that window is a write not caused by a change.
+  - a quiet phase: a settle time for the controller to catch up — aggregated Event updates go out up to
+    10 s after the change, and a status update that only moves counts waits for 5 s + 10 ms per matched
+    node after the previous one (controller.c), 15 s at 1,000 nodes — then MEASURE_S with only heartbeats
+    and one dropped watch: every controller write in that window is a write not caused by a change.
 Reports the controller's RSS over time (mean of the first vs the last minute, min, max, VmHWM), writes per
 change (by kind), writes not caused by a change, and whether the policy is Ready at the end. Figures
 only: nothing is asserted.
@@ -38,7 +39,12 @@ from kubesim_client import Sim, build_dir  # noqa: E402
 NS = "gpu-policy-system"
 CGP = "/apis/gpupolicy.dev/v1alpha1/clustergpupolicies"
 OPERANDS = ["driver", "container-toolkit", "device-plugin", "dcgm-exporter", "validator"]
-CHURN_S, SETTLE_S, MEASURE_S = 20.0, 12.0, 5.0
+CHURN_S, MEASURE_S = 20.0, 5.0
+
+
+def settle_s(nodes):
+    """Longer than the Event flush (10 s) and the count-only status interval (5 s + 10 ms a node)."""
+    return max(12.0, 5.0 + 0.010 * nodes + 3.0)
 
 
 def rss_mib(pid):
@@ -176,6 +182,7 @@ def run(n, minutes, seed, keep):
               history=50 * n + 20000)
     ctl = None
     res = {"nodes": n, "minutes": minutes, "seed": seed}
+    settle = settle_s(n + n // 5)  # nodes are added during the churn
     try:
         sim.kubectl("apply", "-f", os.path.join(ROOT, "crds"))
         sim.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
@@ -189,7 +196,7 @@ def run(n, minutes, seed, keep):
         t = time.monotonic()
         sim.wait_for(lambda: ready(sim), timeout=max(180, n * 0.3), interval=0.5, what="Ready")
         res["converge_s"] = time.monotonic() - t
-        time.sleep(SETTLE_S)
+        time.sleep(settle)
         sampler = RssSampler(ctl.pid)
         gpu = sorted(x for x in sim.admin("/_sim/nodes", method="GET")["nodes"] if x.startswith("gpu"))
         churn = Churn(sim, rnd, gpu)
@@ -203,9 +210,9 @@ def run(n, minutes, seed, keep):
             while time.monotonic() < phase_end:
                 churn.step()
                 time.sleep(rnd.uniform(0.1, 0.6))
-            if time.monotonic() + SETTLE_S + MEASURE_S > end:
+            if time.monotonic() + settle + MEASURE_S > end:
                 churn.heal_all()  # the last cycle leaves a healthy fleet behind
-            time.sleep(SETTLE_S)
+            time.sleep(settle)
             add(churn_writes, controller_writes(sim))
             sim.reset_counters()
             sim.admin("/_sim/heartbeat")

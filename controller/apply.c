@@ -297,6 +297,24 @@ size_t apply_policy_failures(const struct gpc_apply *a, const char *policy, appl
   return n;
 }
 
+void apply_forget(struct gpc_apply *a, const char *key) {
+  size_t b = hash_str(key) % a->nbuckets;
+  for (struct entry **pp = &a->buckets[b]; *pp; pp = &(*pp)->next) {
+    struct entry *e = *pp;
+    if (strcmp(e->key, key) != 0) continue;
+    if (e->in_flight) return; /* its completion still needs it */
+    *pp = e->next;
+    if (e->failures) a->n_failing--;
+    entry_free(e);
+    a->count--;
+    return;
+  }
+}
+
+size_t apply_entries(const struct gpc_apply *a) {
+  return a->count;
+}
+
 void apply_forget_policy(struct gpc_apply *a, const char *policy) {
   for (size_t i = 0; i < a->nbuckets; i++) {
     struct entry **pp = &a->buckets[i];

@@ -222,6 +222,12 @@ size_t apply_policy_failures(const struct gpc_apply *a, const char *policy, appl
 unsigned apply_in_flight(const struct gpc_apply *a);
 /* True when any write for `policy` is in flight. */
 bool apply_policy_busy(const struct gpc_apply *a, const char *policy);
+/* Forgets what was written under `key` ("node/<name>" once the node is
+ * deleted), unless a write of it is in flight: a cluster whose nodes come
+ * and go (autoscaling, unique names) does not grow the table forever. */
+void apply_forget(struct gpc_apply *a, const char *key);
+/* Keys remembered (for tests and the soak benchmark). */
+size_t apply_entries(const struct gpc_apply *a);
 /* Forgets what was applied for keys of `policy` (after it is gone). */
 void apply_forget_policy(struct gpc_apply *a, const char *policy);
 

@@ -277,7 +277,13 @@ static void on_node_update(struct informer *inf, const char *key, const void *ol
 static void on_node_delete(struct informer *inf, const char *key, const void *old, void *ud) {
   (void)inf;
   (void)key;
-  enqueue_for_node(ud, old);
+  struct controller *c = ud;
+  const struct gpc_node *n = old;
+  enqueue_for_node(c, n);
+  /* What we wrote to a node that is gone is of no use: nodes come and go. */
+  char *k = gpc_asprintf("node/%s", n->name);
+  apply_forget(c->apply, k);
+  free(k);
 }
 
 static void on_ds_add(struct informer *inf, const char *key, const void *obj, void *ud) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -23,6 +24,16 @@
 /* What lws_create_context opens (lws_plat_context_early_init). */
 #define HTTP_RANDOM_DEVICE "/dev/urandom"
 #define CHUNK 16384
+/* Every connection, from accept to the last byte of its one reply, lives at
+ * most this long: idle and slow clients are dropped (lws timeouts). */
+#define HTTP_TIMEOUT_S 5
+/* File descriptors lws may use (listeners + connections). At the cap lws
+ * stops accepting (its accept modulation) instead of accept()ing into
+ * EMFILE in a loop; kubelet probes and a scraper need a handful. */
+#define HTTP_MAX_FDS 64u
+/* lws log lines let through per window; the rest are counted, then summed up. */
+#define LOG_BURST 10
+#define LOG_WINDOW_MS 10000u
 
 struct vhost_info {
   struct http_server *srv;
@@ -40,10 +51,14 @@ struct http_server {
   uint64_t timer;
 };
 
-/* Per connection (lws zeroes it); one reply at a time. */
+/* Per connection (lws zeroes it). One request per connection: the reply
+ * carries "connection: close" and the connection closes once it is out, so
+ * nothing pipelined behind the first request is ever read. */
 struct session {
   char *body;
   size_t len, sent;
+  bool head; /* HEAD: headers only */
+  bool done; /* reply written; close once lws has flushed it */
 };
 
 /* ---- pure parts ---- */
@@ -93,6 +108,17 @@ static void reply_text(struct http_reply *out, int status, const char *text) {
   out->len = strlen(text);
 }
 
+void http_route_method(const struct http_server_config *cfg, enum http_vhost v, const char *method,
+                       const char *path, struct http_reply *out) {
+  if (!method || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)) {
+    memset(out, 0, sizeof *out);
+    reply_text(out, 405, "405 method not allowed\n");
+    out->allow = "GET, HEAD";
+    return;
+  }
+  http_route(cfg, v, path, out);
+}
+
 void http_route(const struct http_server_config *cfg, enum http_vhost v, const char *path,
                 struct http_reply *out) {
   memset(out, 0, sizeof *out);
@@ -123,7 +149,20 @@ static void session_reset(struct session *ss) {
   memset(ss, 0, sizeof *ss);
 }
 
+/* The reply is out (or queued in lws): close now, or once lws has
+ * flushed what the socket did not take (lws calls back when writable). */
+static int finish(struct lws *wsi, struct session *ss) {
+  ss->done = true;
+  if (lws_send_pipe_choked(wsi)) {
+    lws_callback_on_writable(wsi);
+    return 0;
+  }
+  return -1;
+}
+
 static int write_chunk(struct lws *wsi, struct session *ss) {
+  if (ss->done) return finish(wsi, ss);
+  if (ss->head) return finish(wsi, ss);
   unsigned char buf[LWS_PRE + CHUNK];
   size_t n = ss->len - ss->sent;
   if (n > CHUNK) n = CHUNK;
@@ -136,21 +175,43 @@ static int write_chunk(struct lws *wsi, struct session *ss) {
     lws_callback_on_writable(wsi);
     return 0;
   }
-  session_reset(ss);
-  return lws_http_transaction_completed(wsi) ? -1 : 0;
+  return finish(wsi, ss);
+}
+
+static const char *method_name(struct lws *wsi) {
+  char *uri = NULL;
+  int len = 0;
+  switch (lws_http_get_uri_and_method(wsi, &uri, &len)) {
+  case LWSHUMETH_GET:
+    return "GET";
+  case LWSHUMETH_HEAD:
+    return "HEAD";
+  default:
+    return "OTHER";
+  }
 }
 
 static int on_http(struct lws *wsi, struct session *ss, const char *path) {
   const struct vhost_info *vi = lws_get_vhost_user(lws_get_vhost(wsi));
   if (!vi) return -1;
   session_reset(ss);
+  /* One request per connection (see finish): whatever a client pipelined
+   * behind this request is never parsed; bound the time to send the reply. */
+  lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, HTTP_TIMEOUT_S);
+  const char *method = method_name(wsi);
   struct http_reply r;
-  http_route(&vi->srv->cfg, vi->which, path ? path : "", &r);
+  http_route_method(&vi->srv->cfg, vi->which, method, path ? path : "", &r);
   ss->body = r.body;
   ss->len = r.len;
+  ss->head = strcmp(method, "HEAD") == 0;
   unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
   if (lws_add_http_common_headers(wsi, (unsigned)r.status, r.content_type, (lws_filepos_t)r.len, &p,
                                   end) ||
+      lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p,
+                                   end) ||
+      (r.allow && lws_add_http_header_by_name(
+                      wsi, (const unsigned char *)"allow:", (const unsigned char *)r.allow,
+                      (int)strlen(r.allow), &p, end)) ||
       lws_finalize_write_http_header(wsi, start, &p, end))
     return -1;
   lws_callback_on_writable(wsi);
@@ -164,8 +225,11 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
   case LWS_CALLBACK_HTTP:
     return on_http(wsi, ss, in);
   case LWS_CALLBACK_HTTP_WRITEABLE:
-    if (!ss || !ss->body) return 0;
+    if (!ss || (!ss->body && !ss->done)) return 0;
     return write_chunk(wsi, ss);
+  case LWS_CALLBACK_HTTP_BODY:
+  case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    return 0; /* a body (of a refused method) is never read */
   case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
   case LWS_CALLBACK_CLOSED_HTTP:
     if (ss) session_reset(ss);
@@ -180,13 +244,47 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* lws logs one line per failed accept, per reset connection...: a flood
+ * must not turn into a log flood. LOG_BURST lines per LOG_WINDOW_MS, then a
+ * count of what was dropped. */
+static struct {
+  uint64_t window_start;
+  unsigned in_window, dropped;
+} lws_log_limit;
+
+static bool lws_log_allowed(void) {
+  uint64_t now = gpc_loop_now_ms();
+  if (now - lws_log_limit.window_start >= LOG_WINDOW_MS) {
+    if (lws_log_limit.dropped)
+      log_warn(COMP, "libwebsockets messages suppressed", KV_I("count", lws_log_limit.dropped),
+               KV_I("window_ms", LOG_WINDOW_MS));
+    lws_log_limit.window_start = now;
+    lws_log_limit.in_window = 0;
+    lws_log_limit.dropped = 0;
+  }
+  if (lws_log_limit.in_window >= LOG_BURST) {
+    lws_log_limit.dropped++;
+    return false;
+  }
+  lws_log_limit.in_window++;
+  return true;
+}
+
+/* While the listeners are being set up, a failure is ours to report: a bind
+ * error becomes one line naming the flag (add_vhost), so libwebsockets' own
+ * lines about it are debug detail, not two more error lines on stderr. */
+static bool lws_setting_up;
+
 static void lws_log(int level, const char *line) {
+  if (!lws_log_allowed()) return;
   char msg[512];
   snprintf(msg, sizeof msg, "%s", line);
   size_t n = strlen(msg);
   while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
     msg[--n] = 0;
-  if (level & LLL_ERR)
+  if (lws_setting_up)
+    log_debug(COMP, "libwebsockets", KV_S("detail", msg));
+  else if (level & LLL_ERR)
     log_error(COMP, "libwebsockets", KV_S("detail", msg));
   else
     log_warn(COMP, "libwebsockets", KV_S("detail", msg));
@@ -268,15 +366,39 @@ static int add_vhost(struct http_server *s, enum http_vhost which, const char *f
   vi.protocols = protocols;
   vi.user = &s->info[which];
   vi.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+  vi.keepalive_timeout = HTTP_TIMEOUT_S;
+  vi.timeout_secs = HTTP_TIMEOUT_S;
+  vi.timeout_secs_ah_idle = HTTP_TIMEOUT_S;
   if (!v6) vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   s->vh[which] = lws_create_vhost(s->ctx, &vi);
   if (!s->vh[which])
     return gpc_fail(err, GPC_E_IO, "%s: cannot listen on \"%s\" (address in use or not local?)",
                     flag, addr);
   s->port[which] = lws_get_vhost_listen_port(s->vh[which]);
-  log_info(COMP, "listening", KV_S("endpoint", vi.vhost_name), KV_S("address", addr),
-           KV_I("port", s->port[which]));
   return GPC_OK;
+}
+
+/* Logged once both listeners exist, so a failed start says one thing only. */
+static void log_listening(const struct http_server *s, const struct http_server_config *cfg) {
+  static const char *const names[] = {
+      [HTTP_VHOST_HEALTH] = "health", [HTTP_VHOST_METRICS] = "metrics"};
+  const char *addrs[] = {
+      [HTTP_VHOST_HEALTH] = cfg->health_bind, [HTTP_VHOST_METRICS] = cfg->metrics_bind};
+  for (int i = 0; i < 2; i++)
+    if (s->vh[i])
+      log_info(COMP, "listening", KV_S("endpoint", names[i]), KV_S("address", addrs[i]),
+               KV_I("port", s->port[i]));
+}
+
+/* HTTP_MAX_FDS, or less under a low RLIMIT_NOFILE, so that lws stops
+ * accepting before the process runs out of descriptors for its API
+ * connections. */
+static unsigned fd_cap(void) {
+  struct rlimit rl;
+  unsigned cap = HTTP_MAX_FDS;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < cap)
+    cap = (unsigned)(rl.rlim_cur / 2);
+  return cap < 8 ? 8 : cap;
 }
 
 struct http_server *http_server_new(const struct http_server_config *cfg, struct gpc_error *err) {
@@ -330,6 +452,7 @@ struct http_server *http_server_new(const struct http_server_config *cfg, struct
   ci.foreign_loops = foreign;
   ci.port = CONTEXT_PORT_NO_LISTEN;
   ci.pcontext = &s->ctx;
+  ci.fd_limit_per_thread = fd_cap();
   s->ctx = lws_create_context(&ci);
   if (!s->ctx) {
     gpc_fail(err, GPC_E_IO,
@@ -338,13 +461,17 @@ struct http_server *http_server_new(const struct http_server_config *cfg, struct
     http_server_free(s);
     return NULL;
   }
-  if (add_vhost(s, HTTP_VHOST_HEALTH, "--health-probe-bind-address", cfg->health_bind, err) !=
-          GPC_OK ||
-      add_vhost(s, HTTP_VHOST_METRICS, "--metrics-bind-address", cfg->metrics_bind, err) !=
-          GPC_OK) {
+  lws_setting_up = true;
+  bool listening =
+      add_vhost(s, HTTP_VHOST_HEALTH, "--health-probe-bind-address", cfg->health_bind, err) ==
+          GPC_OK &&
+      add_vhost(s, HTTP_VHOST_METRICS, "--metrics-bind-address", cfg->metrics_bind, err) == GPC_OK;
+  lws_setting_up = false;
+  if (!listening) {
     http_server_free(s);
     return NULL;
   }
+  log_listening(s, cfg);
   s->uv_fd = uv_backend_fd(s->uv);
   if (gpc_loop_add_fd(cfg->loop, s->uv_fd, GPC_LOOP_READ, on_uv_fd, s) != GPC_OK) {
     gpc_fail(err, GPC_E_IO, "http server: cannot watch the libuv backend fd");

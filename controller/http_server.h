@@ -5,7 +5,15 @@
  * serves GET /healthz (200 "ok" while the loop turns) and GET /readyz (503
  * with the reason until ready() says so, then 200 "ok"); the metrics vhost
  * (--metrics-bind-address) serves GET /metrics (text format 0.0.4). Anything
- * else is 404. A bind address of "0" (or NULL) disables that vhost.
+ * else is 404; HEAD gets the headers of GET; other methods get 405. A bind
+ * address of "0" (or NULL) disables that vhost.
+ *
+ * Abuse limits (design.md §7): one request per connection ("connection:
+ * close"; anything pipelined behind it is never read, so a client that
+ * does not read its replies cannot make the loop spin), HTTP_TIMEOUT_S from
+ * accept to the end of the reply, at most HTTP_MAX_FDS descriptors (lws
+ * stops accepting at the cap rather than spin on EMFILE), and lws's own
+ * log lines rate-limited. test/integration/test_http_abuse.py measures it.
  *
  * Loop integration: Debian's libwebsockets 4.1 is built without
  * LWS_WITH_EXTERNAL_POLL, so the ADD/DEL/CHANGE_MODE_POLL_FD callbacks never
@@ -62,12 +70,17 @@ enum http_vhost { HTTP_VHOST_HEALTH, HTTP_VHOST_METRICS };
 struct http_reply {
   int status;
   const char *content_type;
-  char *body; /* malloc'd */
+  const char *allow; /* "Allow:" header value on 405, else NULL */
+  char *body;        /* malloc'd */
   size_t len;
 };
 
 /* What `path` on vhost `v` answers (method GET). */
 void http_route(const struct http_server_config *cfg, enum http_vhost v, const char *path,
                 struct http_reply *out);
+/* The same for any method: GET and HEAD route as above (the server sends
+ * no body for HEAD), anything else is 405 with allow "GET, HEAD". */
+void http_route_method(const struct http_server_config *cfg, enum http_vhost v, const char *method,
+                       const char *path, struct http_reply *out);
 
 #endif

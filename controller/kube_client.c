@@ -10,6 +10,7 @@
 #include "kube_client.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,6 +114,14 @@ static void queue_remove(struct kube_client *c, struct call *k) {
   if (c->qtail == k) c->qtail = prev;
 }
 
+/* Frees a header list after wiping every line: one of them is
+ * "Authorization: Bearer ...", and curl_slist_free_all does not wipe. */
+static void headers_free_wiped(struct curl_slist *h) {
+  for (struct curl_slist *l = h; l; l = l->next)
+    if (l->data) OPENSSL_cleanse(l->data, strlen(l->data));
+  curl_slist_free_all(h);
+}
+
 static void easy_release(struct kube_client *c, struct call *k) {
   if (k->easy) {
     curl_multi_remove_handle(c->multi, k->easy);
@@ -120,7 +129,7 @@ static void easy_release(struct kube_client *c, struct call *k) {
     k->easy = NULL;
     c->stats.in_flight--;
   }
-  curl_slist_free_all(k->headers);
+  headers_free_wiped(k->headers);
   k->headers = NULL;
 }
 
@@ -243,8 +252,11 @@ static void set_tls(struct kube_client *c, CURL *e) {
     curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
   }
   if (kc->cert.len && kc->key.len) {
-    struct curl_blob cb = {kc->cert.data, kc->cert.len, CURL_BLOB_COPY};
-    struct curl_blob kb = {kc->key.data, kc->key.len, CURL_BLOB_COPY};
+    /* NOCOPY: curl would keep a private copy of the key per handle and free
+     * it unwiped. The kubeconfig outlives the client (kube_client.h), so
+     * curl may borrow ours, which kubeconfig_free wipes. */
+    struct curl_blob cb = {kc->cert.data, kc->cert.len, CURL_BLOB_NOCOPY};
+    struct curl_blob kb = {kc->key.data, kc->key.len, CURL_BLOB_NOCOPY};
     curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
     curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
     curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
@@ -254,6 +266,30 @@ static void set_tls(struct kube_client *c, CURL *e) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
   }
+}
+
+/* libcurl may speak only the scheme of the configured server: no other
+ * protocol libcurl was built with, whatever a URL says. */
+static void restrict_protocols(CURL *e, const char *server) {
+  const char *proto = strncmp(server, "http://", 7) == 0 ? "http" : "https";
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, proto);
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, proto);
+}
+
+/* Credentials never go over plain http:// unless the kubeconfig opted in
+ * (kubeconfig.h allow_plain_http); then only with a warning. */
+static int check_plain_http(const struct kubeconfig *kc, struct gpc_error *err) {
+  if (strncmp(kc->server, "http://", 7) != 0) return GPC_OK;
+  bool creds = (kc->token && *kc->token) || kc->token_file || kc->key.len;
+  if (!creds) return GPC_OK;
+  if (!kc->allow_plain_http)
+    return gpc_fail(err, GPC_E_INVAL,
+                    "refusing to send credentials in cleartext to %s: use https://, or opt in with "
+                    "the cluster extension gpupolicy.dev/allow-plain-http {allow: true}",
+                    kc->server);
+  log_warn(COMP, "credentials are sent over plain HTTP (gpupolicy.dev/allow-plain-http)",
+           KV_S("server", kc->server));
+  return GPC_OK;
 }
 
 static struct curl_slist *build_headers(struct kube_client *c, const struct call *k) {
@@ -316,6 +352,7 @@ static void start_call(struct kube_client *c, struct call *k) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, k->timeout_ms);
   }
   set_tls(c, e);
+  restrict_protocols(e, c->kc->server);
   log_debug(COMP, "request", KV_S("method", method), KV_S("url", k->url),
             KV_I("attempt", k->attempts));
   if (curl_multi_add_handle(c->multi, e) != CURLM_OK) abort();
@@ -428,8 +465,10 @@ static void transport_error(const struct kube_client *c, const struct call *k, C
   bool plain = rc_for_curl(res) == GPC_E_TLS && detail &&
                (strstr(detail, "wrong version number") ||
                 strstr(detail, "packet length too long") || strstr(detail, "http request"));
-  snprintf(out, len, "%s%s%s%s%s%s", what, detail ? ": " : "", detail ? detail : "",
-           plain ? " - the server at " : "", plain ? c->kc->server : "",
+  /* curl's detail often ends with its generic text already: say it once. */
+  bool repeats = detail && strstr(detail, what);
+  snprintf(out, len, "%s%s%s%s%s%s", repeats ? "" : what, detail && !repeats ? ": " : "",
+           detail ? detail : "", plain ? " - the server at " : "", plain ? c->kc->server : "",
            plain ? " answers in plain HTTP, not TLS: check the server URL (https://) in the "
                    "kubeconfig"
                  : "");
@@ -543,6 +582,7 @@ struct kube_client *kube_client_new(struct gpc_loop *loop, const struct kube_cli
     gpc_fail(err, GPC_E_INVAL, "kube_client: a kubeconfig with a server is required");
     return NULL;
   }
+  if (check_plain_http(cfg->kc, err) != GPC_OK) return NULL;
   static bool curl_ready;
   if (!curl_ready) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

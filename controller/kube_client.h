@@ -6,6 +6,9 @@
  *  - credentials from a struct kubeconfig: CA/cert/key as in-memory blobs,
  *    bearer token (re-read per kubeconfig_refresh_token, forced after a 401,
  *    which is retried once), insecure-skip-tls-verify with one warning;
+ *    kube_client_new refuses a server on plain http:// when there are
+ *    credentials to send, unless kubeconfig.allow_plain_http (then warns);
+ *    libcurl may speak only the server's scheme (CURLOPT_PROTOCOLS_STR);
  *  - a QPS/burst token bucket (default 50/100); every attempt takes a token,
  *    watches included (as client-go); requests wait in FIFO order;
  *  - retries with jittered exponential backoff (Retry-After honoured) for

@@ -102,7 +102,35 @@ static void add_query(struct sbuf *b, const struct kube_request *r) {
     sb_param(b, &first, "propagationPolicy", r->propagation_policy);
 }
 
+/* client-go's path.IsValidPathSegmentName (apimachinery/pkg/api/validation/
+ * path): a name or namespace may not be "." or "..", nor contain '/' or '%'.
+ * Escaping alone is not enough: "." and ".." survive it and libcurl (like any
+ * URL library) collapses them, so a PATCH to configmaps/.. would go to the
+ * namespace itself. NULL when valid, else why not. */
+static const char *path_segment_problem(const char *s) {
+  if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return "may not be \".\" or \"..\"";
+  if (strchr(s, '/')) return "may not contain '/'";
+  if (strchr(s, '%')) return "may not contain '%'";
+  return NULL;
+}
+
+static int check_segments(const struct kube_request *r, struct gpc_error *err) {
+  const struct {
+    const char *what, *val;
+  } segs[] = {{"namespace", r->namespace},     {"name", r->name},   {"resource", r->resource},
+              {"subresource", r->subresource}, {"group", r->group}, {"version", r->version}};
+  for (size_t i = 0; i < sizeof segs / sizeof segs[0]; i++) {
+    const char *why = segs[i].val && *segs[i].val ? path_segment_problem(segs[i].val) : NULL;
+    if (why)
+      return gpc_fail(err, GPC_E_INVAL, "kube_request: invalid %s \"%.64s\": %s", segs[i].what,
+                      segs[i].val, why);
+  }
+  return GPC_OK;
+}
+
 static int check_request(const struct kube_request *r, struct gpc_error *err) {
+  int rc = check_segments(r, err);
+  if (rc) return rc;
   if (!r->version || !*r->version)
     return gpc_fail(err, GPC_E_INVAL, "kube_request: version is required");
   bool discovery = r->verb == KUBE_LIST && (!r->resource || !*r->resource) &&

@@ -77,9 +77,13 @@ const char *kube_patch_content_type(enum kube_patch_type t);
 /* Builds server + path + query. `server` is "https://host:port" (a trailing
  * slash is tolerated). Path segments go through kube_path_escape and query
  * values through kube_query_escape (urlesc.h), so selectors like
- * "a in (x,y)" and names with '/' cannot break the URL. Returns a new string (caller
- * frees), or NULL with err set when a required field is missing
- * ("kube_request: resource is required"). */
+ * "a in (x,y)" cannot break the URL. Names and namespaces are checked as
+ * client-go's IsValidPathSegmentName does before anything is built: ".",
+ * ".." and any segment containing '/' or '%' are refused (escaping cannot
+ * stop dot segments, which URL libraries collapse). Returns a new string
+ * (caller frees), or NULL with err set when a required field is missing or a
+ * segment is invalid ("kube_request: resource is required",
+ * "kube_request: invalid name \"..\": ..."). */
 char *kube_request_url(const char *server, const struct kube_request *req, struct gpc_error *err);
 
 /* Whether repeating the request cannot do harm: GET, LIST, UPDATE (optimistic

@@ -1,9 +1,9 @@
 /* kubeconfig.c — kubeconfig files and in-cluster configuration (see kubeconfig.h).
  *
- * Credentials are read into memory only. Every buffer that held a secret
- * (file contents, the parsed YAML tree, replaced tokens) is wiped with
- * OPENSSL_cleanse before it is freed, so a core dump or a reused heap block
- * does not leak a token.
+ * Credentials are read into memory only. Every buffer of ours that held a
+ * secret (file contents, the parsed YAML tree, replaced tokens) is wiped with
+ * OPENSSL_cleanse before it is freed; what is best effort is listed in
+ * kubeconfig.h.
  */
 #include "kubeconfig.h"
 
@@ -222,6 +222,30 @@ static int load_blob(const json_t *obj, const char *where, const char *field, co
   return GPC_OK;
 }
 
+/* Only http and https reach an API server; anything else libcurl knows
+ * (file://, ftp://, dict://, ...) is a mistake or an attack. */
+static int check_scheme(const char *server, const char *where, struct gpc_error *err) {
+  if (strncmp(server, "https://", 8) == 0 || strncmp(server, "http://", 7) == 0) return GPC_OK;
+  return gpc_fail(err, GPC_E_INVAL, "%s.server: unsupported scheme in \"%.80s\" (want https://)",
+                  where, server);
+}
+
+/* The explicit opt-in to credentials over plain HTTP: a cluster extension
+ *   extensions: [{name: gpupolicy.dev/allow-plain-http, extension: {allow: true}}]
+ * (kubectl keeps unknown extensions, as it does minikube's). */
+#define KC_PLAIN_HTTP_EXT "gpupolicy.dev/allow-plain-http"
+static bool plain_http_opt_in(const json_t *cluster) {
+  const json_t *exts = json_object_get(cluster, "extensions");
+  size_t i;
+  const json_t *e;
+  json_array_foreach(exts, i, e) {
+    const char *name = json_string_value(json_object_get(e, "name"));
+    if (name && strcmp(name, KC_PLAIN_HTTP_EXT) == 0)
+      return json_is_true(json_object_get(json_object_get(e, "extension"), "allow"));
+  }
+  return false;
+}
+
 static int load_cluster(struct kubeconfig *kc, const json_t *c, const char *where,
                         const char *base_dir, struct gpc_error *err) {
   if (!json_is_object(c)) return gpc_fail(err, GPC_E_INVAL, "%s: must be a mapping", where);
@@ -234,6 +258,8 @@ static int load_cluster(struct kubeconfig *kc, const json_t *c, const char *wher
   size_t n = strlen(kc->server);
   while (n > 0 && kc->server[n - 1] == '/')
     kc->server[--n] = '\0';
+  if ((rc = check_scheme(kc->server, where, err))) return rc;
+  kc->allow_plain_http = plain_http_opt_in(c);
   json_t *insecure = json_object_get(c, "insecure-skip-tls-verify");
   if (insecure && !json_is_boolean(insecure) && !json_is_null(insecure))
     return gpc_fail(err, GPC_E_INVAL, "%s.insecure-skip-tls-verify: must be true or false", where);

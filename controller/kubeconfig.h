@@ -6,6 +6,20 @@
  * for tests with GPC_SA_DIR). Certificates and keys are held in memory and
  * handed to libcurl as blobs; they never touch a temp file and are never
  * logged. All strings and blobs are owned by the struct.
+ *
+ * Wiping secrets, and where it is only best effort:
+ *  - wiped before free: file contents, the parsed YAML tree, yaml2json's
+ *    copies of scalars, libyaml's event values and input buffers, replaced
+ *    tokens, and everything in this struct (kubeconfig_free);
+ *    kube_client wipes its header lists ("Authorization: Bearer ...") and
+ *    lends the client key to libcurl without a copy (CURL_BLOB_NOCOPY).
+ *    test/unit/test_secret_wipe.c checks that no freed block holds the
+ *    token or key after load + free.
+ *  - not reachable from our code: blocks that realloc moves (libyaml's
+ *    scanner strings), the request buffer libcurl builds from our headers,
+ *    OpenSSL's parsed key, and anything swapped out or in a core dump. Use
+ *    tokenFile / in-cluster tokens (short-lived, rotated) rather than
+ *    relying on wiping.
  */
 #ifndef GPC_KUBECONFIG_H
 #define GPC_KUBECONFIG_H
@@ -32,6 +46,10 @@ struct kubeconfig {
   char *token_file;     /* re-read periodically and after a 401 when set */
   time_t token_read_at; /* when token was last read from token_file */
   bool insecure;        /* insecure-skip-tls-verify */
+  /* The cluster opts in to credentials over plain http:// (extension
+   * "gpupolicy.dev/allow-plain-http" with `extension: {allow: true}`);
+   * kube_client refuses to send a token over http:// without it. */
+  bool allow_plain_http;
   bool in_cluster;
 };
 

@@ -104,7 +104,7 @@ static int setup(struct app *app, char *ident) {
   struct runtime_config rc = {
       .loop = app->loop,
       .kc = &app->kc,
-      .namespace = app->opts.namespace,
+      .namespace = app->opts.leader_namespace ? app->opts.leader_namespace : app->opts.namespace,
       .metrics_bind = app->opts.metrics_bind,
       .health_bind = app->opts.health_bind,
       .leader_elect = app->opts.leader_elect,

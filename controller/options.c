@@ -28,6 +28,11 @@ static const char *check_namespace(const struct gpc_options *o) {
   return options_valid_dns_label(o->namespace) ? NULL
                                                : "want an RFC 1123 label, e.g. gpu-policy-system";
 }
+static const char *check_le_namespace(const struct gpc_options *o) {
+  return !o->leader_namespace || options_valid_dns_label(o->leader_namespace)
+             ? NULL
+             : "want an RFC 1123 label, e.g. gpu-policy-system";
+}
 static const char *check_metrics(const struct gpc_options *o) {
   return options_valid_bind_address(o->metrics_bind) ? NULL
                                                      : "want \"0\", \":PORT\" or \"HOST:PORT\"";
@@ -85,12 +90,18 @@ static const struct opt_def opt_table[] = {
      NULL},
     {"namespace", OPT_STRING, OFF(namespace), GPC_DEFAULT_NAMESPACE,
      "namespace of the operand DaemonSets", check_namespace},
-    {"metrics-bind-address", OPT_STRING, OFF(metrics_bind), ":8080",
-     "address of the /metrics endpoint, \"0\" disables", check_metrics},
+    {"metrics-bind-address", OPT_STRING, OFF(metrics_bind), "127.0.0.1:8080",
+     "address of /metrics; loopback by default (serve it off-pod through an authenticating proxy, "
+     "docs/operations.md), \"0\" disables",
+     check_metrics},
     {"health-probe-bind-address", OPT_STRING, OFF(health_bind), ":8081",
      "address of /healthz and /readyz, \"0\" disables", check_health},
     {"leader-elect", OPT_BOOL, OFF(leader_elect), "false",
      "elect a leader with a Lease so only one replica writes", NULL},
+    {"leader-election-namespace", OPT_STRING, OFF(leader_namespace), NULL,
+     "namespace of the leader-election Lease (default: --namespace); the install runs the "
+     "controller in its own restricted namespace, apart from the privileged operands",
+     check_le_namespace},
     {"leader-elect-lease-duration", OPT_DOUBLE, OFF(leader_lease_s), "15",
      "seconds a non-leader waits after the last renewal it saw before taking over", check_le_lease},
     {"leader-elect-renew-deadline", OPT_DOUBLE, OFF(leader_renew_s), "10",
@@ -122,7 +133,7 @@ static const struct opt_def opt_table[] = {
 void options_init(struct gpc_options *o) {
   memset(o, 0, sizeof *o);
   o->namespace = gpc_strdup(GPC_DEFAULT_NAMESPACE);
-  o->metrics_bind = gpc_strdup(":8080");
+  o->metrics_bind = gpc_strdup("127.0.0.1:8080");
   o->health_bind = gpc_strdup(":8081");
   o->log_level = gpc_strdup("info");
   o->log_format = gpc_strdup("json");

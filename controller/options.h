@@ -25,12 +25,13 @@
 #define GPC_DEFAULT_NAMESPACE "gpu-policy-system"
 
 struct gpc_options {
-  char *kubeconfig;   /* NULL: $KUBECONFIG / in-cluster / ~/.kube/config */
-  char *context;      /* NULL: current-context */
-  char *namespace;    /* where operands live, default gpu-policy-system */
-  char *metrics_bind; /* default ":8080"; "0" disables */
-  char *health_bind;  /* default ":8081"; "0" disables */
-  bool leader_elect;  /* default false */
+  char *kubeconfig;       /* NULL: $KUBECONFIG / in-cluster / ~/.kube/config */
+  char *context;          /* NULL: current-context */
+  char *namespace;        /* where operands live, default gpu-policy-system */
+  char *metrics_bind;     /* default "127.0.0.1:8080" (loopback: design.md §7); "0" disables */
+  char *health_bind;      /* default ":8081"; "0" disables */
+  bool leader_elect;      /* default false */
+  char *leader_namespace; /* the Lease's namespace; NULL: namespace */
   /* Lease timings in seconds (kube-controller-manager's flag names), default
    * 15 / 10 / 2; must satisfy lease > renew deadline > 1.2 x retry. */
   double leader_lease_s;

@@ -643,6 +643,19 @@ static void add_hash(json_t *obj) {
   set_str(obj_child(obj_child(obj, "metadata"), "annotations"), GPC_ANNOTATION_RENDER_HASH, h);
 }
 
+/* An object the API server would refuse (413) must not be sent and retried:
+ * render fails instead, and the policy goes Stalled naming the operand. */
+static int check_size(const json_t *obj, enum gpc_operand op, struct gpc_error *err) {
+  size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+  if (n <= GPC_MAX_REQUEST_BYTES) return GPC_OK;
+  const json_t *md = json_object_get(obj, "metadata");
+  return gpc_fail(err, GPC_E_TOO_LARGE,
+                  "spec.%s: the rendered %s %s is %zu bytes, more than the %u bytes the API server "
+                  "accepts in one request; shorten its env, args or annotations",
+                  gpc_operand_spec_key(op), json_string_value(json_object_get(obj, "kind")),
+                  json_string_value(json_object_get(md, "name")), n, GPC_MAX_REQUEST_BYTES);
+}
+
 int render_operand(const struct gpc_policy *p, enum gpc_operand op, const struct gpc_templates *t,
                    const struct gpc_render_opts *opts, json_t **out, struct gpc_error *err) {
   *out = NULL;
@@ -703,7 +716,13 @@ int render_operand(const struct gpc_policy *p, enum gpc_operand op, const struct
   render_object_name(p->name, gpc_operand_name(op), base);
   if (op == GPC_OP_DCGM_EXPORTER && p->dcgm_exporter.service_monitor.enabled)
     json_array_append_new(result, service_monitor(p, base, opts->namespace));
-  json_array_foreach(result, i, doc) add_hash(doc);
+  json_array_foreach(result, i, doc) {
+    add_hash(doc);
+    if ((rc = check_size(doc, op, err))) {
+      json_decref(result);
+      return rc;
+    }
+  }
   *out = result;
   return GPC_OK;
 }

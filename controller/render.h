@@ -53,6 +53,14 @@
 
 #define GPC_MAX_OS_VARIANTS 16
 
+/* The largest request body kube-apiserver accepts: 3 MiB, MaxRequestBodyBytes
+ * in k8s.io/apiserver/pkg/server/config.go (a larger body gets 413 "Request
+ * entity too large: limit is 3145728"). etcd's default --max-request-bytes
+ * (1.5 MiB) can refuse smaller objects still; the CRD's bounds keep a policy
+ * well below both. Rendering refuses any object whose compact JSON is larger,
+ * with GPC_E_TOO_LARGE naming the operand. */
+#define GPC_MAX_REQUEST_BYTES (3u * 1024u * 1024u)
+
 struct gpc_render_opts {
   const char *namespace; /* the controller's namespace, e.g. "gpu-policy-system" */
   bool include_shared;   /* also emit the shared cluster-scoped objects */
@@ -71,7 +79,7 @@ const char *render_version_os(const char *version);
 /* Renders one operand. Returns GPC_OK with *out a new JSON array of objects
  * (empty when the operand is disabled), or an error naming the cause (a
  * policy name unusable as a label value, a template missing a field render
- * needs) with *out NULL. */
+ * needs, an object over GPC_MAX_REQUEST_BYTES) with *out NULL. */
 int render_operand(const struct gpc_policy *p, enum gpc_operand op, const struct gpc_templates *t,
                    const struct gpc_render_opts *opts, json_t **out, struct gpc_error *err);
 

@@ -95,6 +95,8 @@ void upgrade_pod_facts(const json_t *pod, const struct gpc_driver_upgrade_policy
     if (!strcmp(str_at(e, "kind"), "DaemonSet")) out->daemonset = true;
   }
   out->mirror = json_object_get(json_object_get(md, "annotations"), "kubernetes.io/config.mirror");
+  const char *by = str_at(json_object_get(md, "labels"), "app.kubernetes.io/managed-by");
+  out->ours = !strcmp(by, "gpu-policy-controller") || !strcmp(by, "gpu-policy-validator");
   json_array_foreach(json_object_get(spec, "volumes"), i, e) {
     if (json_object_get(e, "emptyDir")) out->empty_dir = true;
   }
@@ -220,7 +222,7 @@ static size_t collect(struct ctx *c, size_t i, bool gpu_only, bool force, bool e
   size_t *ev = NULL, n_ev = 0, cap = 0;
   for (size_t k = 0; k < n->n_pods; k++) {
     const struct gpc_upg_pod *p = &n->pods[k];
-    if (p->daemonset || p->mirror) continue; /* kubectl drain leaves them */
+    if (p->daemonset || p->mirror || p->ours) continue; /* kubectl drain leaves them */
     if (gpu_only ? !p->gpu : !p->drain_selected) continue;
     (*left)++;
     if (p->deleting) continue; /* on its way out: wait for it */
@@ -271,7 +273,8 @@ static bool clear_pods(struct ctx *c, size_t i, bool gpu_only) {
     const struct gpc_upg_pod *first = NULL;
     for (size_t k = 0; k < n->n_pods && !first; k++) {
       const struct gpc_upg_pod *p = &n->pods[k];
-      if (!p->daemonset && !p->mirror && (gpu_only ? p->gpu : p->drain_selected)) first = p;
+      if (!p->daemonset && !p->mirror && !p->ours && (gpu_only ? p->gpu : p->drain_selected))
+        first = p;
     }
     snprintf(pod, sizeof pod, "%s/%s", first->namespace, first->name);
     /* The eviction list of this round is moot: the node stops here. */

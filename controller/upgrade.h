@@ -115,9 +115,13 @@ struct gpc_upg_settings {
 struct gpc_upg_pod {
   const char *namespace;
   const char *name;
-  bool gpu;            /* requests or limits nvidia.com/gpu > 0 */
-  bool daemonset;      /* controller owner is a DaemonSet (operands included) */
-  bool mirror;         /* kubernetes.io/config.mirror annotation (static pod) */
+  bool gpu;       /* requests or limits nvidia.com/gpu > 0 */
+  bool daemonset; /* controller owner is a DaemonSet (operands included) */
+  bool mirror;    /* kubernetes.io/config.mirror annotation (static pod) */
+  /* Ours: app.kubernetes.io/managed-by gpu-policy-controller or
+   * gpu-policy-validator (the validator's one-shot allocation pod): never
+   * evicted, the node-side replacement handles them. */
+  bool ours;
   bool has_controller; /* any controller ownerReference */
   bool empty_dir;      /* mounts an emptyDir volume */
   bool terminal;       /* phase Succeeded or Failed */

@@ -148,6 +148,30 @@ static enum scalar_kind classify_plain(const char *s, size_t n, json_int_t *iv, 
   return SK_STRING;
 }
 
+/* ---- wiping --------------------------------------------------------------
+ * The same parser reads kubeconfigs (tokens, key data), so every copy of
+ * input text that this file makes or that libyaml hands back is wiped
+ * before it is freed: our per-scalar copies, each event's scalar value and
+ * libyaml's input buffers. Best effort: libyaml's scanner also grows
+ * temporary strings with realloc, whose old blocks no caller can reach. */
+
+static void free_wiped(char *s) {
+  if (!s) return;
+  explicit_bzero(s, strlen(s));
+  free(s);
+}
+
+static void event_wipe(yaml_event_t *ev) {
+  if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.value)
+    explicit_bzero(ev->data.scalar.value, ev->data.scalar.length);
+}
+
+static void parser_wipe(yaml_parser_t *p) {
+  if (p->buffer.start) explicit_bzero(p->buffer.start, (size_t)(p->buffer.end - p->buffer.start));
+  if (p->raw_buffer.start)
+    explicit_bzero(p->raw_buffer.start, (size_t)(p->raw_buffer.end - p->raw_buffer.start));
+}
+
 /* ---- builder ------------------------------------------------------------ */
 
 static int fail_at(struct gpc_error *err, enum gpc_err code, const yaml_mark_t *m,
@@ -321,7 +345,7 @@ static int on_scalar(struct builder *b, const yaml_event_t *ev, struct gpc_error
   bool merge_key = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && strcmp(key_text, "<<") == 0;
   if (ev->data.scalar.anchor) register_anchor(b, (const char *)ev->data.scalar.anchor, v);
   int rc = attach(b, v, key_text, merge_key, &ev->start_mark, err);
-  free(key_text);
+  free_wiped(key_text);
   return rc;
 }
 
@@ -336,7 +360,7 @@ static int on_alias(struct builder *b, const yaml_event_t *ev, struct gpc_error 
   const char *key_text = json_is_string(v) ? json_string_value(v) : NULL;
   char *key_copy = key_text ? gpc_strdup(key_text) : NULL;
   int rc = attach(b, v, key_copy, false, &ev->start_mark, err);
-  free(key_copy);
+  free_wiped(key_copy);
   return rc;
 }
 
@@ -433,9 +457,11 @@ static int parse_stream(const char *data, size_t len, size_t max_bytes, json_t *
     default:
       break;
     }
+    event_wipe(&ev);
     yaml_event_delete(&ev);
   }
   builder_free(&b);
+  parser_wipe(&parser);
   yaml_parser_delete(&parser);
   return rc;
 }

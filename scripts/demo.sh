@@ -82,20 +82,20 @@ done
 grep 'listening on' "$work/kubesim.out" || { echo "kubesim did not start" >&2; exit 1; }
 server=$(sed -n 's/.*listening on //p' "$work/kubesim.out")
 export KUBECONFIG="$work/kubeconfig" KUBECACHEDIR="$work/kubecache"
-api() { "$PY" scripts/demo_progress.py --server "$server" --ca "$work/tls/ca.crt" --token-file "$work/tls/token" "$@"; }
+api() { "$PY" scripts/demo_progress.py --server "$server" --ca "$work/tls/ca.crt" --token-file "$work/tls/token" --namespace gpu-policy-operands "$@"; }
 
 if [ -n "$have_kubectl" ]; then
-  say "2. Installing the CRD and the operand namespace (kubectl apply)"
+  say "2. Installing the CRD and the namespaces (kubectl apply)"
   kubectl apply -f crds/
   kubectl apply -f manifests/base/namespace.yaml
 else
-  say "2. Installing the CRD and the operand namespace (no kubectl: gpu-policy-controller apply)"
+  say "2. Installing the CRD and the namespaces (no kubectl: gpu-policy-controller apply)"
   "$CTL" apply --kubeconfig "$KUBECONFIG" -f crds/
   "$CTL" apply --kubeconfig "$KUBECONFIG" -f manifests/base/namespace.yaml
 fi
 
 say "3. Starting the controller (log: text on $work/controller.log)"
-"$CTL" --kubeconfig "$KUBECONFIG" --namespace gpu-policy-system \
+"$CTL" --kubeconfig "$KUBECONFIG" --namespace gpu-policy-operands \
   --metrics-bind-address 0 --health-probe-bind-address 0 --log-format text \
   >"$work/controller.log" 2>&1 &
 ctl_pid=$!
@@ -123,7 +123,7 @@ if [ -n "$have_kubectl" ]; then
   echo
   kubectl get nodes -L gpupolicy.dev/runtime,gpupolicy.dev/os,gpupolicy.dev/policy,gpupolicy.dev/driver,gpupolicy.dev/container-toolkit,gpupolicy.dev/device-plugin,gpupolicy.dev/dcgm-exporter,gpupolicy.dev/validator
   echo
-  kubectl get daemonsets -n gpu-policy-system
+  kubectl get daemonsets -n gpu-policy-operands
 else
   api summary --policy "$POLICY"
 fi

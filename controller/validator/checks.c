@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "allocpod.h"
 #include "cuda.h"
 #include "nvml.h"
 #include "phase.h"
@@ -334,6 +335,25 @@ static void phase_plugin(void *ctx, struct val_report *r) {
                 gpus, nvml_count);
 }
 
+/* ---- allocation ------------------------------------------------------------- */
+
+/* The check process's share of the phase: the rest is left for deleting the
+ * pod, and for the parent to delete it should the process be killed. */
+static struct allocpod_opts alloc_opts(const struct val_options *o) {
+  double wait = o->phase_timeout_s - (o->phase_timeout_s > 20 ? 10 : o->phase_timeout_s / 2);
+  return (struct allocpod_opts){.kubeconfig = o->kubeconfig,
+                                .ns = o->ns,
+                                .self = o->pod,
+                                .node = o->node,
+                                .api_timeout_ms = o->api_timeout_ms,
+                                .wait_s = wait};
+}
+
+static void phase_allocation(void *ctx, struct val_report *r) {
+  struct allocpod_opts ao = alloc_opts(ctx);
+  allocpod_check(&ao, r);
+}
+
 /* ---- the attempt ------------------------------------------------------------ */
 
 static enum phase_outcome run_phase(const char *name, int fail_code, const char *const *env,
@@ -393,8 +413,18 @@ void checks_run(const struct val_options *o, struct val_limits *lim, struct val_
      * broken; the other devices would only repeat it. */
     if (res == PHASE_DONE && r->exit_code != VAL_OK && !r->cuda_driver_version) goto out;
   }
-  if (r->exit_code != VAL_OK || !o->check_plugin) goto out;
-  run_phase("device-plugin", VAL_PLUGIN, NULL, phase_plugin, (void *)o, o, lim, r);
+  if (r->exit_code == VAL_OK && o->check_plugin &&
+      !go_on(run_phase("device-plugin", VAL_PLUGIN, NULL, phase_plugin, (void *)o, o, lim, r)))
+    goto out;
+  if (r->exit_code != VAL_OK || !o->check_allocation) goto out;
+  if (run_phase("allocation", VAL_ALLOCATION, NULL, phase_allocation, (void *)o, o, lim, r) !=
+      PHASE_DONE) {
+    /* killed or stopped mid-check: its pod may be left, remove it here */
+    struct allocpod_opts ao = alloc_opts(o);
+    struct gpc_error err = {0};
+    if (allocpod_delete(&ao, &err) != GPC_OK)
+      report_check(r, "allocation-cleanup", false, "%s", err.msg);
+  }
 out:
   report_finish(r);
 }

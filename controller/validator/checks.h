@@ -16,6 +16,10 @@
  * A device that is busy (compute mode Prohibited, or a driver answer that
  * means "in use": see cuda_is_busy) is recorded with report_busy(); the
  * attempt then ends VAL_BUSY unless something failed.
+ *
+ * Last, with check_allocation, the allocation check (allocpod.h) in its own
+ * check process; its pod is deleted by the parent too when that process is
+ * killed at its limit or stopped by a signal.
  */
 #ifndef GPC_VALIDATOR_CHECKS_H
 #define GPC_VALIDATOR_CHECKS_H
@@ -31,7 +35,10 @@ struct val_options {
   const char *cuda_lib;   /* NULL: libcuda.so.1 */
   size_t elements;        /* vectorAdd size per device */
   bool check_plugin;      /* also compare the node's allocatable nvidia.com/gpu */
-  const char *node;       /* required with check_plugin */
+  const char *node;       /* required with check_plugin, check_allocation */
+  bool check_allocation;  /* run a one-shot pod asking for nvidia.com/gpu: 1 (allocpod.h) */
+  const char *ns;         /* the validator's namespace (check_allocation) */
+  const char *pod;        /* the validator's Pod name (check_allocation) */
   const char *kubeconfig; /* NULL: in-cluster, else the default file */
   long api_timeout_ms;    /* per API attempt */
   double phase_timeout_s; /* per check process */

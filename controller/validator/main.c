@@ -44,7 +44,15 @@ static const char usage_text[] =
     "  --recheck-interval SECONDS  with --hold, how often a busy GPU is tried again\n"
     "                         (default 60)\n"
     "  --check-plugin         require node allocatable nvidia.com/gpu >= GPU count\n"
-    "  --node NAME            node for --check-plugin (default $NODE_NAME)\n"
+    "  --check-allocation     run a one-shot pod on this node that asks for\n"
+    "                         nvidia.com/gpu: 1 and runs the checks there; it is\n"
+    "                         deleted afterwards (needs --namespace and --pod-name)\n"
+    "  --node NAME            node for --check-plugin/--check-allocation\n"
+    "                         (default $NODE_NAME)\n"
+    "  --namespace NS         the validator's namespace (default $POD_NAMESPACE)\n"
+    "  --pod-name NAME        the validator's Pod (default $POD_NAME): the one-shot\n"
+    "                         pod copies its image, runtime class, tolerations and\n"
+    "                         security context and is owned by it\n"
     "  --kubeconfig PATH      API access for --check-plugin (default: in-cluster,\n"
     "                         else $KUBECONFIG or ~/.kube/config)\n"
     "  --hold                 after success keep running until SIGTERM (exit 0)\n"
@@ -62,7 +70,9 @@ static const char usage_text[] =
     "13 CUDA error, 14 wrong result, 15 device plugin not advertising the GPUs,\n"
     "16 timeout in --wait (the reason carries the last failure), or a check process\n"
     "still running at its phase's limit (killed; the reason names the phase),\n"
-    "17 GPU busy (not a failure: in use by others; the probe counts it as ready).\n";
+    "17 GPU busy (not a failure: in use by others; the probe counts it as ready),\n"
+    "18 allocation failed (the one-shot pod was not admitted, did not finish, or\n"
+    "its checks failed).\n";
 
 struct cli {
   struct val_options checks;
@@ -129,6 +139,9 @@ enum {
   OPT_VERSION,
   OPT_PHASE_TIMEOUT,
   OPT_RECHECK,
+  OPT_CHECK_ALLOCATION,
+  OPT_NAMESPACE,
+  OPT_POD_NAME,
 };
 
 static const struct option long_opts[] = {
@@ -151,6 +164,9 @@ static const struct option long_opts[] = {
     {"version", no_argument, NULL, OPT_VERSION},
     {"phase-timeout", required_argument, NULL, OPT_PHASE_TIMEOUT},
     {"recheck-interval", required_argument, NULL, OPT_RECHECK},
+    {"check-allocation", no_argument, NULL, OPT_CHECK_ALLOCATION},
+    {"namespace", required_argument, NULL, OPT_NAMESPACE},
+    {"pod-name", required_argument, NULL, OPT_POD_NAME},
     {NULL, 0, NULL, 0},
 };
 
@@ -172,6 +188,8 @@ static int parse_cli(int argc, char **argv, struct cli *cli) {
   cli->checks.nvml_lib = env_or_null("GPC_NVML_LIB");
   cli->checks.cuda_lib = env_or_null("GPC_CUDA_LIB");
   cli->checks.node = env_or_null("NODE_NAME");
+  cli->checks.ns = env_or_null("POD_NAMESPACE");
+  cli->checks.pod = env_or_null("POD_NAME");
   opterr = 0;
   int ch;
   while ((ch = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
@@ -200,6 +218,15 @@ static int parse_cli(int argc, char **argv, struct cli *cli) {
       break;
     case OPT_CHECK_PLUGIN:
       cli->checks.check_plugin = true;
+      break;
+    case OPT_CHECK_ALLOCATION:
+      cli->checks.check_allocation = true;
+      break;
+    case OPT_NAMESPACE:
+      cli->checks.ns = optarg;
+      break;
+    case OPT_POD_NAME:
+      cli->checks.pod = optarg;
       break;
     case OPT_NODE:
       cli->checks.node = optarg;
@@ -246,6 +273,10 @@ static int parse_cli(int argc, char **argv, struct cli *cli) {
   if (cli->probe && !cli->status_file) return usage_error("--probe needs --status-file");
   if (cli->checks.check_plugin && !cli->checks.node)
     return usage_error("--check-plugin needs --node or $NODE_NAME");
+  if (cli->checks.check_allocation && (!cli->checks.node || !cli->checks.ns || !cli->checks.pod))
+    return usage_error(
+        "--check-allocation needs --node, --namespace and --pod-name (or $NODE_NAME, "
+        "$POD_NAMESPACE, $POD_NAME)");
   if (!cli->termination_log && access(DEFAULT_TERMINATION_LOG, W_OK) == 0)
     cli->termination_log = DEFAULT_TERMINATION_LOG;
   return -1;

@@ -149,6 +149,8 @@ const char *report_result_name(int exit_code) {
     return "Timeout";
   case VAL_BUSY:
     return "GPUBusy";
+  case VAL_ALLOCATION:
+    return "AllocationFailed";
   default:
     return "Failed";
   }

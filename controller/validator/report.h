@@ -33,6 +33,9 @@ enum val_exit {
    * (compute mode prohibited / exclusive-process and taken, memory full),
    * so vectorAdd could not run there. Reported, and checked again later. */
   VAL_BUSY = 17,
+  /* The one-shot pod that asks for nvidia.com/gpu: 1 was not admitted, did
+   * not finish, or its vectorAdd failed (--check-allocation). */
+  VAL_ALLOCATION = 18,
 };
 
 struct val_check {
@@ -102,7 +105,8 @@ void report_set_string(char **slot, const char *value);
 void report_device_label(const struct val_device *d, char *buf, size_t len);
 
 /* "ok", "NoDriverLibrary", "NVMLError", "NoDevice", "CUDAError",
- * "WrongResult", "PluginNotAdvertising", "Timeout", "GPUBusy", "UsageError". */
+ * "WrongResult", "PluginNotAdvertising", "Timeout", "GPUBusy", "AllocationFailed",
+ * "UsageError". */
 const char *report_result_name(int exit_code);
 /* True for the outcomes after which a node counts as working (ok, busy). */
 bool report_outcome_ready(int exit_code);

@@ -84,3 +84,18 @@ def test_apply_errors_are_clear(kubesim, tmp_path):
     assert p.returncode == 2 and "bad.yaml" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     p = apply(sim)
     assert p.returncode == 2 and "-f" in p.stderr
+
+
+def test_dot_segment_names_never_reach_the_server(kubesim):
+    """A ConfigMap named ".." once sent its PATCH to the namespace itself (libcurl collapses dot segments);
+    such names are refused before a URL is built, as client-go does, and nothing is written."""
+    sim = kubesim(gpu_nodes=1, cpu_nodes=0)
+    sim.reset_counters()
+    for name in ("..", "."):
+        p = apply(sim, "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '%s'}\ndata: {a: b}\n"
+                  % name)
+        assert p.returncode == 1, (name, p.stdout, p.stderr)
+        assert 'invalid name "%s"' % name in p.stderr, p.stderr
+    assert sim.counters()["writes"] == 0
+    code, ns, _ = sim.get("/api/v1/namespaces/default")
+    assert code == 200 and "a" not in (ns.get("data") or {})

@@ -238,6 +238,8 @@ def test_chaos_converges_and_cleans_up(kubesim):
                      for n in nodes(sim) if ours(n["metadata"].get("labels"))]
             left += ["ds " + d["metadata"]["name"] for d in get(sim, DS_PATH)["items"]]
             left += ["svc " + s["metadata"]["name"] for s in get(sim, "/api/v1/namespaces/%s/services" % NS)["items"]]
+            left += ["runtimeclass " + o["metadata"]["name"]
+                     for o in get(sim, "/apis/node.k8s.io/v1/runtimeclasses")["items"]]
             return left
         try:
             wait_until(lambda: not gone(), 60, "everything removed", interval=0.5)

@@ -206,3 +206,49 @@ def test_metadata_name_longer_than_a_label_value_rejected(sim):
     r = sim.kubectl("apply", "-f", "-", input=policy_yaml("a" * 64, {}), check=False)
     assert r.returncode != 0
     assert "metadata.name" in r.stderr, r.stderr
+
+
+def crd_schema():
+    import yaml
+    with open(os.path.join(ROOT, "crds", "gpupolicy.dev_clustergpupolicies.yaml")) as f:
+        crd = [d for d in yaml.safe_load_all(f) if d][0]
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def test_every_list_string_and_map_is_bounded():
+    """maxItems on every array, maxLength on every string that is not an enum (int-or-string included),
+    maxProperties on every map: a policy's size is bounded by the schema (issue 18). apiVersion and kind
+    are the API server's own."""
+    unbounded = []
+
+    def walk(s, path):
+        t = s.get("type")
+        if t == "array" and "maxItems" not in s:
+            unbounded.append(path + " (maxItems)")
+        if (t == "string" or s.get("x-kubernetes-int-or-string")) and "enum" not in s and "maxLength" not in s \
+                and path not in (".apiVersion", ".kind"):
+            unbounded.append(path + " (maxLength)")
+        if isinstance(s.get("additionalProperties"), dict):
+            if "maxProperties" not in s:
+                unbounded.append(path + " (maxProperties)")
+            walk(s["additionalProperties"], path + "{*}")
+        for k, v in (s.get("properties") or {}).items():
+            walk(v, path + "." + k)
+        if isinstance(s.get("items"), dict):
+            walk(s["items"], path + "[]")
+
+    walk(crd_schema(), "")
+    assert not unbounded, unbounded
+
+
+@pytest.mark.parametrize("spec,field", [
+    ({"driver": {"args": ["x"] * 65}}, "spec.driver.args"),
+    ({"validator": {"env": [{"name": "V%d" % i, "value": "v"} for i in range(65)]}}, "spec.validator.env"),
+    ({"toolkit": {"env": [{"name": "BIG", "value": "x" * 8193}]}}, "spec.toolkit.env[0].value"),
+    ({"daemonsets": {"annotations": {"a": "x" * 4097}}}, "spec.daemonsets.annotations.a"),
+])
+def test_oversized_policy_rejected_by_the_schema(sim, spec, field):
+    p = subprocess.run(["kubectl", "apply", "-f", "-"], input=policy_yaml("big", spec), capture_output=True,
+                       text=True, env=dict(os.environ, KUBECONFIG=sim.kubeconfig), timeout=60)
+    assert p.returncode != 0
+    assert field in p.stderr, p.stderr

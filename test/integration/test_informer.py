@@ -279,7 +279,7 @@ def test_error_paths_against_scripted_server(tmp_path, probe_bin):
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
         "clusters:\n- name: k\n  cluster: {server: '%s'}\n"
-        "users:\n- name: u\n  user: {token: t}\n"
+        "users:\n- name: u\n  user: {}\n"
         "contexts:\n- name: c\n  context: {cluster: k, user: u}\n" % url)
 
     def cm(name, rv):

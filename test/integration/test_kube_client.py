@@ -97,11 +97,14 @@ def srv():
 
 
 def call(srv, *args, timeout=30):
-    cmd = [TOOL, "--server", srv.url, "--token", "t0k3n"] + list(args)
+    # The scripted server is plain HTTP: the token goes only with the explicit opt-in.
+    cmd = [TOOL, "--server", srv.url, "--token", "t0k3n", "--allow-plain-http"] + list(args)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stderr
     lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
-    return lines[:-1], lines[-1]["stats"], p.stderr
+    # Without the opt-in's warning line: watch tests read the stream from stderr.
+    err = "".join(l for l in p.stderr.splitlines(True) if "gpupolicy.dev/allow-plain-http" not in l)
+    return lines[:-1], lines[-1]["stats"], err
 
 
 def test_get_url_headers_and_body(srv):
@@ -234,7 +237,8 @@ def test_401_rereads_token_file_and_retries_once(srv, tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        "clusters:\n- name: k\n  cluster: {server: '%s'}\n"
+        "clusters:\n- name: k\n  cluster: {server: '%s', extensions: "
+        "[{name: gpupolicy.dev/allow-plain-http, extension: {allow: true}}]}\n"
         "users:\n- name: u\n  user: {tokenFile: '%s'}\n"
         "contexts:\n- name: c\n  context: {cluster: k, user: u}\n" % (srv.url, token))
     # The first answer is a slow 401; the token rotates while it is pending.
@@ -261,6 +265,33 @@ def test_401_rereads_token_file_and_retries_once(srv, tmp_path):
     res = json.loads(p.stdout.splitlines()[0])
     assert res["code"] == 401 and res["reason"] == "Unauthorized" and res["attempts"] == 2
     assert len(srv.script.requests) == 2
+
+
+def test_token_is_not_sent_over_plain_http_without_opt_in(srv):
+    p = subprocess.run([TOOL, "--server", srv.url, "--token", "t0k3n", "--verb", "get", "--version", "v1",
+                        "--resource", "configmaps", "--namespace", "ns", "--name", "a"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0
+    assert "refusing to send credentials in cleartext" in p.stderr + p.stdout
+    assert srv.script.requests == []
+    # With the opt-in it goes, with a warning in the log.
+    p = subprocess.run([TOOL, "--server", srv.url, "--token", "t0k3n", "--allow-plain-http", "--verb", "get",
+                        "--version", "v1", "--resource", "configmaps", "--namespace", "ns", "--name", "a"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and json.loads(p.stdout.splitlines()[0])["code"] == 200
+    assert srv.script.requests[0]["headers"]["Authorization"] == "Bearer t0k3n"
+    assert "credentials are sent over plain HTTP" in p.stderr
+
+
+def test_only_the_servers_scheme_is_spoken(srv, tmp_path):
+    """CURLOPT_PROTOCOLS_STR: an https:// client never follows a URL to another protocol; here the
+    server itself is file:// (set past the kubeconfig loader, which refuses it too)."""
+    (tmp_path / "api" / "v1").mkdir(parents=True)
+    (tmp_path / "api" / "v1" / "x").write_text('{"kind": "List", "items": []}')  # what file:// would read
+    p = subprocess.run([TOOL, "--server", "file://" + str(tmp_path), "--verb", "list", "--version", "v1",
+                        "--resource", "x", "--max-attempts", "1"], capture_output=True, text=True, timeout=30)
+    lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    assert lines and lines[0]["rc"] != 0 and lines[0]["error"].startswith("Unsupported protocol"), p.stdout + p.stderr
 
 
 def test_https_to_a_plain_http_server_says_so(srv):

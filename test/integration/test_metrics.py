@@ -153,3 +153,28 @@ def test_cli_help_version_and_config_errors():
         assert p.returncode == 2, (args, p.returncode, p.stderr)
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], (args, p.stderr)
+
+
+def test_a_port_in_use_is_one_line_on_stderr(tmp_path):
+    """docs/operations.md: a port already in use exits 2 with **one** line naming the flag (libwebsockets'
+    own bind errors are debug detail then)."""
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                  "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                  "users: [{name: u, user: {token: x}}]\n"
+                  "contexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    try:
+        for flag, other in (("--metrics-bind-address", "--health-probe-bind-address"),
+                            ("--health-probe-bind-address", "--metrics-bind-address")):
+            r = subprocess.run([CONTROLLER, "--kubeconfig", str(kc), "%s=127.0.0.1:%d" % (flag, port),
+                                "%s=127.0.0.1:0" % other], capture_output=True, text=True, timeout=20)
+            assert r.returncode == 2, r.stderr
+            assert r.stderr == ('gpu-policy-controller: %s: cannot listen on "127.0.0.1:%d" (address in use or '
+                                'not local?)\n' % (flag, port)), r.stderr
+    finally:
+        taken.close()

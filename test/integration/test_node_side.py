@@ -125,7 +125,8 @@ def test_reboot_clears_run_and_restarts_pods(fleet):
 
 def test_unknown_runtime_handler_is_a_sandbox_error(fleet):
     """A pod naming a RuntimeClass whose handler the node's runtime lacks never gets a sandbox: Pending,
-    ContainerCreating, with the runtime's own message (containerd / cri-o / cri-dockerd)."""
+    ContainerCreating, and a FailedCreatePodSandBox Event with the runtime's own message (containerd /
+    cri-o / cri-dockerd)."""
     sim, _ = fleet("containerd/ubuntu22.04,cri-o/rhel9.4,docker/ubuntu20.04", start=False)
     sim.ok("POST", "/apis/node.k8s.io/v1/runtimeclasses",
            {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"})
@@ -136,15 +137,19 @@ def test_unknown_runtime_handler_is_a_sandbox_error(fleet):
         assert sim.post("/api/v1/namespaces/default/pods", pod)[0] == 201
 
     def msgs():
+        evs = {e["involvedObject"]["name"]: e["message"] for e in sim.get("/api/v1/namespaces/default/events")[1]["items"]
+               if e["reason"] == "FailedCreatePodSandBox" and e["source"]["component"] == "kubelet"}
         out = []
         for i in range(3):
             st = sim.get("/api/v1/namespaces/default/pods/p%d" % i)[1].get("status") or {}
             cs = st.get("containerStatuses") or [{}]
-            out.append((st.get("phase"), ((cs[0].get("state") or {}).get("waiting") or {}).get("message")))
+            out.append((st.get("phase"), ((cs[0].get("state") or {}).get("waiting") or {}).get("reason"),
+                        evs.get("p%d" % i)))
         return out
-    sim.wait_for(lambda: all(m for _, m in msgs()), what="sandbox errors")
-    got = msgs()
-    assert all(ph == "Pending" for ph, _ in got), got
+    sim.wait_for(lambda: all(m for _, _, m in msgs()), what="sandbox errors")
+    got = [(ph, r, m) for ph, r, m in msgs()]
+    assert all(ph == "Pending" and r == "ContainerCreating" for ph, r, _ in got), got
+    got = [(ph, m) for ph, _, m in got]
     assert 'no runtime for "nvidia" is configured' in got[0][1]
     assert "failed to find runtime handler nvidia" in got[1][1]
     assert 'RuntimeHandler "nvidia" not supported' in got[2][1]

@@ -265,7 +265,8 @@ def test_help_documents_exit_codes_and_version():
     p = subprocess.run([VALIDATOR, "--help"], capture_output=True, text=True)
     assert p.returncode == 0
     for text in ("0 ok", "2 usage", "10 no driver library", "11 NVML error", "12 no device", "13 CUDA error",
-                 "14 wrong result", "15 device plugin", "16 timeout", "17 GPU busy", "--check-plugin", "--hold",
+                 "14 wrong result", "15 device plugin", "16 timeout", "17 GPU busy", "18 allocation failed",
+                 "--check-plugin", "--check-allocation", "--hold",
                  "--probe", "--phase-timeout", "--recheck-interval"):
         assert text in p.stdout
     v = subprocess.run([VALIDATOR, "--version"], capture_output=True, text=True)

@@ -7,12 +7,21 @@ per-client counters) when each sim is torn down.
 test_manifests.py checks the same both ways on one dedicated scenario, so a
 run of that file alone still proves the rules; this test widens it to the
 injected errors, restarts, conflicts and leader changes of the other suites.
+
+The other suites run the controller with its default --namespace (gpu-policy-system) for everything;
+the Deployment puts the operands in gpu-policy-operands (--namespace) and keeps only its Lease in
+gpu-policy-system (--leader-election-namespace). Their operand requests are checked as the Deployment
+would send them: in the operands' namespace.
 """
 
 import pytest
 
 from kubesim_client import CONTROLLER_REQUESTS
-from test_manifests import SA, UNUSED_OK, Rbac, kustomize, needed_verbs
+from replica import NS
+from test_manifests import OPS, SA, UNUSED_OK, Rbac, kustomize, needed_verbs
+
+# What the controller's --namespace holds: the operands' objects (a Lease follows --leader-election-namespace).
+OPERAND_RESOURCES = {"daemonsets", "pods", "services", "servicemonitors"}
 
 
 def test_every_request_of_the_suite_is_allowed_and_every_rule_used():
@@ -22,8 +31,9 @@ def test_every_request_of_the_suite_is_allowed_and_every_rule_used():
     denied, used = set(), set()
     for req in CONTROLLER_REQUESTS:
         resource = req["resource"] + ("/" + req["subresource"] if req["subresource"] else "")
+        ns = OPS if req["namespace"] == NS and req["resource"] in OPERAND_RESOURCES else req["namespace"]
         for verb in needed_verbs(req):
-            hits = rbac.matching(verb, req["group"], resource, req["namespace"], req["name"])
+            hits = rbac.matching(verb, req["group"], resource, ns, req["name"])
             if not hits:
                 denied.add("%s %s/%s ns=%r name=%r" % (verb, req["group"], resource, req["namespace"], req["name"]))
             used.update((i, verb) for i in hits)

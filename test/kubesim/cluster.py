@@ -16,7 +16,6 @@ selectors), daemonset.py (what to create/delete, DaemonSet status), kubelet.py (
 simadmin.py holds the admin endpoints (a mixin of Cluster).
 """
 
-import calendar
 import heapq
 import json
 import queue
@@ -31,6 +30,7 @@ import daemonset
 import disruption
 import hostsim
 import kubelet
+from ktime import now_rfc3339, parse_rfc3339
 import placement
 import simadmin
 
@@ -44,19 +44,6 @@ EVENTS = "/v1/events"
 DEVICE_PLUGIN_COMPONENT = "device-plugin"
 GPU_RESOURCE = "nvidia.com/gpu"
 RECONCILE_INTERVAL = 0.05  # seconds between two passes over the same DaemonSet
-
-
-def now_rfc3339(t=None):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def parse_rfc3339(s):
-    """Seconds since the epoch of a UTC RFC 3339 stamp. calendar.timegm reads the fields as UTC;
-    mktime() - timezone was an hour off whenever the local zone was on daylight-saving time."""
-    try:
-        return float(calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")))
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _meta(obj):
@@ -617,6 +604,8 @@ class Cluster(simadmin.AdminAPI, hostsim.HostSim):
         if failed is not None:  # e.g. admission rejects every pod there
             self._fail_pod(p, failed)
             return
+        if self._host_one_shot(p, node):  # hostsim.py: a one-shot validator pod is admitted and ends there
+            return
         rule = self._rule_for(p)
         if rule is None:
             rule = self._host_start(p)  # it runs on its GPU host: None when its readiness probe passes
@@ -1143,6 +1132,10 @@ def _waiting_as(pod, rule):
     cs = (pod.get("status") or {}).get("containerStatuses") or []
     if rule.get("unready"):
         return bool(cs) and all("running" in (c.get("state") or {}) and not c.get("ready") for c in cs)
+    if rule.get("hostSandbox"):
+        return bool(cs) and (pod.get("status") or {}).get("phase") == "Pending" and all(
+            ((c.get("state") or {}).get("waiting") or {}).get("reason") in ("ContainerCreating", "PodInitializing")
+            for c in cs)
     return bool(cs) and all(((c.get("state") or {}).get("waiting") or {}).get("message") == rule.get("message")
                             for c in cs)
 

@@ -3,7 +3,7 @@
 What a driver-upgrade controller meets when it drains a GPU node, each rule from the Kubernetes source
 (K: path, function), v1.30/v1.31:
 
-- policy/v1 PodDisruptionBudgets: validation and defaulting (apiext hooks below), and the disruption
+- policy/v1 PodDisruptionBudgets: validation and defaulting (validation.py hooks below), and the disruption
   controller's status (K: pkg/controller/disruption/disruption.go trySync, getExpectedPodCount,
   getExpectedScale, countHealthyPods, buildDisruptedPodMap, updatePdbStatus, failSafe;
   staging/src/k8s.io/component-helpers/apps/poddisruptionbudget/helpers.go UpdateDisruptionAllowedCondition).
@@ -34,7 +34,10 @@ from collections import defaultdict
 
 import kselectors
 import kubelet
+from ktime import now_rfc3339, parse_rfc3339
 import placement
+import tables as tab
+import validation as val
 
 PODS = "/v1/pods"
 NODES = "/v1/nodes"
@@ -50,18 +53,6 @@ MAX_DISRUPTED_POD_SIZE = 2000  # eviction.go MaxDisruptedPodSize
 EVICT_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
 MULTI_PDB_MESSAGE = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
 RS_BURST = 500  # replica_set.go BurstReplicas
-
-
-def now_rfc3339(t=None):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def parse_time(s):
-    try:
-        import calendar
-        return float(calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")))
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _meta(obj):
@@ -127,82 +118,82 @@ def go_intstr(v):
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation and defaulting (registered into apiext by register_api)
+# Validation and defaulting (registered into validation.py's tables by register_api)
 
 PERCENT = re.compile(r"^[0-9]+%$")
 PERCENT_MSG = ("a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or "
                "'93%', regex used for validation is '[0-9]+%')")
 
 
-def _intstr_causes(api, v, path):
+def _intstr_causes(v, path):
     """ValidatePositiveIntOrPercent + IsNotMoreThan100Percent (K: pkg/apis/apps/validation/validation.go)."""
     out = []
     if isinstance(v, str):
         if not PERCENT.match(v):
-            out.append(api.cause("FieldValueInvalid", path, "Invalid value: %s: %s" % (go_intstr(v), PERCENT_MSG)))
+            out.append(val.cause("FieldValueInvalid", path, "Invalid value: %s: %s" % (go_intstr(v), PERCENT_MSG)))
         elif int(v[:-1]) > 100:
-            out.append(api.cause("FieldValueInvalid", path,
+            out.append(val.cause("FieldValueInvalid", path,
                                  "Invalid value: %s: must not be greater than 100%%" % go_intstr(v)))
     elif isinstance(v, int) and not isinstance(v, bool):
         if v < 0:
-            out.append(api.invalid(path, v, "must be greater than or equal to 0"))
+            out.append(val.invalid(path, v, "must be greater than or equal to 0"))
     else:
-        out.append(api.cause("FieldValueTypeInvalid", path, "Invalid value: %s: must be an integer or a "
-                             "percent string" % api.go_value(v)))
+        out.append(val.cause("FieldValueTypeInvalid", path, "Invalid value: %s: must be an integer or a "
+                             "percent string" % val.go_value(v)))
     return out
 
 
-def _selector_causes(api, sel, path):
+def _selector_causes(sel, path):
     """ValidateLabelSelector (K: staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/validation/validation.go)."""
     out = []
     if sel is None:
         return out
     if not isinstance(sel, dict):
-        return [api.invalid(path, sel, "must be an object")]
+        return [val.invalid(path, sel, "must be an object")]
     for k, v in (sel.get("matchLabels") or {}).items():
-        if not api.QUALIFIED_NAME.match(k.split("/")[-1] or "-"):
-            out.append(api.invalid(path + ".matchLabels", k, "name part must consist of alphanumeric characters, "
+        if not val.QUALIFIED_NAME.match(k.split("/")[-1] or "-"):
+            out.append(val.invalid(path + ".matchLabels", k, "name part must consist of alphanumeric characters, "
                                    "'-', '_' or '.', and must start and end with an alphanumeric character"))
-        if not isinstance(v, str) or not api.LABEL_VALUE.match(v):
-            out.append(api.invalid(path + ".matchLabels", v, api.LABEL_VALUE_MSG))
+        if not isinstance(v, str) or not val.LABEL_VALUE.match(v):
+            out.append(val.invalid(path + ".matchLabels", v, val.LABEL_VALUE_MSG))
     for i, e in enumerate(sel.get("matchExpressions") or ()):
         ep = "%s.matchExpressions[%d]" % (path, i)
         op, vals = e.get("operator"), e.get("values") or []
         if op in ("In", "NotIn"):
             if not vals:
-                out.append(api.required(ep + ".values", "must be specified when `operator` is 'In' or 'NotIn'"))
+                out.append(val.required(ep + ".values", "must be specified when `operator` is 'In' or 'NotIn'"))
         elif op in ("Exists", "DoesNotExist"):
             if vals:
-                out.append(api.cause("FieldValueForbidden", ep + ".values",
+                out.append(val.cause("FieldValueForbidden", ep + ".values",
                                      "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
         else:
-            out.append(api.invalid(ep + ".operator", op, "not a valid selector operator"))
+            out.append(val.invalid(ep + ".operator", op, "not a valid selector operator"))
         if not e.get("key"):
-            out.append(api.invalid(ep + ".key", e.get("key", ""), "name part must be non-empty"))
+            out.append(val.invalid(ep + ".key", e.get("key", ""), "name part must be non-empty"))
     return out
 
 
-def validate_pdb(api, obj, old):
+def validate_pdb(obj, old):
     """K: pkg/apis/policy/validation/validation.go ValidatePodDisruptionBudget(Spec|StatusUpdate)."""
     causes = []
     spec = obj.get("spec") or {}
     if "minAvailable" in spec and "maxUnavailable" in spec and spec["minAvailable"] is not None \
             and spec["maxUnavailable"] is not None:
-        causes.append(api.cause("FieldValueInvalid", "spec", "Invalid value: policy.PodDisruptionBudgetSpec{"
+        causes.append(val.cause("FieldValueInvalid", "spec", "Invalid value: policy.PodDisruptionBudgetSpec{"
                                 "MinAvailable:%s, MaxUnavailable:%s}: minAvailable and maxUnavailable cannot be "
                                 "both set" % (go_intstr(spec["minAvailable"]), go_intstr(spec["maxUnavailable"]))))
     for f in ("minAvailable", "maxUnavailable"):
         if spec.get(f) is not None:
-            causes.extend(_intstr_causes(api, spec[f], "spec." + f))
-    causes.extend(_selector_causes(api, spec.get("selector"), "spec.selector"))
+            causes.extend(_intstr_causes(spec[f], "spec." + f))
+    causes.extend(_selector_causes(spec.get("selector"), "spec.selector"))
     upep = spec.get("unhealthyPodEvictionPolicy")
     if upep is not None and upep not in ("AlwaysAllow", "IfHealthyBudget"):
-        causes.append(api.not_supported("spec.unhealthyPodEvictionPolicy", upep, ["AlwaysAllow", "IfHealthyBudget"]))
+        causes.append(val.not_supported("spec.unhealthyPodEvictionPolicy", upep, ["AlwaysAllow", "IfHealthyBudget"]))
     st = obj.get("status") or {}
     for f in ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"):
         v = st.get(f)
         if isinstance(v, int) and v < 0:
-            causes.append(api.invalid("status." + f, v, "must be greater than or equal to 0"))
+            causes.append(val.invalid("status." + f, v, "must be greater than or equal to 0"))
     return causes
 
 
@@ -216,42 +207,42 @@ def default_pdb(obj):
         st.setdefault(f, 0)
 
 
-def validate_replicaset(api, obj, old):
+def validate_replicaset(obj, old):
     """K: pkg/apis/apps/validation/validation.go ValidateReplicaSetSpec (+ selector immutable in apps/v1)."""
     causes = []
     spec = obj.get("spec") or {}
     sel = spec.get("selector")
     tmpl_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     if not sel:
-        causes.append(api.required("spec.selector"))
+        causes.append(val.required("spec.selector"))
     else:
-        causes.extend(_selector_causes(api, sel, "spec.selector"))
+        causes.extend(_selector_causes(sel, "spec.selector"))
         if not (sel.get("matchLabels") or sel.get("matchExpressions")):
-            causes.append(api.invalid("spec.selector", sel, "empty selector is invalid for deployment"))
+            causes.append(val.invalid("spec.selector", sel, "empty selector is invalid for deployment"))
         else:
             try:
                 ok = kselectors.selector_from_label_selector(sel).matches(tmpl_labels)
             except Exception:  # noqa: BLE001 — reported by _selector_causes
                 ok = True
             if not ok:
-                causes.append(api.invalid("spec.template.metadata.labels", tmpl_labels,
+                causes.append(val.invalid("spec.template.metadata.labels", tmpl_labels,
                                           "`selector` does not match template `labels`"))
         if old is not None:
             old_sel = (old.get("spec") or {}).get("selector")
             if old_sel is not None and old_sel != sel:
-                causes.append(api.invalid("spec.selector", sel, "field is immutable"))
+                causes.append(val.invalid("spec.selector", sel, "field is immutable"))
     r = spec.get("replicas")
     if r is not None and (not isinstance(r, int) or isinstance(r, bool) or r < 0):
-        causes.append(api.invalid("spec.replicas", r, "must be greater than or equal to 0"))
-    causes.extend(api._validate_pod_spec((spec.get("template") or {}).get("spec"), "spec.template.spec"))
+        causes.append(val.invalid("spec.replicas", r, "must be greater than or equal to 0"))
+    causes.extend(val._validate_pod_spec((spec.get("template") or {}).get("spec"), "spec.template.spec"))
     return causes
 
 
-def default_replicaset(api, obj):
+def default_replicaset(obj):
     """K: pkg/apis/apps/v1/defaults.go SetDefaults_ReplicaSet (replicas 1) + the pod template defaults."""
     spec = obj.setdefault("spec", {})
     spec.setdefault("replicas", 1)
-    api._default_pod_spec((spec.get("template") or {}).get("spec"))
+    val._default_pod_spec((spec.get("template") or {}).get("spec"))
 
 
 def smp_directives(info, body):
@@ -266,31 +257,32 @@ def smp_directives(info, body):
     return body
 
 
-def register_api(api):
-    """Wire PDBs and ReplicaSets into apiext's tables (called once at the end of apiext.py)."""
-    api.BUILTIN_VALIDATORS[PDBS] = lambda o, old: validate_pdb(api, o, old)
-    api.BUILTIN_VALIDATORS[REPLICASETS] = lambda o, old: validate_replicaset(api, o, old)
-    api.BUILTIN_DEFAULTERS[PDBS] = default_pdb
-    api.BUILTIN_DEFAULTERS[REPLICASETS] = lambda o: default_replicaset(api, o)
-    api.TYPED_FIELDS[PDBS] = {"spec": api._obj({"minAvailable": None, "maxUnavailable": None, "selector": None,
+def register_api():
+    """Wire PDBs and ReplicaSets into the built-in rule tables of validation.py and tables.py
+    (called once by registry.py)."""
+    val.BUILTIN_VALIDATORS[PDBS] = validate_pdb
+    val.BUILTIN_VALIDATORS[REPLICASETS] = validate_replicaset
+    val.BUILTIN_DEFAULTERS[PDBS] = default_pdb
+    val.BUILTIN_DEFAULTERS[REPLICASETS] = default_replicaset
+    val.TYPED_FIELDS[PDBS] = {"spec": val._obj({"minAvailable": None, "maxUnavailable": None, "selector": None,
                                                 "unhealthyPodEvictionPolicy": None})}
-    api.TYPED_FIELDS[REPLICASETS] = {"spec": api._obj({"replicas": None, "minReadySeconds": None,
-                                                       "selector": None, "template": api._POD_TEMPLATE_T})}
-    col = api._col
-    api.BUILTIN_TABLES[PDBS] = (
-        [api.NAME_COL, col("Min Available"), col("Max Unavailable"), col("Allowed Disruptions", "integer"),
-         api.AGE_COL],
-        lambda o, now: [api._name(o), _na((o.get("spec") or {}).get("minAvailable")),
+    val.TYPED_FIELDS[REPLICASETS] = {"spec": val._obj({"replicas": None, "minReadySeconds": None,
+                                                       "selector": None, "template": val._POD_TEMPLATE_T})}
+    col = tab._col
+    tab.BUILTIN_TABLES[PDBS] = (
+        [tab.NAME_COL, col("Min Available"), col("Max Unavailable"), col("Allowed Disruptions", "integer"),
+         tab.AGE_COL],
+        lambda o, now: [tab._name(o), _na((o.get("spec") or {}).get("minAvailable")),
                         _na((o.get("spec") or {}).get("maxUnavailable")),
-                        (o.get("status") or {}).get("disruptionsAllowed", 0), api._age(o, now)])
-    api.BUILTIN_TABLES[REPLICASETS] = (
-        [api.NAME_COL, col("Desired", "integer"), col("Current", "integer"), col("Ready", "integer"), api.AGE_COL,
+                        (o.get("status") or {}).get("disruptionsAllowed", 0), tab._age(o, now)])
+    tab.BUILTIN_TABLES[REPLICASETS] = (
+        [tab.NAME_COL, col("Desired", "integer"), col("Current", "integer"), col("Ready", "integer"), tab.AGE_COL,
          col("Containers", priority=1), col("Images", priority=1), col("Selector", priority=1)],
-        lambda o, now: [api._name(o), (o.get("spec") or {}).get("replicas", 0),
+        lambda o, now: [tab._name(o), (o.get("spec") or {}).get("replicas", 0),
                         (o.get("status") or {}).get("replicas", 0), (o.get("status") or {}).get("readyReplicas", 0),
-                        api._age(o, now)] + list(api._containers_images(
+                        tab._age(o, now)] + list(tab._containers_images(
                             ((o.get("spec") or {}).get("template") or {}).get("spec") or {})) +
-        [api.selector_string((o.get("spec") or {}).get("selector"))])
+        [tab.selector_string((o.get("spec") or {}).get("selector"))])
 
 
 def _na(v):
@@ -384,7 +376,7 @@ def pdb_status(pdb, pods, lookup, now):
         if _meta(pod).get("deletionTimestamp") or name not in (old.get("disruptedPods") or {}):
             continue
         stamp = old["disruptedPods"][name]
-        expiry = parse_time(stamp) + DELETION_TIMEOUT
+        expiry = parse_rfc3339(stamp) + DELETION_TIMEOUT
         if expiry < now:
             continue  # expected to be deleted but it was not: it counts again
         disrupted[name] = stamp
@@ -741,13 +733,12 @@ def _delete(sim, req, pod, opts, dry, log, node, condition=True):
 def _scale_obj(rs):
     md = _meta(rs)
     spec, st = rs.get("spec") or {}, rs.get("status") or {}
-    import apiext
     return {"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                          if k in md},
             "spec": {"replicas": spec.get("replicas", 0)},
             "status": {"replicas": st.get("replicas", 0),
-                       "selector": apiext.selector_string(spec.get("selector"))}}
+                       "selector": tab.selector_string(spec.get("selector"))}}
 
 
 def scale(sim, req):
@@ -1268,7 +1259,7 @@ def succeeded_status(pod, host_ip):
 def _ready_since(pod):
     for c in (pod.get("status") or {}).get("conditions") or ():
         if c.get("type") == "Ready" and c.get("status") == "True":
-            return parse_time(c.get("lastTransitionTime"))
+            return parse_rfc3339(c.get("lastTransitionTime"))
     return 0.0
 
 
@@ -1278,4 +1269,4 @@ def _delete_rank(pod):
     spec, st = pod.get("spec") or {}, pod.get("status") or {}
     phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(st.get("phase"), 0)
     return (1 if spec.get("nodeName") else 0, phase_rank, 1 if pod_ready(pod) else 0,
-            -parse_time(_meta(pod).get("creationTimestamp")))
+            -parse_rfc3339(_meta(pod).get("creationTimestamp")))

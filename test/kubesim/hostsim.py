@@ -4,7 +4,9 @@ cluster.py calls four hooks from its worker thread: _host_rule(pod) (the host co
 injected failure rules), _host_started(pod view, ready) once a pod's containers run, _host_stopped(uid) when
 a pod is gone, and _pod_status(...) to post either a kubelet status (kubelet.py) or, for a pod whose sandbox
 cannot be created or whose init container still waits, a Pending one (host.sandbox_status). The admin
-endpoints GET /_sim/nodes/<name>/host and POST /_sim/nodes/<name>/reboot are served from here.
+endpoints GET /_sim/nodes/<name>/host and POST /_sim/nodes/<name>/reboot are served from here. A fifth hook,
+_host_one_shot(pod, node), lets a one-shot pod of our validator image be admitted and run to its end
+(oneshot.py) before the usual start.
 """
 
 import threading
@@ -12,14 +14,12 @@ import time
 
 import host
 import kubelet
+import oneshot
+from ktime import now_rfc3339 as _now
 
 NODES = "/v1/nodes"
 PODS = "/v1/pods"
 RUNTIMECLASSES = "node.k8s.io/v1/runtimeclasses"
-
-
-def _now():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def waits(rule):
@@ -36,6 +36,7 @@ class HostSim:
         self.hosts = {}  # node name -> host.Host (GPU nodes only)
         self.host_facts = {}  # node name -> facts given at creation (fleet / admin API)
         self.fleet_facts = host.parse_fleet(getattr(args, "fleet", None) or "")
+        self._sandbox_events = {}  # pod uid -> the sandbox error an Event was recorded for
 
     def _host_for_node(self, name, node):
         """Called when the worker first sees a node: GPU nodes become hosts."""
@@ -78,7 +79,26 @@ class HostSim:
         if p.uid in self.crashing and cs and all("running" in (c.get("state") or {}) for c in cs):
             msg = h.probe(pod)  # started, failing its readiness probe: only that matters now
             return None if msg is None else {"unready": True, "host": True, "reason": None, "message": msg}
-        return h.contract(pod, self._handler(pod))
+        rule = h.contract(pod, self._handler(pod))
+        if rule is not None and rule.get("hostSandbox") and self._sandbox_events.get(p.uid) != rule["message"]:
+            self._sandbox_events[p.uid] = rule["message"]
+            self._sandbox_event(p, rule["message"])
+        return rule
+
+    def _sandbox_event(self, p, message):
+        """The kubelet reports a failed RunPodSandbox only as a Warning Event on the pod
+        (K: pkg/kubelet/kuberuntime/kuberuntime_manager.go SyncPod: FailedCreatePodSandBox)."""
+        stamp = _now()
+        ev = {"apiVersion": "v1", "kind": "Event",
+              "metadata": {"name": "%s.%x" % (p.name, time.time_ns()), "namespace": p.ns},
+              "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": p.name, "namespace": p.ns, "uid": p.uid},
+              "reason": "FailedCreatePodSandBox", "message": message, "type": "Warning",
+              "source": {"component": "kubelet", "host": p.node}, "firstTimestamp": stamp, "lastTimestamp": stamp,
+              "count": 1, "reportingComponent": "kubelet", "reportingInstance": p.node}
+        try:
+            self.store.create("/v1/events", ev)
+        except Exception:  # noqa: BLE001 — events are best effort, as in client-go
+            return
 
     def _host_started(self, p, ready):
         h = self.hosts.get(p.node)
@@ -89,6 +109,7 @@ class HostSim:
             h.started(pod, self._handler(pod), ready)
 
     def _host_stopped(self, uid, node):
+        self._sandbox_events.pop(uid, None)
         h = self.hosts.get(node)
         if h is not None:
             h.stopped(uid)
@@ -112,7 +133,10 @@ class HostSim:
         return {"unready": True, "host": True, "reason": None, "message": msg}
 
     def _pod_status(self, pod, ip, rule, restarts, starting=False):
-        if rule is not None and (rule.get("hostSandbox") or rule.get("wait")):
+        if rule is not None and rule.get("hostSandbox"):
+            # as any RunPodSandbox failure: Pending, ContainerCreating; the error is in the Event
+            return kubelet.pod_status(pod, ip, {"sandbox": True}, restarts=0)
+        if rule is not None and rule.get("wait"):
             return host.sandbox_status(pod, ip, rule, _now())
         if rule is not None and rule.get("unready"):
             return host.unready_status(kubelet.pod_status(pod, ip, None, restarts=restarts), rule)
@@ -143,6 +167,37 @@ class HostSim:
             pod["status"] = self._pod_status(pod, ip, rule, restarts=restarts)
         self._mutate(PODS, p.ns, p.name, heal, subresource="status", uid=p.uid, cow=[])
         return rule is not None
+
+    # ---- one-shot validator pods (oneshot.py; issue 11 item 11) ------------------------------------------
+    def _host_one_shot(self, p, node):
+        """Called by the kubelet before it starts a pod: a one-shot pod of our validator image on a GPU host is
+        admitted (or rejected) by the device manager and runs to its end here. False for any other pod, or
+        one whose sandbox/init containers must wait first (the usual path shows that)."""
+        h = self.hosts.get(p.node)
+        pod = self._pod_obj(p) if h is not None else None
+        if pod is None or (pod.get("metadata") or {}).get("uid") != p.uid or not oneshot.is_one_shot(pod):
+            return False
+        node_obj = self.store.get(NODES, "", p.node) or {}
+        want = oneshot.disruption.gpu_request(pod.get("spec") or {})
+        rejected = oneshot.admit(pod, node_obj, self.disruption._used_gpus(p.node) - want)
+        stamp = _now()
+        if rejected is not None:
+            status = oneshot.rejected_status(pod, node.ip, rejected[0], rejected[1], stamp)
+        else:
+            rule = h.contract(pod, self._handler(pod))
+            if rule is not None and (rule.get("hostSandbox") or rule.get("wait")):
+                return False
+            code, msg = oneshot.outcome(rule, node_obj, pod)
+            status = oneshot.terminated_status(pod, node.ip, code, msg, stamp)
+
+        def post(obj):
+            if (obj.get("status") or {}).get("phase") in ("Failed", "Succeeded"):
+                return False
+            obj["status"] = status
+            return None
+        if self._mutate(PODS, p.ns, p.name, post, subresource="status", uid=p.uid, cow=[]) is not None:
+            self.counters["podsStarted"] += 1
+        return True
 
     # ---- admin ----------------------------------------------------------------------------------------------
     def _admin_host(self, name):

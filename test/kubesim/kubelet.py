@@ -11,11 +11,8 @@ container keeps its last termination, as a kubelet does.
 """
 
 import hashlib
-import time
 
-
-def now_rfc3339():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+from ktime import now_rfc3339
 
 
 def _meta(obj):

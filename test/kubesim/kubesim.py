@@ -93,6 +93,11 @@ def write_kubeconfig(path, url, ca_file, token):
     if ca_file:
         with open(ca_file, "rb") as f:
             lines.append("    certificate-authority-data: %s" % base64.b64encode(f.read()).decode())
+    if url.startswith("http://"):
+        # Loopback test server without TLS: the token may go in cleartext only with the
+        # controller's explicit opt-in (docs/operations.md, Security); kubectl ignores it.
+        lines += ["    extensions:", "    - name: gpupolicy.dev/allow-plain-http",
+                  "      extension: {allow: true}"]
     lines += ["users:", "- name: kubesim-admin", "  user:"]
     lines.append("    token: %s" % (token or "kubesim"))
     lines += ["contexts:", "- name: kubesim", "  context:", "    cluster: kubesim", "    user: kubesim-admin",

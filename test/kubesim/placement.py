@@ -9,6 +9,8 @@ import hashlib
 import json
 import random
 
+import kselectors
+
 # rand.SafeEncodeString's alphabet: no vowels, no confusable digits.
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -141,67 +143,23 @@ def node_should_run(pod_spec, tolerations, node):
 
 
 def parse_label_selector(text):
-    """Parse a label-selector string ("a=b,c!=d,e in (f,g),!h,i") into requirement tuples.
+    """Parse a label-selector string ("a=b,c!=d,e in (f,g),!h,i") into requirement tuples, with
+    kselectors' parser (kube-apiserver's grammar, kubesim's one label-selector parser).
 
-    Raises ValueError naming the bad part. Returned requirements are (key, op, values) with op one of
-    "=", "!=", "in", "notin", "exists", "!exists".
+    Raises ValueError naming the selector. Returned requirements are (key, op, values) with op one of
+    "=", "!=", "in", "notin", "exists", "!exists", ">", "<".
     """
-    reqs = []
-    s = text or ""
-    parts, depth, cur = [], 0, ""
-    for ch in s:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    if cur.strip() or parts:
-        parts.append(cur)
-    for raw in parts:
-        p = raw.strip()
-        if not p:
-            raise ValueError("empty requirement in label selector %r" % text)
-        low = p.split()
-        if len(low) >= 2 and low[1] in ("in", "notin"):
-            key = low[0]
-            rest = p[len(key):].strip()[len(low[1]):].strip()
-            if not (rest.startswith("(") and rest.endswith(")")):
-                raise ValueError("label selector %r: %s needs a (values) list" % (text, low[1]))
-            vals = [v.strip() for v in rest[1:-1].split(",") if v.strip()]
-            reqs.append((key, low[1], vals))
-        elif "!=" in p:
-            k, v = p.split("!=", 1)
-            reqs.append((k.strip(), "!=", [v.strip()]))
-        elif "==" in p:
-            k, v = p.split("==", 1)
-            reqs.append((k.strip(), "=", [v.strip()]))
-        elif "=" in p:
-            k, v = p.split("=", 1)
-            reqs.append((k.strip(), "=", [v.strip()]))
-        elif p.startswith("!"):
-            reqs.append((p[1:].strip(), "!exists", []))
-        else:
-            reqs.append((p, "exists", []))
-    return reqs
+    try:
+        reqs = kselectors.parse_label_selector(text).reqs
+    except kselectors.SelectorError as e:
+        raise ValueError("label selector %r: %s" % (text, e)) from None
+    return [(key, "!exists" if op == "!" else op, values) for key, op, values in reqs]
 
 
 def labels_match(reqs, labels):
-    for key, op, vals in reqs:
-        present = key in labels
-        val = labels.get(key)
-        ok = {"=": present and val == (vals[0] if vals else ""),
-              "!=": not present or val != (vals[0] if vals else ""),
-              "in": present and val in vals,
-              "notin": not present or val not in vals,
-              "exists": present,
-              "!exists": not present}[op]
-        if not ok:
-            return False
-    return True
+    """Whether labels satisfy requirements from parse_label_selector() (kselectors' matching)."""
+    return kselectors.LabelSelector([(key, "!" if op == "!exists" else op, values)
+                                     for key, op, values in reqs]).matches(labels)
 
 
 def pod_is_ready(pod):

@@ -3,7 +3,7 @@
 Wire behaviour follows the project's k8s-api-wire-spec reference: one global resourceVersion, typed
 LIST items without apiVersion/kind for built-ins, chunked newline-delimited watch events, 410 ERROR
 events for stale watches, Status bodies with apiVersion "v1" and details.kind = plural (Kind for 422).
-Resource metadata (scope, kinds, discovery, OpenAPI, CRD schemas, Tables) comes from apiext.Registry;
+Resource metadata (scope, kinds, discovery, OpenAPI, CRD schemas, Tables) comes from registry.Registry;
 server-side apply from ssa; the simulated cluster (nodes, DaemonSets, kubelet) from cluster.Cluster.
 
 apply-patch bodies must be JSON (JSON is valid YAML; kubectl and the controller send JSON): the standard
@@ -27,10 +27,11 @@ import kselectors
 import patch as patchlib
 import store as st
 
-import apiext
+import registry
 import disruption
 
 import ssa
+from ktime import now_rfc3339
 
 CRD_RES = "apiextensions.k8s.io/v1/customresourcedefinitions"
 
@@ -66,7 +67,7 @@ def not_found_path():
 
 
 def make_registry(store):
-    return apiext.Registry(store)
+    return registry.Registry(store)
 
 
 def _split_res(res):
@@ -539,11 +540,11 @@ class Kubesim:
             elif req.sub == "status":
                 keep = lambda k: k in ("apiVersion", "kind", "metadata", "status")  # noqa: E731
         if keep is None:
-            return ssa.record_update(old_obj, obj, manager, "Update", st.now_rfc3339(),
+            return ssa.record_update(old_obj, obj, manager, "Update", now_rfc3339(),
                                      api_version=group_version(info), schema=info.schema(), subresource=req.sub)
         part = {k: v for k, v in obj.items() if keep(k)}
         part = ssa.record_update({k: v for k, v in old_obj.items() if keep(k)}, part, manager, "Update",
-                                 st.now_rfc3339(), api_version=group_version(info), schema=info.schema(),
+                                 now_rfc3339(), api_version=group_version(info), schema=info.schema(),
                                  subresource=req.sub)
         obj["metadata"] = part["metadata"]
         return obj
@@ -718,7 +719,7 @@ class Kubesim:
             old = self.store.get_entry(info.res, req.ns, req.name)
             live = old.copy() if old is not None else None
             try:
-                merged = ssa.apply(live, applied, manager, force, st.now_rfc3339(), api_version=group_version(info),
+                merged = ssa.apply(live, applied, manager, force, now_rfc3339(), api_version=group_version(info),
                                    schema=info.schema(), status_subresource=info.status_subresource,
                                    subresource=req.sub)
             except ssa.ApplyConflict as e:

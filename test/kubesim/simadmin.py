@@ -4,21 +4,17 @@ logic and the test-facing endpoints can be read separately.
 """
 
 import threading
-import time
 
 import fleet
 import host
 import placement
+from ktime import now_rfc3339
 
 NODES = "/v1/nodes"
 
 
 def _meta(obj):
     return obj.get("metadata") or {}
-
-
-def now_rfc3339():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def status_error(code, reason, message):

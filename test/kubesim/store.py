@@ -17,6 +17,7 @@ import time
 import uuid
 
 import kselectors as sel
+from ktime import now_rfc3339
 
 
 class Conflict(Exception):
@@ -48,10 +49,6 @@ _ENC = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 def encode(obj):
     return _ENC.encode(obj).encode("utf-8")
-
-
-def now_rfc3339(t=None):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 PODS = "/v1/pods"

@@ -1,7 +1,8 @@
 /* kube_call.c — runs REST calls through kube_client and prints one JSON line
  * per response plus a final stats line. Driven by test/integration tests.
  *
- *   kube_call (--kubeconfig FILE | --server URL [--token T] [--insecure])
+ *   kube_call (--kubeconfig FILE | --server URL [--token T] [--insecure]
+ *              [--allow-plain-http])
  *             --verb get|list|create|update|patch|delete|watch
  *             [--group G] --version V --resource R [--namespace N] [--name X]
  *             [--subresource S] [--label-selector S] [--field-selector S]
@@ -104,11 +105,12 @@ int main(int argc, char **argv) {
   const char *kubeconfig = NULL, *server = NULL, *token = NULL;
   int repeat = 1;
   long cancel_after = -1;
-  bool insecure = false;
+  bool insecure = false, allow_plain_http = false;
   static const struct option opts[] = {{"kubeconfig", 1, 0, 'k'},
                                        {"server", 1, 0, 's'},
                                        {"token", 1, 0, 't'},
                                        {"insecure", 0, 0, 'I'},
+                                       {"allow-plain-http", 0, 0, 'P'},
                                        {"verb", 1, 0, 'v'},
                                        {"group", 1, 0, 'g'},
                                        {"version", 1, 0, 'V'},
@@ -145,6 +147,9 @@ int main(int argc, char **argv) {
       break;
     case 't':
       token = optarg;
+      break;
+    case 'P':
+      allow_plain_http = true;
       break;
     case 'I':
       insecure = true;
@@ -236,6 +241,7 @@ int main(int argc, char **argv) {
     kc.server = gpc_strdup(server);
     kc.token = token ? gpc_strdup(token) : NULL;
     kc.insecure = insecure;
+    kc.allow_plain_http = allow_plain_http;
   } else {
     fprintf(stderr, "--kubeconfig or --server is required\n");
     return 2;

@@ -10,6 +10,9 @@
 
 #include "alloc.h"
 #include "apply.h"
+#include "kube_client.h"
+#include "kubeconfig.h"
+#include "loop.h"
 
 static struct gpc_daemonset ds(const char *hash, int64_t gen) {
   struct gpc_daemonset d;
@@ -164,6 +167,68 @@ static void test_failure_classes(void **state) {
   assert_false(apply_failure_is_refusal(APPLY_KIND_NODE_LABELS, 404));
 }
 
+/* ---- with a client: a write to a server that is not there ---------------- */
+
+struct done_ctx {
+  struct gpc_loop *loop;
+  int calls;
+  struct apply_completion last;
+};
+
+static void on_write_done(const struct apply_completion *c, void *ud) {
+  struct done_ctx *d = ud;
+  d->calls++;
+  d->last = *c;
+  d->last.key = d->last.policy = d->last.message = NULL; /* borrowed */
+  gpc_loop_stop(d->loop);
+}
+
+/* A failed write is held for its backoff and reported to the policy's
+ * reconcile; a deleted node's entry is forgotten, failure included. */
+static void test_failed_write_backoff_and_forget(void **state) {
+  (void)state;
+  struct gpc_error err = {0};
+  struct gpc_loop *loop = gpc_loop_new(&err);
+  assert_non_null(loop);
+  struct kubeconfig kc = {.server = gpc_strdup("http://127.0.0.1:1")};
+  struct kube_client_config kcc = {.kc = &kc, .max_attempts = 1};
+  struct kube_client *client = kube_client_new(loop, &kcc, &err);
+  assert_non_null(client);
+  struct done_ctx d = {.loop = loop};
+  struct apply_config ac = {.client = client, .done = on_write_done, .ud = &d};
+  struct gpc_apply *a = apply_new(&ac);
+  json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "labels", "gpupolicy.dev/policy", "p");
+
+  apply_begin_reconcile(a);
+  assert_int_equal(apply_node_labels(a, "p", "gpu-1", "7", patch, &err), APPLY_SENT);
+  assert_int_equal(apply_entries(a), 1);
+  apply_forget(a, "node/gpu-1"); /* in flight: kept */
+  assert_int_equal(apply_entries(a), 1);
+  gpc_loop_run(loop); /* connection refused */
+  assert_int_equal(d.calls, 1);
+  assert_int_not_equal(d.last.rc, GPC_OK);
+  assert_int_equal(d.last.failures, 1);
+  assert_true(d.last.retry_in_ms >= APPLY_RETRY_BASE_MS / 2 &&
+              d.last.retry_in_ms <= APPLY_RETRY_BASE_MS);
+  /* The same write again at once: held. */
+  apply_begin_reconcile(a);
+  assert_int_equal(apply_node_labels(a, "p", "gpu-1", "7", patch, &err), APPLY_BACKOFF);
+  assert_int_equal(apply_policy_failures(a, "p", NULL, NULL), 1);
+  assert_int_equal(apply_policy_failures(a, "other", NULL, NULL), 0);
+  /* A reconcile that no longer asks for it does not count it. */
+  apply_begin_reconcile(a);
+  assert_int_equal(apply_policy_failures(a, "p", NULL, NULL), 0);
+  /* The node is deleted: forgotten. */
+  apply_forget(a, "node/gpu-1");
+  assert_int_equal(apply_entries(a), 0);
+  assert_int_equal(apply_node_labels(a, "p", "gpu-1", "7", patch, &err), APPLY_SENT);
+  json_decref(patch);
+  apply_free(a); /* cancels the write in flight */
+  kube_client_free(client);
+  kubeconfig_free(&kc);
+  gpc_loop_free(loop);
+}
+
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
@@ -175,6 +240,7 @@ int main(void) {
       cmocka_unit_test(test_prune_decision),
       cmocka_unit_test(test_retry_decision),
       cmocka_unit_test(test_failure_classes),
+      cmocka_unit_test(test_failed_write_backoff_and_forget),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,11 +99,25 @@ static void test_route(void **state) {
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(r.content_type, "version=0.0.4"));
   assert_int_equal(r.len, 100000);
+  assert_null(r.allow);
+  free(r.body);
+  /* only GET and HEAD */
+  const char *refused[] = {"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER", NULL};
+  for (const char **m = refused; *m; m++) {
+    http_route_method(&cfg, HTTP_VHOST_HEALTH, *m, "/healthz", &r);
+    assert_int_equal(r.status, 405);
+    assert_string_equal(r.allow, "GET, HEAD");
+    free(r.body);
+  }
+  http_route_method(&cfg, HTTP_VHOST_HEALTH, "HEAD", "/healthz", &r);
+  assert_int_equal(r.status, 200);
   free(r.body);
 }
 
 /* Sends `req` to 127.0.0.1:port and runs the loop until the server closes
  * or a full Content-Length body arrived. Returns the raw response. */
+static bool until_close; /* read until the server closes, whatever Content-Length says */
+
 static char *fetch(struct gpc_loop *loop, int port, const char *req) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -125,7 +139,9 @@ static char *fetch(struct gpc_loop *loop, int port, const char *req) {
     if (n > 0) len += (size_t)n;
     char *hdr_end = strstr(out, "\r\n\r\n");
     char *cl = strcasestr(out, "content-length:");
-    if (hdr_end && cl && len >= (size_t)(hdr_end + 4 - out) + strtoul(cl + 15, NULL, 10)) break;
+    if (!until_close && hdr_end && cl &&
+        len >= (size_t)(hdr_end + 4 - out) + strtoul(cl + 15, NULL, 10))
+      break;
   }
   close(fd);
   out[len] = 0;
@@ -162,6 +178,26 @@ static void test_serve(void **state) {
   r = fetch(loop, hp, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_non_null(strstr(r, " 404"));
   free(r);
+  /* HEAD: the headers of GET, no body */
+  r = fetch(loop, hp, "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert_non_null(strstr(r, "HTTP/1.1 200"));
+  assert_non_null(strcasestr(r, "content-length: 2"));
+  assert_string_equal(strstr(r, "\r\n\r\n"), "\r\n\r\n");
+  free(r);
+  r = fetch(loop, hp, "DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert_non_null(strstr(r, "HTTP/1.1 405"));
+  assert_non_null(strcasestr(r, "allow: GET, HEAD"));
+  free(r);
+  /* pipelined requests: one reply, then the server closes */
+  until_close = true;
+  r = fetch(loop, hp,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert_non_null(strstr(r, "HTTP/1.1 200"));
+  assert_null(strstr(strstr(r, "HTTP/1.1 200") + 1, "HTTP/1.1"));
+  assert_non_null(strcasestr(r, "connection: close"));
+  free(r);
+  until_close = false;
 
   metrics_calls = 0;
   r = fetch(loop, mp, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -28,8 +28,8 @@ static void test_paths(void **state) {
                                 .version = "v1",
                                 .resource = "configmaps",
                                 .namespace = "kube system",
-                                .name = "a/b"},
-         "https://k:6443/api/v1/namespaces/kube%20system/configmaps/a%2Fb");
+                                .name = "a b?#"},
+         "https://k:6443/api/v1/namespaces/kube%20system/configmaps/a%20b%3F%23");
   url_is(&(struct kube_request){.verb = KUBE_PATCH,
                                 .group = "gpupolicy.dev",
                                 .version = "v1alpha1",
@@ -118,6 +118,37 @@ static void test_url_errors(void **state) {
   assert_non_null(strstr(err.msg, "fieldManager"));
   assert_null(kube_request_url(
       NULL, &(struct kube_request){.verb = KUBE_LIST, .version = "v1", .resource = "x"}, &err));
+}
+
+/* client-go's IsValidPathSegmentName: dot segments would be collapsed by
+ * libcurl (configmaps/.. is the namespace), '/' and '%' change the path. */
+static void test_dot_segments_refused(void **state) {
+  (void)state;
+  const char *bad[] = {".", "..", "a/b", "../x", "a%2Fb"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    struct gpc_error err = {0};
+    struct kube_request byname = {.verb = KUBE_PATCH,
+                                  .version = "v1",
+                                  .resource = "configmaps",
+                                  .namespace = "default",
+                                  .name = bad[i],
+                                  .body = "{}",
+                                  .body_len = 2};
+    assert_null(kube_request_url("https://k", &byname, &err));
+    assert_int_equal(err.code, GPC_E_INVAL);
+    assert_non_null(strstr(err.msg, "invalid name"));
+    struct kube_request byns = {
+        .verb = KUBE_LIST, .version = "v1", .resource = "pods", .namespace = bad[i]};
+    assert_null(kube_request_url("https://k", &byns, &err));
+    assert_non_null(strstr(err.msg, "invalid namespace"));
+  }
+  /* dots inside a name are fine */
+  url_is(&(struct kube_request){.verb = KUBE_GET,
+                                .version = "v1",
+                                .resource = "configmaps",
+                                .namespace = "n",
+                                .name = "..a.b.."},
+         "https://k:6443/api/v1/namespaces/n/configmaps/..a.b..");
 }
 
 static void test_escape(void **state) {
@@ -231,10 +262,15 @@ static void test_status_synthesized(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_paths),        cmocka_unit_test(test_query),
-      cmocka_unit_test(test_url_errors),   cmocka_unit_test(test_escape),
-      cmocka_unit_test(test_methods),      cmocka_unit_test(test_retry),
-      cmocka_unit_test(test_status_parse), cmocka_unit_test(test_status_synthesized),
+      cmocka_unit_test(test_paths),
+      cmocka_unit_test(test_query),
+      cmocka_unit_test(test_url_errors),
+      cmocka_unit_test(test_dot_segments_refused),
+      cmocka_unit_test(test_escape),
+      cmocka_unit_test(test_methods),
+      cmocka_unit_test(test_retry),
+      cmocka_unit_test(test_status_parse),
+      cmocka_unit_test(test_status_synthesized),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,6 +133,37 @@ static void test_mem_and_types(void **state) {
   assert_non_null(strstr(err.msg, "not PEM"));
 }
 
+/* Only http(s) servers; the plain-HTTP opt-in is a cluster extension. */
+static void test_scheme_and_plain_http_opt_in(void **state) {
+  (void)state;
+  struct kubeconfig kc;
+  struct gpc_error err = {0};
+  const char *ftp = "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+                    "clusters: [{name: k, cluster: {server: 'file:///etc/passwd'}}]\n";
+  assert_int_equal(kubeconfig_load_mem(&kc, ftp, strlen(ftp), NULL, NULL, &err), GPC_E_INVAL);
+  assert_non_null(strstr(err.msg, "clusters[0].cluster.server: unsupported scheme"));
+  const char *plain = "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+                      "clusters: [{name: k, cluster: {server: 'http://h:1'}}]\n"
+                      "users: [{name: u, user: {token: t}}]\n";
+  assert_int_equal(kubeconfig_load_mem(&kc, plain, strlen(plain), NULL, NULL, &err), GPC_OK);
+  assert_false(kc.allow_plain_http);
+  kubeconfig_free(&kc);
+  const char *optin =
+      "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+      "clusters: [{name: k, cluster: {server: 'http://h:1', extensions: [{name: other, extension: "
+      "{allow: true}}, {name: gpupolicy.dev/allow-plain-http, extension: {allow: true}}]}}]\n"
+      "users: [{name: u, user: {token: t}}]\n";
+  assert_int_equal(kubeconfig_load_mem(&kc, optin, strlen(optin), NULL, NULL, &err), GPC_OK);
+  assert_true(kc.allow_plain_http);
+  kubeconfig_free(&kc);
+  const char *no = "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+                   "clusters: [{name: k, cluster: {server: 'http://h:1', extensions: [{name: "
+                   "gpupolicy.dev/allow-plain-http, extension: {allow: 'yes'}}]}}]\n";
+  assert_int_equal(kubeconfig_load_mem(&kc, no, strlen(no), NULL, NULL, &err), GPC_OK);
+  assert_false(kc.allow_plain_http);
+  kubeconfig_free(&kc);
+}
+
 static void write_file(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
   assert_non_null(f);
@@ -345,10 +376,15 @@ int main(void) {
   gpc_alloc_init();
   log_configure("error"); /* keep the insecure warning out of the test output */
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_current_context), cmocka_unit_test(test_explicit_context_files),
-      cmocka_unit_test(test_broken_variants), cmocka_unit_test(test_mem_and_types),
-      cmocka_unit_test(test_in_cluster),      cmocka_unit_test(test_refresh_token),
-      cmocka_unit_test(test_default_path),    cmocka_unit_test(test_auto_order),
+      cmocka_unit_test(test_current_context),
+      cmocka_unit_test(test_explicit_context_files),
+      cmocka_unit_test(test_broken_variants),
+      cmocka_unit_test(test_mem_and_types),
+      cmocka_unit_test(test_in_cluster),
+      cmocka_unit_test(test_refresh_token),
+      cmocka_unit_test(test_default_path),
+      cmocka_unit_test(test_auto_order),
+      cmocka_unit_test(test_scheme_and_plain_http_opt_in),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

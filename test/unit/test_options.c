@@ -24,7 +24,7 @@ static void test_defaults(void **state) {
   char *argv[] = {"gpc"};
   assert_int_equal(parse(&o, &err, 1, argv), GPC_OK);
   assert_string_equal(o.namespace, "gpu-policy-system");
-  assert_string_equal(o.metrics_bind, ":8080");
+  assert_string_equal(o.metrics_bind, "127.0.0.1:8080"); /* protected by default */
   assert_string_equal(o.health_bind, ":8081");
   assert_null(o.kubeconfig);
   assert_false(o.leader_elect);
@@ -65,6 +65,15 @@ static void test_forms(void **state) {
   assert_false(o.leader_elect);
   assert_string_equal(o.metrics_bind, "0");
   assert_string_equal(o.health_bind, "127.0.0.1:0");
+  assert_null(o.leader_namespace); /* the Lease follows --namespace */
+  options_release(&o);
+
+  /* operands and the controller's Lease in different namespaces */
+  char *argv3[] = {"gpc", "--namespace=gpu-policy-operands",
+                   "--leader-election-namespace=gpu-policy-system"};
+  assert_int_equal(parse(&o, &err, 3, argv3), GPC_OK);
+  assert_string_equal(o.namespace, "gpu-policy-operands");
+  assert_string_equal(o.leader_namespace, "gpu-policy-system");
   options_release(&o);
 }
 
@@ -85,6 +94,8 @@ static void test_errors(void **state) {
   expect_error("--qps: invalid value \"0\"", 2, (char *[]){"gpc", "--qps=0"});
   expect_error("--burst", 2, (char *[]){"gpc", "--burst=-1"});
   expect_error("--namespace: invalid value \"Bad_NS\"", 2, (char *[]){"gpc", "--namespace=Bad_NS"});
+  expect_error("--leader-election-namespace: invalid value \"A_B\"", 2,
+               (char *[]){"gpc", "--leader-election-namespace=A_B"});
   expect_error("--metrics-bind-address", 2, (char *[]){"gpc", "--metrics-bind-address=8080"});
   expect_error("--log-format", 2, (char *[]){"gpc", "--log-format=xml"});
   expect_error("--log-level", 2, (char *[]){"gpc", "--log-level=loud"});

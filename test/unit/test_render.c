@@ -652,6 +652,39 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* An object the API server would refuse for its size is a render error
+ * naming the operand (the controller then reports Stalled), not a request. */
+static void test_request_size_limit(void **state) {
+  (void)state;
+  json_t *j = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:{s:[{s:s, s:s}]}}}", "apiVersion",
+                        "gpupolicy.dev/v1alpha1", "kind", "ClusterGPUPolicy", "metadata", "name",
+                        "huge", "uid", "u1", "spec", "driver", "env", "name", "BIG", "value", "");
+  size_t big = GPC_MAX_REQUEST_BYTES + 1;
+  char *v = malloc(big + 1);
+  memset(v, 'x', big);
+  v[big] = 0;
+  json_t *env0 = json_array_get(
+      json_object_get(json_object_get(json_object_get(j, "spec"), "driver"), "env"), 0);
+  json_object_set_new(env0, "value", json_string(v));
+  free(v);
+  struct gpc_error err = {0};
+  struct gpc_policy *p = NULL;
+  assert_int_equal(policy_from_json(j, &p, &err), GPC_OK);
+  json_decref(j);
+  json_t *out = NULL;
+  assert_int_equal(render_policy(p, tpl, &opts, &out, &err), GPC_E_TOO_LARGE);
+  assert_null(out);
+  assert_non_null(strstr(err.msg, "spec.driver: the rendered DaemonSet huge-driver"));
+  assert_non_null(strstr(err.msg, "3145728 bytes"));
+  policy_free(p);
+  /* just under the limit renders */
+  p = policy_yaml("apiVersion: gpupolicy.dev/v1alpha1\nkind: ClusterGPUPolicy\n"
+                  "metadata: {name: small}\nspec: {driver: {env: [{name: A, value: b}]}}\n");
+  assert_int_equal(render_policy(p, tpl, &opts, &out, &err), GPC_OK);
+  json_decref(out);
+  policy_free(p);
+}
+
 int main(void) {
   gpc_alloc_init();
   const struct CMUnitTest tests[] = {
@@ -667,6 +700,7 @@ int main(void) {
       cmocka_unit_test(test_shared_objects_opt_in),
       cmocka_unit_test(test_long_policy_name_rejected),
       cmocka_unit_test(test_templates_dir),
+      cmocka_unit_test(test_request_size_limit),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -300,13 +300,18 @@ static void test_drain_refusals(void **state) {
       {.namespace = "a", .name = "bare", .drain_selected = true},
       {.namespace = "a", .name = "done", .terminal = true, .drain_selected = true},
       {.namespace = "a", .name = "static", .mirror = true, .drain_selected = true},
+      {.namespace = "ops",
+       .name = "gpu-policy-alloc-n0",
+       .gpu = true,
+       .ours = true,
+       .drain_selected = true},
   };
   struct gpc_upg_node *v = fleet(1);
   v[0].state = GPC_UPG_DRAIN;
   v[0].target = T;
   v[0].since = NOW;
   v[0].pods = pods;
-  v[0].n_pods = 3;
+  v[0].n_pods = 4; /* the allocation pod is ours: never evicted */
   struct gpc_upg_plan p;
   run(&s, v, 1, &p);
   assert_int_equal(step(&p, 0)->to, GPC_UPG_FAILED);
@@ -576,6 +581,7 @@ static void test_from_policy(void **state) {
   assert_true(f.has_controller);
   assert_false(f.daemonset);
   assert_false(f.mirror);
+  assert_false(f.ours);
   assert_true(f.empty_dir);
   assert_false(f.terminal);
   assert_false(f.deleting);
@@ -585,7 +591,9 @@ static void test_from_policy(void **state) {
 
   pod = json_loads(
       "{\"metadata\":{\"namespace\":\"gpu\",\"name\":\"dp\",\"deletionTimestamp\":\"x\","
-      "\"annotations\":{\"kubernetes.io/config.mirror\":\"h\"},\"labels\":{\"drain\":\"yes\"},"
+      "\"annotations\":{\"kubernetes.io/"
+      "config.mirror\":\"h\"},\"labels\":{\"drain\":\"yes\",\"app.kubernetes.io/"
+      "managed-by\":\"gpu-policy-validator\"},"
       "\"ownerReferences\":[{\"kind\":\"DaemonSet\",\"name\":\"d\",\"controller\":true}]},"
       "\"spec\":{\"containers\":[{\"name\":\"c\",\"resources\":{\"requests\":"
       "{\"nvidia.com/gpu\":0}}}]},\"status\":{\"phase\":\"Succeeded\"}}",
@@ -594,6 +602,7 @@ static void test_from_policy(void **state) {
   assert_false(f.gpu);
   assert_true(f.daemonset);
   assert_true(f.mirror);
+  assert_true(f.ours);
   assert_true(f.terminal);
   assert_true(f.deleting);
   assert_false(f.wait_selected);

@@ -1,7 +1,8 @@
 /* test_pure.c — cmocka tests of the validator's pure parts: the Node
  * allocatable parser, the host-side vectorAdd check, report semantics, JSON
  * and its round trip through a check process, UUID and PCI bus id matching,
- * and the probe's handling of bad and busy status files. Built and run by
+ * the probe's handling of bad and busy status files, and the allocation
+ * check's pod (name, manifest, what it copies, how its status reads). Built and run by
  * `make unit` (linked with the validator's objects but main.o). Run from
  * any directory; argv[1] is a scratch directory (default: a fresh one in /tmp). */
 #include <math.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "allocpod.h"
 #include "checks.h"
 #include "plugin.h"
 #include "report.h"
@@ -252,6 +254,143 @@ static void test_termlog_full_disk(void **state) {
   assert_string_equal(err.msg, "termination log /dev/full: No space left on device");
 }
 
+/* ---- allocation check ---------------------------------------------------------------------------
+ */
+
+static void test_allocpod_name(void **state) {
+  (void)state;
+  char buf[ALLOCPOD_NAME_MAX + 1];
+  allocpod_name("gpu-node-0", buf, sizeof buf);
+  assert_string_equal(buf, "gpu-policy-alloc-gpu-node-0");
+  /* a long FQDN node name: 63 characters, no dots, distinct per node */
+  const char *a = "ip-10-0-12-34.eu-west-1.compute.internal.example-cluster.corp.example.com";
+  const char *b = "ip-10-0-12-34.eu-west-1.compute.internal.example-cluster.corp.example.org";
+  char other[ALLOCPOD_NAME_MAX + 1];
+  allocpod_name(a, buf, sizeof buf);
+  allocpod_name(b, other, sizeof other);
+  assert_int_equal(strlen(buf), ALLOCPOD_NAME_MAX);
+  assert_null(strchr(buf, '.'));
+  assert_string_not_equal(buf, other);
+  assert_int_equal(strncmp(buf, "gpu-policy-alloc-ip-10-0-12-34-eu-west-1", 40), 0);
+  for (const char *p = buf; *p; p++)
+    assert_true((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-');
+  /* the head never ends in '-' before the hash's '-' */
+  allocpod_name("n-----------------------------------------------------------------x", buf,
+                sizeof buf);
+  assert_null(strstr(buf, "--"));
+  assert_int_equal(strlen(buf) <= ALLOCPOD_NAME_MAX, 1);
+}
+
+static const char self_pod[] =
+    "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"validator-x\",\"uid\":\"u-1\"},"
+    "\"spec\":{\"runtimeClassName\":\"nvidia\",\"tolerations\":[{\"key\":\"nvidia.com/gpu\","
+    "\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}],\"securityContext\":{\"runAsNonRoot\":"
+    "true,"
+    "\"runAsUser\":65532},\"containers\":[{\"name\":\"sidecar\",\"image\":\"other:1\"},"
+    "{\"name\":\"validator\",\"image\":\"reg/gpc:v1\",\"securityContext\":"
+    "{\"allowPrivilegeEscalation\":false,\"readOnlyRootFilesystem\":true}}]}}";
+
+static void test_allocpod_manifest(void **state) {
+  (void)state;
+  struct allocpod_self s;
+  struct gpc_error err = {0};
+  assert_int_equal(allocpod_self_from_pod(self_pod, strlen(self_pod), "validator", &s, &err),
+                   GPC_OK);
+  assert_string_equal(s.image, "reg/gpc:v1");
+  assert_string_equal(s.uid, "u-1");
+  json_t *pod = allocpod_manifest("gpu-policy-alloc-n1", "ops", "n1", "validator-x", &s);
+  json_t *spec = json_object_get(pod, "spec");
+  assert_string_equal(json_string_value(json_object_get(spec, "nodeName")), "n1");
+  assert_string_equal(json_string_value(json_object_get(spec, "restartPolicy")), "Never");
+  assert_string_equal(json_string_value(json_object_get(spec, "runtimeClassName")), "nvidia");
+  json_t *want = json_pack("{s:b, s:i}", "runAsNonRoot", 1, "runAsUser", 65532);
+  assert_true(json_equal(json_object_get(spec, "securityContext"), want));
+  json_decref(want);
+  json_t *tol = json_object_get(spec, "tolerations");
+  assert_int_equal(json_array_size(tol), 1);
+  assert_true(json_is_false(json_object_get(spec, "automountServiceAccountToken")));
+  json_t *ctr = json_array_get(json_object_get(spec, "containers"), 0);
+  assert_int_equal(json_array_size(json_object_get(spec, "containers")), 1);
+  assert_string_equal(json_string_value(json_object_get(ctr, "image")), "reg/gpc:v1");
+  assert_string_equal(json_string_value(json_array_get(json_object_get(ctr, "command"), 0)),
+                      "gpu-policy-validator");
+  assert_string_equal(
+      json_string_value(json_object_get(
+          json_object_get(json_object_get(ctr, "resources"), "limits"), "nvidia.com/gpu")),
+      "1");
+  assert_true(json_is_false(
+      json_object_get(json_object_get(ctr, "securityContext"), "allowPrivilegeEscalation")));
+  /* the device plugin alone chooses the GPU: no NVIDIA_VISIBLE_DEVICES */
+  json_t *e;
+  size_t i;
+  json_array_foreach(json_object_get(ctr, "env"), i, e) {
+    assert_string_not_equal(json_string_value(json_object_get(e, "name")),
+                            "NVIDIA_VISIBLE_DEVICES");
+  }
+  json_t *meta = json_object_get(pod, "metadata");
+  assert_string_equal(json_string_value(json_object_get(meta, "namespace")), "ops");
+  json_t *ref = json_array_get(json_object_get(meta, "ownerReferences"), 0);
+  assert_string_equal(json_string_value(json_object_get(ref, "kind")), "Pod");
+  assert_string_equal(json_string_value(json_object_get(ref, "name")), "validator-x");
+  assert_string_equal(json_string_value(json_object_get(ref, "uid")), "u-1");
+  assert_null(json_object_get(ref, "blockOwnerDeletion"));
+  json_decref(pod);
+  allocpod_self_free(&s);
+  /* not a Pod, no uid */
+  assert_int_equal(allocpod_self_from_pod("{\"kind\":\"Node\"}", 15, NULL, &s, &err), GPC_E_INVAL);
+  const char *nouid = "{\"kind\":\"Pod\",\"spec\":{\"containers\":[{\"image\":\"x\"}]}}";
+  assert_int_equal(allocpod_self_from_pod(nouid, strlen(nouid), NULL, &s, &err), GPC_E_INVAL);
+  assert_non_null(strstr(err.msg, "metadata.uid"));
+}
+
+static struct allocpod_result interpret(const char *body) {
+  struct allocpod_result res;
+  struct gpc_error err = {0};
+  assert_int_equal(allocpod_interpret(body, strlen(body), &res, &err), GPC_OK);
+  return res;
+}
+
+static void test_allocpod_interpret(void **state) {
+  (void)state;
+  struct allocpod_result r = interpret(
+      "{\"kind\":\"Pod\",\"status\":{\"phase\":\"Succeeded\",\"containerStatuses\":[{\"name\":"
+      "\"vectoradd\",\"state\":{\"terminated\":{\"exitCode\":0}}}]}}");
+  assert_int_equal(r.state, ALLOCPOD_SUCCEEDED);
+  assert_int_equal(r.exit_code, 0);
+  /* the kubelet's device manager refused it: no container verdict */
+  r = interpret(
+      "{\"kind\":\"Pod\",\"status\":{\"phase\":\"Failed\",\"reason\":"
+      "\"UnexpectedAdmissionError\",\"message\":\"Pod was rejected: Allocate failed due to "
+      "requested number of devices unavailable for nvidia.com/gpu. Requested: 1, "
+      "Available: 0, which is unexpected\"}}");
+  assert_int_equal(r.state, ALLOCPOD_REJECTED);
+  assert_string_equal(r.detail,
+                      "UnexpectedAdmissionError: Pod was rejected: Allocate failed due to "
+                      "requested number of devices unavailable for nvidia.com/gpu. "
+                      "Requested: 1, Available: 0, which is unexpected");
+  /* its checks failed in the pod */
+  r = interpret(
+      "{\"kind\":\"Pod\",\"status\":{\"phase\":\"Failed\",\"containerStatuses\":[{\"name\":"
+      "\"vectoradd\",\"state\":{\"terminated\":{\"exitCode\":13,\"reason\":\"Error\","
+      "\"message\":\"CUDAError: cuInit: no CUDA-capable device is detected (100)\"}}}]}}");
+  assert_int_equal(r.state, ALLOCPOD_FAILED);
+  assert_int_equal(r.exit_code, 13);
+  assert_string_equal(r.detail, "CUDAError: cuInit: no CUDA-capable device is detected (100)");
+  /* still waiting: says on what */
+  r = interpret(
+      "{\"kind\":\"Pod\",\"status\":{\"phase\":\"Pending\",\"containerStatuses\":[{\"name\":"
+      "\"vectoradd\",\"state\":{\"waiting\":{\"reason\":\"ContainerCreating\"}}}]}}");
+  assert_int_equal(r.state, ALLOCPOD_WAITING);
+  assert_string_equal(r.detail, "phase Pending, ContainerCreating");
+  r = interpret("{\"kind\":\"Pod\",\"metadata\":{}}");
+  assert_int_equal(r.state, ALLOCPOD_WAITING);
+  assert_string_equal(r.detail, "phase Pending");
+  struct allocpod_result res;
+  struct gpc_error err = {0};
+  assert_int_equal(allocpod_interpret("{\"kind\":\"Node\"}", 15, &res, &err), GPC_E_INVAL);
+  assert_int_equal(allocpod_interpret("nope", 4, &res, &err), GPC_E_INVAL);
+}
+
 int main(int argc, char **argv) {
   gpc_alloc_init();
   /* `make unit` runs this from the repository root without a directory:
@@ -274,6 +413,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_report_round_trip),
       cmocka_unit_test(test_probe_busy_is_ready),
       cmocka_unit_test(test_termlog_full_disk),
+      cmocka_unit_test(test_allocpod_name),
+      cmocka_unit_test(test_allocpod_manifest),
+      cmocka_unit_test(test_allocpod_interpret),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   if (argc <= 1) rmdir(scratch);
