@@ -1,6 +1,7 @@
 /* apply.c — differential writes with in-flight tracking (see apply.h). */
 #include "apply.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,9 +60,9 @@ struct gpc_apply {
 };
 
 const char *apply_kind_name(enum apply_kind k) {
-  static const char *const names[] = {"apply",     "node-labels", "status",
-                                      "finalizer", "delete",      "probe"};
-  return (unsigned)k <= APPLY_KIND_PROBE ? names[k] : "?";
+  static const char *const names[] = {"apply",  "node-labels", "status", "finalizer",
+                                      "delete", "probe",       "evict"};
+  return (unsigned)k <= APPLY_KIND_EVICT ? names[k] : "?";
 }
 
 /* ---- pure parts ------------------------------------------------------ */
@@ -74,6 +75,7 @@ bool apply_gvr_for(const char *api_version, const char *kind, struct apply_gvr *
       {"apps/v1", "DaemonSet", {"apps", "v1", "daemonsets", true}},
       {"v1", "Service", {"", "v1", "services", true}},
       {"v1", "ConfigMap", {"", "v1", "configmaps", true}},
+      {"v1", "Pod", {"", "v1", "pods", true}}, /* driver upgrades: delete only */
       {"v1", "ServiceAccount", {"", "v1", "serviceaccounts", true}},
       {"node.k8s.io/v1", "RuntimeClass", {"node.k8s.io", "v1", "runtimeclasses", false}},
       {"monitoring.coreos.com/v1",
@@ -131,7 +133,7 @@ bool apply_failure_is_refusal(enum apply_kind kind, long http_code) {
   case 408: /* timeout */
   case 409: /* conflict: someone else moved the object, the cache catches up */
   case 410:
-  case 429: /* throttled */
+  case 429: /* throttled, or an eviction a PodDisruptionBudget holds */
     return false;
   case 404:
     return kind != APPLY_KIND_NODE_LABELS;
@@ -379,8 +381,9 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
     probe_done(e, r);
     rc = GPC_OK; /* a failed look only means we apply */
   }
-  /* Deleting what is already gone is success. */
-  if (e->kind == APPLY_KIND_DELETE && r->http_code == 404) rc = GPC_OK;
+  /* Deleting (evicting) what is already gone is success. */
+  if ((e->kind == APPLY_KIND_DELETE || e->kind == APPLY_KIND_EVICT) && r->http_code == 404)
+    rc = GPC_OK;
   e->in_flight = false;
   e->req_id = 0;
   a->in_flight--;
@@ -405,7 +408,7 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
     e->mem.applied_at_ms = e->done_ms;
     e->deleted = false;
     e->exists = true;
-  } else if (e->kind == APPLY_KIND_DELETE && rc == GPC_OK) {
+  } else if ((e->kind == APPLY_KIND_DELETE || e->kind == APPLY_KIND_EVICT) && rc == GPC_OK) {
     e->deleted = true;
     e->exists = false;
     free(e->mem.hash);
@@ -469,8 +472,9 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
 /* "apply servicemonitors.monitoring.coreos.com gpu-operands/gpus-dcgm-exporter",
  * "patch nodes gpu-1", "patch clustergpupolicies.gpupolicy.dev/status gpus". */
 static char *describe(enum apply_kind kind, const struct kube_request *req) {
-  static const char *const verbs[] = {"apply", "patch", "patch", "patch", "delete", "get"};
-  const char *verb = (unsigned)kind <= APPLY_KIND_PROBE ? verbs[kind] : "write";
+  static const char *const verbs[] = {"apply",  "patch", "patch", "patch",
+                                      "delete", "get",   "create"};
+  const char *verb = (unsigned)kind <= APPLY_KIND_EVICT ? verbs[kind] : "write";
   bool group = req->group && *req->group;
   return gpc_asprintf("%s %s%s%s%s%s %s%s%s", verb, req->resource ? req->resource : "?",
                       group ? "." : "", group ? req->group : "", req->subresource ? "/" : "",
@@ -773,4 +777,55 @@ unsigned apply_prune(struct gpc_apply *a, const char *policy, const json_t *desi
     }
   strmap_free(wanted, NULL, NULL);
   return sent;
+}
+
+enum apply_result apply_evict(struct gpc_apply *a, const char *policy, const char *ns,
+                              const char *name, struct gpc_error *err) {
+  char *key = gpc_asprintf("evict/%s/%s", ns, name);
+  struct entry *e = lookup(a, key, true);
+  free(key);
+  if (busy(e, policy)) return APPLY_BUSY;
+  /* Evicted already; the watch has not shown the pod Terminating yet. */
+  if (e->deleted && e->last_ok && gpc_loop_now_ms() - e->done_ms < APPLY_UNSEEN_RETRY_MS)
+    return APPLY_UNCHANGED;
+  if (apply_decide_retry(e->failures, e->retry_at_ms, e->fail_sig, NULL, gpc_loop_now_ms()) ==
+      APPLY_DECIDE_SKIP)
+    return APPLY_BACKOFF;
+  json_t *body = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "policy/v1", "kind",
+                           "Eviction", "metadata", "name", name, "namespace", ns);
+  char *text = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  struct kube_request req = {
+      .verb = KUBE_CREATE,
+      .version = "v1",
+      .resource = "pods",
+      .namespace = ns,
+      .name = name,
+      .subresource = "eviction",
+      .body = text,
+      .body_len = strlen(text),
+  };
+  e->deleted = false;
+  enum apply_result res = submit(a, e, APPLY_KIND_EVICT, policy, &req, err);
+  free(text);
+  return res;
+}
+
+/* Parses a resourceVersion that is a plain decimal integer; false else. */
+static bool rv_number(const char *s, unsigned long long *out) {
+  if (!s || !*s) return false;
+  char *end = NULL;
+  *out = strtoull(s, &end, 10);
+  return *end == '\0' && isdigit((unsigned char)*s);
+}
+
+bool apply_echo_pending(const struct gpc_apply *a, const char *key, const char *cached_rv) {
+  struct entry *e = lookup((struct gpc_apply *)a, key, false);
+  if (!e) return false;
+  if (e->in_flight) return true;
+  if (!e->last_ok || !e->resp_rv || e->echo_seen) return false;
+  if (gpc_loop_now_ms() - e->done_ms >= APPLY_UNSEEN_RETRY_MS) return false;
+  unsigned long long cached, written;
+  if (rv_number(cached_rv, &cached) && rv_number(e->resp_rv, &written)) return cached < written;
+  return !(cached_rv && strcmp(cached_rv, e->resp_rv) == 0);
 }

@@ -74,6 +74,10 @@ enum apply_kind {
    * not cover, look whether the object is already there with our hash (a
    * restarted controller adopts it instead of writing it again). */
   APPLY_KIND_PROBE,
+  /* A pods/eviction create (driver upgrades): a 429 is a PodDisruptionBudget
+   * saying "not now", waited on through the per-object backoff, never
+   * bypassed and never shown as a failing write. */
+  APPLY_KIND_EVICT,
 };
 const char *apply_kind_name(enum apply_kind k);
 
@@ -165,6 +169,22 @@ enum apply_result apply_delete(struct gpc_apply *a, const char *policy, const js
  * Returns the number of deletes sent. */
 unsigned apply_prune(struct gpc_apply *a, const char *policy, const json_t *desired,
                      struct gpc_error *err);
+
+/* Evicts pod ns/name through the Eviction API (policy/v1 Eviction). Key
+ * "evict/<ns>/<name>"; one in flight; 404 counts as done (gone already); a
+ * 201 is remembered so the pod is not evicted twice while its watch event
+ * (deletionTimestamp) is on its way. */
+enum apply_result apply_evict(struct gpc_apply *a, const char *policy, const char *ns,
+                              const char *name, struct gpc_error *err);
+
+/* True while the last write of `key` ("node/<name>") is in flight, or went
+ * through less than APPLY_UNSEEN_RETRY_MS ago and the cache (at
+ * `cached_rv`) has not shown what it produced yet: decisions from the
+ * cached object would be stale. The watch event of a write may arrive
+ * before its response: when both resourceVersions are integers (etcd
+ * revisions, as every API server we know sends), a cache at or past the
+ * write's version has seen it. */
+bool apply_echo_pending(const struct gpc_apply *a, const char *key, const char *cached_rv);
 
 /* Tells apply that the cache now holds version `rv` of the object written
  * under `key` ("node/<name>", "status/<policy>", "policy/<policy>"), so an

@@ -21,6 +21,8 @@
 #include "status.h"
 #include "status_diff.h"
 #include "strmap.h"
+#include "upgrade.h"
+#include "upgrade_run.h"
 #include "workqueue.h"
 
 #define COMP "controller"
@@ -78,6 +80,10 @@ struct controller {
   uint64_t relist_timer;   /* pending node informer restart for new label keys */
   bool keys_added;
   uint64_t reconciles_at_trim;
+  /* Driver upgrades: every pod of every namespace (projected to what an
+   * eviction needs), started the first time a policy asks for autoUpgrade
+   * so clusters that never do pay nothing for it. */
+  struct informer *work_inf;
 };
 
 /* ---- policy decode cache -------------------------------------------- */
@@ -690,6 +696,137 @@ static void stage_events(struct controller *c, const json_t *obj, const unsigned
   }
 }
 
+/* ---- driver upgrades (design.md §10) ---------------------------------- */
+
+static void *proj_work(const json_t *obj, void *ud) {
+  (void)ud;
+  return upgrade_workload_new(obj);
+}
+static void free_work(void *p, void *ud) {
+  (void)ud;
+  upgrade_workload_free(p);
+}
+
+/* A pod matters to the policy owning its node. */
+static void enqueue_work(struct controller *c, const struct gpc_workload *w) {
+  if (!*w->node) return;
+  const struct gpc_node *n = informer_get(c->inf[INF_NODE], w->node);
+  if (n) enqueue(c, gpc_labels_get(&n->labels, GPC_LABEL_POLICY));
+}
+static void on_work_add(struct informer *inf, const char *key, const void *obj, void *ud) {
+  (void)inf;
+  (void)key;
+  enqueue_work(ud, obj);
+}
+static void on_work_update(struct informer *inf, const char *key, const void *old, const void *cur,
+                           void *ud) {
+  (void)inf;
+  (void)key;
+  if (!upgrade_workload_changed(old, cur)) return;
+  enqueue_work(ud, old);
+  enqueue_work(ud, cur);
+}
+static void on_work_delete(struct informer *inf, const char *key, const void *old, void *ud) {
+  (void)inf;
+  (void)key;
+  enqueue_work(ud, old);
+}
+static void on_work_synced(struct informer *inf, void *ud) {
+  (void)inf;
+  enqueue_all(ud);
+}
+
+/* True once the workload cache has listed; starts it on first use. */
+static bool work_cache_ready(struct controller *c) {
+  if (c->work_inf) return informer_synced(c->work_inf);
+  struct informer_config ic = {
+      .version = "v1",
+      .resource = "pods",
+      .project = proj_work,
+      .free_proj = free_work,
+      .on_add = on_work_add,
+      .on_update = on_work_update,
+      .on_delete = on_work_delete,
+      .on_synced = on_work_synced,
+      .ud = c,
+      .page_size = INFORMER_PAGE_LIMIT,
+  };
+  if (c->cfg.watch_timeout_s > 0) {
+    ic.watch_min_s = c->cfg.watch_timeout_s;
+    ic.watch_max_s = c->cfg.watch_timeout_s + 1;
+  }
+  struct gpc_error err = {0};
+  c->work_inf = informer_new(c->cfg.client, c->cfg.loop, &ic, &err);
+  if (!c->work_inf) {
+    log_error(COMP, "workload informer", KV_S("error", err.msg));
+    return false;
+  }
+  log_info(COMP, "starting the workload pod cache (driver upgrades)");
+  informer_start(c->work_inf);
+  return false;
+}
+
+static void upgrade_event(const char *type, const char *reason, const char *message, void *ud) {
+  struct emit_ctx *e = ud;
+  record_event(e->c, e->obj, type, reason, message);
+}
+
+/* Runs the upgrade steps of policy `p` and puts their status into `st`. */
+static void upgrade_reconcile(struct controller *c, const json_t *obj, const struct gpc_policy *p,
+                              const struct gpc_plan *pl, struct snapshot *snap, json_t *st,
+                              const json_t *prev, int64_t generation) {
+  bool synced = p->driver_upgrade.auto_upgrade && work_cache_ready(c);
+  const struct gpc_workload **work = NULL;
+  size_t n_work = 0, cap = 0;
+  if (synced) {
+    struct informer_iter it;
+    const char *key;
+    const void *w;
+    informer_iter_init(&it, c->work_inf);
+    while (informer_next(&it, &key, &w)) {
+      gpc_grow((void **)&work, &cap, n_work + 1, sizeof *work);
+      work[n_work++] = w;
+    }
+  }
+  struct emit_ctx e = {c, obj};
+  int64_t now = (int64_t)time(NULL);
+  struct upgrade_run_in in = {
+      .apply = c->apply,
+      .policy = p,
+      .plan = pl,
+      .nodes = snap->nodes,
+      .n_nodes = snap->n_nodes,
+      .ds = snap->ds,
+      .n_ds = snap->n_ds,
+      .pods = snap->pods,
+      .n_pods = snap->n_pods,
+      .work = (const struct gpc_workload *const *)work,
+      .n_work = n_work,
+      .work_synced = synced,
+      .now = now,
+      .event = upgrade_event,
+      .ud = &e,
+  };
+  struct upgrade_run_out out;
+  upgrade_run(&in, &out);
+  free(work);
+  if (out.active) {
+    status_set_driver_upgrade(st, prev, generation, out.status, out.halted, out.in_progress,
+                              out.message, time(NULL));
+  } else if (p->driver_upgrade.auto_upgrade && json_object_get(prev, "driverUpgrade")) {
+    /* Waiting for the caches or the driver DaemonSets: keep what was shown. */
+    json_object_set(st, "driverUpgrade", json_object_get(prev, "driverUpgrade"));
+  }
+  if (c->obs.upgrading && (out.active || !p->driver_upgrade.auto_upgrade))
+    c->obs.upgrading(p->name, out.active ? out.counts : NULL, GPC_UPG_COUNT, c->obs.ud);
+  if (out.recheck_at > now)
+    workqueue_add_after(c->queue, p->name, (uint64_t)(out.recheck_at - now) * 1000 + 100);
+  /* A step held back until our last node write shows in the cache: the
+   * write's own watch event may have come before its response. */
+  if (out.stale) workqueue_add_after(c->queue, p->name, 1000);
+  upgrade_run_release(&out);
+}
+
 static int plan_for(struct controller *c, const struct gpc_policy *p, struct snapshot *snap,
                     struct gpc_plan *pl, struct gpc_error *err) {
   struct policy_list pols;
@@ -727,6 +864,26 @@ static void reconcile_deleting(struct controller *c, const char *name, const jso
     return;
   }
   bool done = send_node_patches(c, name, &pl, NULL);
+  /* An upgrade in progress is abandoned: our cordons lifted, our upgrade
+   * labels removed, before the finalizer goes. */
+  struct upgrade_run_in ui = {
+      .apply = c->apply,
+      .policy = p,
+      .plan = &pl,
+      .nodes = snap->nodes,
+      .n_nodes = snap->n_nodes,
+      .ds = snap->ds,
+      .n_ds = snap->n_ds,
+      .pods = snap->pods,
+      .n_pods = snap->n_pods,
+      .now = (int64_t)time(NULL),
+      .abort = true,
+  };
+  struct upgrade_run_out uo;
+  upgrade_run(&ui, &uo);
+  if (uo.left) done = false;
+  if (uo.stale) workqueue_add_after(c->queue, name, 1000);
+  upgrade_run_release(&uo);
   plan_release(&pl);
   for (size_t i = 0; i < snap->n_nodes; i++) {
     const char *owner = gpc_labels_get(&snap->nodes[i]->labels, GPC_LABEL_POLICY);
@@ -863,6 +1020,9 @@ static void note_failure(const struct apply_failure *f, void *ud) {
     fs->retry_at = f->retry_at_ms;
   }
   if (f->kind == APPLY_KIND_STATUS) return; /* the status cannot say its own write fails */
+  /* An eviction a PodDisruptionBudget holds is the upgrade waiting, not a
+   * failing write: retried (above), shown in status.driverUpgrade. */
+  if (f->kind == APPLY_KIND_EVICT && f->http_code == 429) return;
   if (!apply_failure_is_refusal(f->kind, f->http_code) && f->failures < APPLY_FAILURES_SHOWN)
     return;
   if (fs->shown++ == 0) fs->first = gpc_strdup(f->message);
@@ -917,6 +1077,7 @@ static bool reconcile(struct controller *c, const char *name, uint64_t *retry_at
   send_node_patches(c, name, &pl, unlocks);
   stage_events(c, obj, unlocks);
   json_t *st = status_from_plan(&pl, p, prev, time(NULL));
+  upgrade_reconcile(c, obj, p, &pl, &snap, st, prev, generation);
   /* A write refused (or failing for long) shows: Ready=False, Stalled=True,
    * ApplyFailed, until a retry goes through. */
   apply_policy_failures(c->apply, name, note_failure, &fs);
@@ -1096,6 +1257,7 @@ void controller_stop(struct controller *c) {
   c->stopped = true;
   for (int i = 0; i < INF_COUNT; i++)
     if (c->inf[i]) informer_stop(c->inf[i]);
+  if (c->work_inf) informer_stop(c->work_inf);
   if (c->events_timer) gpc_loop_cancel_timer(c->cfg.loop, c->events_timer);
   c->events_timer = 0;
   if (c->trim_timer) gpc_loop_cancel_timer(c->cfg.loop, c->trim_timer);
@@ -1118,6 +1280,7 @@ void controller_free(struct controller *c) {
   }
   for (int i = 0; i < INF_COUNT; i++)
     if (c->inf[i]) informer_free(c->inf[i]);
+  if (c->work_inf) informer_free(c->work_inf);
   workqueue_free(c->queue);
   events_free(c->events);
   strmap_free(c->policies, policy_state_free, NULL);

@@ -4,13 +4,16 @@
  *  - four informers: ClusterGPUPolicy (cluster-scoped, JSON kept: few and
  *    small), Node (all, projected), and the DaemonSets and Pods labelled
  *    app.kubernetes.io/managed-by=gpu-policy-controller in the controller's
- *    namespace (projected);
+ *    namespace (projected); and, started the first time a policy sets
+ *    spec.driver.upgradePolicy.autoUpgrade, a fifth over the pods of every
+ *    namespace (upgrade.h's gpc_workload), for driver upgrades;
  *  - a workqueue keyed by policy name; node events map to the node's owner
  *    label and every policy whose selection matches, pod and DaemonSet
  *    events to their gpupolicy.dev/policy label; only changes that matter
  *    (project.h) enqueue anything;
  *  - reconcile(policy): caches synced → decode (invalid: Stalled naming the
- *    field, nothing applied) → finalizer → plan → apply → status → events;
+ *    field, nothing applied) → finalizer → plan → apply → driver upgrade
+ *    steps (upgrade_run.h) → status → events;
  *    deletion: labels removed, objects deleted, finalizer dropped.
  *
  * Hook points for the runtime (leader election, health, metrics):
@@ -27,6 +30,7 @@
 #define GPC_CONTROLLER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "errors.h"
@@ -55,6 +59,9 @@ struct controller_observer {
   void (*planned)(const char *policy, const struct gpc_plan *plan, void *ud);
   /* A policy is gone (drop its series). */
   void (*forgotten)(const char *policy, void *ud);
+  /* Driver upgrades: nodes per state (indexed by enum gpc_upg_state, `n`
+   * entries), or NULL when the policy has no upgrade to show. */
+  void (*upgrading)(const char *policy, const uint32_t *counts, size_t n, void *ud);
   void *ud;
 };
 

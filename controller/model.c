@@ -113,6 +113,8 @@ void gpc_node_init(struct gpc_node *n) {
   n->resource_version = empty();
   n->creation_timestamp = empty();
   n->down_message = empty();
+  n->upg_target = empty();
+  n->upg_reason = empty();
   n->gpu_allocatable = -1;
 }
 
@@ -132,6 +134,8 @@ void gpc_node_release(struct gpc_node *n) {
   free(n->resource_version);
   free(n->creation_timestamp);
   free(n->down_message);
+  free(n->upg_target);
+  free(n->upg_reason);
   gpc_node_clear_taints(n);
   gpc_labels_release(&n->labels);
   memset(n, 0, sizeof(*n));
@@ -163,6 +167,7 @@ void gpc_pod_init(struct gpc_pod *p) {
   p->phase = empty();
   p->reason = empty();
   p->message = empty();
+  p->owner = empty();
   p->operand = -1;
 }
 
@@ -174,5 +179,6 @@ void gpc_pod_release(struct gpc_pod *p) {
   free(p->phase);
   free(p->reason);
   free(p->message);
+  free(p->owner);
   memset(p, 0, sizeof(*p));
 }

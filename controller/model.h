@@ -93,6 +93,13 @@ struct gpc_node {
   char *down_message;
   struct gpc_taint *taints; /* owned; n_taints entries, NoSchedule/NoExecute only */
   size_t n_taints;
+  /* Driver upgrades (upgrade.h, design.md §10): spec.unschedulable and the
+   * annotations the upgrade state machine keeps on the node. Never NULL. */
+  bool unschedulable;
+  bool upg_cordoned; /* gpupolicy.dev/driver-upgrade-cordoned == "true" */
+  int64_t upg_since; /* gpupolicy.dev/driver-upgrade-since, 0 when absent */
+  char *upg_target;  /* gpupolicy.dev/driver-upgrade-target, "" when absent */
+  char *upg_reason;  /* gpupolicy.dev/driver-upgrade-reason, "" when absent */
 };
 
 void gpc_node_init(struct gpc_node *n);
@@ -163,6 +170,12 @@ struct gpc_pod {
   bool progressing;
   int64_t since;    /* Unix seconds the state began (0: unknown) */
   int32_t window_s; /* the state's own allowance: a startup probe's window */
+  /* The owning DaemonSet (controller ownerReference name, "" when none) and
+   * the pod-template-generation label (the DaemonSet generation the pod was
+   * made from, 0 when absent): a driver pod is current when it equals its
+   * DaemonSet's generation (driver upgrades, upgrade.h). */
+  char *owner;
+  int64_t template_generation;
 };
 
 void gpc_pod_init(struct gpc_pod *p);

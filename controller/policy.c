@@ -453,28 +453,64 @@ static int decode_operand_common(struct dec *d, const json_t *o, enum gpc_operan
   return GPC_OK;
 }
 
+static int compile_selector(struct dec *d, const json_t *sel, struct label_selector **out,
+                            bool *empty);
+
+/* An optional metav1.LabelSelector under `key`: NULL when absent or empty. */
+static int pod_selector(struct dec *d, const json_t *obj, const char *key,
+                        struct label_selector **out) {
+  const json_t *sel;
+  size_t old;
+  bool empty = true;
+  int rc = sub_object(d, obj, key, &sel, &old);
+  if (!rc && sel) rc = compile_selector(d, sel, out, &empty);
+  if (rc) return rc;
+  path_pop(d, old);
+  return GPC_OK;
+}
+
 static int decode_upgrade_policy(struct dec *d, const json_t *drv,
                                  struct gpc_driver_upgrade_policy *u) {
-  static const char *const keys[] = {"autoUpgrade", "maxParallelUpgrades", "maxUnavailable",
-                                     "drain", NULL};
-  static const char *const drain_keys[] = {"enable", "force", "timeoutSeconds", "deleteEmptyDir",
-                                           NULL};
-  const json_t *v, *dr;
+  static const char *const keys[] = {"autoUpgrade",    "paused", "maxParallelUpgrades",
+                                     "maxUnavailable", "drain",  "waitForCompletion",
+                                     "podDeletion",    NULL};
+  static const char *const drain_keys[] = {"enable",         "force",       "timeoutSeconds",
+                                           "deleteEmptyDir", "podSelector", NULL};
+  static const char *const wait_keys[] = {"podSelector", "timeoutSeconds", NULL};
+  static const char *const del_keys[] = {"force", "timeoutSeconds", "deleteEmptyDir", NULL};
+  const json_t *v, *dr, *w, *pd;
   size_t old, old2;
   int rc = sub_object(d, drv, "upgradePolicy", &v, &old);
   if (!rc && v) rc = check_keys(d, v, keys);
   if (!rc) rc = get_bool(d, v, "autoUpgrade", false, &u->auto_upgrade);
+  if (!rc) rc = get_bool(d, v, "paused", false, &u->paused);
   if (!rc) rc = get_int(d, v, "maxParallelUpgrades", 1, 0, 10000, &u->max_parallel_upgrades);
   if (!rc)
     rc = get_int_or_percent(d, v, "maxUnavailable", "25%", &u->max_unavailable,
                             &u->max_unavailable_is_percent);
-  if (!rc) rc = sub_object(d, v, "drain", &dr, &old2);
+  if (!rc) rc = sub_object(d, v, "waitForCompletion", &w, &old2);
+  if (!rc && w) rc = check_keys(d, w, wait_keys);
+  if (!rc) rc = pod_selector(d, w, "podSelector", &u->wait_for_completion.pod_selector);
+  if (!rc)
+    rc = get_int(d, w, "timeoutSeconds", 0, 0, 86400, &u->wait_for_completion.timeout_seconds);
+  if (rc) return rc;
+  path_pop(d, old2);
+  rc = sub_object(d, v, "podDeletion", &pd, &old2);
+  if (!rc && pd) rc = check_keys(d, pd, del_keys);
+  if (!rc) rc = get_bool(d, pd, "force", false, &u->pod_deletion.force);
+  if (!rc) rc = get_int(d, pd, "timeoutSeconds", 300, 0, 86400, &u->pod_deletion.timeout_seconds);
+  if (!rc) rc = get_bool(d, pd, "deleteEmptyDir", false, &u->pod_deletion.delete_empty_dir);
+  if (rc) return rc;
+  path_pop(d, old2);
+  rc = sub_object(d, v, "drain", &dr, &old2);
   if (!rc && dr) rc = check_keys(d, dr, drain_keys);
   if (!rc) rc = get_bool(d, dr, "enable", false, &u->drain.enable);
   if (!rc) rc = get_bool(d, dr, "force", false, &u->drain.force);
   if (!rc) rc = get_int(d, dr, "timeoutSeconds", 300, 0, 86400, &u->drain.timeout_seconds);
   if (!rc) rc = get_bool(d, dr, "deleteEmptyDir", false, &u->drain.delete_empty_dir);
+  if (!rc) rc = pod_selector(d, dr, "podSelector", &u->drain.pod_selector);
   if (rc) return rc;
+  path_pop(d, old2);
   path_pop(d, old);
   return GPC_OK;
 }
@@ -824,6 +860,8 @@ void policy_free(struct gpc_policy *p) {
   for (int i = 0; i < GPC_OP_COUNT; i++)
     operand_spec_free(&p->operands[i]);
   free(p->driver_upgrade.max_unavailable);
+  selector_free(p->driver_upgrade.wait_for_completion.pod_selector);
+  selector_free(p->driver_upgrade.drain.pod_selector);
   free(p->toolkit.runtime_config);
   free(p->toolkit.runtime_socket);
   free(p->toolkit.install_dir);

@@ -108,19 +108,32 @@ struct gpc_operand_spec {
   json_t *resources;
 };
 
-/* spec.driver.upgradePolicy — RESERVED for the driver upgrade work: decoded,
- * validated and defaulted, but not acted on yet (the driver DaemonSet is
- * always OnDelete; docs/api.md says so). */
+/* spec.driver.upgradePolicy — decoded, validated and defaulted; the
+ * per-node decisions are upgrade.c's (upgrade_settings_from_policy()). The
+ * controller does not act on autoUpgrade yet (docs/api.md, design.md §10):
+ * it records a Warning Event instead. Selectors are compiled; NULL when
+ * absent or empty. */
 struct gpc_driver_upgrade_policy {
   bool auto_upgrade;             /* default false */
+  bool paused;                   /* default false: no node starts while true */
   int32_t max_parallel_upgrades; /* default 1, >= 0 (0 = unlimited) */
   char *max_unavailable;         /* int-or-percent, default "25%" */
   bool max_unavailable_is_percent;
   struct {
-    bool enable;             /* default false */
-    bool force;              /* default false */
-    int32_t timeout_seconds; /* default 300, >= 0 */
+    struct label_selector *pod_selector; /* NULL: wait for nothing */
+    int32_t timeout_seconds;             /* default 0 = forever */
+  } wait_for_completion;
+  struct {
+    bool force;              /* default false: pods without a controller too */
+    int32_t timeout_seconds; /* default 300, 0 = forever */
     bool delete_empty_dir;   /* default false */
+  } pod_deletion;
+  struct {
+    bool enable;                         /* default false */
+    bool force;                          /* default false */
+    int32_t timeout_seconds;             /* default 300, >= 0 */
+    bool delete_empty_dir;               /* default false */
+    struct label_selector *pod_selector; /* NULL: every pod */
   } drain;
 };
 

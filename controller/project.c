@@ -230,6 +230,14 @@ void project_node_filtered(struct gpc_node *out, const json_t *obj, project_labe
   }
   set_str(&out->down_message, down);
   project_taints(out, project_get(obj, "spec", "taints", PJ_END));
+  out->unschedulable = json_is_true(project_get(obj, "spec", "unschedulable", PJ_END));
+  const json_t *ann = json_object_get(md, "annotations");
+  const char *v = project_str(ann, "gpupolicy.dev/driver-upgrade-cordoned", PJ_END);
+  out->upg_cordoned = v && strcmp(v, "true") == 0;
+  v = project_str(ann, "gpupolicy.dev/driver-upgrade-since", PJ_END);
+  out->upg_since = v ? strtoll(v, NULL, 10) : 0;
+  set_str(&out->upg_target, project_str(ann, "gpupolicy.dev/driver-upgrade-target", PJ_END));
+  set_str(&out->upg_reason, project_str(ann, "gpupolicy.dev/driver-upgrade-reason", PJ_END));
 }
 
 /* Operand index from the component label, falling back to the name label. */
@@ -564,6 +572,16 @@ void project_pod(struct gpc_pod *out, const json_t *obj) {
   out->ready = condition_true(obj, "Ready");
   out->deleting = json_object_get(md, "deletionTimestamp") != NULL;
   out->restart_count = restarts(obj);
+  const char *owner = NULL;
+  size_t oi;
+  const json_t *ref;
+  json_array_foreach(json_object_get(md, "ownerReferences"), oi, ref) {
+    if (json_is_true(json_object_get(ref, "controller")))
+      owner = json_string_value(json_object_get(ref, "name"));
+  }
+  set_str(&out->owner, owner);
+  const char *tg = project_str(labels, "pod-template-generation", PJ_END);
+  out->template_generation = tg ? strtoll(tg, NULL, 10) : 0;
   const char *created = project_str(md, "creationTimestamp", PJ_END);
   snprintf(out->created, sizeof(out->created), "%s", created ? created : "");
   out->progressing = false;
@@ -645,7 +663,10 @@ bool project_node_changed(const struct gpc_node *old, const struct gpc_node *cur
   return old->ready != cur->ready || old->gpu_allocatable != cur->gpu_allocatable ||
          strcmp(old->uid, cur->uid) != 0 || !gpc_labels_equal(&old->labels, &cur->labels) ||
          strcmp(old->runtime, cur->runtime) != 0 || strcmp(old->os, cur->os) != 0 ||
-         !taints_equal(old, cur);
+         !taints_equal(old, cur) || old->unschedulable != cur->unschedulable ||
+         old->upg_cordoned != cur->upg_cordoned || old->upg_since != cur->upg_since ||
+         strcmp(old->upg_target, cur->upg_target) != 0 ||
+         strcmp(old->upg_reason, cur->upg_reason) != 0;
 }
 
 bool project_daemonset_changed(const struct gpc_daemonset *old, const struct gpc_daemonset *cur) {
@@ -663,7 +684,8 @@ bool project_pod_changed(const struct gpc_pod *old, const struct gpc_pod *cur) {
          old->progressing != cur->progressing || old->since != cur->since ||
          old->window_s != cur->window_s || strcmp(old->phase, cur->phase) != 0 ||
          strcmp(old->reason, cur->reason) != 0 || strcmp(old->node_name, cur->node_name) != 0 ||
-         strcmp(old->policy, cur->policy) != 0;
+         strcmp(old->policy, cur->policy) != 0 ||
+         old->template_generation != cur->template_generation;
 }
 
 static bool json_same(const json_t *a, const json_t *b) {

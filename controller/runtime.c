@@ -17,6 +17,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "upgrade.h"
 #include "plan.h"
 #include "policy.h"
 
@@ -30,6 +31,7 @@ struct runtime {
   struct metric_family *wq_depth, *wq_adds, *wq_retries;
   struct metric_family *rest_requests, *leader_status;
   struct metric_family *pol_nodes, *pol_operand_ready, *pol_gpus;
+  struct metric_family *pol_upgrade;
   struct metric_family *proc_cpu, *proc_rss, *proc_vm, *proc_fds, *proc_start;
   double start_time;
   struct http_server *http;
@@ -81,6 +83,10 @@ static void register_families(struct runtime *rt) {
           L("policy", "operand"));
   rt->pol_gpus = reg(rt, METRIC_GAUGE, "gpupolicy_gpus_allocatable",
                      "Sum of allocatable nvidia.com/gpu over the policy's nodes", L("policy"));
+  rt->pol_upgrade = reg(rt, METRIC_GAUGE, "gpupolicy_driver_upgrade_nodes",
+                        "Nodes of a ClusterGPUPolicy by driver upgrade state (pending, cordoned, "
+                        "wait-jobs, pod-deletion, drain, restarting, validating, done, failed)",
+                        L("policy", "state"));
   rt->proc_cpu = reg(rt, METRIC_COUNTER, "process_cpu_seconds_total",
                      "Total user and system CPU time spent in seconds", NULL);
   rt->proc_rss =
@@ -131,8 +137,16 @@ static void on_planned(const char *policy, const struct gpc_plan *pl, void *ud) 
   }
 }
 
+static void on_upgrading(const char *policy, const uint32_t *counts, size_t n, void *ud) {
+  struct runtime *rt = ud;
+  metrics_drop_matching(rt->pol_upgrade, "policy", policy);
+  for (size_t s = 1; counts && s < n; s++)
+    metrics_set(rt->pol_upgrade, V(policy, upgrade_state_name((enum gpc_upg_state)s)), counts[s]);
+}
+
 static void on_forgotten(const char *policy, void *ud) {
   struct runtime *rt = ud;
+  metrics_drop_matching(rt->pol_upgrade, "policy", policy);
   metrics_drop_matching(rt->pol_nodes, "policy", policy);
   metrics_drop_matching(rt->pol_operand_ready, "policy", policy);
   metrics_drop_matching(rt->pol_gpus, "policy", policy);
@@ -262,6 +276,7 @@ void runtime_attach(struct runtime *rt, struct controller *ctrl) {
       .reconciled = on_reconciled,
       .planned = on_planned,
       .forgotten = on_forgotten,
+      .upgrading = on_upgrading,
       .ud = rt,
   };
   controller_set_observer(ctrl, &o);

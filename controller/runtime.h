@@ -23,8 +23,9 @@
  * (state: matched, ready, conflicted, opted_out, not_ready),
  * gpupolicy_operand_ready{policy,operand} (1 when the operand is Ready on
  * every node that runs it; disabled operands have no series),
- * gpupolicy_gpus_allocatable{policy}; a deleted policy's series disappear;
- * and the usual process_cpu_seconds_total, process_resident_memory_bytes,
+ * gpupolicy_gpus_allocatable{policy}, gpupolicy_driver_upgrade_nodes{policy,state}
+ * (every upgrade state, while a policy has an upgrade to show); a deleted policy's series
+ * disappear; and the usual process_cpu_seconds_total, process_resident_memory_bytes,
  * process_virtual_memory_bytes, process_open_fds, process_start_time_seconds.
  *
  * Memory: the config's pointers are borrowed and must outlive the runtime;

@@ -295,6 +295,40 @@ void status_set_apply_failed(json_t *status, const json_t *prev, int64_t generat
   json_object_set_new(status, "conditions", conds);
 }
 
+/* Replaces condition `type` in place (the others keep their order). */
+static void replace_condition(json_t *status, const json_t *prev, const char *type, const char *st,
+                              const char *reason, const char *message, int64_t gen, time_t now) {
+  json_t *conds = json_array();
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(status, "conditions"), i, c) {
+    const char *t = json_string_value(json_object_get(c, "type"));
+    if (t && strcmp(t, type) == 0)
+      add_condition(conds, prev, type, st, reason, message, gen, now);
+    else
+      json_array_append(conds, c);
+  }
+  json_object_set_new(status, "conditions", conds);
+}
+
+void status_set_driver_upgrade(json_t *status, const json_t *prev, int64_t generation,
+                               const json_t *upgrade, bool halted, bool in_progress,
+                               const char *message, time_t now) {
+  json_object_set_new(status, "driverUpgrade", json_deep_copy(upgrade));
+  const json_t *ready = find_condition(status, "Ready");
+  const char *rs = json_string_value(json_object_get(ready, "status"));
+  if (halted) {
+    replace_condition(status, prev, "Ready", "False", "DriverUpgradeHalted", message, generation,
+                      now);
+  } else if (in_progress) {
+    replace_condition(status, prev, "Reconciling", "True", "DriverUpgradeInProgress", message,
+                      generation, now);
+    if (rs && strcmp(rs, "True") == 0)
+      replace_condition(status, prev, "Ready", "Unknown", "DriverUpgradeInProgress", message,
+                        generation, now);
+  }
+}
+
 /* ---- comparison ------------------------------------------------------------------ */
 
 static int cmp_by_key(const json_t *a, const json_t *b, const char *key) {

@@ -61,6 +61,16 @@ json_t *status_stalled(const json_t *prev, int64_t generation, const char *reaso
 void status_set_apply_failed(json_t *status, const json_t *prev, int64_t generation,
                              const char *message, time_t now);
 
+/* Driver upgrades (design.md §10): sets status.driverUpgrade to `upgrade`
+ * (borrowed; copied) and, when `halted`, Ready=False reason
+ * DriverUpgradeHalted with `message`; else when `in_progress`,
+ * Reconciling=True reason DriverUpgradeInProgress and a Ready=True turned
+ * Unknown with the same reason (kstatus: not ready while reconciling).
+ * Stalled and NodeConflict are kept. */
+void status_set_driver_upgrade(json_t *status, const json_t *prev, int64_t generation,
+                               const json_t *upgrade, bool halted, bool in_progress,
+                               const char *message, time_t now);
+
 /* True when both statuses say the same thing: conditions and operands are
  * compared as maps (keyed by type / name), everything else exactly. */
 bool status_equal(const json_t *a, const json_t *b);

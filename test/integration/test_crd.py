@@ -50,7 +50,7 @@ def test_every_sample_applies_and_lists_with_columns(sim):
         assert out[0].split() == ["NAME", "READY", "NODES", "GPUS", "DRIVER", "AGE"], out[0]
         assert len(out) == 5
     wide = sim.kubectl("get", "cgp", "-o", "wide").stdout.splitlines()
-    assert wide[0].split() == ["NAME", "READY", "NODES", "GPUS", "DRIVER", "REASON", "AGE"]
+    assert wide[0].split() == ["NAME", "READY", "NODES", "GPUS", "DRIVER", "UPGRADE", "REASON", "AGE"]
     # The category lists them too.
     assert "gpus" in sim.kubectl("get", "gpu").stdout
 
@@ -158,7 +158,7 @@ def test_every_field_has_a_description(sim):
 def test_explain_shows_field_docs(sim):
     out = sim.kubectl("explain", "clustergpupolicy.spec.driver").stdout
     assert "imagePullPolicy" in out and "Image pull policy" in out
-    assert "RESERVED for driver upgrades" in out
+    assert "driver-upgrade-state" in out and "PodDisruptionBudgets honoured" in out
     out = sim.kubectl("explain", "cgp.status.conditions").stdout
     assert "kubectl wait --for=condition=Ready" in out
     out = sim.kubectl("explain", "cgp.spec.toolkit.runtime").stdout

@@ -169,7 +169,9 @@ def test_admission_policy_limits_the_controllers_node_and_runtimeclass_writes(re
     text = " ".join(v["expression"] for v in spec["validations"])
     assert 'request.name == "nvidia"' in text
     assert 'startsWith("gpupolicy.dev/")' in text
-    assert "annotations" in text and "object.spec" in text
+    assert 'startsWith("gpupolicy.dev/driver-upgrade-")' in text
+    assert "annotations" in text and "object.spec.taints" in text and "unschedulable" not in text.replace(
+        "spec.unschedulable", "")
     binding = one(rendered, "ValidatingAdmissionPolicyBinding")
     assert binding["spec"] == {"policyName": "gpu-policy-controller-limits", "validationActions": ["Deny"]}
 
@@ -396,6 +398,15 @@ def run_scenario(sim):
         wait_until(lambda: any(r["verb"] == "patch" and r["resource"] == "events"
                                for r in sim.counters()["detail"]), 15, "an aggregated Event update", interval=0.2)
         wait_until(lambda: ready(sim, "gpus") == "True", 30, "policy Ready after the flaky node")
+        # A driver upgrade with autoUpgrade: the workload pod cache (pods of
+        # every namespace), an eviction, the old driver pods' deletes.
+        sim.admin("/_sim/workloads", {"name": "job", "namespace": "ml", "node": nodes[2], "gpus": 1,
+                                      "terminationGracePeriodSeconds": 1})
+        code, _, _ = sim.patch(CGP + "/gpus", {"spec": {"driver": {
+            "version": "550.90.07-ubuntu22.04", "upgradePolicy": {"autoUpgrade": True, "maxUnavailable": 1}}}})
+        assert code == 200
+        wait_until(lambda: all(node_labels(sim, n).get("gpupolicy.dev/driver-upgrade-state") == "done"
+                               for n in nodes[1:]), 60, "driver upgrade done")
         assert sim.ok("DELETE", CGP + "/gpus") is not None
         wait_until(lambda: sim.get(CGP + "/gpus")[0] == 404, 30, "policy deleted (finalizer dropped)")
         assert ctl.stop() == 0  # SIGTERM: releases the Lease
@@ -489,17 +500,21 @@ def test_rbac_allows_every_request_and_no_rule_goes_unused(kubesim, rendered):
     assert not unused, "rules no request needed (drop them, or list them in UNUSED_OK with a reason):\n  " + \
         "\n  ".join(unused)
     # What the admission policy allows is all the controller does (kubesim does not evaluate its CEL): on
-    # Nodes it owns only gpupolicy.dev/* labels; the only RuntimeClass it touches is "nvidia".
+    # Nodes it owns only gpupolicy.dev/* labels, gpupolicy.dev/driver-upgrade-* annotations and
+    # spec.unschedulable (a driver upgrade's cordon); the only RuntimeClass it touches is "nvidia".
     assert NODE_FIELDS, "no Node field owned by the controller"
     for node, *path in NODE_FIELDS:
-        assert path[:2] == ["f:metadata", "f:labels"] and path[2].startswith("f:gpupolicy.dev/") and \
-            len(path) == 3, (node, path)
+        assert (path[:2] == ["f:metadata", "f:labels"] and path[2].startswith("f:gpupolicy.dev/")
+                and len(path) == 3) or \
+               (path[:2] == ["f:metadata", "f:annotations"] and path[2].startswith("f:gpupolicy.dev/driver-upgrade-")
+                and len(path) == 3) or path == ["f:spec", "f:unschedulable"], (node, path)
     rc_names = {r["name"] for r in requests if r["resource"] == "runtimeclasses"}
     assert rc_names == {"nvidia"}, rc_names
     # The scenario really covered what the rules are for.
     seen = {(r["verb"], r["resource"], r["subresource"]) for r in requests}
     for want in [("patch", "clustergpupolicies", "status"), ("delete", "daemonsets", ""),
-                 ("patch", "servicemonitors", ""), ("update", "leases", ""), ("create", "events", "")]:
+                 ("patch", "servicemonitors", ""), ("update", "leases", ""), ("create", "events", ""),
+                 ("create", "pods", "eviction"), ("delete", "pods", "")]:
         assert want in seen, want
 
 

@@ -88,6 +88,12 @@ static void test_defaults(void **state) {
   assert_string_equal(p->dcgm_exporter.service_monitor.interval, "15s");
   assert_int_equal(p->driver_upgrade.max_parallel_upgrades, 1);
   assert_string_equal(p->driver_upgrade.max_unavailable, "25%");
+  assert_false(p->driver_upgrade.paused);
+  assert_null(p->driver_upgrade.wait_for_completion.pod_selector);
+  assert_int_equal(p->driver_upgrade.wait_for_completion.timeout_seconds, 0);
+  assert_int_equal(p->driver_upgrade.pod_deletion.timeout_seconds, 300);
+  assert_false(p->driver_upgrade.pod_deletion.force);
+  assert_null(p->driver_upgrade.drain.pod_selector);
   policy_free(p);
 }
 
@@ -193,6 +199,23 @@ static const struct err_case err_cases[] = {
      "number"},
     {"{\"driver\":{\"upgradePolicy\":{\"drain\":{\"evict\":true}}}}",
      "unknown field \"spec.driver.upgradePolicy.drain.evict\""},
+    {"{\"driver\":{\"upgradePolicy\":{\"paused\":\"yes\"}}}",
+     "spec.driver.upgradePolicy.paused: Invalid value: must be a boolean, got string"},
+    {"{\"driver\":{\"upgradePolicy\":{\"waitForCompletion\":{\"timeoutSeconds\":-1}}}}",
+     "spec.driver.upgradePolicy.waitForCompletion.timeoutSeconds: Invalid value: -1: must be "
+     "greater than or equal to 0"},
+    {"{\"driver\":{\"upgradePolicy\":{\"waitForCompletion\":{\"podSelector\":"
+     "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\"}]}}}}}",
+     "spec.driver.upgradePolicy.waitForCompletion.podSelector.matchExpressions[0].values: "
+     "Required value: must be specified when `operator` is 'In' or 'NotIn'"},
+    {"{\"driver\":{\"upgradePolicy\":{\"podDeletion\":{\"timeoutSeconds\":86401}}}}",
+     "spec.driver.upgradePolicy.podDeletion.timeoutSeconds: Invalid value: 86401: must be less "
+     "than or equal to 86400"},
+    {"{\"driver\":{\"upgradePolicy\":{\"podDeletion\":{\"evict\":true}}}}",
+     "unknown field \"spec.driver.upgradePolicy.podDeletion.evict\""},
+    {"{\"driver\":{\"upgradePolicy\":{\"drain\":{\"podSelector\":{\"matchLabels\":[]}}}}}",
+     "spec.driver.upgradePolicy.drain.podSelector.matchLabels: Invalid value: must be an object of "
+     "strings, got array"},
     {"{\"driver\":{\"runtime\":\"docker\"}}", "unknown field \"spec.driver.runtime\""},
     {"{\"toolkit\":{\"runtime\":\"podman\"}}",
      "spec.toolkit.runtime: Unsupported value: \"podman\": supported values: \"containerd\", "
@@ -326,6 +349,29 @@ static void test_valid_values(void **state) {
   p = decode_ok("{\"metadata\":{\"name\":\"p\"},\"spec\":{\"nodeSelector\":{\"matchLabels\":{}}}}");
   assert_true(p->node_selector_empty);
   assert_null(p->selector);
+  policy_free(p);
+
+  /* upgradePolicy: paused, waitForCompletion, podDeletion, drain.podSelector. */
+  p = decode_ok("{\"metadata\":{\"name\":\"p\"},\"spec\":{\"driver\":{\"upgradePolicy\":{"
+                "\"autoUpgrade\":true,\"paused\":true,"
+                "\"waitForCompletion\":{\"podSelector\":{\"matchLabels\":{\"job\":\"train\"}},"
+                "\"timeoutSeconds\":600},"
+                "\"podDeletion\":{\"force\":true,\"timeoutSeconds\":0,\"deleteEmptyDir\":true},"
+                "\"drain\":{\"enable\":true,\"podSelector\":{\"matchExpressions\":"
+                "[{\"key\":\"keep\",\"operator\":\"DoesNotExist\"}]}}}}}}");
+  const struct gpc_driver_upgrade_policy *u = &p->driver_upgrade;
+  assert_true(u->auto_upgrade);
+  assert_true(u->paused);
+  assert_int_equal(u->wait_for_completion.timeout_seconds, 600);
+  labels = json_pack("{s:s}", "job", "train");
+  assert_true(selector_matches_json(u->wait_for_completion.pod_selector, labels));
+  assert_true(selector_matches_json(u->drain.pod_selector, labels));
+  json_object_set_new(labels, "keep", json_string("1"));
+  assert_false(selector_matches_json(u->drain.pod_selector, labels));
+  json_decref(labels);
+  assert_true(u->pod_deletion.force);
+  assert_int_equal(u->pod_deletion.timeout_seconds, 0);
+  assert_true(u->pod_deletion.delete_empty_dir);
   policy_free(p);
 }
 

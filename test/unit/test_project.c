@@ -89,6 +89,45 @@ static void test_node_minimal(void **state) {
   json_decref(j);
 }
 
+/* Driver upgrades: spec.unschedulable and the upgrade annotations are
+ * projected and count as changes; a pod's owner and template generation. */
+static void test_upgrade_fields(void **state) {
+  (void)state;
+  json_t *j = parse("{\"metadata\":{\"name\":\"n\",\"annotations\":{"
+                    "\"gpupolicy.dev/driver-upgrade-cordoned\":\"true\","
+                    "\"gpupolicy.dev/driver-upgrade-since\":\"1700000000\","
+                    "\"gpupolicy.dev/driver-upgrade-target\":\"abc\","
+                    "\"gpupolicy.dev/driver-upgrade-reason\":\"DrainTimeout: x\"}},"
+                    "\"spec\":{\"unschedulable\":true}}");
+  struct gpc_node *a = project_node_new(j);
+  assert_true(a->unschedulable);
+  assert_true(a->upg_cordoned);
+  assert_int_equal(a->upg_since, 1700000000);
+  assert_string_equal(a->upg_target, "abc");
+  assert_string_equal(a->upg_reason, "DrainTimeout: x");
+  json_object_del(json_object_get(j, "spec"), "unschedulable");
+  struct gpc_node *b = project_node_new(j);
+  assert_false(b->unschedulable);
+  assert_true(project_node_changed(a, b));
+  assert_false(project_node_changed(a, a));
+  project_node_free(a);
+  project_node_free(b);
+  json_decref(j);
+  j = parse("{\"metadata\":{\"name\":\"d-1\",\"namespace\":\"ns\",\"labels\":"
+            "{\"pod-template-generation\":\"3\"},\"ownerReferences\":[{\"kind\":\"DaemonSet\","
+            "\"name\":\"gpus-driver\",\"controller\":true}]}}");
+  struct gpc_pod *p = project_pod_new(j);
+  assert_string_equal(p->owner, "gpus-driver");
+  assert_int_equal(p->template_generation, 3);
+  json_object_set_new(json_object_get(json_object_get(j, "metadata"), "labels"),
+                      "pod-template-generation", json_string("4"));
+  struct gpc_pod *q = project_pod_new(j);
+  assert_true(project_pod_changed(p, q));
+  project_pod_free(p);
+  project_pod_free(q);
+  json_decref(j);
+}
+
 /* Taints that keep pods off are kept (PreferNoSchedule is not), and a node
  * that is not Ready keeps what its Ready condition says; both count as
  * changes, a heartbeat does not. */
@@ -571,6 +610,7 @@ int main(void) {
       cmocka_unit_test(test_node),
       cmocka_unit_test(test_node_taints_and_down_message),
       cmocka_unit_test(test_node_minimal),
+      cmocka_unit_test(test_upgrade_fields),
       cmocka_unit_test(test_quantity),
       cmocka_unit_test(test_daemonset),
       cmocka_unit_test(test_pod),

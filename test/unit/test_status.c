@@ -307,6 +307,45 @@ static void test_apply_failed_overlay(void **state) {
   policy_free(p);
 }
 
+/* Driver upgrades: in progress turns Ready=True into Unknown with
+ * Reconciling=True; a halt is Ready=False naming it; Stalled is kept. */
+static void test_driver_upgrade_overlay(void **state) {
+  (void)state;
+  struct gpc_policy *p = mk_policy();
+  struct gpc_plan pl;
+  mk_plan(&pl, 2, 2, GPC_STATE_READY);
+  json_t *prev = status_from_plan(&pl, p, NULL, 100);
+  json_t *up = json_pack("{s:s}", "summary", "1/2");
+  json_t *st = status_from_plan(&pl, p, prev, 200);
+  status_set_driver_upgrade(st, prev, p->generation, up, false, true, "driver upgrade 1/2", 200);
+  check_invariants(st);
+  assert_string_equal(cs(st, "Ready", "status"), "Unknown");
+  assert_string_equal(cs(st, "Ready", "reason"), "DriverUpgradeInProgress");
+  assert_string_equal(cs(st, "Reconciling", "status"), "True");
+  assert_string_equal(cs(st, "Reconciling", "reason"), "DriverUpgradeInProgress");
+  assert_string_equal(cs(st, "Stalled", "status"), "False");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(st, "driverUpgrade"), "summary")), "1/2");
+  json_decref(st);
+  st = status_from_plan(&pl, p, prev, 200);
+  status_set_driver_upgrade(st, prev, p->generation, up, true, true, "driver upgrade halted", 200);
+  check_invariants(st);
+  assert_string_equal(cs(st, "Ready", "status"), "False");
+  assert_string_equal(cs(st, "Ready", "reason"), "DriverUpgradeHalted");
+  assert_string_equal(cs(st, "Ready", "message"), "driver upgrade halted");
+  json_decref(st);
+  /* Done: the block stays, the conditions are the plan's. */
+  st = status_from_plan(&pl, p, prev, 200);
+  status_set_driver_upgrade(st, prev, p->generation, up, false, false, "", 200);
+  assert_string_equal(cs(st, "Ready", "status"), "True");
+  assert_string_equal(cs(st, "Reconciling", "status"), "False");
+  json_decref(st);
+  json_decref(up);
+  json_decref(prev);
+  plan_release(&pl);
+  policy_free(p);
+}
+
 static void test_equal_ignores_list_order(void **state) {
   (void)state;
   struct gpc_policy *p = mk_policy();
@@ -404,6 +443,7 @@ int main(void) {
       cmocka_unit_test(test_stalled),
       cmocka_unit_test(test_equal_ignores_list_order),
       cmocka_unit_test(test_apply_failed_overlay),
+      cmocka_unit_test(test_driver_upgrade_overlay),
       cmocka_unit_test(test_driver_summary_says_what_runs),
       cmocka_unit_test(test_node_down_is_listed_not_failing),
   };
