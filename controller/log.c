@@ -39,9 +39,9 @@ static int parse_level(const char *s, size_t n, enum log_level *out) {
 /* Every component that logs (each module's COMP); a --log-level override
  * naming anything else is a typo that would silently do nothing.
  * test_logging.py keeps this list equal to the names the code logs under. */
-static const char *const components[] = {"apply",       "controller", "http",     "informer",
-                                         "kube_client", "kubeconfig", "leader",   "main",
-                                         "policy",      "runtime",    "validator"};
+static const char *const components[] = {"apply",       "controller", "http",    "informer",
+                                         "kube_client", "kubeconfig", "leader",  "main",
+                                         "policy",      "runtime",    "upgrade", "validator"};
 #define N_COMPONENTS (sizeof components / sizeof components[0])
 
 static bool known_component(const char *s, size_t n) {

@@ -259,11 +259,11 @@ def test_table_for_crd_printer_columns(crd):
     assert code == 200 and t["kind"] == "Table" and t["apiVersion"] == "meta.k8s.io/v1"
     cols = [(c["name"], c["type"], c["priority"]) for c in t["columnDefinitions"]]
     assert cols == [("Name", "string", 0), ("Ready", "string", 0), ("Nodes", "string", 0),
-                    ("GPUs", "integer", 0), ("Driver", "string", 0), ("Reason", "string", 1),
-                    ("Age", "date", 0)]
+                    ("GPUs", "integer", 0), ("Driver", "string", 0), ("Upgrade", "string", 1),
+                    ("Reason", "string", 1), ("Age", "date", 0)]
     cells = t["rows"][0]["cells"]
-    assert cells[:6] == ["tbl", "True", "2/2", 16, "550.9", "AllOperandsReady"]
-    assert cells[6].endswith("s") or cells[6].endswith("m")
+    assert cells[:7] == ["tbl", "True", "2/2", 16, "550.9", None, "AllOperandsReady"]  # no upgrade
+    assert cells[7].endswith("s") or cells[7].endswith("m")
     assert t["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
     code, t, _ = crd.get(CGP, headers={"Accept": TABLE}, query={"includeObject": "Object"})
     row = [r for r in t["rows"] if r["cells"][0] == "tbl"][0]
@@ -274,7 +274,7 @@ def test_table_for_crd_printer_columns(crd):
     row = [ln.split() for ln in out if ln.startswith("tbl ")][0]
     assert row[:5] == ["tbl", "True", "2/2", "16", "550.9"]
     wide = crd.kubectl("get", "cgp", "tbl", "-o", "wide").stdout.splitlines()
-    assert wide[0].split() == ["NAME", "READY", "NODES", "GPUS", "DRIVER", "REASON", "AGE"]
+    assert wide[0].split() == ["NAME", "READY", "NODES", "GPUS", "DRIVER", "UPGRADE", "REASON", "AGE"]
     assert "AllOperandsReady" in wide[1]
     assert "clustergpupolicy.gpupolicy.dev/tbl" in crd.kubectl("get", "gpu", "-o", "name").stdout
 

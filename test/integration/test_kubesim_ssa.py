@@ -259,9 +259,9 @@ def test_cr_table_printer_columns(reg_with_crd):
     now = apiext.parse_time("2024-05-01T10:05:12Z")
     t = reg.table(info, [obj], {"resourceVersion": "9"}, now=now)
     assert [c["name"] for c in t["columnDefinitions"]] == [
-        "Name", "Ready", "Nodes", "GPUs", "Driver", "Reason", "Age"]
-    assert t["columnDefinitions"][5]["priority"] == 1
-    assert t["rows"][0]["cells"] == ["p", "True", "3/4", 8, "550", "AllOperandsReady", "5m12s"]
+        "Name", "Ready", "Nodes", "GPUs", "Driver", "Upgrade", "Reason", "Age"]
+    assert t["columnDefinitions"][5]["priority"] == 1 and t["columnDefinitions"][6]["priority"] == 1
+    assert t["rows"][0]["cells"] == ["p", "True", "3/4", 8, "550", None, "AllOperandsReady", "5m12s"]
     assert t["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
     assert t["metadata"] == {"resourceVersion": "9"}
     bare = dict(obj, status={})
