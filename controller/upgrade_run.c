@@ -358,10 +358,14 @@ void upgrade_run(const struct upgrade_run_in *in, struct upgrade_run_out *out) {
     for (size_t k = 0; k < up.n_steps; k++)
       if (up.steps[k].to == GPC_UPG_FAILED && !strcmp(nodes[up.steps[k].node].name, up.halt_node))
         reason = up.steps[k].reason;
-    snprintf(out->message, sizeof out->message,
-             "driver upgrade halted: node %s failed: %s (remove its label %s to retry it, or fix "
-             "spec.driver)",
-             up.halt_node, reason, GPC_LABEL_UPGRADE_STATE);
+    /* A long reason is cut: the message is for people, the reason is whole
+     * in the node's annotation and status.driverUpgrade. */
+    int w = snprintf(out->message, sizeof out->message,
+                     "driver upgrade halted: node %s failed: %s (remove its label %s to retry it, "
+                     "or fix spec.driver)",
+                     up.halt_node, reason, GPC_LABEL_UPGRADE_STATE);
+    if (w < 0 || (size_t)w >= sizeof out->message) /* cut: mark it */
+      memcpy(out->message + sizeof out->message - 4, "...", 4);
   } else if (out->in_progress) {
     snprintf(out->message, sizeof out->message, "driver upgrade %s: %u node(s) in progress%s",
              json_string_value(json_object_get(out->status, "summary")), busy - up.counts[1],
