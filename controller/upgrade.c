@@ -473,7 +473,8 @@ void upgrade_plan(const struct gpc_upg_input *in, struct gpc_upg_plan *out) {
   }
   start_nodes(&c);
   /* A node may have had a step from both passes; merge them by node. */
-  qsort(out->steps, out->n_steps, sizeof *out->steps, cmp_steps);
+  if (out->n_steps > 1) /* steps is NULL when there are none */
+    qsort(out->steps, out->n_steps, sizeof *out->steps, cmp_steps);
   size_t w = 0;
   for (size_t r = 0; r < out->n_steps; r++) {
     if (w && out->steps[w - 1].node == out->steps[r].node) {

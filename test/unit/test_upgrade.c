@@ -27,7 +27,8 @@ static struct gpc_upg_settings defaults(void) {
 
 /* n nodes "n0".."n<n-1>", Ready, schedulable, old driver, no state. */
 static struct gpc_upg_node *fleet(size_t n) {
-  static char names[16][8];
+  static char names[16][24]; /* room for "n" and any size_t */
+  assert_true(n <= 16);
   struct gpc_upg_node *v = calloc(n, sizeof *v);
   for (size_t i = 0; i < n; i++) {
     snprintf(names[i], sizeof names[i], "n%zu", i);
