@@ -9,45 +9,18 @@ show within the test.
 
 import json
 import os
-import signal
-import subprocess
 import time
 
 import pytest
 
 from kubesim_client import build_dir, repo_root
-from replica import CGP, NS, policy, prepare
+from replica import CGP, NS, Replica, policy, prepare
 
 PODS_PATH = "/api/v1/namespaces/%s/pods" % NS
 CONTROLLER = os.path.join(build_dir(), "gpu-policy-controller")
 GRACE = 3
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CONTROLLER), reason="controller binary not built")
-
-
-class Controller:
-    def __init__(self, sim, *extra):
-        self.log = os.path.join(sim.workdir, "controller-%d.log" % time.monotonic_ns())
-        args = [CONTROLLER, "--kubeconfig", sim.kubeconfig, "--namespace", NS, "--metrics-bind-address=0",
-                "--health-probe-bind-address=0", "--log-format=text", "--pod-grace-period=%d" % GRACE, *extra]
-        with open(self.log, "wb") as f:
-            self.proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=repo_root())
-
-    def logs(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                return -9
-        return self.proc.returncode
 
 
 @pytest.fixture
@@ -57,7 +30,7 @@ def cluster(kubesim):
     def make(gpu_nodes=2, args=(), **kw):
         sim = kubesim(gpu_nodes=gpu_nodes, cpu_nodes=0, pod_ready_delay=0.1, **kw)
         prepare(sim)
-        ctl = Controller(sim, *args)
+        ctl = Replica(sim, leader_elect=False, extra=["--pod-grace-period=%d" % GRACE, *args])
         started.append(ctl)
         return sim, ctl
 
