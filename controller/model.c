@@ -115,6 +115,7 @@ void gpc_node_init(struct gpc_node *n) {
   n->down_message = empty();
   n->upg_target = empty();
   n->upg_reason = empty();
+  n->driver_pod = empty();
   n->gpu_allocatable = -1;
 }
 
@@ -136,6 +137,7 @@ void gpc_node_release(struct gpc_node *n) {
   free(n->down_message);
   free(n->upg_target);
   free(n->upg_reason);
+  free(n->driver_pod);
   gpc_node_clear_taints(n);
   gpc_labels_release(&n->labels);
   memset(n, 0, sizeof(*n));

@@ -34,6 +34,9 @@
 #define GPC_LABEL_OS "gpupolicy.dev/os"
 #define GPC_DEFAULT_OS "ubuntu22.04" /* a node whose OS nobody states */
 #define GPC_ANNOTATION_RENDER_HASH "gpupolicy.dev/render-hash"
+/* On a node: the driver pod its later stages were last unlocked against
+ * (plan.c, design.md §3 "Driver replacement"). */
+#define GPC_ANNOTATION_DRIVER_POD "gpupolicy.dev/driver-pod"
 #define GPC_MANAGED_BY "gpu-policy-controller"
 
 /* ---- labels ---------------------------------------------------------- */
@@ -100,6 +103,10 @@ struct gpc_node {
   int64_t upg_since; /* gpupolicy.dev/driver-upgrade-since, 0 when absent */
   char *upg_target;  /* gpupolicy.dev/driver-upgrade-target, "" when absent */
   char *upg_reason;  /* gpupolicy.dev/driver-upgrade-reason, "" when absent */
+  /* gpupolicy.dev/driver-pod: the name of the driver pod that was Ready when
+   * the plan last changed this node's unlocks, "" when absent. A driver pod
+   * of another name that is not Ready replaced it. Never NULL. */
+  char *driver_pod;
 };
 
 void gpc_node_init(struct gpc_node *n);

@@ -248,8 +248,12 @@ static size_t want_variant_labels(const struct gpc_policy *p, const struct gpc_n
 
 /* Appends a patch for `node` holding every key whose current value differs
  * from the wanted one; nothing when all agree. */
+/* The node's merge patch when a label changes. `driver_pod` (NULL: leave as
+ * is, "": remove) rides along only then: recording the Ready driver pod
+ * never costs a write of its own, and the unlock after a driver became
+ * Ready always is one. */
 static void emit_patch(struct gpc_plan *plan, size_t *cap, const struct gpc_node *node,
-                       const struct label_want *want, size_t n) {
+                       const struct label_want *want, size_t n, const char *driver_pod) {
   json_t *labels = NULL;
   for (size_t i = 0; i < n; i++) {
     const char *cur = gpc_labels_get(&node->labels, want[i].key);
@@ -264,6 +268,10 @@ static void emit_patch(struct gpc_plan *plan, size_t *cap, const struct gpc_node
   struct gpc_node_patch *np = &plan->patches[plan->n_patches++];
   np->node = gpc_strdup(node->name);
   np->patch = json_pack("{s:{s:o}}", "metadata", "labels", labels);
+  if (driver_pod && strcmp(driver_pod, node->driver_pod) != 0)
+    json_object_set_new(json_object_get(np->patch, "metadata"), "annotations",
+                        json_pack("{s:o}", GPC_ANNOTATION_DRIVER_POD,
+                                  *driver_pod ? json_string(driver_pod) : json_null()));
 }
 
 /* Every label of ours off `node`: the policy label and the "true" unlocks
@@ -289,15 +297,22 @@ struct plan_ctx {
   size_t patch_cap, failing_cap;
 };
 
-/* A driver pod newer than a later operand's pod on the node and not Ready
- * yet: the driver was replaced (deleted, upgraded), not restarted (a crash
- * or a reboot restarts the same pod). Its first step unloads the modules,
- * which fails while those operands hold the GPUs, so every later stage
- * leaves the node until it is Ready, then comes back in stage order. */
+/* A driver pod that is not Ready and is not the one the later stages were
+ * unlocked against: the driver was replaced (deleted, upgraded), not
+ * restarted (a crash or a reboot restarts the same pod). Its first step
+ * unloads the modules, which fails while those operands hold the GPUs, so
+ * every later stage leaves the node until it is Ready, then comes back in
+ * stage order. The node's driver-pod annotation names that pod; without it
+ * (a node unlocked by an older controller) a driver pod newer than a later
+ * operand's pod was replaced — creationTimestamp has whole seconds, so a
+ * replacement within the second those pods were made goes unseen there, which
+ * is why the annotation exists. */
 static bool driver_replaced(const struct plan_ctx *c, size_t ni) {
   const struct gpc_pod *drv = c->pods[ni * GPC_OP_COUNT + GPC_OP_DRIVER];
-  if (!c->in->policy->operands[GPC_OP_DRIVER].enabled || !drv || drv->ready || !drv->created[0])
-    return false;
+  if (!c->in->policy->operands[GPC_OP_DRIVER].enabled || !drv || drv->ready) return false;
+  const char *ran = c->in->nodes[ni]->driver_pod;
+  if (ran[0]) return strcmp(drv->name, ran) != 0;
+  if (!drv->created[0]) return false;
   for (int op = GPC_OP_DRIVER + 1; op < GPC_OP_COUNT; op++) {
     const struct gpc_pod *q = c->pods[ni * GPC_OP_COUNT + (size_t)op];
     if (q && q->created[0] && strcmp(drv->created, q->created) > 0) return true;
@@ -415,7 +430,16 @@ static void plan_owned_node(struct plan_ctx *c, size_t ni) {
   }
   if (node_ready && node->ready) plan->ready++;
   if (node->gpu_allocatable > 0) plan->gpus += node->gpu_allocatable;
-  emit_patch(plan, &c->patch_cap, node, want, nw);
+  /* The driver pod the unlocks now stand on (design.md §3): a live Ready
+   * one; none to name without a driver of ours on the node. */
+  const struct gpc_pod *drv = c->pods[ni * GPC_OP_COUNT + GPC_OP_DRIVER];
+  const char *drv_name = NULL;
+  const char *drv_label = gpc_labels_get(&node->labels, keys[GPC_OP_DRIVER]);
+  if (!p->operands[GPC_OP_DRIVER].enabled || (drv_label && strcmp(drv_label, "false") == 0))
+    drv_name = "";
+  else if (drv && drv->ready && !drv->deleting)
+    drv_name = drv->name;
+  emit_patch(plan, &c->patch_cap, node, want, nw, drv_name);
 }
 
 static void plan_node(struct plan_ctx *c, size_t ni) {
@@ -426,7 +450,8 @@ static void plan_node(struct plan_ctx *c, size_t ni) {
   char keys[GPC_OP_COUNT][96];
   struct label_want want[3 + GPC_OP_COUNT];
   if (p->deleting) {
-    if (labeled_ours) emit_patch(c->plan, &c->patch_cap, node, want, want_none(node, want, keys));
+    if (labeled_ours)
+      emit_patch(c->plan, &c->patch_cap, node, want, want_none(node, want, keys), "");
     return;
   }
   const struct gpc_policy *owner =
@@ -435,7 +460,7 @@ static void plan_node(struct plan_ctx *c, size_t ni) {
     const char *all = gpc_labels_get(&node->labels, GPC_LABEL_OPERANDS);
     if (all && strcmp(all, "false") == 0) {
       c->plan->opted_out++;
-      emit_patch(c->plan, &c->patch_cap, node, want, want_none(node, want, keys));
+      emit_patch(c->plan, &c->patch_cap, node, want, want_none(node, want, keys), "");
       return;
     }
     plan_owned_node(c, ni);
@@ -451,7 +476,7 @@ static void plan_node(struct plan_ctx *c, size_t ni) {
   }
   /* Stopped matching: clean up unless another policy has taken it over. */
   if (labeled_ours && !owner)
-    emit_patch(c->plan, &c->patch_cap, node, want, want_none(node, want, keys));
+    emit_patch(c->plan, &c->patch_cap, node, want, want_none(node, want, keys), "");
 }
 
 /* ---- objects and operand summaries ------------------------------------------- */

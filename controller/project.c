@@ -238,6 +238,7 @@ void project_node_filtered(struct gpc_node *out, const json_t *obj, project_labe
   out->upg_since = v ? strtoll(v, NULL, 10) : 0;
   set_str(&out->upg_target, project_str(ann, "gpupolicy.dev/driver-upgrade-target", PJ_END));
   set_str(&out->upg_reason, project_str(ann, "gpupolicy.dev/driver-upgrade-reason", PJ_END));
+  set_str(&out->driver_pod, project_str(ann, GPC_ANNOTATION_DRIVER_POD, PJ_END));
 }
 
 /* Operand index from the component label, falling back to the name label. */
@@ -666,7 +667,8 @@ bool project_node_changed(const struct gpc_node *old, const struct gpc_node *cur
          !taints_equal(old, cur) || old->unschedulable != cur->unschedulable ||
          old->upg_cordoned != cur->upg_cordoned || old->upg_since != cur->upg_since ||
          strcmp(old->upg_target, cur->upg_target) != 0 ||
-         strcmp(old->upg_reason, cur->upg_reason) != 0;
+         strcmp(old->upg_reason, cur->upg_reason) != 0 ||
+         strcmp(old->driver_pod, cur->driver_pod) != 0;
 }
 
 bool project_daemonset_changed(const struct gpc_daemonset *old, const struct gpc_daemonset *cur) {

@@ -421,6 +421,76 @@ static void test_replaced_driver_and_variants(void **state) {
   world_free(&w);
 }
 
+/* The driver-pod annotation on the node, as the plan's patch sets it:
+ * "(none)" when the patch leaves it, "null" when it removes it. */
+static const char *driver_pod_in_patch(const struct gpc_plan *p, const char *node) {
+  for (size_t i = 0; i < p->n_patches; i++) {
+    if (strcmp(p->patches[i].node, node) != 0) continue;
+    json_t *a = json_object_get(json_object_get(p->patches[i].patch, "metadata"), "annotations");
+    json_t *v = json_object_get(a, GPC_ANNOTATION_DRIVER_POD);
+    return !v ? "(none)" : json_is_null(v) ? "null" : json_string_value(v);
+  }
+  return "(no patch)";
+}
+
+static void set_name(struct gpc_pod *pod, const char *name, const char *created) {
+  free(pod->name);
+  pod->name = gpc_strdup(name);
+  snprintf(pod->created, sizeof(pod->created), "%s", created);
+}
+
+/* creationTimestamp has whole seconds: a driver pod replaced within the
+ * second its later stages were made looks no newer than them. The node's
+ * driver-pod annotation (written with the unlock that follows a Ready driver)
+ * tells a replacement from a restart anyway, and is never a write alone. */
+static void test_replaced_driver_within_one_second(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  const char *all = GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true,"
+                        "gpupolicy.dev/container-toolkit=true,gpupolicy.dev/device-plugin=true,"
+                        "gpupolicy.dev/dcgm-exporter=true,gpupolicy.dev/validator=true";
+  const char *sec = "2026-01-01T10:00:00Z";
+  struct gpc_node *tie = add_node(&w, "tie", all);
+  struct gpc_node *crash = add_node(&w, "crash", all);
+  add_node(&w, "record", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true");
+  add_node(&w, "steady", all);
+  free(tie->driver_pod);
+  tie->driver_pod = gpc_strdup("drv-old");
+  free(crash->driver_pod);
+  crash->driver_pod = gpc_strdup("drv-crash");
+  for (int op = 0; op < GPC_OP_COUNT; op++) {
+    bool drv = op == GPC_OP_DRIVER;
+    set_name(add_pod(&w, "gpus", "tie", op, !drv, NULL), drv ? "drv-new" : "later", sec);
+    set_name(add_pod(&w, "gpus", "crash", op, !drv, drv ? "CrashLoopBackOff" : NULL),
+             drv ? "drv-crash" : "later", sec);
+    set_name(add_pod(&w, "gpus", "steady", op, true, NULL), drv ? "drv-steady" : "later", sec);
+  }
+  set_name(add_pod(&w, "gpus", "record", GPC_OP_DRIVER, true, NULL), "drv-rec", sec);
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  /* replaced within the second: the later stages leave; the record stays */
+  expect_patch(&p, "tie",
+               "{\"gpupolicy.dev/container-toolkit\":null,\"gpupolicy.dev/dcgm-exporter\":null,"
+               "\"gpupolicy.dev/device-plugin\":null,\"gpupolicy.dev/validator\":null}");
+  assert_string_equal(driver_pod_in_patch(&p, "tie"), "(none)");
+  /* the same pod crashing is a restart: nothing moves */
+  assert_null(patch_for(&p, "crash"));
+  /* a Ready driver unlocks the next stage and is recorded in that patch */
+  expect_patch(&p, "record", "{\"gpupolicy.dev/container-toolkit\":\"true\"}");
+  assert_string_equal(driver_pod_in_patch(&p, "record"), "drv-rec");
+  /* no label to change: no write for the record alone */
+  assert_null(patch_for(&p, "steady"));
+  plan_release(&p);
+  /* leaving the policy takes the record along with the labels */
+  w.pol[0]->deleting = true;
+  run_plan(&w, 0, &p);
+  assert_string_equal(driver_pod_in_patch(&p, "tie"), "null");
+  assert_string_equal(driver_pod_in_patch(&p, "steady"), "(none)");
+  plan_release(&p);
+  world_free(&w);
+}
+
 static void test_sticky_unlock_and_failing(void **state) {
   (void)state;
   struct world w = {0};
@@ -788,6 +858,7 @@ int main(void) {
       cmocka_unit_test(test_takeover_is_not_sticky),
       cmocka_unit_test(test_sticky_unlock_and_failing),
       cmocka_unit_test(test_replaced_driver_and_variants),
+      cmocka_unit_test(test_replaced_driver_within_one_second),
       cmocka_unit_test(test_stop_matching_and_deletion),
       cmocka_unit_test(test_node_moves_to_other_policy),
       cmocka_unit_test(test_daemonset_summary),
