@@ -7,13 +7,12 @@ Each test runs the real controller against a kubesim fleet built with --fleet / 
 
 import json
 import os
-import subprocess
 
 import pytest
 
 from kubesim_client import build_dir
-from replica import CGP, NS, policy, prepare
-from test_reconcile import Controller, condition, get_policy, wait_condition
+from replica import CGP, NS, Replica, policy, prepare
+from test_reconcile import condition, get_policy, wait_condition
 
 CONTROLLER = os.path.join(build_dir(), "gpu-policy-controller")
 PODS_PATH = "/api/v1/namespaces/%s/pods" % NS
@@ -32,7 +31,7 @@ def fleet(kubesim):
         sim = kubesim(gpu_nodes=0, cpu_nodes=kw.pop("cpu_nodes", 0), pod_ready_delay=kw.pop("pod_ready_delay", 0.1),
                       extra_args=["--fleet", spec], **kw)
         prepare(sim)
-        ctl = Controller(sim) if start else None
+        ctl = Replica(sim, leader_elect=False) if start else None
         if ctl:
             started.append(ctl)
         return sim, ctl
@@ -240,7 +239,7 @@ def test_a_contract_breach_shows_in_failing_nodes(fleet, tmp_path):
                       "          path: /lib/modules\n          type: Directory\n", 1)
     (tmp_path / "driver.yaml").write_text(old)
     sim, _ = fleet("containerd/ubuntu22.04", start=False)
-    ctl = Controller(sim, "--templates-dir", str(tmp_path))
+    ctl = Replica(sim, leader_elect=False, extra=("--templates-dir", str(tmp_path)))
     try:
         sim.ok("POST", CGP, policy("gpus"))
         sim.wait_for(lambda: any(f["operand"] == "driver" and f["node"] == "gpu-node-0" for f in failing(sim, "gpus")),
@@ -301,7 +300,7 @@ def test_reboot_comes_back_in_stage_order_without_the_controller(fleet):
         h = host(sim, node)
         assert h["modulesLoaded"] and h["devicePluginSocket"] and h["validations"] == [".driver-ctr-ready",
                                                                                        "toolkit-ready"]
-    ctl2 = Controller(sim)
+    ctl2 = Replica(sim, leader_elect=False)
     try:
         wait_condition(sim, "gpus", "Ready", "True", timeout=30)
         sim.reset_counters()

@@ -7,7 +7,6 @@ with kubectl and the sim's HTTP/admin API.
 
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -15,7 +14,7 @@ import time
 import pytest
 
 from kubesim_client import build_dir, repo_root
-from replica import CGP, NS, SERVICEMONITOR_CRD, policy, prepare
+from replica import CGP, NS, SERVICEMONITOR_CRD, Replica, policy, prepare
 
 DS_PATH = "/apis/apps/v1/namespaces/%s/daemonsets" % NS
 PODS_PATH = "/api/v1/namespaces/%s/pods" % NS
@@ -28,34 +27,6 @@ CONTROLLER = os.path.join(build_dir(), "gpu-policy-controller")
 pytestmark = pytest.mark.skipif(not os.path.exists(CONTROLLER), reason="controller binary not built")
 
 
-class Controller:
-    """One gpu-policy-controller process, logging to a file under the sim's workdir."""
-
-    def __init__(self, sim, *extra):
-        self.log = os.path.join(sim.workdir, "controller-%d.log" % time.monotonic_ns())
-        args = [CONTROLLER, "--kubeconfig", sim.kubeconfig, "--namespace", NS,
-                "--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-level=info",
-                "--log-format=text", *extra]
-        with open(self.log, "wb") as f:
-            self.proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=repo_root())
-
-    def logs(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
-
-    def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                raise AssertionError("controller ignored SIGTERM; log:\n" + self.logs()[-3000:])
-        return self.proc.returncode
-
-
 @pytest.fixture
 def cluster(kubesim):
     """factory(gpu_nodes=3, cpu_nodes=1, ...) -> (sim, controller) with the CRD and namespace in place."""
@@ -64,7 +35,7 @@ def cluster(kubesim):
     def make(gpu_nodes=3, cpu_nodes=1, pod_ready_delay=0.1, start=True, **kw):
         sim = kubesim(gpu_nodes=gpu_nodes, cpu_nodes=cpu_nodes, pod_ready_delay=pod_ready_delay, **kw)
         prepare(sim)
-        ctl = Controller(sim) if start else None
+        ctl = Replica(sim, leader_elect=False) if start else None
         if ctl:
             started.append(ctl)
         return sim, ctl
@@ -749,7 +720,7 @@ def test_controller_restart_on_a_converged_cluster_writes_nothing(cluster):
     wait_quiet(sim)
     assert ctl.stop() == 0
     sim.reset_counters()
-    ctl2 = Controller(sim)
+    ctl2 = Replica(sim, leader_elect=False)
     try:
         sim.wait_for(lambda: "caches synced" in ctl2.logs(), timeout=10, what="caches synced")
         time.sleep(4)
