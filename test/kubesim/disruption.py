@@ -36,6 +36,8 @@ import kselectors
 import kubelet
 from ktime import now_rfc3339, parse_rfc3339
 import placement
+import simcommon
+from simcommon import meta as _meta
 import tables as tab
 import validation as val
 
@@ -55,15 +57,8 @@ MULTI_PDB_MESSAGE = "This pod has more than one PodDisruptionBudget, which the e
 RS_BURST = 500  # replica_set.go BurstReplicas
 
 
-def _meta(obj):
-    return obj.get("metadata") or {}
-
-
 def controller_ref(obj):
-    for ref in _meta(obj).get("ownerReferences") or ():
-        if ref.get("controller"):
-            return ref
-    return None
+    return simcommon.controller_ref(_meta(obj))
 
 
 def pod_ready(pod):

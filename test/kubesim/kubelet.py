@@ -13,10 +13,7 @@ container keeps its last termination, as a kubelet does.
 import hashlib
 
 from ktime import now_rfc3339
-
-
-def _meta(obj):
-    return obj.get("metadata") or {}
+from simcommon import meta as _meta
 
 
 def hex_id(*parts):
