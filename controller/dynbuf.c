@@ -76,10 +76,6 @@ int dynbuf_addstr(struct dynbuf *b, const char *s) {
   return dynbuf_add(b, s, strlen(s));
 }
 
-int dynbuf_addc(struct dynbuf *b, char c) {
-  return dynbuf_add(b, &c, 1);
-}
-
 int dynbuf_addf(struct dynbuf *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

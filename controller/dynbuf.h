@@ -53,7 +53,15 @@ void dynbuf_reset_keep(struct dynbuf *b, size_t keep);
 /* Appends; GPC_OK, or GPC_E_TOO_LARGE (b unchanged) past max. */
 int dynbuf_add(struct dynbuf *b, const void *mem, size_t n);
 int dynbuf_addstr(struct dynbuf *b, const char *s);
-int dynbuf_addc(struct dynbuf *b, char c);
+/* Inline because byte-at-a-time scanners (list_decoder) call it per byte. */
+static inline int dynbuf_addc(struct dynbuf *b, char c) {
+  if (b->len + 1 < b->cap && b->len < b->max) {
+    b->p[b->len++] = c;
+    b->p[b->len] = '\0';
+    return 0;
+  }
+  return dynbuf_add(b, &c, 1);
+}
 int dynbuf_addf(struct dynbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The contents (borrowed; NULL when nothing was ever added). */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 
 enum sel_op { OP_EQ, OP_NEQ, OP_IN, OP_NOTIN, OP_EXISTS, OP_DNE };
 
@@ -441,33 +442,25 @@ bool selector_matches_json(const struct label_selector *s, const json_t *labels)
   return selector_matches(s, json_lookup, labels);
 }
 
-static void sb_add(char **buf, size_t *len, size_t *cap, const char *str) {
-  size_t n = strlen(str);
-  gpc_grow((void **)buf, cap, *len + n + 1, 1);
-  memcpy(*buf + *len, str, n + 1);
-  *len += n;
-}
-
 char *selector_to_string(const struct label_selector *s) {
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  sb_add(&buf, &len, &cap, "");
+  /* Built from a parsed selector, whose own input was capped: uncapped. */
+  struct dynbuf b = DYNBUF_INIT(DYNBUF_NO_MAX);
   for (size_t i = 0; s && i < s->n; i++) {
     const struct requirement *r = &s->reqs[i];
-    if (i) sb_add(&buf, &len, &cap, ",");
-    if (r->op == OP_DNE) sb_add(&buf, &len, &cap, "!");
-    sb_add(&buf, &len, &cap, r->key);
+    if (i) dynbuf_addstr(&b, ",");
+    if (r->op == OP_DNE) dynbuf_addstr(&b, "!");
+    dynbuf_addstr(&b, r->key);
     if (r->op == OP_EQ || r->op == OP_NEQ) {
-      sb_add(&buf, &len, &cap, r->op == OP_EQ ? "=" : "!=");
-      sb_add(&buf, &len, &cap, r->values[0]);
+      dynbuf_addstr(&b, r->op == OP_EQ ? "=" : "!=");
+      dynbuf_addstr(&b, r->values[0]);
     } else if (r->op == OP_IN || r->op == OP_NOTIN) {
-      sb_add(&buf, &len, &cap, r->op == OP_IN ? " in (" : " notin (");
+      dynbuf_addstr(&b, r->op == OP_IN ? " in (" : " notin (");
       for (size_t j = 0; j < r->n_values; j++) {
-        if (j) sb_add(&buf, &len, &cap, ",");
-        sb_add(&buf, &len, &cap, r->values[j]);
+        if (j) dynbuf_addstr(&b, ",");
+        dynbuf_addstr(&b, r->values[j]);
       }
-      sb_add(&buf, &len, &cap, ")");
+      dynbuf_addstr(&b, ")");
     }
   }
-  return buf;
+  return dynbuf_detach(&b, NULL);
 }
