@@ -21,10 +21,50 @@ struct label_selector; /* opaque, immutable once built */
  * or NULL when absent. Lets callers keep labels in any compact form. */
 typedef const char *(*label_lookup_fn)(const void *labels, const char *key);
 
-/* From a metav1.LabelSelector JSON object (NULL or {} selects everything).
- * `field` prefixes error messages, e.g. "spec.nodeSelector". */
+/* From a metav1.LabelSelector JSON object (NULL or {} selects everything),
+ * validated by selector_check_json (not strict: unknown fields are ignored).
+ * `field` prefixes error messages, e.g. "spec.nodeSelector". Returns a new
+ * selector (caller frees with selector_free), or NULL with err set. */
 struct label_selector *selector_from_json(const json_t *sel, const char *field,
                                           struct gpc_error *err);
+/* What is wrong with a metav1.LabelSelector, for the caller to phrase in its
+ * own words (selector_from_json has one wording, policy.c the API server's).
+ * The location is the first of: the selector itself (list NULL); the list
+ * (label NULL and expr < 0); one matchLabels entry (label); one expression
+ * (expr >= 0, member NULL); its member; one of its values (value >= 0). */
+enum selector_fault_kind {
+  SELECTOR_FAULT_TYPE,          /* node has the wrong JSON type */
+  SELECTOR_FAULT_UNKNOWN_FIELD, /* text is a field the schema does not have */
+  SELECTOR_FAULT_REQUIRED,      /* member missing (values: for In and NotIn) */
+  SELECTOR_FAULT_FORBIDDEN,     /* values given for Exists or DoesNotExist */
+  SELECTOR_FAULT_UNSUPPORTED,   /* text is not one of selector_operators */
+  SELECTOR_FAULT_BAD_KEY,       /* text is not a qualified name; why says why */
+  SELECTOR_FAULT_BAD_VALUE,     /* text is not a label value; why says why */
+};
+
+/* Every pointer is borrowed: into the checked JSON (valid while it lives) or
+ * static strings. */
+struct selector_fault {
+  enum selector_fault_kind kind;
+  const char *list;   /* "matchLabels", "matchExpressions", or NULL */
+  const char *label;  /* the matchLabels key concerned, or NULL */
+  long expr;          /* index in matchExpressions, or -1 */
+  const char *member; /* "key", "operator", "values", or NULL */
+  long value;         /* index in values, or -1 */
+  const json_t *node; /* the offending JSON value */
+  const char *text;   /* the offending string, for the kinds that name one */
+  const char *why;    /* for BAD_KEY and BAD_VALUE: the rule broken */
+};
+
+/* The operators of matchExpressions, NULL-terminated. */
+extern const char *const selector_operators[];
+
+/* The one validator of metav1.LabelSelector objects (Kubernetes' key and
+ * value grammars, operators, values against the operator), checking in the
+ * API server's order. NULL is valid (selects everything). `strict` also
+ * refuses unknown fields. Returns false with *f describing the first fault. */
+bool selector_check_json(const json_t *sel, bool strict, struct selector_fault *f);
+
 /* From the query-string form. */
 struct label_selector *selector_parse(const char *s, struct gpc_error *err);
 void selector_free(struct label_selector *s);
