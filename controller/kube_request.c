@@ -9,28 +9,18 @@
 #include "dynbuf.h"
 #include "urlesc.h"
 
+#define VERB_METHOD_(e, name, method) [e] = method,
+static const char *const verb_names[] = {KUBE_VERB_MAP(GPC_X_NAME)};
+static const char *const verb_methods[] = {KUBE_VERB_MAP(VERB_METHOD_)};
+#undef VERB_METHOD_
+#define N_VERBS (sizeof verb_names / sizeof verb_names[0])
+
 const char *kube_verb_method(enum kube_verb v) {
-  switch (v) {
-  case KUBE_CREATE:
-    return "POST";
-  case KUBE_UPDATE:
-    return "PUT";
-  case KUBE_PATCH:
-    return "PATCH";
-  case KUBE_DELETE:
-    return "DELETE";
-  case KUBE_GET:
-  case KUBE_LIST:
-  case KUBE_WATCH:
-    break;
-  }
-  return "GET";
+  return (unsigned)v < N_VERBS ? verb_methods[v] : "GET";
 }
 
 const char *kube_verb_name(enum kube_verb v) {
-  static const char *const names[] = {"get",   "list",   "create", "update",
-                                      "patch", "delete", "watch"};
-  return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "unknown";
+  return (unsigned)v < N_VERBS ? verb_names[v] : "unknown";
 }
 
 const char *kube_patch_content_type(enum kube_patch_type t) {

@@ -328,7 +328,8 @@ size_t metrics_series_count(const struct metric_family *f) {
 /* ---- rendering ---- */
 
 static const char *type_name(enum metric_type t) {
-  return t == METRIC_COUNTER ? "counter" : t == METRIC_GAUGE ? "gauge" : "histogram";
+  static const char *const names[] = {METRIC_TYPE_MAP(GPC_X_NAME)};
+  return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "histogram";
 }
 
 static void render_labels(struct dynbuf *b, const struct metric_family *f, const struct series *s,

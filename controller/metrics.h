@@ -35,8 +35,14 @@
 #include <stddef.h>
 
 #include "errors.h"
+#include "xmacro.h"
 
-enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
+/* X(enum value, "# TYPE" name) (xmacro.h) */
+#define METRIC_TYPE_MAP(X)                                                                         \
+  X(METRIC_COUNTER, "counter")                                                                     \
+  X(METRIC_GAUGE, "gauge")                                                                         \
+  X(METRIC_HISTOGRAM, "histogram")
+enum metric_type { METRIC_TYPE_MAP(GPC_X_ENUM) };
 
 struct metrics;
 struct metric_family;

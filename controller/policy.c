@@ -18,14 +18,24 @@
 
 /* ---- names ------------------------------------------------------------ */
 
-static const char *const operand_names[GPC_OP_COUNT] = {
-    "driver", "container-toolkit", "device-plugin", "dcgm-exporter", "validator"};
-static const char *const operand_keys[GPC_OP_COUNT] = {"driver", "toolkit", "devicePlugin",
-                                                       "dcgmExporter", "validator"};
-static const char *const pull_names[] = {"IfNotPresent", "Always", "Never", NULL};
-static const char *const strategy_names[] = {"RollingUpdate", "OnDelete", NULL};
-static const char *const runtime_names[] = {"containerd", "docker", "crio", "detect", NULL};
-static const char *const service_names[] = {"ClusterIP", "NodePort", NULL};
+/* Name arrays from the X-macro tables of policy.h, indexed by enum value;
+ * the NULL-terminated ones double as get_enum's list of accepted values. */
+#define KEY_(e, name, key) [e] = key,
+#define CONFIG_(e, name, config, socket) [e] = config,
+#define SOCKET_(e, name, config, socket) [e] = socket,
+static const char *const operand_names[GPC_OP_COUNT] = {GPC_OPERAND_MAP(GPC_X_NAME)};
+static const char *const operand_keys[GPC_OP_COUNT] = {GPC_OPERAND_MAP(KEY_)};
+static const char *const pull_names[] = {GPC_PULL_POLICY_MAP(GPC_X_NAME) NULL};
+static const char *const strategy_names[] = {GPC_UPDATE_STRATEGY_MAP(GPC_X_NAME) NULL};
+static const char *const runtime_names[] = {GPC_RUNTIME_MAP(GPC_X_NAME) NULL};
+static const char *const service_names[] = {GPC_SERVICE_TYPE_MAP(GPC_X_NAME) NULL};
+/* By runtime; with "detect" they are left empty and render uses the
+ * default of each node's runtime (gpc_runtime_config_default()). */
+static const char *const runtime_config_default[] = {GPC_RUNTIME_MAP(CONFIG_)};
+static const char *const runtime_socket_default[] = {GPC_RUNTIME_MAP(SOCKET_)};
+#undef KEY_
+#undef CONFIG_
+#undef SOCKET_
 
 const char *gpc_operand_name(enum gpc_operand op) {
   return (unsigned)op < GPC_OP_COUNT ? operand_names[op] : NULL;
@@ -70,13 +80,6 @@ static const struct operand_defaults operand_defaults[GPC_OP_COUNT] = {
     [GPC_OP_DCGM_EXPORTER] = {"nvcr.io/nvidia/k8s", "dcgm-exporter", "3.3.5-3.4.1-ubuntu22.04"},
     [GPC_OP_VALIDATOR] = {"ghcr.io/gpu-policy-controller", "gpu-policy-controller", "v0.1.0"},
 };
-
-/* By runtime; with "detect" they are left empty and render uses the
- * default of each node's runtime (gpc_runtime_config_default()). */
-static const char *const runtime_config_default[] = {
-    "/etc/containerd/config.toml", "/etc/docker/daemon.json", "/etc/crio/crio.conf", ""};
-static const char *const runtime_socket_default[] = {
-    "/run/containerd/containerd.sock", "/var/run/docker.sock", "/var/run/crio/crio.sock", ""};
 
 const char *gpc_runtime_config_default(enum gpc_runtime r) {
   return (unsigned)r <= GPC_RUNTIME_DETECT ? runtime_config_default[r] : "";

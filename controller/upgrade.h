@@ -66,6 +66,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "xmacro.h"
 
 #define GPC_LABEL_UPGRADE_STATE "gpupolicy.dev/driver-upgrade-state"
 #define GPC_ANNOTATION_UPGRADE_TARGET "gpupolicy.dev/driver-upgrade-target"
@@ -73,19 +74,19 @@
 #define GPC_ANNOTATION_UPGRADE_CORDONED "gpupolicy.dev/driver-upgrade-cordoned"
 #define GPC_ANNOTATION_UPGRADE_REASON "gpupolicy.dev/driver-upgrade-reason"
 
-enum gpc_upg_state {
-  GPC_UPG_NONE = 0,
-  GPC_UPG_PENDING,
-  GPC_UPG_CORDONED,
-  GPC_UPG_WAIT_JOBS,
-  GPC_UPG_POD_DELETION,
-  GPC_UPG_DRAIN,
-  GPC_UPG_RESTARTING,
-  GPC_UPG_VALIDATING,
-  GPC_UPG_DONE,
-  GPC_UPG_FAILED,
-  GPC_UPG_COUNT
-};
+/* X(enum value, label value) (xmacro.h) */
+#define GPC_UPG_STATE_MAP(X)                                                                       \
+  X(GPC_UPG_NONE, "")                                                                              \
+  X(GPC_UPG_PENDING, "pending")                                                                    \
+  X(GPC_UPG_CORDONED, "cordoned")                                                                  \
+  X(GPC_UPG_WAIT_JOBS, "wait-jobs")                                                                \
+  X(GPC_UPG_POD_DELETION, "pod-deletion")                                                          \
+  X(GPC_UPG_DRAIN, "drain")                                                                        \
+  X(GPC_UPG_RESTARTING, "restarting")                                                              \
+  X(GPC_UPG_VALIDATING, "validating")                                                              \
+  X(GPC_UPG_DONE, "done")                                                                          \
+  X(GPC_UPG_FAILED, "failed")
+enum gpc_upg_state { GPC_UPG_STATE_MAP(GPC_X_ENUM) GPC_UPG_COUNT };
 
 /* The label value ("" for NONE). */
 const char *upgrade_state_name(enum gpc_upg_state s);

@@ -44,28 +44,17 @@ size_t watch_decoder_pending(const struct watch_decoder *d) {
   return dynbuf_len(&d->buf);
 }
 
+static const char *const event_type_names[] = {WATCH_EVENT_TYPE_MAP(GPC_X_NAME)};
+#define N_EVENT_TYPES (sizeof event_type_names / sizeof event_type_names[0])
+
 const char *watch_event_type_name(enum watch_event_type t) {
-  switch (t) {
-  case WATCH_ADDED:
-    return "ADDED";
-  case WATCH_MODIFIED:
-    return "MODIFIED";
-  case WATCH_DELETED:
-    return "DELETED";
-  case WATCH_BOOKMARK:
-    return "BOOKMARK";
-  case WATCH_ERROR:
-    return "ERROR";
-  }
-  return "UNKNOWN";
+  return (unsigned)t < N_EVENT_TYPES ? event_type_names[t] : "UNKNOWN";
 }
 
 static bool parse_type(const char *s, enum watch_event_type *t) {
-  static const enum watch_event_type all[] = {WATCH_ADDED, WATCH_MODIFIED, WATCH_DELETED,
-                                              WATCH_BOOKMARK, WATCH_ERROR};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-    if (strcmp(s, watch_event_type_name(all[i])) == 0) {
-      *t = all[i];
+  for (size_t i = 0; i < N_EVENT_TYPES; i++) {
+    if (strcmp(s, event_type_names[i]) == 0) {
+      *t = (enum watch_event_type)i;
       return true;
     }
   }
