@@ -42,7 +42,8 @@ struct label_selector; /* selector.h */
 
 /* The enums below and their names are X-macro tables (xmacro.h): each value
  * and its spelling are written once, in one row, and the enum and the name
- * arrays in policy.c are generated from the rows. */
+ * arrays in policy.c are generated from the rows. Every *_name function and
+ * default path below returns a static string (never freed). */
 
 /* Operands in stage order (design.md §3). The index is also the stage
  * position: GPC_OP_DCGM_EXPORTER and GPC_OP_VALIDATOR share the last stage.

@@ -5,6 +5,10 @@
  * in `labelSelector=` query parameters ("a=b,c!=d,e in (f,g),!h").
  * Keys and values are validated as Kubernetes does (qualified names, 63-char
  * values); errors name the offending key or expression.
+ *
+ * Ownership: a built selector is immutable and owned by the caller
+ * (selector_free); inputs (JSON, strings, label lookups) are borrowed for
+ * the call only; nothing here keeps a pointer into them.
  */
 #ifndef GPC_SELECTOR_H
 #define GPC_SELECTOR_H
@@ -65,8 +69,10 @@ extern const char *const selector_operators[];
  * refuses unknown fields. Returns false with *f describing the first fault. */
 bool selector_check_json(const json_t *sel, bool strict, struct selector_fault *f);
 
-/* From the query-string form. */
+/* From the query-string form. Returns a new selector (caller frees with
+ * selector_free), or NULL with err set. */
 struct label_selector *selector_parse(const char *s, struct gpc_error *err);
+/* Frees s; NULL is a no-op. */
 void selector_free(struct label_selector *s);
 
 bool selector_empty(const struct label_selector *s);
@@ -74,7 +80,7 @@ bool selector_matches(const struct label_selector *s, label_lookup_fn lookup, co
 /* Convenience: match against a JSON object of labels (may be NULL). */
 bool selector_matches_json(const struct label_selector *s, const json_t *labels);
 
-/* Canonical string form ("a=b,c in (d,e)"), caller frees. Not URL-escaped:
+/* Canonical string form ("a=b,c in (d,e)"): a new string the caller frees. Not URL-escaped:
  * the HTTP layer escapes query parameters. */
 char *selector_to_string(const struct label_selector *s);
 

@@ -88,7 +88,7 @@
   X(GPC_UPG_FAILED, "failed")
 enum gpc_upg_state { GPC_UPG_STATE_MAP(GPC_X_ENUM) GPC_UPG_COUNT };
 
-/* The label value ("" for NONE). */
+/* The label value ("" for NONE); a static string. */
 const char *upgrade_state_name(enum gpc_upg_state s);
 /* Parses a label value; NULL or "" is NONE; an unknown value is -1. */
 int upgrade_state_parse(const char *value);
@@ -221,6 +221,8 @@ struct gpc_workload {
   struct gpc_upg_pod facts; /* namespace/name point at the strings above;
                              * the selector bits are unset (per policy) */
 };
+/* A new workload projected from `pod` (borrowed); caller frees with
+ * upgrade_workload_free (NULL is a no-op). */
 struct gpc_workload *upgrade_workload_new(const json_t *pod);
 void upgrade_workload_free(struct gpc_workload *w);
 /* Something the upgrade decides on moved. */

@@ -58,6 +58,7 @@ int watch_decoder_feed(struct watch_decoder *d, const char *data, size_t len, wa
  * A stream that ends with pending > 0 was cut mid-event. */
 size_t watch_decoder_pending(const struct watch_decoder *d);
 
+/* "ADDED", ... ("UNKNOWN" out of range); a static string. */
 const char *watch_event_type_name(enum watch_event_type t);
 
 #endif

@@ -61,7 +61,7 @@ static void child_main(int fd, const struct phase_opts *o, phase_fn fn, void *ct
   json_t *j = report_json(r);
   char *text = json_dumps(j, JSON_COMPACT);
   json_decref(j);
-  report_free(r);
+  report_release(r);
   if (text) {
     put(fd, "R ", 2);
     put(fd, text, strlen(text));
@@ -140,10 +140,10 @@ static bool take_report(struct child_output *out, struct val_report *r, struct g
   int rc = report_from_json(j, &next, err);
   json_decref(j);
   if (rc != GPC_OK) {
-    report_free(&next);
+    report_release(&next);
     return false;
   }
-  report_free(r);
+  report_release(r);
   *r = next;
   return true;
 }
