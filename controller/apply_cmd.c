@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 #include "kube_client.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -26,27 +27,17 @@
 /* ---- input ---- */
 
 static char *read_stream(FILE *f, size_t *len, struct gpc_error *err, const char *name) {
-  size_t cap = 0, n = 0;
-  char *buf = NULL;
-  for (;;) {
-    gpc_grow((void **)&buf, &cap, n + 65536 + 1, 1);
-    size_t got = fread(buf + n, 1, cap - n - 1, f);
-    n += got;
-    if (n > APPLY_MAX_INPUT) {
-      free(buf);
+  struct dynbuf b = DYNBUF_INIT(APPLY_MAX_INPUT);
+  int rc = dynbuf_read_stream(&b, f);
+  if (rc != GPC_OK) {
+    dynbuf_release(&b);
+    if (rc == GPC_E_TOO_LARGE)
       gpc_fail(err, GPC_E_TOO_LARGE, "%s: larger than %u bytes", name, APPLY_MAX_INPUT);
-      return NULL;
-    }
-    if (got == 0) break;
-  }
-  if (ferror(f)) {
-    free(buf);
-    gpc_fail(err, GPC_E_IO, "%s: read error", name);
+    else
+      gpc_fail(err, GPC_E_IO, "%s: read error", name);
     return NULL;
   }
-  buf[n] = 0;
-  *len = n;
-  return buf;
+  return dynbuf_detach(&b, len);
 }
 
 /* Appends one parsed object, expanding *List kinds. */

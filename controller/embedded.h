@@ -17,7 +17,8 @@ struct gpc_embedded_file {
 
 extern const struct gpc_embedded_file gpc_embedded_templates[];
 
-/* Returns the embedded file called `name`, or NULL when there is none. */
+/* Returns the embedded file called `name`, or NULL when there is none.
+ * Static data: never freed, valid for the life of the process. */
 const struct gpc_embedded_file *gpc_embedded_find(const char *name);
 
 #endif

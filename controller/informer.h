@@ -109,13 +109,17 @@ struct informer *informer_new(struct kube_client *client, struct gpc_loop *loop,
 void informer_start(struct informer *inf);
 /* Cancels in-flight requests and timers; the cache stays readable. */
 void informer_stop(struct informer *inf);
-/* Stops, frees every projection (free_proj) and the informer. */
+/* Stops, frees every projection (free_proj) and the informer. NULL is a
+ * no-op. */
 void informer_free(struct informer *inf);
 
 bool informer_synced(const struct informer *inf);
-/* Last resourceVersion seen ("" before the first LIST). */
+/* Last resourceVersion seen ("" before the first LIST). Borrowed: owned by
+ * the informer and replaced by the next LIST or event, so copy it to keep it
+ * past a turn of the loop (or past informer_free). */
 const char *informer_resource_version(const struct informer *inf);
-/* The projection cached under key ("ns/name" or "name"), or NULL. */
+/* The projection cached under key ("ns/name" or "name"), or NULL. Borrowed:
+ * owned by the informer until that object's next event. */
 const void *informer_get(const struct informer *inf, const char *key);
 size_t informer_size(const struct informer *inf);
 void informer_get_stats(const struct informer *inf, struct informer_stats *out);

@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "backoff.h"
+#include "dynbuf.h"
 #include "log.h"
 
 #define COMP "kube_client"
@@ -35,15 +36,13 @@ struct call {
   const char *content_type;
   long timeout_ms;
   long watch_timeout_s;
-  size_t max_body;
   kube_done_cb done;
   kube_chunk_cb chunk;
   void *ud;
 
   CURL *easy;
   struct curl_slist *headers;
-  char *resp;
-  size_t resp_len, resp_cap;
+  struct dynbuf resp; /* the response body, capped at the request's max_body */
   long retry_after_s; /* from the Retry-After header */
   int attempts;
   bool reauthed;
@@ -140,7 +139,7 @@ static void call_free(struct kube_client *c, struct call *k) {
   call_unlink(c, k);
   free(k->url);
   free(k->body);
-  free(k->resp);
+  dynbuf_release(&k->resp);
   free(k);
 }
 
@@ -164,14 +163,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
 }
 
 static bool append_body(struct call *k, const char *data, size_t len) {
-  if (k->resp_len + len > k->max_body) {
+  if (dynbuf_add(&k->resp, data, len) != GPC_OK) {
     k->too_large = true;
     return false;
   }
-  gpc_grow((void **)&k->resp, &k->resp_cap, k->resp_len + len + 1, 1);
-  memcpy(k->resp + k->resp_len, data, len);
-  k->resp_len += len;
-  k->resp[k->resp_len] = 0;
   return true;
 }
 
@@ -179,7 +174,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud) {
   struct call *k = ud;
   size_t len = size * n;
   if (k->cancelled) return 0;
-  if (k->chunk && !k->streaming && !k->resp_len) {
+  if (k->chunk && !k->streaming && !dynbuf_len(&k->resp)) {
     long code = 0;
     curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &code);
     k->streaming = code >= 200 && code < 300;
@@ -318,7 +313,7 @@ static void start_call(struct kube_client *c, struct call *k) {
   k->easy = e;
   k->state = CALL_RUNNING;
   k->attempts++;
-  k->resp_len = 0;
+  dynbuf_reset(&k->resp);
   k->retry_after_s = 0;
   k->streaming = false;
   k->headers = build_headers(c, k);
@@ -399,8 +394,8 @@ static void deliver(struct kube_client *c, struct call *k, int rc, long code,
   struct kube_response r = {
       .rc = rc,
       .http_code = code,
-      .body = k->resp ? k->resp : "",
-      .body_len = k->resp_len,
+      .body = dynbuf_ptr(&k->resp) ? dynbuf_ptr(&k->resp) : "",
+      .body_len = dynbuf_len(&k->resp),
       .status = st,
       .error = error,
       .seconds = secs,
@@ -493,9 +488,9 @@ static void finish_call(struct kube_client *c, struct call *k, CURLcode res) {
 
   if (res == CURLE_WRITE_ERROR && k->too_large) {
     char msg[128];
-    snprintf(msg, sizeof msg, "response body over %zu bytes", k->max_body);
-    log_warn(COMP, "response too large", KV_S("url", k->url), KV_I("limit", k->max_body));
-    k->resp_len = 0;
+    snprintf(msg, sizeof msg, "response body over %zu bytes", k->resp.max);
+    log_warn(COMP, "response too large", KV_S("url", k->url), KV_I("limit", k->resp.max));
+    dynbuf_reset(&k->resp);
     deliver(c, k, GPC_E_TOO_LARGE, code, NULL, msg, secs);
     return;
   }
@@ -535,7 +530,7 @@ static void finish_call(struct kube_client *c, struct call *k, CURLcode res) {
     log_warn(COMP, "401: token re-read failed", KV_S("error", err.msg));
   }
   struct kube_status st;
-  kube_status_parse(&st, k->resp, k->resp_len, code);
+  kube_status_parse(&st, dynbuf_ptr(&k->resp), dynbuf_len(&k->resp), code);
   long ra = k->retry_after_s ? k->retry_after_s : st.retry_after_seconds;
   if (kube_should_retry(&k->kind, code, k->attempts, c->cfg.max_attempts)) {
     kube_status_release(&st);
@@ -659,7 +654,7 @@ uint64_t kube_client_submit(struct kube_client *c, const struct kube_request *re
       req->verb == KUBE_PATCH ? kube_patch_content_type(req->patch_type) : "application/json";
   k->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : c->cfg.timeout_ms;
   k->watch_timeout_s = req->timeout_seconds;
-  k->max_body = req->max_body ? req->max_body : c->cfg.max_body;
+  dynbuf_init(&k->resp, req->max_body ? req->max_body : c->cfg.max_body);
   k->done = done;
   k->chunk = chunk;
   k->ud = ud;

@@ -126,6 +126,8 @@ bool kube_client_cancel(struct kube_client *c, uint64_t id);
 void kube_client_fail_submits(struct kube_client *c, unsigned skip, unsigned count);
 
 void kube_client_stats(const struct kube_client *c, struct kube_client_stats *out);
+/* The API server URL. Borrowed from the kubeconfig, which outlives the
+ * client. */
 const char *kube_client_server(const struct kube_client *c);
 
 #endif

@@ -6,30 +6,21 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 #include "urlesc.h"
 
+#define VERB_METHOD_(e, name, method) [e] = method,
+static const char *const verb_names[] = {KUBE_VERB_MAP(GPC_X_NAME)};
+static const char *const verb_methods[] = {KUBE_VERB_MAP(VERB_METHOD_)};
+#undef VERB_METHOD_
+#define N_VERBS (sizeof verb_names / sizeof verb_names[0])
+
 const char *kube_verb_method(enum kube_verb v) {
-  switch (v) {
-  case KUBE_CREATE:
-    return "POST";
-  case KUBE_UPDATE:
-    return "PUT";
-  case KUBE_PATCH:
-    return "PATCH";
-  case KUBE_DELETE:
-    return "DELETE";
-  case KUBE_GET:
-  case KUBE_LIST:
-  case KUBE_WATCH:
-    break;
-  }
-  return "GET";
+  return (unsigned)v < N_VERBS ? verb_methods[v] : "GET";
 }
 
 const char *kube_verb_name(enum kube_verb v) {
-  static const char *const names[] = {"get",   "list",   "create", "update",
-                                      "patch", "delete", "watch"};
-  return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "unknown";
+  return (unsigned)v < N_VERBS ? verb_names[v] : "unknown";
 }
 
 const char *kube_patch_content_type(enum kube_patch_type t) {
@@ -46,28 +37,20 @@ const char *kube_patch_content_type(enum kube_patch_type t) {
   return "application/merge-patch+json";
 }
 
-/* An in-memory string builder over open_memstream would do, but a tiny
- * append helper keeps the allocation routed through gpc_*. */
-struct sbuf {
-  char *p;
-  size_t len, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s) {
-  size_t n = strlen(s);
-  gpc_grow((void **)&b->p, &b->cap, b->len + n + 1, 1);
-  memcpy(b->p + b->len, s, n + 1);
-  b->len += n;
+/* The URL is built from the caller's request, not read from outside, so
+ * the buffer is uncapped and appends cannot fail. */
+static void sb_add(struct dynbuf *b, const char *s) {
+  (void)dynbuf_addstr(b, s);
 }
 
-static void sb_seg(struct sbuf *b, const char *seg) {
+static void sb_seg(struct dynbuf *b, const char *seg) {
   char *e = kube_path_escape(seg);
   sb_add(b, "/");
   sb_add(b, e);
   free(e);
 }
 
-static void sb_param(struct sbuf *b, bool *first, const char *key, const char *val) {
+static void sb_param(struct dynbuf *b, bool *first, const char *key, const char *val) {
   sb_add(b, *first ? "?" : "&");
   *first = false;
   sb_add(b, key);
@@ -77,13 +60,13 @@ static void sb_param(struct sbuf *b, bool *first, const char *key, const char *v
   free(e);
 }
 
-static void sb_param_long(struct sbuf *b, bool *first, const char *key, long val) {
+static void sb_param_long(struct dynbuf *b, bool *first, const char *key, long val) {
   char num[32];
   snprintf(num, sizeof num, "%ld", val);
   sb_param(b, first, key, num);
 }
 
-static void add_query(struct sbuf *b, const struct kube_request *r) {
+static void add_query(struct dynbuf *b, const struct kube_request *r) {
   bool first = true;
   if (r->verb == KUBE_WATCH) sb_param(b, &first, "watch", "true");
   if (r->label_selector && *r->label_selector)
@@ -157,10 +140,11 @@ char *kube_request_url(const char *server, const struct kube_request *r, struct 
     return NULL;
   }
   if (check_request(r, err)) return NULL;
-  struct sbuf b = {0};
-  sb_add(&b, server);
-  while (b.len && b.p[b.len - 1] == '/')
-    b.p[--b.len] = 0;
+  struct dynbuf b = DYNBUF_INIT(DYNBUF_NO_MAX);
+  size_t server_len = strlen(server);
+  while (server_len && server[server_len - 1] == '/')
+    server_len--;
+  (void)dynbuf_add(&b, server, server_len);
   if (r->group && *r->group) {
     sb_add(&b, "/apis");
     sb_seg(&b, r->group);
@@ -176,7 +160,7 @@ char *kube_request_url(const char *server, const struct kube_request *r, struct 
   if (r->name && *r->name) sb_seg(&b, r->name);
   if (r->subresource && *r->subresource) sb_seg(&b, r->subresource);
   add_query(&b, r);
-  return b.p;
+  return dynbuf_detach(&b, NULL);
 }
 
 bool kube_request_idempotent(const struct kube_request *r) {

@@ -13,16 +13,20 @@
 #include <stddef.h>
 
 #include "errors.h"
+#include "xmacro.h"
 
-enum kube_verb {
-  KUBE_GET,    /* GET one object */
-  KUBE_LIST,   /* GET a collection */
-  KUBE_CREATE, /* POST */
-  KUBE_UPDATE, /* PUT */
-  KUBE_PATCH,  /* PATCH, see patch_type */
-  KUBE_DELETE, /* DELETE */
-  KUBE_WATCH,  /* GET ?watch=true, streamed */
-};
+/* X(enum value, name for logs, HTTP method) (xmacro.h). KUBE_GET reads one
+ * object, KUBE_LIST a collection; KUBE_PATCH uses patch_type; KUBE_WATCH is
+ * GET ?watch=true, streamed. */
+#define KUBE_VERB_MAP(X)                                                                           \
+  X(KUBE_GET, "get", "GET")                                                                        \
+  X(KUBE_LIST, "list", "GET")                                                                      \
+  X(KUBE_CREATE, "create", "POST")                                                                 \
+  X(KUBE_UPDATE, "update", "PUT")                                                                  \
+  X(KUBE_PATCH, "patch", "PATCH")                                                                  \
+  X(KUBE_DELETE, "delete", "DELETE")                                                               \
+  X(KUBE_WATCH, "watch", "GET")
+enum kube_verb { KUBE_VERB_MAP(GPC_X_ENUM) };
 
 enum kube_patch_type {
   KUBE_PATCH_MERGE,     /* application/merge-patch+json */

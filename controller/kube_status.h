@@ -39,7 +39,7 @@ void kube_status_parse(struct kube_status *st, const char *body, size_t len, lon
 /* From a Status object already parsed (e.g. the object of a watch ERROR
  * event). `obj` is borrowed. http_code is used when the object has no code. */
 void kube_status_from_json(struct kube_status *st, const json_t *obj, long http_code);
-/* Standard reason for an HTTP code ("Conflict" for 409, ...). */
+/* Standard reason for an HTTP code ("Conflict" for 409, ...); a static string. */
 const char *kube_status_reason_for_code(long http_code);
 /* Maps to an error code: 409 → GPC_E_CONFLICT, 410 → GPC_E_GONE, 404 →
  * GPC_E_NOT_FOUND, 504/408 → GPC_E_TIMEOUT, everything else GPC_E_API. */

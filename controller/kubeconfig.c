@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 #include "log.h"
 #include "yaml2json.h"
 
@@ -82,31 +83,20 @@ static unsigned char *read_file(const char *path, const char *field, size_t *len
     gpc_fail(err, GPC_E_IO, "%s: %s: %s", field, path, strerror(errno));
     return NULL;
   }
-  size_t cap = 4096, n = 0, got;
-  unsigned char *buf = gpc_malloc(cap);
-  do {
-    if (n == cap) {
-      unsigned char *bigger = gpc_malloc(cap * 2);
-      memcpy(bigger, buf, n);
-      wipe_free(buf, cap); /* no realloc: it could leave a copy of a secret behind */
-      buf = bigger;
-      cap *= 2;
-    }
-    got = fread(buf + n, 1, cap - n, f);
-    n += got;
-  } while (got && n <= KC_MAX_FILE);
-  int bad = ferror(f);
+  /* A secret buffer: no realloc, which could leave a copy of a key behind. */
+  struct dynbuf b;
+  dynbuf_init_secret(&b, KC_MAX_FILE);
+  int rc = dynbuf_read_stream(&b, f);
   fclose(f);
-  if (bad || n > KC_MAX_FILE) {
-    wipe_free(buf, cap);
-    if (bad)
+  if (rc != GPC_OK) {
+    dynbuf_release(&b);
+    if (rc == GPC_E_IO)
       gpc_fail(err, GPC_E_IO, "%s: %s: read error", field, path);
     else
       gpc_fail(err, GPC_E_TOO_LARGE, "%s: %s: larger than %u bytes", field, path, KC_MAX_FILE);
     return NULL;
   }
-  *len = n;
-  return buf;
+  return (unsigned char *)dynbuf_detach(&b, len);
 }
 
 static char *join_path(const char *base_dir, const char *p) {

@@ -244,7 +244,7 @@ const char *leader_holder(const struct leader *l) {
   return leader_sm_holder(&l->sm);
 }
 
-void leader_release(struct leader *l, leader_done_cb done, void *ud) {
+void leader_resign(struct leader *l, leader_done_cb done, void *ud) {
   l->releasing = true;
   if (l->tick_timer) gpc_loop_cancel_timer(l->loop, l->tick_timer);
   l->tick_timer = 0;

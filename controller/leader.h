@@ -12,7 +12,7 @@
  * controller-runtime does: renewals must never queue behind the controller's
  * writes under QPS throttling.
  *
- * leader_release(): stops campaigning and, when leading, releases the lease
+ * leader_resign(): stops campaigning and, when leading, releases the lease
  * (holderIdentity "", leaseDurationSeconds 1) so another replica takes over
  * within one retry period instead of a whole lease duration; `done` is then
  * called once (also when there was nothing to release or the write failed).
@@ -52,13 +52,17 @@ struct leader *leader_new(const struct leader_config *cfg, struct gpc_error *err
 /* Starts campaigning (first attempt right away). */
 void leader_start(struct leader *l);
 bool leader_is_leading(const struct leader *l);
-/* Current holder as last seen ("" when unknown or free). */
+/* Current holder as last seen ("" when unknown or free). Borrowed: owned by
+ * the leader, valid until its next Lease response is handled (a turn of the
+ * loop) or leader_free. */
 const char *leader_holder(const struct leader *l);
-void leader_release(struct leader *l, leader_done_cb done, void *ud);
-/* Cancels everything without callbacks. */
+/* Named "resign", not "release": in this project _release means freeing a
+ * struct's contents (docs/CODING_STYLE.md). */
+void leader_resign(struct leader *l, leader_done_cb done, void *ud);
+/* Cancels everything without callbacks, then frees l. NULL is a no-op. */
 void leader_free(struct leader *l);
 
-/* "<hostname>_<16 hex random>", caller frees. */
+/* "<hostname>_<16 hex random>", a new string the caller frees. */
 char *leader_make_identity(void);
 
 #endif

@@ -85,13 +85,15 @@ bool leader_sm_on_write(struct leader_sm *sm, uint64_t now_ms, long http_code, c
 bool leader_sm_check_deadline(struct leader_sm *sm, uint64_t now_ms);
 
 /* The request body for `step` (CREATE or UPDATE); `release` builds the
- * ReleaseOnCancel record. Returns a malloc'd JSON string. */
+ * ReleaseOnCancel record. Returns a new JSON string the caller frees. */
 char *leader_sm_body(const struct leader_sm *sm, enum leader_step step, bool release,
                      int64_t wall_us);
 
-/* MicroTime "2026-11-28T20:01:02.123456Z" into buf (>= 32 bytes). */
+/* MicroTime "2026-11-28T20:01:02.123456Z" into buf (>= 32 bytes); returns
+ * buf. */
 char *leader_microtime(int64_t wall_us, char *buf, size_t size);
-/* The holder the cache last saw ("" when none or never observed). */
+/* The holder the cache last saw ("" when none or never observed). Borrowed:
+ * owned by sm, valid until its next observation or leader_sm_release. */
 const char *leader_sm_holder(const struct leader_sm *sm);
 
 #endif

@@ -16,16 +16,12 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 
 enum mode {
   M_SKELETON, /* copying to the skeleton */
   M_ITEMS,    /* inside "items": [ ... ], between elements */
   M_ITEM,     /* copying one element */
-};
-
-struct buf {
-  char *p;
-  size_t len, cap;
 };
 
 struct list_decoder {
@@ -35,38 +31,29 @@ struct list_decoder {
   /* key tracking at depth 1 */
   char str[8]; /* the first bytes of the last depth-1 string */
   size_t str_len;
-  bool str_done;   /* a depth-1 string just ended (may be a key) */
-  bool items_next; /* the key "items" and its ':' were seen */
-  struct buf item, skel;
-  size_t max_item, max_skel;
+  bool str_done;            /* a depth-1 string just ended (may be a key) */
+  bool items_next;          /* the key "items" and its ':' were seen */
+  struct dynbuf item, skel; /* capped at max_item and max_skeleton */
   size_t nitems;
   int failed;
 };
 
 struct list_decoder *list_decoder_new(size_t max_item, size_t max_skeleton) {
   struct list_decoder *d = gpc_calloc(1, sizeof *d);
-  d->max_item = max_item ? max_item : LIST_DEFAULT_MAX_ITEM;
-  d->max_skel = max_skeleton ? max_skeleton : LIST_DEFAULT_MAX_SKELETON;
+  dynbuf_init(&d->item, max_item ? max_item : LIST_DEFAULT_MAX_ITEM);
+  dynbuf_init(&d->skel, max_skeleton ? max_skeleton : LIST_DEFAULT_MAX_SKELETON);
   return d;
 }
 
 void list_decoder_free(struct list_decoder *d) {
   if (!d) return;
-  free(d->item.p);
-  free(d->skel.p);
+  dynbuf_release(&d->item);
+  dynbuf_release(&d->skel);
   free(d);
 }
 
 size_t list_decoder_items(const struct list_decoder *d) {
   return d->nitems;
-}
-
-static bool buf_add(struct buf *b, const char *p, size_t n, size_t max) {
-  if (b->len + n > max) return false;
-  gpc_grow((void **)&b->p, &b->cap, b->len + n + 1, 1);
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-  return true;
 }
 
 static int fail(struct list_decoder *d, struct gpc_error *err, enum gpc_err code, const char *what,
@@ -91,8 +78,9 @@ static bool track_string(struct list_decoder *d, char c) {
 static int emit_item(struct list_decoder *d, list_item_cb cb, void *ud, struct gpc_error *err,
                      size_t off) {
   json_error_t jerr;
-  json_t *item = json_loadb(d->item.p, d->item.len, 0, &jerr);
-  d->item.len = 0;
+  json_t *item = json_loadb(dynbuf_ptr(&d->item), dynbuf_len(&d->item), 0, &jerr);
+  /* Large pages leave a large buffer behind; give it back between items. */
+  dynbuf_reset_keep(&d->item, 1u << 20);
   if (!json_is_object(item)) {
     json_decref(item);
     return fail(d, err, GPC_E_INVAL, item ? "an item is not an object" : jerr.text, off);
@@ -101,19 +89,13 @@ static int emit_item(struct list_decoder *d, list_item_cb cb, void *ud, struct g
   int stop = cb ? cb(item, ud) : 0;
   json_decref(item);
   if (stop) return fail(d, err, GPC_E_CANCELLED, "stopped by the callback", off);
-  /* Large pages leave a large buffer behind; give it back between items. */
-  if (d->item.cap > 1u << 20) {
-    free(d->item.p);
-    d->item.p = NULL;
-    d->item.cap = 0;
-  }
   return GPC_OK;
 }
 
 /* One byte of an item. */
 static int feed_item(struct list_decoder *d, char c, list_item_cb cb, void *ud,
                      struct gpc_error *err, size_t off) {
-  if (!buf_add(&d->item, &c, 1, d->max_item))
+  if (dynbuf_addc(&d->item, c) != GPC_OK)
     return fail(d, err, GPC_E_TOO_LARGE, "item over the size limit", off);
   if (track_string(d, c)) return GPC_OK;
   if (c == '"')
@@ -141,13 +123,12 @@ static int feed_items(struct list_decoder *d, char c, struct gpc_error *err, siz
   case '{':
     d->mode = M_ITEM;
     d->depth = 3;
-    return buf_add(&d->item, &c, 1, d->max_item) ? GPC_OK
-                                                 : fail(d, err, GPC_E_TOO_LARGE, "item", off);
+    return dynbuf_addc(&d->item, c) == GPC_OK ? GPC_OK : fail(d, err, GPC_E_TOO_LARGE, "item", off);
   case ']':
     d->mode = M_SKELETON;
     d->depth = 1;
-    return buf_add(&d->skel, "]", 1, d->max_skel) ? GPC_OK
-                                                  : fail(d, err, GPC_E_TOO_LARGE, "skeleton", off);
+    return dynbuf_addc(&d->skel, ']') == GPC_OK ? GPC_OK
+                                                : fail(d, err, GPC_E_TOO_LARGE, "skeleton", off);
   default:
     return fail(d, err, GPC_E_INVAL, "an item is not an object", off);
   }
@@ -155,7 +136,7 @@ static int feed_items(struct list_decoder *d, char c, struct gpc_error *err, siz
 
 /* One byte of the skeleton, watching for `"items": [`. */
 static int feed_skeleton(struct list_decoder *d, char c, struct gpc_error *err, size_t off) {
-  if (!buf_add(&d->skel, &c, 1, d->max_skel))
+  if (dynbuf_addc(&d->skel, c) != GPC_OK)
     return fail(d, err, GPC_E_TOO_LARGE, "list metadata over the size limit", off);
   if (d->in_str) {
     bool was_key_str = d->depth == 1;
@@ -219,12 +200,12 @@ json_t *list_decoder_finish(struct list_decoder *d, struct gpc_error *err) {
     gpc_fail(err, d->failed, "list body: decoder failed");
     return NULL;
   }
-  if (d->mode != M_SKELETON || d->depth != 0 || d->in_str || !d->skel.len) {
+  if (d->mode != M_SKELETON || d->depth != 0 || d->in_str || !dynbuf_len(&d->skel)) {
     fail(d, err, GPC_E_INVAL, "truncated", 0);
     return NULL;
   }
   json_error_t jerr;
-  json_t *list = json_loadb(d->skel.p, d->skel.len, 0, &jerr);
+  json_t *list = json_loadb(dynbuf_ptr(&d->skel), dynbuf_len(&d->skel), 0, &jerr);
   if (!json_is_object(list)) {
     json_decref(list);
     fail(d, err, GPC_E_INVAL, list ? "not a JSON object" : jerr.text, 0);

@@ -20,7 +20,8 @@ static struct {
   struct log_override over[MAX_COMPONENT_OVERRIDES];
 } L = {.level = LOG_INFO, .format = LOG_FMT_TEXT};
 
-static const char *level_names[] = {"error", "warn", "info", "debug"};
+static const char *const level_names[] = {LOG_LEVEL_MAP(GPC_X_NAME)};
+static const char *const format_names[] = {LOG_FORMAT_MAP(GPC_X_NAME)};
 
 static int parse_level(const char *s, size_t n, enum log_level *out) {
   for (int i = 0; i <= LOG_DEBUG; i++) {
@@ -104,13 +105,13 @@ int log_configure(const char *spec) {
 }
 
 int log_set_format_name(const char *name) {
-  if (strcmp(name, "json") == 0)
-    L.format = LOG_FMT_JSON;
-  else if (strcmp(name, "text") == 0)
-    L.format = LOG_FMT_TEXT;
-  else
-    return -1;
-  return 0;
+  for (size_t i = 0; i < sizeof format_names / sizeof format_names[0]; i++) {
+    if (strcmp(name, format_names[i]) == 0) {
+      L.format = (enum log_format)i;
+      return 0;
+    }
+  }
+  return -1;
 }
 
 void log_set_format(enum log_format f) {

@@ -18,8 +18,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
-enum log_format { LOG_FMT_TEXT = 0, LOG_FMT_JSON = 1 };
+#include "xmacro.h"
+
+/* X(enum value, name in --log-level and in each line) (xmacro.h) */
+#define LOG_LEVEL_MAP(X)                                                                           \
+  X(LOG_ERROR, "error")                                                                            \
+  X(LOG_WARN, "warn")                                                                              \
+  X(LOG_INFO, "info")                                                                              \
+  X(LOG_DEBUG, "debug")
+enum log_level { LOG_LEVEL_MAP(GPC_X_ENUM) };
+/* X(enum value, name in --log-format) (xmacro.h) */
+#define LOG_FORMAT_MAP(X)                                                                          \
+  X(LOG_FMT_TEXT, "text")                                                                          \
+  X(LOG_FMT_JSON, "json")
+enum log_format { LOG_FORMAT_MAP(GPC_X_ENUM) };
 
 enum log_kv_type { LOG_KV_END = 0, LOG_KV_STR, LOG_KV_INT, LOG_KV_DBL, LOG_KV_BOOL };
 struct log_kv {

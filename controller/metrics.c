@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 #include "strmap.h"
 
 /* controller-runtime's reconcile_time_seconds buckets. */
@@ -48,26 +49,16 @@ struct metrics {
   size_t n_collectors, cap_collectors;
 };
 
-/* ---- growable text buffer ---- */
+/* ---- text output ---- */
 
-struct buf {
-  char *p;
-  size_t len, cap;
-};
-
-static void buf_put(struct buf *b, const char *s, size_t n) {
-  gpc_grow((void **)&b->p, &b->cap, b->len + n + 1, 1);
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = 0;
+/* The exposition text is built from our own registry, not external input,
+ * so its buffer is uncapped (DYNBUF_NO_MAX) and appends cannot fail. */
+static void buf_puts(struct dynbuf *b, const char *s) {
+  (void)dynbuf_addstr(b, s);
 }
 
-static void buf_puts(struct buf *b, const char *s) {
-  buf_put(b, s, strlen(s));
-}
-
-static void buf_putc(struct buf *b, char c) {
-  buf_put(b, &c, 1);
+static void buf_putc(struct dynbuf *b, char c) {
+  (void)dynbuf_addc(b, c);
 }
 
 /* ---- names and values ---- */
@@ -101,7 +92,7 @@ char *metrics_format_value(double v, char *buf, size_t size) {
 }
 
 /* Escapes a label value (\\, \", \n) or HELP text (\\, \n). */
-static void buf_escaped(struct buf *b, const char *s, bool quote) {
+static void buf_escaped(struct dynbuf *b, const char *s, bool quote) {
   for (; *s; s++) {
     if (*s == '\\')
       buf_puts(b, "\\\\");
@@ -116,15 +107,14 @@ static void buf_escaped(struct buf *b, const char *s, bool quote) {
 
 /* Series key: each value length-prefixed, so no separator can collide. */
 static char *series_key(const struct metric_family *f, const char *const *values) {
-  struct buf b = {0};
-  buf_puts(&b, "");
+  struct dynbuf b = DYNBUF_INIT(DYNBUF_NO_MAX);
   for (size_t i = 0; i < f->n_labels; i++) {
     char len[24];
     snprintf(len, sizeof len, "%zu:", strlen(values[i]));
     buf_puts(&b, len);
     buf_puts(&b, values[i]);
   }
-  return b.p;
+  return dynbuf_detach(&b, NULL);
 }
 
 static bool values_ok(const struct metric_family *f, const char *const *values) {
@@ -338,10 +328,11 @@ size_t metrics_series_count(const struct metric_family *f) {
 /* ---- rendering ---- */
 
 static const char *type_name(enum metric_type t) {
-  return t == METRIC_COUNTER ? "counter" : t == METRIC_GAUGE ? "gauge" : "histogram";
+  static const char *const names[] = {METRIC_TYPE_MAP(GPC_X_NAME)};
+  return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "histogram";
 }
 
-static void render_labels(struct buf *b, const struct metric_family *f, const struct series *s,
+static void render_labels(struct dynbuf *b, const struct metric_family *f, const struct series *s,
                           const char *le) {
   if (f->n_labels == 0 && !le) return;
   buf_putc(b, '{');
@@ -361,7 +352,7 @@ static void render_labels(struct buf *b, const struct metric_family *f, const st
   buf_putc(b, '}');
 }
 
-static void render_sample(struct buf *b, const struct metric_family *f, const struct series *s,
+static void render_sample(struct dynbuf *b, const struct metric_family *f, const struct series *s,
                           const char *suffix, const char *le, double v) {
   char num[40];
   buf_puts(b, f->name);
@@ -372,7 +363,7 @@ static void render_sample(struct buf *b, const struct metric_family *f, const st
   buf_putc(b, '\n');
 }
 
-static void render_series(struct buf *b, const struct metric_family *f, const struct series *s) {
+static void render_series(struct dynbuf *b, const struct metric_family *f, const struct series *s) {
   if (f->type != METRIC_HISTOGRAM) {
     render_sample(b, f, s, "", NULL, s->value);
     return;
@@ -404,7 +395,7 @@ static int keyed_cmp(const void *a, const void *b) {
   return 0;
 }
 
-static void render_family(struct buf *b, const struct metric_family *f) {
+static void render_family(struct dynbuf *b, const struct metric_family *f) {
   buf_puts(b, "# HELP ");
   buf_puts(b, f->name);
   buf_putc(b, ' ');
@@ -431,10 +422,8 @@ static void render_family(struct buf *b, const struct metric_family *f) {
 char *metrics_render(struct metrics *m, size_t *len) {
   for (size_t i = 0; i < m->n_collectors; i++)
     m->collectors[i].cb(m, m->collectors[i].ud);
-  struct buf b = {0};
-  buf_puts(&b, "");
+  struct dynbuf b = DYNBUF_INIT(DYNBUF_NO_MAX);
   for (const struct metric_family *f = m->head; f; f = f->next)
     render_family(&b, f);
-  if (len) *len = b.len;
-  return b.p;
+  return dynbuf_detach(&b, len);
 }

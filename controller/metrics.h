@@ -35,8 +35,14 @@
 #include <stddef.h>
 
 #include "errors.h"
+#include "xmacro.h"
 
-enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
+/* X(enum value, "# TYPE" name) (xmacro.h) */
+#define METRIC_TYPE_MAP(X)                                                                         \
+  X(METRIC_COUNTER, "counter")                                                                     \
+  X(METRIC_GAUGE, "gauge")                                                                         \
+  X(METRIC_HISTOGRAM, "histogram")
+enum metric_type { METRIC_TYPE_MAP(GPC_X_ENUM) };
 
 struct metrics;
 struct metric_family;
@@ -50,12 +56,13 @@ void metrics_free(struct metrics *m);
 /* Registers a family. `labels` is a NULL-terminated list of label names (NULL
  * for none). `buckets` (histograms only; NULL = the controller-runtime
  * reconcile buckets 0.005 .. 60 s) are strictly increasing upper bounds,
- * without +Inf. */
+ * without +Inf. The family is owned by m (freed by metrics_free); the
+ * returned pointer stays valid as long as m. Strings are copied. */
 struct metric_family *metrics_register(struct metrics *m, enum metric_type type, const char *name,
                                        const char *help, const char *const *labels,
                                        const double *buckets, size_t n_buckets,
                                        struct gpc_error *err);
-/* The family registered under `name`, or NULL. */
+/* The family registered under `name`, or NULL. Owned by m. */
 struct metric_family *metrics_find(const struct metrics *m, const char *name);
 
 /* `values` holds one value per label name, in order (NULL when the family

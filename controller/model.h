@@ -51,7 +51,8 @@ struct gpc_labels {
  * (borrowed; NULL or not an object = no labels). Non-string values are
  * skipped (the API server never sends them). */
 void gpc_labels_set_json(struct gpc_labels *l, const json_t *obj);
-/* Value of `key`, or NULL when absent. */
+/* Value of `key`, or NULL when absent. Borrowed: owned by l, valid until l
+ * is next changed or released. */
 const char *gpc_labels_get(const struct gpc_labels *l, const char *key);
 /* The same with selector.h's label_lookup_fn signature, so that
  * selector_matches(sel, gpc_labels_lookup, &node->labels) works. */

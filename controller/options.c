@@ -10,8 +10,16 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "xmacro.h"
 
-enum opt_type { OPT_STRING, OPT_BOOL, OPT_DOUBLE, OPT_INT };
+/* X(enum value, the argument word --help prints after the flag) (xmacro.h) */
+#define OPT_TYPE_MAP(X)                                                                            \
+  X(OPT_STRING, " string")                                                                         \
+  X(OPT_BOOL, "")                                                                                  \
+  X(OPT_DOUBLE, " float")                                                                          \
+  X(OPT_INT, " int")
+enum opt_type { OPT_TYPE_MAP(GPC_X_ENUM) };
+static const char *const opt_type_args[] = {OPT_TYPE_MAP(GPC_X_NAME)};
 
 /* One row per flag: the parser, the validator and --help all read it. */
 struct opt_def {
@@ -240,11 +248,7 @@ void options_usage(FILE *out, const char *prog) {
           prog, prog, prog);
   for (size_t i = 0; i < OPT_COUNT; i++) {
     const struct opt_def *d = &opt_table[i];
-    const char *arg = d->type == OPT_STRING   ? " string"
-                      : d->type == OPT_DOUBLE ? " float"
-                      : d->type == OPT_INT    ? " int"
-                                              : "";
-    fprintf(out, "  --%s%s\n        %s", d->name, arg, d->help);
+    fprintf(out, "  --%s%s\n        %s", d->name, opt_type_args[d->type], d->help);
     if (d->defval) fprintf(out, " (default \"%s\")", d->defval);
     fputc('\n', out);
   }

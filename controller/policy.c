@@ -18,14 +18,24 @@
 
 /* ---- names ------------------------------------------------------------ */
 
-static const char *const operand_names[GPC_OP_COUNT] = {
-    "driver", "container-toolkit", "device-plugin", "dcgm-exporter", "validator"};
-static const char *const operand_keys[GPC_OP_COUNT] = {"driver", "toolkit", "devicePlugin",
-                                                       "dcgmExporter", "validator"};
-static const char *const pull_names[] = {"IfNotPresent", "Always", "Never", NULL};
-static const char *const strategy_names[] = {"RollingUpdate", "OnDelete", NULL};
-static const char *const runtime_names[] = {"containerd", "docker", "crio", "detect", NULL};
-static const char *const service_names[] = {"ClusterIP", "NodePort", NULL};
+/* Name arrays from the X-macro tables of policy.h, indexed by enum value;
+ * the NULL-terminated ones double as get_enum's list of accepted values. */
+#define KEY_(e, name, key) [e] = key,
+#define CONFIG_(e, name, config, socket) [e] = config,
+#define SOCKET_(e, name, config, socket) [e] = socket,
+static const char *const operand_names[GPC_OP_COUNT] = {GPC_OPERAND_MAP(GPC_X_NAME)};
+static const char *const operand_keys[GPC_OP_COUNT] = {GPC_OPERAND_MAP(KEY_)};
+static const char *const pull_names[] = {GPC_PULL_POLICY_MAP(GPC_X_NAME) NULL};
+static const char *const strategy_names[] = {GPC_UPDATE_STRATEGY_MAP(GPC_X_NAME) NULL};
+static const char *const runtime_names[] = {GPC_RUNTIME_MAP(GPC_X_NAME) NULL};
+static const char *const service_names[] = {GPC_SERVICE_TYPE_MAP(GPC_X_NAME) NULL};
+/* By runtime; with "detect" they are left empty and render uses the
+ * default of each node's runtime (gpc_runtime_config_default()). */
+static const char *const runtime_config_default[] = {GPC_RUNTIME_MAP(CONFIG_)};
+static const char *const runtime_socket_default[] = {GPC_RUNTIME_MAP(SOCKET_)};
+#undef KEY_
+#undef CONFIG_
+#undef SOCKET_
 
 const char *gpc_operand_name(enum gpc_operand op) {
   return (unsigned)op < GPC_OP_COUNT ? operand_names[op] : NULL;
@@ -70,13 +80,6 @@ static const struct operand_defaults operand_defaults[GPC_OP_COUNT] = {
     [GPC_OP_DCGM_EXPORTER] = {"nvcr.io/nvidia/k8s", "dcgm-exporter", "3.3.5-3.4.1-ubuntu22.04"},
     [GPC_OP_VALIDATOR] = {"ghcr.io/gpu-policy-controller", "gpu-policy-controller", "v0.1.0"},
 };
-
-/* By runtime; with "detect" they are left empty and render uses the
- * default of each node's runtime (gpc_runtime_config_default()). */
-static const char *const runtime_config_default[] = {
-    "/etc/containerd/config.toml", "/etc/docker/daemon.json", "/etc/crio/crio.conf", ""};
-static const char *const runtime_socket_default[] = {
-    "/run/containerd/containerd.sock", "/var/run/docker.sock", "/var/run/crio/crio.sock", ""};
 
 const char *gpc_runtime_config_default(enum gpc_runtime r) {
   return (unsigned)r <= GPC_RUNTIME_DETECT ? runtime_config_default[r] : "";
@@ -156,8 +159,12 @@ static int type_error(struct dec *d, const json_t *v, const char *want) {
   return fail(d, "Invalid value: must be %s, got %s", want, json_kind(v));
 }
 
-/* Rejects keys not in `allowed` (NULL-terminated), naming the first one the
- * way kubectl --validate=strict does. */
+/* Names an unknown field the way kubectl --validate=strict does. */
+static int unknown_field(struct dec *d, const char *key) {
+  return gpc_fail(d->err, GPC_E_INVAL, "unknown field \"%s%s%s\"", d->path, d->len ? "." : "", key);
+}
+
+/* Rejects keys not in `allowed` (NULL-terminated), naming the first one. */
 static int check_keys(struct dec *d, const json_t *obj, const char *const *allowed) {
   const char *key;
   json_t *v;
@@ -165,9 +172,7 @@ static int check_keys(struct dec *d, const json_t *obj, const char *const *allow
     bool ok = false;
     for (const char *const *a = allowed; *a && !ok; a++)
       ok = strcmp(*a, key) == 0;
-    if (!ok)
-      return gpc_fail(d->err, GPC_E_INVAL, "unknown field \"%s%s%s\"", d->path, d->len ? "." : "",
-                      key);
+    if (!ok) return unknown_field(d, key);
   }
   return GPC_OK;
 }
@@ -244,6 +249,16 @@ static int get_str(struct dec *d, const json_t *obj, const char *key, const char
   return GPC_OK;
 }
 
+/* `value` is none of `names` (NULL-terminated); d->path names the field. */
+static int unsupported(struct dec *d, const char *value, const char *const *names) {
+  char supported[160] = "";
+  for (int i = 0; names[i]; i++) {
+    size_t l = strlen(supported);
+    snprintf(supported + l, sizeof supported - l, "%s\"%s\"", i ? ", " : "", names[i]);
+  }
+  return fail(d, "Unsupported value: \"%.80s\": supported values: %s", value, supported);
+}
+
 static int get_enum(struct dec *d, const json_t *obj, const char *key, const char *const *names,
                     int def, int *out) {
   json_t *v = field(obj, key);
@@ -258,13 +273,7 @@ static int get_enum(struct dec *d, const json_t *obj, const char *key, const cha
       return GPC_OK;
     }
   }
-  char supported[160] = "";
-  for (int i = 0; names[i]; i++) {
-    size_t l = strlen(supported);
-    snprintf(supported + l, sizeof supported - l, "%s\"%s\"", i ? ", " : "", names[i]);
-  }
-  return fail(d, "Unsupported value: \"%.80s\": supported values: %s", json_string_value(v),
-              supported);
+  return unsupported(d, json_string_value(v), names);
 }
 
 /* int-or-percent: a JSON integer >= 1, or a string "N" / "N%". */
@@ -724,65 +733,67 @@ static int check_type_meta(struct dec *d, const json_t *obj) {
   return GPC_OK;
 }
 
-/* Validates a metav1.LabelSelector with the API server's messages (and
- * rejects unknown keys, which selector.c ignores), then compiles it with
- * selector.c, which is what the planner matches nodes with. *empty tells
- * whether it selects "everything" (for a policy: default GPU detection); an
- * empty selector is not compiled. */
+/* A selector_check_json fault in the API server's words, with the path of
+ * the offending field (d->path names the selector). */
+static int selector_fault_error(struct dec *d, const struct selector_fault *f) {
+  if (f->list) path_push(d, f->list);
+  if (f->label) path_push(d, f->label);
+  if (f->expr >= 0) path_push_index(d, (size_t)f->expr);
+  if (f->member) path_push(d, f->member);
+  if (f->value >= 0) path_push_index(d, (size_t)f->value);
+  bool in_labels = f->list && strcmp(f->list, "matchLabels") == 0;
+  bool in_values = f->member && strcmp(f->member, "values") == 0;
+  int rc;
+  switch (f->kind) {
+  case SELECTOR_FAULT_UNKNOWN_FIELD:
+    return unknown_field(d, f->text);
+  case SELECTOR_FAULT_TYPE:
+    if (!f->list || (f->expr >= 0 && !f->member)) return type_error(d, f->node, "an object");
+    if (in_labels && !f->label) return type_error(d, f->node, "an object of strings");
+    if (!in_labels && f->expr < 0) return type_error(d, f->node, "an array");
+    if (in_values && f->value < 0) return type_error(d, f->node, "an array of strings");
+    return type_error(d, f->node, "a string");
+  case SELECTOR_FAULT_REQUIRED:
+    if (in_values)
+      return fail(d, "Required value: must be specified when `operator` is 'In' or 'NotIn'");
+    return fail(d, "Required value");
+  case SELECTOR_FAULT_FORBIDDEN:
+    return fail(d, "Forbidden: may not be specified when `operator` is 'Exists' or "
+                   "'DoesNotExist'");
+  case SELECTOR_FAULT_UNSUPPORTED:
+    return unsupported(d, f->text, selector_operators);
+  case SELECTOR_FAULT_BAD_KEY:
+    if (in_labels)
+      return fail(d, "Invalid key: \"%.80s\": must be %s", f->text,
+                  gpc_pattern_what(GPC_PAT_QUALIFIED_NAME));
+    rc = check_pattern(d, f->text, GPC_PAT_QUALIFIED_NAME);
+    break;
+  case SELECTOR_FAULT_BAD_VALUE:
+    rc = check_pattern(d, f->text, GPC_PAT_LABEL_VALUE);
+    break;
+  default:
+    rc = GPC_OK;
+  }
+  /* selector.c and the CRD's patterns state the same grammar; should they
+   * ever disagree, selector.c's reason is still an error. */
+  return rc ? rc : fail(d, "Invalid value: \"%.80s\": %s", f->text ? f->text : "", f->why);
+}
+
+/* Validates a metav1.LabelSelector with selector.c's one validator (strict:
+ * unknown keys are refused) and reports its fault in the API server's words,
+ * then compiles it with selector.c, which is what the planner matches nodes
+ * with. *empty tells whether it selects "everything" (for a policy: default
+ * GPU detection); an empty selector is not compiled. */
 static int compile_selector(struct dec *d, const json_t *sel, struct label_selector **out,
                             bool *empty) {
-  static const char *const keys[] = {"matchLabels", "matchExpressions", NULL};
-  static const char *const expr_keys[] = {"key", "operator", "values", NULL};
-  static const char *const ops[] = {"In", "NotIn", "Exists", "DoesNotExist", NULL};
-  json_t *labels = NULL, *values = NULL;
+  struct selector_fault f;
   *out = NULL;
-  int rc = check_keys(d, sel, keys);
-  if (!rc) rc = get_string_map(d, sel, "matchLabels", true, &labels);
-  json_t *exprs = field(sel, "matchExpressions");
-  size_t old = path_push(d, "matchExpressions");
-  if (!rc && exprs && !json_is_array(exprs)) rc = type_error(d, exprs, "an array");
-  size_t i;
-  json_t *e;
-  json_array_foreach(rc ? NULL : exprs, i, e) {
-    size_t o2 = path_push_index(d, i);
-    char *key = NULL;
-    int op = 0;
-    if (!json_is_object(e)) rc = type_error(d, e, "an object");
-    if (!rc) rc = check_keys(d, e, expr_keys);
-    if (!rc && !field(e, "key")) {
-      path_push(d, "key");
-      rc = fail(d, "Required value");
-    }
-    if (!rc) rc = get_str(d, e, "key", NULL, GPC_PAT_QUALIFIED_NAME, &key);
-    free(key);
-    if (!rc && !field(e, "operator")) {
-      path_push(d, "operator");
-      rc = fail(d, "Required value");
-    }
-    if (!rc) rc = get_enum(d, e, "operator", ops, 0, &op);
-    if (!rc) rc = get_string_list(d, e, "values", GPC_PAT_LABEL_VALUE, false, &values);
-    if (!rc && op <= 1 && json_array_size(values) == 0) {
-      path_push(d, "values");
-      rc = fail(d, "Required value: must be specified when `operator` is 'In' or 'NotIn'");
-    }
-    if (!rc && op >= 2 && json_array_size(values) > 0) {
-      path_push(d, "values");
-      rc = fail(d, "Forbidden: may not be specified when `operator` is 'Exists' or "
-                   "'DoesNotExist'");
-    }
-    json_decref(values);
-    values = NULL;
-    if (rc) break;
-    path_pop(d, o2);
-  }
-  if (!rc) path_pop(d, old);
-  *empty = json_object_size(labels) == 0 && json_array_size(exprs) == 0;
-  json_decref(labels);
-  if (!rc && !*empty) {
-    *out = selector_from_json(sel, d->path, d->err);
-    if (!*out) rc = GPC_E_INVAL;
-  }
-  return rc;
+  *empty = json_object_size(field(sel, "matchLabels")) == 0 &&
+           json_array_size(field(sel, "matchExpressions")) == 0;
+  if (!selector_check_json(sel, true, &f)) return selector_fault_error(d, &f);
+  if (*empty) return GPC_OK;
+  *out = selector_from_json(sel, d->path, d->err);
+  return *out ? GPC_OK : GPC_E_INVAL;
 }
 
 static int decode_node_selector(struct dec *d, const json_t *spec, struct gpc_policy *p) {

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "errors.h"
+#include "xmacro.h"
 
 #define GPC_POLICY_GROUP "gpupolicy.dev"
 #define GPC_POLICY_VERSION "v1alpha1"
@@ -39,16 +40,22 @@
 
 struct label_selector; /* selector.h */
 
+/* The enums below and their names are X-macro tables (xmacro.h): each value
+ * and its spelling are written once, in one row, and the enum and the name
+ * arrays in policy.c are generated from the rows. Every *_name function and
+ * default path below returns a static string (never freed). */
+
 /* Operands in stage order (design.md §3). The index is also the stage
- * position: GPC_OP_DCGM_EXPORTER and GPC_OP_VALIDATOR share the last stage. */
-enum gpc_operand {
-  GPC_OP_DRIVER = 0,
-  GPC_OP_TOOLKIT,
-  GPC_OP_DEVICE_PLUGIN,
-  GPC_OP_DCGM_EXPORTER,
-  GPC_OP_VALIDATOR,
-  GPC_OP_COUNT
-};
+ * position: GPC_OP_DCGM_EXPORTER and GPC_OP_VALIDATOR share the last stage.
+ * X(enum value, component name, spec key) */
+#define GPC_OPERAND_MAP(X)                                                                         \
+  X(GPC_OP_DRIVER, "driver", "driver")                                                             \
+  X(GPC_OP_TOOLKIT, "container-toolkit", "toolkit")                                                \
+  X(GPC_OP_DEVICE_PLUGIN, "device-plugin", "devicePlugin")                                         \
+  X(GPC_OP_DCGM_EXPORTER, "dcgm-exporter", "dcgmExporter")                                         \
+  X(GPC_OP_VALIDATOR, "validator", "validator")
+
+enum gpc_operand { GPC_OPERAND_MAP(GPC_X_ENUM) GPC_OP_COUNT };
 
 /* "driver", "container-toolkit", "device-plugin", "dcgm-exporter",
  * "validator": the component name, the node label suffix
@@ -60,22 +67,33 @@ const char *gpc_operand_spec_key(enum gpc_operand op);
 /* Inverse of gpc_operand_name(); -1 when unknown. */
 int gpc_operand_from_name(const char *name);
 
-enum gpc_pull_policy { GPC_PULL_IF_NOT_PRESENT = 0, GPC_PULL_ALWAYS, GPC_PULL_NEVER };
+/* X(enum value, Kubernetes spelling) */
+#define GPC_PULL_POLICY_MAP(X)                                                                     \
+  X(GPC_PULL_IF_NOT_PRESENT, "IfNotPresent")                                                       \
+  X(GPC_PULL_ALWAYS, "Always")                                                                     \
+  X(GPC_PULL_NEVER, "Never")
+enum gpc_pull_policy { GPC_PULL_POLICY_MAP(GPC_X_ENUM) };
 /* "IfNotPresent", "Always", "Never" (the Kubernetes spelling). */
 const char *gpc_pull_policy_name(enum gpc_pull_policy p);
 
-enum gpc_update_strategy { GPC_UPDATE_ROLLING = 0, GPC_UPDATE_ON_DELETE };
+/* X(enum value, Kubernetes spelling) */
+#define GPC_UPDATE_STRATEGY_MAP(X)                                                                 \
+  X(GPC_UPDATE_ROLLING, "RollingUpdate")                                                           \
+  X(GPC_UPDATE_ON_DELETE, "OnDelete")
+enum gpc_update_strategy { GPC_UPDATE_STRATEGY_MAP(GPC_X_ENUM) };
 /* "RollingUpdate", "OnDelete". */
 const char *gpc_update_strategy_name(enum gpc_update_strategy s);
 
 /* DETECT (the default): each node's own runtime, from
- * status.nodeInfo.containerRuntimeVersion (design.md §3). */
-enum gpc_runtime {
-  GPC_RUNTIME_CONTAINERD = 0,
-  GPC_RUNTIME_DOCKER,
-  GPC_RUNTIME_CRIO,
-  GPC_RUNTIME_DETECT
-};
+ * status.nodeInfo.containerRuntimeVersion (design.md §3).
+ * X(enum value, name, default config file, default socket) */
+#define GPC_RUNTIME_MAP(X)                                                                         \
+  X(GPC_RUNTIME_CONTAINERD, "containerd", "/etc/containerd/config.toml",                           \
+    "/run/containerd/containerd.sock")                                                             \
+  X(GPC_RUNTIME_DOCKER, "docker", "/etc/docker/daemon.json", "/var/run/docker.sock")               \
+  X(GPC_RUNTIME_CRIO, "crio", "/etc/crio/crio.conf", "/var/run/crio/crio.sock")                    \
+  X(GPC_RUNTIME_DETECT, "detect", "", "")
+enum gpc_runtime { GPC_RUNTIME_MAP(GPC_X_ENUM) };
 #define GPC_RUNTIME_COUNT 3 /* concrete runtimes */
 /* "containerd", "docker", "crio". */
 const char *gpc_runtime_name(enum gpc_runtime r);
@@ -148,7 +166,11 @@ struct gpc_toolkit_opts {
   char *install_dir; /* default "/usr/local/nvidia" */
 };
 
-enum gpc_service_type { GPC_SVC_CLUSTER_IP = 0, GPC_SVC_NODE_PORT };
+/* X(enum value, Kubernetes spelling) */
+#define GPC_SERVICE_TYPE_MAP(X)                                                                    \
+  X(GPC_SVC_CLUSTER_IP, "ClusterIP")                                                               \
+  X(GPC_SVC_NODE_PORT, "NodePort")
+enum gpc_service_type { GPC_SERVICE_TYPE_MAP(GPC_X_ENUM) };
 /* "ClusterIP", "NodePort". */
 const char *gpc_service_type_name(enum gpc_service_type t);
 

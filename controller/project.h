@@ -85,9 +85,10 @@ int64_t project_time(const char *rfc3339);
 
 /* The string at a dotted path of object keys ("metadata.labels.x" is NOT
  * supported: keys may contain dots; give the keys as separate arguments,
- * ended by PJ_END). Returns NULL when absent or not a string. */
+ * ended by PJ_END). Returns NULL when absent or not a string. Borrowed from
+ * obj. */
 const char *project_str(const json_t *obj, ...) __attribute__((sentinel));
-/* The same for any JSON value. */
+/* The same for any JSON value (borrowed from obj). */
 const json_t *project_get(const json_t *obj, ...) __attribute__((sentinel));
 
 #endif

@@ -73,7 +73,8 @@ struct gpc_render_opts {
 };
 
 /* The OS suffix a driver version carries ("550.54.14-ubuntu22.04" ->
- * "ubuntu22.04"), or NULL (no suffix, or a digest). */
+ * "ubuntu22.04"), or NULL (no suffix, or a digest). Points into `version`
+ * (borrowed). */
 const char *render_version_os(const char *version);
 
 /* Renders one operand. Returns GPC_OK with *out a new JSON array of objects
@@ -103,7 +104,8 @@ void render_hash(const json_t *obj, char out[65]);
  * [A-Za-z0-9._-], alphanumeric at both ends), e.g. a sha256 digest version. */
 void render_label_value(const char *in, char out[64]);
 
-/* Reads the render-hash annotation of a rendered object ("" when absent). */
+/* Reads the render-hash annotation of a rendered object ("" when absent).
+ * Borrowed from obj. */
 const char *render_hash_of(const json_t *obj);
 
 #endif

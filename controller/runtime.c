@@ -331,7 +331,7 @@ void runtime_shutdown(struct runtime *rt, runtime_done_cb done, void *ud) {
   rt->done = done;
   rt->done_ud = ud;
   if (rt->leader)
-    leader_release(rt->leader, released, rt);
+    leader_resign(rt->leader, released, rt);
   else
     released(rt);
 }

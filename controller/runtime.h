@@ -71,6 +71,7 @@ void runtime_free(struct runtime *rt);
 /* kube_observe_cb for every API client (ud = the runtime). */
 void runtime_observe_request(const char *method, long code, double seconds, void *ud);
 
+/* The registry (owned by rt; valid until runtime_free). */
 struct metrics *runtime_metrics(struct runtime *rt);
 int runtime_health_port(const struct runtime *rt);
 int runtime_metrics_port(const struct runtime *rt);

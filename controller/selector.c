@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 
 enum sel_op { OP_EQ, OP_NEQ, OP_IN, OP_NOTIN, OP_EXISTS, OP_DNE };
 
@@ -125,112 +126,233 @@ static void free_values(char **v, size_t n) {
   free(v);
 }
 
-/* ---- from metav1.LabelSelector JSON ------------------------------------- */
+/* ---- metav1.LabelSelector JSON: validation ------------------------------ */
 
-static const struct {
-  const char *name;
-  enum sel_op op;
-} json_ops[] = {
-    {"In", OP_IN}, {"NotIn", OP_NOTIN}, {"Exists", OP_EXISTS}, {"DoesNotExist", OP_DNE}};
+/* The one walk over a metav1.LabelSelector. It checks in the API server's
+ * order (type, unknown fields, required members, grammar, then the values'
+ * presence against the operator) and stops at the first fault, which the
+ * caller phrases: selector_from_json below, or policy.c in the API server's
+ * words. JSON null counts as absent, as the API server drops it. */
 
-static int json_match_labels(struct label_selector *s, const json_t *ml, const char *field,
-                             struct gpc_error *err) {
-  if (!ml || json_is_null(ml)) return GPC_OK;
-  if (!json_is_object(ml))
-    return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels: must be a map", field);
+/* The matchExpressions operators: name and meaning, written once. */
+#define SELECTOR_JSON_OPS(X)                                                                       \
+  X("In", OP_IN)                                                                                   \
+  X("NotIn", OP_NOTIN)                                                                             \
+  X("Exists", OP_EXISTS)                                                                           \
+  X("DoesNotExist", OP_DNE)
+
+#define OP_NAME(name, op) name,
+#define OP_CODE(name, op) op,
+const char *const selector_operators[] = {SELECTOR_JSON_OPS(OP_NAME) NULL};
+static const enum sel_op json_op_codes[] = {SELECTOR_JSON_OPS(OP_CODE)};
+#undef OP_NAME
+#undef OP_CODE
+
+static const json_t *member(const json_t *obj, const char *key) {
+  const json_t *v = json_object_get(obj, key);
+  return v && !json_is_null(v) ? v : NULL;
+}
+
+static bool fault(struct selector_fault *f, enum selector_fault_kind kind, const json_t *node,
+                  const char *text, const char *why) {
+  f->kind = kind;
+  f->node = node;
+  f->text = text;
+  f->why = why;
+  return false;
+}
+
+/* The first key of obj not in `allowed` (NULL-terminated), or NULL. */
+static const char *unknown_key(const json_t *obj, const char *const *allowed) {
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)obj, key, v) {
+    bool ok = false;
+    for (const char *const *a = allowed; *a && !ok; a++)
+      ok = strcmp(*a, key) == 0;
+    if (!ok) return key;
+  }
+  return NULL;
+}
+
+static bool check_match_labels(const json_t *ml, struct selector_fault *f) {
+  f->list = "matchLabels";
+  if (!ml) return true;
+  if (!json_is_object(ml)) return fault(f, SELECTOR_FAULT_TYPE, ml, NULL, NULL);
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)ml, k, v) {
+    f->label = k;
+    if (!json_is_string(v)) return fault(f, SELECTOR_FAULT_TYPE, v, NULL, NULL);
     const char *why = check_key(k);
-    if (why)
-      return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels: invalid key \"%s\": %s", field, k, why);
-    if (!json_is_string(v))
-      return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels[\"%s\"]: must be a string", field, k);
+    if (why) return fault(f, SELECTOR_FAULT_BAD_KEY, v, k, why);
     const char *val = json_string_value(v);
     if ((why = check_name(val, strlen(val), true)))
-      return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels[\"%s\"]: invalid value \"%s\": %s", field,
-                      k, val, why);
-    char **vals = gpc_malloc(sizeof *vals);
-    vals[0] = gpc_strdup(val);
-    add_req(s, gpc_strdup(k), OP_EQ, vals, 1);
+      return fault(f, SELECTOR_FAULT_BAD_VALUE, v, val, why);
   }
-  return GPC_OK;
+  f->label = NULL;
+  return true;
 }
 
-static int json_expression(struct label_selector *s, const json_t *e, const char *where,
-                           struct gpc_error *err) {
-  if (!json_is_object(e)) return gpc_fail(err, GPC_E_INVAL, "%s: must be an object", where);
-  const json_t *key = json_object_get(e, "key"), *op = json_object_get(e, "operator");
-  const json_t *vals = json_object_get(e, "values");
-  if (!json_is_string(key)) return gpc_fail(err, GPC_E_INVAL, "%s.key: required string", where);
+/* The index of operator `name` in selector_operators, or -1. */
+static int op_index(const char *name) {
+  for (int k = 0; selector_operators[k]; k++)
+    if (strcmp(selector_operators[k], name) == 0) return k;
+  return -1;
+}
+
+static bool check_values(const json_t *vals, enum sel_op o, struct selector_fault *f) {
+  f->member = "values";
+  if (vals && !json_is_array(vals)) return fault(f, SELECTOR_FAULT_TYPE, vals, NULL, NULL);
+  size_t i;
+  json_t *v;
+  json_array_foreach(vals, i, v) {
+    f->value = (long)i;
+    const char *sv = json_string_value(v);
+    if (!sv) return fault(f, SELECTOR_FAULT_TYPE, v, NULL, NULL);
+    const char *why = check_name(sv, strlen(sv), true);
+    if (why) return fault(f, SELECTOR_FAULT_BAD_VALUE, v, sv, why);
+  }
+  f->value = -1;
+  size_t n = json_array_size(vals);
+  if ((o == OP_IN || o == OP_NOTIN) && n == 0)
+    return fault(f, SELECTOR_FAULT_REQUIRED, vals, NULL, NULL);
+  if ((o == OP_EXISTS || o == OP_DNE) && n > 0)
+    return fault(f, SELECTOR_FAULT_FORBIDDEN, vals, NULL, NULL);
+  return true;
+}
+
+static bool check_expression(const json_t *e, bool strict, struct selector_fault *f) {
+  static const char *const keys[] = {"key", "operator", "values", NULL};
+  if (!json_is_object(e)) return fault(f, SELECTOR_FAULT_TYPE, e, NULL, NULL);
+  const char *extra = strict ? unknown_key(e, keys) : NULL;
+  if (extra) return fault(f, SELECTOR_FAULT_UNKNOWN_FIELD, e, extra, NULL);
+  const json_t *key = member(e, "key"), *op = member(e, "operator");
+  f->member = "key";
+  if (!key) return fault(f, SELECTOR_FAULT_REQUIRED, e, NULL, NULL);
+  if (!json_is_string(key)) return fault(f, SELECTOR_FAULT_TYPE, key, NULL, NULL);
   const char *why = check_key(json_string_value(key));
-  if (why)
-    return gpc_fail(err, GPC_E_INVAL, "%s.key: invalid key \"%s\": %s", where,
-                    json_string_value(key), why);
-  if (!json_is_string(op)) return gpc_fail(err, GPC_E_INVAL, "%s.operator: required string", where);
-  size_t k = 0;
-  while (k < sizeof json_ops / sizeof json_ops[0] &&
-         strcmp(json_ops[k].name, json_string_value(op)))
-    k++;
-  if (k == sizeof json_ops / sizeof json_ops[0])
+  if (why) return fault(f, SELECTOR_FAULT_BAD_KEY, key, json_string_value(key), why);
+  f->member = "operator";
+  if (!op) return fault(f, SELECTOR_FAULT_REQUIRED, e, NULL, NULL);
+  if (!json_is_string(op)) return fault(f, SELECTOR_FAULT_TYPE, op, NULL, NULL);
+  int k = op_index(json_string_value(op));
+  if (k < 0) return fault(f, SELECTOR_FAULT_UNSUPPORTED, op, json_string_value(op), NULL);
+  if (!check_values(member(e, "values"), json_op_codes[k], f)) return false;
+  f->member = NULL;
+  return true;
+}
+
+bool selector_check_json(const json_t *sel, bool strict, struct selector_fault *f) {
+  static const char *const keys[] = {"matchLabels", "matchExpressions", NULL};
+  *f = (struct selector_fault){.expr = -1, .value = -1};
+  if (!sel || json_is_null(sel)) return true;
+  if (!json_is_object(sel)) return fault(f, SELECTOR_FAULT_TYPE, sel, NULL, NULL);
+  const char *extra = strict ? unknown_key(sel, keys) : NULL;
+  if (extra) return fault(f, SELECTOR_FAULT_UNKNOWN_FIELD, sel, extra, NULL);
+  if (!check_match_labels(member(sel, "matchLabels"), f)) return false;
+  const json_t *exprs = member(sel, "matchExpressions");
+  f->list = "matchExpressions";
+  if (exprs && !json_is_array(exprs)) return fault(f, SELECTOR_FAULT_TYPE, exprs, NULL, NULL);
+  size_t i;
+  json_t *e;
+  json_array_foreach(exprs, i, e) {
+    f->expr = (long)i;
+    if (!check_expression(e, strict, f)) return false;
+  }
+  *f = (struct selector_fault){.expr = -1, .value = -1};
+  return true;
+}
+
+/* ---- metav1.LabelSelector JSON: building -------------------------------- */
+
+/* selector_from_json's own wording of a fault; `field` names the selector. */
+static int fault_error(const struct selector_fault *f, const char *field, struct gpc_error *err) {
+  char where[256];
+  if (f->expr >= 0)
+    snprintf(where, sizeof where, "%s.matchExpressions[%ld]", field, f->expr);
+  else
+    snprintf(where, sizeof where, "%s", field);
+  const char *m = f->member;
+  if (!f->list) return gpc_fail(err, GPC_E_INVAL, "%s: must be an object", field);
+  if (strcmp(f->list, "matchLabels") == 0) {
+    if (!f->label) return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels: must be a map", field);
+    if (f->kind == SELECTOR_FAULT_TYPE)
+      return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels[\"%s\"]: must be a string", field,
+                      f->label);
+    if (f->kind == SELECTOR_FAULT_BAD_KEY)
+      return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels: invalid key \"%s\": %s", field, f->label,
+                      f->why);
+    return gpc_fail(err, GPC_E_INVAL, "%s.matchLabels[\"%s\"]: invalid value \"%s\": %s", field,
+                    f->label, f->text, f->why);
+  }
+  if (f->expr < 0)
+    return gpc_fail(err, GPC_E_INVAL, "%s.matchExpressions: must be an array", field);
+  if (!m) return gpc_fail(err, GPC_E_INVAL, "%s: must be an object", where);
+  if (strcmp(m, "key") == 0 && f->kind == SELECTOR_FAULT_BAD_KEY)
+    return gpc_fail(err, GPC_E_INVAL, "%s.key: invalid key \"%s\": %s", where, f->text, f->why);
+  if (strcmp(m, "operator") == 0 && f->kind == SELECTOR_FAULT_UNSUPPORTED)
     return gpc_fail(err, GPC_E_INVAL,
                     "%s.operator: unsupported value \"%s\": supported values: \"In\", \"NotIn\", "
                     "\"Exists\", \"DoesNotExist\"",
-                    where, json_string_value(op));
-  enum sel_op o = json_ops[k].op;
-  if (vals && !json_is_null(vals) && !json_is_array(vals))
-    return gpc_fail(err, GPC_E_INVAL, "%s.values: must be an array", where);
-  size_t n = json_array_size(vals);
-  if ((o == OP_IN || o == OP_NOTIN) && n == 0)
+                    where, f->text);
+  if (strcmp(m, "values") != 0)
+    return gpc_fail(err, GPC_E_INVAL, "%s.%s: required string", where, m);
+  switch (f->kind) {
+  case SELECTOR_FAULT_REQUIRED:
     return gpc_fail(err, GPC_E_INVAL, "%s.values: must be specified when operator is In or NotIn",
                     where);
-  if ((o == OP_EXISTS || o == OP_DNE) && n > 0)
+  case SELECTOR_FAULT_FORBIDDEN:
     return gpc_fail(err, GPC_E_INVAL,
                     "%s.values: may not be specified when operator is Exists or DoesNotExist",
                     where);
-  char **out = n ? gpc_calloc(n, sizeof *out) : NULL;
-  for (size_t i = 0; i < n; i++) {
-    const json_t *v = json_array_get(vals, i);
-    const char *sv = json_string_value(v);
-    why = !sv ? "must be a string" : check_name(sv, strlen(sv), true);
-    if (why) {
-      free_values(out, n);
-      return gpc_fail(err, GPC_E_INVAL, "%s.values[%zu]: invalid value%s%s%s: %s", where, i,
-                      sv ? " \"" : "", sv ? sv : "", sv ? "\"" : "", why);
-    }
-    out[i] = gpc_strdup(sv);
+  case SELECTOR_FAULT_BAD_VALUE:
+    return gpc_fail(err, GPC_E_INVAL, "%s.values[%ld]: invalid value \"%s\": %s", where, f->value,
+                    f->text, f->why);
+  default:
+    if (f->value >= 0)
+      return gpc_fail(err, GPC_E_INVAL, "%s.values[%ld]: invalid value: must be a string", where,
+                      f->value);
+    return gpc_fail(err, GPC_E_INVAL, "%s.values: must be an array", where);
   }
-  add_req(s, gpc_strdup(json_string_value(key)), o, out, n);
-  return GPC_OK;
+}
+
+/* Builds from a selector selector_check_json accepted. */
+static void add_json_match_labels(struct label_selector *s, const json_t *ml) {
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)ml, k, v) {
+    char **vals = gpc_malloc(sizeof *vals);
+    vals[0] = gpc_strdup(json_string_value(v));
+    add_req(s, gpc_strdup(k), OP_EQ, vals, 1);
+  }
+}
+
+static void add_json_expression(struct label_selector *s, const json_t *e) {
+  const json_t *vals = member(e, "values");
+  size_t n = json_array_size(vals);
+  char **out = n ? gpc_calloc(n, sizeof *out) : NULL;
+  for (size_t i = 0; i < n; i++)
+    out[i] = gpc_strdup(json_string_value(json_array_get(vals, i)));
+  int k = op_index(json_string_value(member(e, "operator")));
+  add_req(s, gpc_strdup(json_string_value(member(e, "key"))), json_op_codes[k], out, n);
 }
 
 struct label_selector *selector_from_json(const json_t *sel, const char *field,
                                           struct gpc_error *err) {
   if (!field) field = "selector";
+  struct selector_fault f;
+  if (!selector_check_json(sel, false, &f)) {
+    fault_error(&f, field, err);
+    return NULL;
+  }
   struct label_selector *s = gpc_calloc(1, sizeof *s);
   if (!sel || json_is_null(sel)) return s;
-  int rc = GPC_OK;
-  if (!json_is_object(sel)) {
-    rc = gpc_fail(err, GPC_E_INVAL, "%s: must be an object", field);
-    goto out;
-  }
-  if ((rc = json_match_labels(s, json_object_get(sel, "matchLabels"), field, err))) goto out;
-  const json_t *exprs = json_object_get(sel, "matchExpressions");
-  if (exprs && !json_is_null(exprs) && !json_is_array(exprs)) {
-    rc = gpc_fail(err, GPC_E_INVAL, "%s.matchExpressions: must be an array", field);
-    goto out;
-  }
+  add_json_match_labels(s, member(sel, "matchLabels"));
   size_t i;
   json_t *e;
-  json_array_foreach(exprs, i, e) {
-    char where[256];
-    snprintf(where, sizeof where, "%s.matchExpressions[%zu]", field, i);
-    if ((rc = json_expression(s, e, where, err))) goto out;
-  }
-out:
-  if (rc) {
-    selector_free(s);
-    return NULL;
+  json_array_foreach(member(sel, "matchExpressions"), i, e) {
+    add_json_expression(s, e);
   }
   finish(s);
   return s;
@@ -441,33 +563,25 @@ bool selector_matches_json(const struct label_selector *s, const json_t *labels)
   return selector_matches(s, json_lookup, labels);
 }
 
-static void sb_add(char **buf, size_t *len, size_t *cap, const char *str) {
-  size_t n = strlen(str);
-  gpc_grow((void **)buf, cap, *len + n + 1, 1);
-  memcpy(*buf + *len, str, n + 1);
-  *len += n;
-}
-
 char *selector_to_string(const struct label_selector *s) {
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  sb_add(&buf, &len, &cap, "");
+  /* Built from a parsed selector, whose own input was capped: uncapped. */
+  struct dynbuf b = DYNBUF_INIT(DYNBUF_NO_MAX);
   for (size_t i = 0; s && i < s->n; i++) {
     const struct requirement *r = &s->reqs[i];
-    if (i) sb_add(&buf, &len, &cap, ",");
-    if (r->op == OP_DNE) sb_add(&buf, &len, &cap, "!");
-    sb_add(&buf, &len, &cap, r->key);
+    if (i) dynbuf_addstr(&b, ",");
+    if (r->op == OP_DNE) dynbuf_addstr(&b, "!");
+    dynbuf_addstr(&b, r->key);
     if (r->op == OP_EQ || r->op == OP_NEQ) {
-      sb_add(&buf, &len, &cap, r->op == OP_EQ ? "=" : "!=");
-      sb_add(&buf, &len, &cap, r->values[0]);
+      dynbuf_addstr(&b, r->op == OP_EQ ? "=" : "!=");
+      dynbuf_addstr(&b, r->values[0]);
     } else if (r->op == OP_IN || r->op == OP_NOTIN) {
-      sb_add(&buf, &len, &cap, r->op == OP_IN ? " in (" : " notin (");
+      dynbuf_addstr(&b, r->op == OP_IN ? " in (" : " notin (");
       for (size_t j = 0; j < r->n_values; j++) {
-        if (j) sb_add(&buf, &len, &cap, ",");
-        sb_add(&buf, &len, &cap, r->values[j]);
+        if (j) dynbuf_addstr(&b, ",");
+        dynbuf_addstr(&b, r->values[j]);
       }
-      sb_add(&buf, &len, &cap, ")");
+      dynbuf_addstr(&b, ")");
     }
   }
-  return buf;
+  return dynbuf_detach(&b, NULL);
 }

@@ -25,7 +25,8 @@ typedef void (*status_diff_emit_fn)(const char *type, const char *reason, const 
 bool status_diff_transition(const json_t *prev, const json_t *cur);
 void status_diff_events(const json_t *prev, const json_t *cur, status_diff_emit_fn emit, void *ud);
 
-/* The status ("True", "False", "Unknown") of condition `type`, "" when absent. */
+/* The status ("True", "False", "Unknown") of condition `type`, "" when absent.
+ * Borrowed from `status`. */
 const char *status_diff_condition(const json_t *status, const char *type);
 
 #endif

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 #include "embedded.h"
 #include "yaml2json.h"
 
@@ -19,20 +20,17 @@ struct gpc_templates {
 static int read_file(const char *path, char **data, size_t *len, struct gpc_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f) return gpc_fail(err, GPC_E_IO, "%s: %s", path, strerror(errno));
-  char *buf = gpc_malloc(GPC_TEMPLATE_MAX_BYTES + 1);
-  size_t n = fread(buf, 1, GPC_TEMPLATE_MAX_BYTES + 1, f);
-  int failed = ferror(f);
+  struct dynbuf b = DYNBUF_INIT(GPC_TEMPLATE_MAX_BYTES);
+  int rc = dynbuf_read_stream(&b, f);
   fclose(f);
-  if (failed) {
-    free(buf);
+  if (rc != GPC_OK) {
+    dynbuf_release(&b);
+    if (rc == GPC_E_TOO_LARGE)
+      return gpc_fail(err, GPC_E_TOO_LARGE, "%s: larger than %d bytes", path,
+                      GPC_TEMPLATE_MAX_BYTES);
     return gpc_fail(err, GPC_E_IO, "%s: read error", path);
   }
-  if (n > GPC_TEMPLATE_MAX_BYTES) {
-    free(buf);
-    return gpc_fail(err, GPC_E_TOO_LARGE, "%s: larger than %d bytes", path, GPC_TEMPLATE_MAX_BYTES);
-  }
-  *data = buf;
-  *len = n;
+  *data = dynbuf_detach(&b, len);
   return GPC_OK;
 }
 

@@ -9,9 +9,7 @@
 #include "policy.h"
 #include "selector.h"
 
-static const char *const state_names[GPC_UPG_COUNT] = {
-    "",      "pending",    "cordoned",   "wait-jobs", "pod-deletion",
-    "drain", "restarting", "validating", "done",      "failed"};
+static const char *const state_names[GPC_UPG_COUNT] = {GPC_UPG_STATE_MAP(GPC_X_NAME)};
 
 const char *upgrade_state_name(enum gpc_upg_state s) {
   return (s >= 0 && s < GPC_UPG_COUNT) ? state_names[s] : "";

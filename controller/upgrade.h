@@ -66,6 +66,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "xmacro.h"
 
 #define GPC_LABEL_UPGRADE_STATE "gpupolicy.dev/driver-upgrade-state"
 #define GPC_ANNOTATION_UPGRADE_TARGET "gpupolicy.dev/driver-upgrade-target"
@@ -73,21 +74,21 @@
 #define GPC_ANNOTATION_UPGRADE_CORDONED "gpupolicy.dev/driver-upgrade-cordoned"
 #define GPC_ANNOTATION_UPGRADE_REASON "gpupolicy.dev/driver-upgrade-reason"
 
-enum gpc_upg_state {
-  GPC_UPG_NONE = 0,
-  GPC_UPG_PENDING,
-  GPC_UPG_CORDONED,
-  GPC_UPG_WAIT_JOBS,
-  GPC_UPG_POD_DELETION,
-  GPC_UPG_DRAIN,
-  GPC_UPG_RESTARTING,
-  GPC_UPG_VALIDATING,
-  GPC_UPG_DONE,
-  GPC_UPG_FAILED,
-  GPC_UPG_COUNT
-};
+/* X(enum value, label value) (xmacro.h) */
+#define GPC_UPG_STATE_MAP(X)                                                                       \
+  X(GPC_UPG_NONE, "")                                                                              \
+  X(GPC_UPG_PENDING, "pending")                                                                    \
+  X(GPC_UPG_CORDONED, "cordoned")                                                                  \
+  X(GPC_UPG_WAIT_JOBS, "wait-jobs")                                                                \
+  X(GPC_UPG_POD_DELETION, "pod-deletion")                                                          \
+  X(GPC_UPG_DRAIN, "drain")                                                                        \
+  X(GPC_UPG_RESTARTING, "restarting")                                                              \
+  X(GPC_UPG_VALIDATING, "validating")                                                              \
+  X(GPC_UPG_DONE, "done")                                                                          \
+  X(GPC_UPG_FAILED, "failed")
+enum gpc_upg_state { GPC_UPG_STATE_MAP(GPC_X_ENUM) GPC_UPG_COUNT };
 
-/* The label value ("" for NONE). */
+/* The label value ("" for NONE); a static string. */
 const char *upgrade_state_name(enum gpc_upg_state s);
 /* Parses a label value; NULL or "" is NONE; an unknown value is -1. */
 int upgrade_state_parse(const char *value);
@@ -220,6 +221,8 @@ struct gpc_workload {
   struct gpc_upg_pod facts; /* namespace/name point at the strings above;
                              * the selector bits are unset (per policy) */
 };
+/* A new workload projected from `pod` (borrowed); caller frees with
+ * upgrade_workload_free (NULL is a no-op). */
 struct gpc_workload *upgrade_workload_new(const json_t *pod);
 void upgrade_workload_free(struct gpc_workload *w);
 /* Something the upgrade decides on moved. */

@@ -13,58 +13,48 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 
 /* A buffer grown past this for one huge event is released afterwards, so a
  * single 10 MiB object does not pin 16 MiB for the life of the watch. */
 #define WATCH_KEEP_BUF (256u * 1024u)
 
 struct watch_decoder {
-  char *buf;        /* pending bytes of an incomplete event; never holds '\n' */
-  size_t len, cap;  /* bytes used / allocated in buf */
-  size_t max_event; /* cap on one event's bytes, excluding its '\n' */
-  size_t offset;    /* stream bytes consumed before buf[0], for messages */
-  size_t events;    /* events decoded so far */
-  int failed;       /* GPC_OK, or the error that stopped the decoder */
+  /* Pending bytes of an incomplete event, never a '\n'; capped at the
+   * maximum event size (excluding its '\n'). */
+  struct dynbuf buf;
+  size_t offset; /* stream bytes consumed before buf[0], for messages */
+  size_t events; /* events decoded so far */
+  int failed;    /* GPC_OK, or the error that stopped the decoder */
 };
 
 struct watch_decoder *watch_decoder_new(size_t max_event) {
   struct watch_decoder *d = gpc_calloc(1, sizeof *d);
-  d->max_event = max_event ? max_event : WATCH_DEFAULT_MAX_EVENT;
+  dynbuf_init(&d->buf, max_event ? max_event : WATCH_DEFAULT_MAX_EVENT);
   return d;
 }
 
 void watch_decoder_free(struct watch_decoder *d) {
   if (!d) return;
-  free(d->buf);
+  dynbuf_release(&d->buf);
   free(d);
 }
 
 size_t watch_decoder_pending(const struct watch_decoder *d) {
-  return d->len;
+  return dynbuf_len(&d->buf);
 }
 
+static const char *const event_type_names[] = {WATCH_EVENT_TYPE_MAP(GPC_X_NAME)};
+#define N_EVENT_TYPES (sizeof event_type_names / sizeof event_type_names[0])
+
 const char *watch_event_type_name(enum watch_event_type t) {
-  switch (t) {
-  case WATCH_ADDED:
-    return "ADDED";
-  case WATCH_MODIFIED:
-    return "MODIFIED";
-  case WATCH_DELETED:
-    return "DELETED";
-  case WATCH_BOOKMARK:
-    return "BOOKMARK";
-  case WATCH_ERROR:
-    return "ERROR";
-  }
-  return "UNKNOWN";
+  return (unsigned)t < N_EVENT_TYPES ? event_type_names[t] : "UNKNOWN";
 }
 
 static bool parse_type(const char *s, enum watch_event_type *t) {
-  static const enum watch_event_type all[] = {WATCH_ADDED, WATCH_MODIFIED, WATCH_DELETED,
-                                              WATCH_BOOKMARK, WATCH_ERROR};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-    if (strcmp(s, watch_event_type_name(all[i])) == 0) {
-      *t = all[i];
+  for (size_t i = 0; i < N_EVENT_TYPES; i++) {
+    if (strcmp(s, event_type_names[i]) == 0) {
+      *t = (enum watch_event_type)i;
       return true;
     }
   }
@@ -87,7 +77,7 @@ static bool all_space(const char *p, size_t n) {
 /* Decodes one complete line (without its '\n') and delivers the event. */
 static int decode_line(struct watch_decoder *d, const char *line, size_t n, watch_event_cb cb,
                        void *ud, struct gpc_error *err) {
-  if (n > d->max_event) return fail(d, err, GPC_E_TOO_LARGE, "event exceeds the size cap", NULL);
+  if (n > d->buf.max) return fail(d, err, GPC_E_TOO_LARGE, "event exceeds the size cap", NULL);
   /* Blank lines (and a CR left over from CRLF) between events are tolerated. */
   if (n == 0 || ((line[0] == ' ' || line[0] == '\t' || line[0] == '\r') && all_space(line, n)))
     return GPC_OK;
@@ -120,22 +110,14 @@ static int decode_line(struct watch_decoder *d, const char *line, size_t n, watc
 
 /* Appends bytes that do not complete an event, enforcing the cap. */
 static int buffer_tail(struct watch_decoder *d, const char *p, size_t n, struct gpc_error *err) {
-  if (n > d->max_event - d->len)
+  if (dynbuf_add(&d->buf, p, n) != GPC_OK)
     return fail(d, err, GPC_E_TOO_LARGE, "event exceeds the size cap", NULL);
-  gpc_grow((void **)&d->buf, &d->cap, d->len + n, 1);
-  memcpy(d->buf + d->len, p, n);
-  d->len += n;
   return GPC_OK;
 }
 
 static void buffer_consumed(struct watch_decoder *d) {
-  d->offset += d->len + 1;
-  d->len = 0;
-  if (d->cap > WATCH_KEEP_BUF) {
-    free(d->buf);
-    d->buf = NULL;
-    d->cap = 0;
-  }
+  d->offset += dynbuf_len(&d->buf) + 1;
+  dynbuf_reset_keep(&d->buf, WATCH_KEEP_BUF);
 }
 
 int watch_decoder_feed(struct watch_decoder *d, const char *data, size_t len, watch_event_cb cb,
@@ -149,10 +131,10 @@ int watch_decoder_feed(struct watch_decoder *d, const char *data, size_t len, wa
     if (!nl) return buffer_tail(d, p, (size_t)(end - p), err);
     size_t n = (size_t)(nl - p);
     int rc;
-    if (d->len) {
+    if (dynbuf_len(&d->buf)) {
       /* The event began in an earlier chunk: complete it in the buffer. */
       if ((rc = buffer_tail(d, p, n, err)) != GPC_OK) return rc;
-      rc = decode_line(d, d->buf, d->len, cb, ud, err);
+      rc = decode_line(d, dynbuf_ptr(&d->buf), dynbuf_len(&d->buf), cb, ud, err);
       buffer_consumed(d);
     } else {
       /* Whole event inside this chunk: parse it where it lies. */

@@ -18,16 +18,18 @@
 #include <stddef.h>
 
 #include "errors.h"
+#include "xmacro.h"
 
 #define WATCH_DEFAULT_MAX_EVENT (16u * 1024u * 1024u)
 
-enum watch_event_type {
-  WATCH_ADDED,
-  WATCH_MODIFIED,
-  WATCH_DELETED,
-  WATCH_BOOKMARK,
-  WATCH_ERROR,
-};
+/* X(enum value, the "type" the API server sends) (xmacro.h) */
+#define WATCH_EVENT_TYPE_MAP(X)                                                                    \
+  X(WATCH_ADDED, "ADDED")                                                                          \
+  X(WATCH_MODIFIED, "MODIFIED")                                                                    \
+  X(WATCH_DELETED, "DELETED")                                                                      \
+  X(WATCH_BOOKMARK, "BOOKMARK")                                                                    \
+  X(WATCH_ERROR, "ERROR")
+enum watch_event_type { WATCH_EVENT_TYPE_MAP(GPC_X_ENUM) };
 
 struct watch_event {
   enum watch_event_type type;
@@ -56,6 +58,7 @@ int watch_decoder_feed(struct watch_decoder *d, const char *data, size_t len, wa
  * A stream that ends with pending > 0 was cut mid-event. */
 size_t watch_decoder_pending(const struct watch_decoder *d);
 
+/* "ADDED", ... ("UNKNOWN" out of range); a static string. */
 const char *watch_event_type_name(enum watch_event_type t);
 
 #endif

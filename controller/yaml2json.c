@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 
 #define Y2J_DEFAULT_MAX (8u * 1024u * 1024u)
 /* Deeper than any real manifest; keeps jansson's recursive helpers safe. */
@@ -499,29 +500,18 @@ static char *read_capped(const char *path, size_t max, size_t *out_len, struct g
     gpc_fail(err, errno == ENOENT ? GPC_E_NOT_FOUND : GPC_E_IO, "%s: %s", path, strerror(errno));
     return NULL;
   }
-  size_t cap = 4096, len = 0;
-  char *buf = gpc_malloc(cap);
-  for (;;) {
-    if (len == cap) gpc_grow((void **)&buf, &cap, cap + 1, 1);
-    size_t got = fread(buf + len, 1, cap - len, f);
-    len += got;
-    if (len > max) {
-      fclose(f);
-      free(buf);
-      gpc_fail(err, GPC_E_TOO_LARGE, "%s: larger than the %zu-byte cap", path, max);
-      return NULL;
-    }
-    if (got == 0) break;
-  }
-  bool bad = ferror(f);
+  struct dynbuf b = DYNBUF_INIT(max);
+  int rc = dynbuf_read_stream(&b, f);
   fclose(f);
-  if (bad) {
-    free(buf);
-    gpc_fail(err, GPC_E_IO, "%s: read error", path);
+  if (rc != GPC_OK) {
+    dynbuf_release(&b);
+    if (rc == GPC_E_TOO_LARGE)
+      gpc_fail(err, GPC_E_TOO_LARGE, "%s: larger than the %zu-byte cap", path, max);
+    else
+      gpc_fail(err, GPC_E_IO, "%s: read error", path);
     return NULL;
   }
-  *out_len = len;
-  return buf;
+  return dynbuf_detach(&b, out_len);
 }
 
 json_t *yaml_file_to_json(const char *path, size_t max_bytes, struct gpc_error *err) {

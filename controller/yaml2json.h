@@ -5,6 +5,10 @@
  * scalar typing for plain scalars (null/~, true/false, ints, floats); quoted
  * scalars are always strings. Non-string mapping keys are an error.
  * Input is capped at `max_bytes` (0 = 8 MiB).
+ *
+ * Ownership: input buffers and paths are borrowed for the call only; every
+ * json_t returned is a new reference the caller decrefs; on failure NULL is
+ * returned and nothing needs freeing. json_to_yaml borrows its arguments.
  */
 #ifndef GPC_YAML2JSON_H
 #define GPC_YAML2JSON_H
@@ -20,10 +24,13 @@
  * line and column. */
 json_t *yaml_to_json_docs(const char *data, size_t len, size_t max_bytes, struct gpc_error *err);
 
-/* Parses a stream that must hold exactly one document. Caller owns the result. */
+/* Parses a stream that must hold exactly one document. Returns a new
+ * reference (caller decrefs), or NULL with err set. */
 json_t *yaml_to_json(const char *data, size_t len, size_t max_bytes, struct gpc_error *err);
 
-/* Reads a whole file (capped at max_bytes, 0 = 8 MiB) and parses one document. */
+/* Reads a whole file (capped at max_bytes, 0 = 8 MiB) and parses one
+ * document. Returns a new reference (caller decrefs), or NULL with err set
+ * naming the path. */
 json_t *yaml_file_to_json(const char *path, size_t max_bytes, struct gpc_error *err);
 
 /* Emits `json` as a YAML document to `out` (block style, keys in object

@@ -43,7 +43,7 @@ void allocpod_name(const char *node, char *buf, size_t len) {
     if (*p == '.') *p = '-';
 }
 
-void allocpod_self_free(struct allocpod_self *s) {
+void allocpod_self_release(struct allocpod_self *s) {
   free(s->uid);
   free(s->image);
   free(s->runtime_class);
@@ -107,7 +107,7 @@ int allocpod_self_from_pod(const char *body, size_t len, const char *container,
   s->container_security = copy_of(json_object_get(ctr, "securityContext"), is_object);
 out:
   json_decref(pod);
-  if (rc != GPC_OK) allocpod_self_free(s);
+  if (rc != GPC_OK) allocpod_self_release(s);
   return rc;
 }
 
@@ -471,6 +471,6 @@ out:
     phase_step("delete pod");
     if (delete_pod(&a, o->ns, name, &err) != GPC_OK) fail(r, "%s", err.msg);
   }
-  allocpod_self_free(&self);
+  allocpod_self_release(&self);
   api_close(&a);
 }

@@ -49,7 +49,9 @@ void allocpod_name(const char *node, char *buf, size_t len);
  * pod's runtimeClassName, tolerations and securityContext. */
 int allocpod_self_from_pod(const char *body, size_t len, const char *container,
                            struct allocpod_self *s, struct gpc_error *err);
-void allocpod_self_free(struct allocpod_self *s);
+/* Frees what allocpod_self_from_pod stored in *s and zeroes it (the struct
+ * is the caller's). */
+void allocpod_self_release(struct allocpod_self *s);
 
 /* The one-shot Pod (new reference). `owner` is the validator Pod's name. */
 json_t *allocpod_manifest(const char *name, const char *ns, const char *node, const char *owner,

@@ -351,7 +351,7 @@ static void run_attempts(const struct cli *cli, struct val_report *r) {
              KV_D("retryInSeconds", cli->interval_s));
     pause_for(cli->interval_s);
     if (stop_signal) return;
-    report_free(r);
+    report_release(r);
   }
 }
 
@@ -424,7 +424,7 @@ static int recheck_busy(const struct cli *cli, int attempts) {
     double deadline = now_s() + cli->timeout_s + attempt_margin(cli->timeout_s);
     attempt(cli, deadline, &r, ++attempts);
     if (stop_signal && !report_outcome_ready(r.exit_code)) {
-      report_free(&r);
+      report_release(&r);
       break;
     }
     rc = r.exit_code;
@@ -434,7 +434,7 @@ static int recheck_busy(const struct cli *cli, int attempts) {
       print_report(cli, &r);
       write_termination_log(cli, &r);
     }
-    report_free(&r);
+    report_release(&r);
   }
   return rc == VAL_BUSY ? 0 : rc;
 }
@@ -457,7 +457,7 @@ int main(int argc, char **argv) {
   rc = r.exit_code;
   bool holding = report_outcome_ready(rc) && cli.hold && !stop_signal;
   if (!holding) write_termination_log(&cli, &r);
-  report_free(&r);
+  report_release(&r);
   if (holding) {
     if (rc == VAL_BUSY) {
       log_info("validator", "GPU busy, holding and checking again",

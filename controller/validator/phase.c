@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "dynbuf.h"
 #include "log.h"
 
 /* A report is a few KiB; anything past this is not one. */
@@ -60,7 +61,7 @@ static void child_main(int fd, const struct phase_opts *o, phase_fn fn, void *ct
   json_t *j = report_json(r);
   char *text = json_dumps(j, JSON_COMPACT);
   json_decref(j);
-  report_free(r);
+  report_release(r);
   if (text) {
     put(fd, "R ", 2);
     put(fd, text, strlen(text));
@@ -86,23 +87,24 @@ static bool reap(pid_t pid, int *st, double grace) {
 }
 
 struct child_output {
-  char *buf;
-  size_t len, cap;
+  struct dynbuf text; /* the child's stdout, capped at PHASE_MAX_OUTPUT */
   char step[200];
   bool too_large;
 };
 
 /* Consumes complete "S ..." lines; an "R ..." line stays for the end. */
 static void scan_steps(struct child_output *out, size_t from) {
+  const char *buf = dynbuf_ptr(&out->text);
+  size_t len = dynbuf_len(&out->text);
   size_t start = from;
-  while (start > 0 && out->buf[start - 1] != '\n')
+  while (start > 0 && buf[start - 1] != '\n')
     start--;
-  for (size_t i = start; i < out->len; i++) {
-    if (out->buf[i] != '\n') continue;
-    if (i > start + 2 && out->buf[start] == 'S' && out->buf[start + 1] == ' ') {
+  for (size_t i = start; i < len; i++) {
+    if (buf[i] != '\n') continue;
+    if (i > start + 2 && buf[start] == 'S' && buf[start + 1] == ' ') {
       size_t n = i - start - 2;
       if (n >= sizeof out->step) n = sizeof out->step - 1;
-      memcpy(out->step, out->buf + start + 2, n);
+      memcpy(out->step, buf + start + 2, n);
       out->step[n] = '\0';
     }
     start = i + 1;
@@ -110,23 +112,19 @@ static void scan_steps(struct child_output *out, size_t from) {
 }
 
 static void append(struct child_output *out, const char *data, size_t n) {
-  if (out->len + n > PHASE_MAX_OUTPUT) {
+  size_t from = dynbuf_len(&out->text);
+  if (dynbuf_add(&out->text, data, n) != GPC_OK) {
     out->too_large = true;
     return;
   }
-  gpc_grow((void **)&out->buf, &out->cap, out->len + n + 1, 1);
-  memcpy(out->buf + out->len, data, n);
-  size_t from = out->len;
-  out->len += n;
-  out->buf[out->len] = '\0';
   scan_steps(out, from);
 }
 
 /* The "R {...}" line, parsed into a fresh report that replaces *r. */
 static bool take_report(struct child_output *out, struct val_report *r, struct gpc_error *err) {
-  if (!out->buf) return gpc_fail(err, GPC_E_INVAL, "no report"), false;
+  if (!dynbuf_ptr(&out->text)) return gpc_fail(err, GPC_E_INVAL, "no report"), false;
   char *line = NULL;
-  for (char *p = out->buf; p && *p;) {
+  for (char *p = dynbuf_ptr(&out->text); p && *p;) {
     if (p[0] == 'R' && p[1] == ' ') line = p + 2;
     p = strchr(p, '\n');
     if (p) p++;
@@ -142,10 +140,10 @@ static bool take_report(struct child_output *out, struct val_report *r, struct g
   int rc = report_from_json(j, &next, err);
   json_decref(j);
   if (rc != GPC_OK) {
-    report_free(&next);
+    report_release(&next);
     return false;
   }
-  report_free(r);
+  report_release(r);
   *r = next;
   return true;
 }
@@ -180,7 +178,7 @@ enum phase_outcome phase_run(const struct phase_opts *o, phase_fn fn, void *ctx,
     child_main(fds[1], o, fn, ctx, r);
   }
   close(fds[1]);
-  struct child_output out = {0};
+  struct child_output out = {.text = DYNBUF_INIT(PHASE_MAX_OUTPUT)};
   snprintf(out.step, sizeof out.step, "start");
   enum phase_outcome outcome = PHASE_DONE;
   int st = 0;
@@ -268,6 +266,6 @@ enum phase_outcome phase_run(const struct phase_opts *o, phase_fn fn, void *ctx,
       outcome = PHASE_FAILED;
     }
   }
-  free(out.buf);
+  dynbuf_release(&out.text);
   return outcome;
 }

@@ -11,7 +11,7 @@ void report_init(struct val_report *r) {
   memset(r, 0, sizeof *r);
 }
 
-void report_free(struct val_report *r) {
+void report_release(struct val_report *r) {
   for (size_t i = 0; i < r->nchecks; i++) {
     free(r->checks[i].name);
     free(r->checks[i].detail);

@@ -6,7 +6,11 @@
  * first one decides, because it is usually the cause of the rest).
  *
  * Pure: no I/O except printing to a caller-given FILE. All strings are
- * copied in and owned by the report; report_free() releases them.
+ * copied in and owned by the report; report_release() frees them.
+ *
+ * Lifecycle (git's names): report_init sets a struct up in place,
+ * report_release frees what it holds and leaves it initialized (empty) again;
+ * the struct itself is the caller's (usually on the stack).
  */
 #ifndef GPC_VALIDATOR_REPORT_H
 #define GPC_VALIDATOR_REPORT_H
@@ -81,7 +85,7 @@ struct val_report {
 };
 
 void report_init(struct val_report *r);
-void report_free(struct val_report *r);
+void report_release(struct val_report *r);
 
 /* Appends a check; detail is printf-formatted (may be "" but not NULL). */
 void report_check(struct val_report *r, const char *name, bool ok, const char *fmt, ...)
@@ -98,15 +102,20 @@ void report_busy(struct val_report *r, const char *check, const char *fmt, ...)
 /* Ends an attempt: when nothing failed but a GPU was busy, the outcome is
  * VAL_BUSY with reason "GPUBusy: <first busy reason>". */
 void report_finish(struct val_report *r);
-/* The device entry (index, mig_index), created (zeroed) when missing. */
+/* The device entry (index, mig_index), created (zeroed) when missing.
+ * Borrowed: the entry lives in the report's device array, so the pointer is
+ * valid only until the next report_device call (which may move the array)
+ * or report_release; strings stored in it (report_set_string) become the
+ * report's. */
 struct val_device *report_device(struct val_report *r, int index, int mig_index);
+/* Replaces *slot (freeing the old string) with a copy of value (NULL allowed). */
 void report_set_string(char **slot, const char *value);
 /* "gpu-1" or "gpu-0/mig-2", for check names and reasons. */
 void report_device_label(const struct val_device *d, char *buf, size_t len);
 
 /* "ok", "NoDriverLibrary", "NVMLError", "NoDevice", "CUDAError",
  * "WrongResult", "PluginNotAdvertising", "Timeout", "GPUBusy", "AllocationFailed",
- * "UsageError". */
+ * "UsageError" (static strings). */
 const char *report_result_name(int exit_code);
 /* True for the outcomes after which a node counts as working (ok, busy). */
 bool report_outcome_ready(int exit_code);
@@ -118,7 +127,7 @@ void report_print_text(const struct val_report *r, FILE *out);
 json_t *report_json(const struct val_report *r);
 /* The inverse of report_json, for the report a check process sends back:
  * fills *r (report_init'ed by the caller). GPC_E_INVAL naming the field when
- * `o` is not such an object; *r is then partly filled, free it. */
+ * `o` is not such an object; *r is then partly filled: report_release it. */
 int report_from_json(const json_t *o, struct val_report *r, struct gpc_error *err);
 
 #endif

@@ -112,7 +112,7 @@ static void test_report_first_failure_decides(void **state) {
   assert_int_equal(r.exit_code, VAL_TIMEOUT);
   assert_string_equal(r.reason,
                       "Timeout: gave up; last: NVMLError: nvmlInit_v2: Driver Not Loaded (9)");
-  report_free(&r);
+  report_release(&r);
 }
 
 static void test_report_json(void **state) {
@@ -135,7 +135,7 @@ static void test_report_json(void **state) {
   assert_true(json_is_null(json_object_get(dev, "memoryTotalMiB")));
   assert_true(json_is_null(json_object_get(dev, "vectorAdd")));
   json_decref(o);
-  report_free(&r);
+  report_release(&r);
 }
 
 static void test_probe_rejects_oversized_file(void **state) {
@@ -184,7 +184,7 @@ static void test_busy_outcome(void **state) {
   assert_int_equal(r.exit_code, VAL_BUSY);
   assert_string_equal(r.reason, "GPUBusy: gpu-1 GPU-x: compute mode Prohibited");
   assert_true(report_outcome_ready(r.exit_code));
-  report_free(&r);
+  report_release(&r);
   /* A failure anywhere wins over busy, whatever the order. */
   report_init(&r);
   report_busy(&r, "vectoradd-0", "gpu-0: in use");
@@ -192,7 +192,7 @@ static void test_busy_outcome(void **state) {
   report_finish(&r);
   assert_int_equal(r.exit_code, VAL_CUDA);
   assert_false(report_outcome_ready(r.exit_code));
-  report_free(&r);
+  report_release(&r);
 }
 
 static void test_report_round_trip(void **state) {
@@ -226,13 +226,13 @@ static void test_report_round_trip(void **state) {
   assert_true(back.checks[1].busy);
   json_decref(again);
   json_decref(j);
-  report_free(&back);
-  report_free(&r);
+  report_release(&back);
+  report_release(&r);
   report_init(&back);
   j = json_pack("{s:[],s:[{s:s}],s:i}", "checks", "devices", "index", "x", "exitCode", 0);
   assert_int_equal(report_from_json(j, &back, &err), GPC_E_INVAL);
   json_decref(j);
-  report_free(&back);
+  report_release(&back);
 }
 
 static void test_probe_busy_is_ready(void **state) {
@@ -335,7 +335,7 @@ static void test_allocpod_manifest(void **state) {
   assert_string_equal(json_string_value(json_object_get(ref, "uid")), "u-1");
   assert_null(json_object_get(ref, "blockOwnerDeletion"));
   json_decref(pod);
-  allocpod_self_free(&s);
+  allocpod_self_release(&s);
   /* not a Pod, no uid */
   assert_int_equal(allocpod_self_from_pod("{\"kind\":\"Node\"}", 15, NULL, &s, &err), GPC_E_INVAL);
   const char *nouid = "{\"kind\":\"Pod\",\"spec\":{\"containers\":[{\"image\":\"x\"}]}}";
