@@ -2,7 +2,7 @@
 #
 # Sources are discovered by convention so that adding a module never means
 # editing this file:
-#   controller/*.c             -> libgpc.a (everything but controller/main.c)
+#   controller/{base,client,}/*.c -> libgpc.a (everything but controller/main.c)
 #   controller/main.c          -> gpu-policy-controller
 #   controller/validator/*.c   -> gpu-policy-validator (links libgpc.a)
 #   templates/*.yaml           -> embedded into libgpc.a (build/gen/templates_embedded.c)
@@ -42,9 +42,11 @@ NEED_PKGS  = $(if $(PKG_LIBS),,$(error pkg-config finds none of: $(PKGS); run 'm
 WARN      := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wvla \
              -Wno-unused-parameter
 OPT       ?= -O2
+# The layers (controller/README.md): primitives, the Kubernetes client core, the rest.
+LIB_DIRS  := controller/base controller/client controller
 CFLAGS    ?= $(OPT) -g
 CFLAGS    += -std=gnu17 $(WARN) -fno-common
-CPPFLAGS  += -Icontroller -I$(BUILD)/gen -D_GNU_SOURCE -DGPC_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+CPPFLAGS  += $(LIB_DIRS:%=-I%) -I$(BUILD)/gen -D_GNU_SOURCE -DGPC_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 LDLIBS    += $(PKG_LIBS) -lm -ldl
 ifeq ($(WERROR),1)
 CFLAGS    += -Werror
@@ -68,7 +70,7 @@ CFLAGS    += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanit
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-LIB_SRCS  := $(filter-out controller/main.c,$(wildcard controller/*.c))
+LIB_SRCS  := $(filter-out controller/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/templates_embedded.o
 LIB       := $(BUILD)/libgpc.a
 CTRL      := $(BUILD)/gpu-policy-controller
@@ -193,7 +195,7 @@ check-format:
 lint:
 	cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c11 \
 	  --enable=warning,performance,portability \
-	  --suppress=missingIncludeSystem --library=cppcheck.cfg -Icontroller \
+	  --suppress=missingIncludeSystem --library=cppcheck.cfg $(LIB_DIRS:%=-I%) \
 	  -D__CPPCHECK__ -D_GNU_SOURCE controller
 
 # ASan+UBSan: a separate build tree; the unit tests and the integration suites

@@ -162,7 +162,7 @@ def test_make_demo_then_make_test_on_a_fresh_clone_of_a_fresh_machine(tmp_path):
     # The packages "go away" again, and make test must build (one object, every binary) and run.
     marker.unlink()
     (clone / "build" / "gpu-policy-controller").unlink()
-    (clone / "build" / "controller" / "log.o").unlink()
+    (clone / "build" / "controller" / "base" / "log.o").unlink()
     r = subprocess.run(["make", "test", "UNIT_BINS=build/test/unit/test_backoff",
                         "INTEGRATION=test/integration/test_render_cmd.py"],
                        cwd=clone, env=env, capture_output=True, text=True, timeout=900)
