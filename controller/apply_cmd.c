@@ -121,7 +121,7 @@ static int load_dir(const char *path, json_t *docs, struct gpc_error *err) {
   return rc;
 }
 
-int apply_load_path(const char *path, json_t *docs, struct gpc_error *err) {
+int apply_cmd_load_path(const char *path, json_t *docs, struct gpc_error *err) {
   if (strcmp(path, "-") == 0) return load_file("<stdin>", stdin, docs, err);
   struct stat st;
   if (stat(path, &st) != 0) return gpc_fail(err, GPC_E_NOT_FOUND, "%s: %s", path, strerror(errno));
@@ -133,7 +133,7 @@ int apply_load_path(const char *path, json_t *docs, struct gpc_error *err) {
   return rc;
 }
 
-const char *apply_discovery_find(const json_t *list, const char *kind, bool *namespaced) {
+const char *apply_cmd_discovery_find(const json_t *list, const char *kind, bool *namespaced) {
   size_t i;
   json_t *r;
   json_array_foreach(json_object_get(list, "resources"), i, r) {
@@ -146,7 +146,7 @@ const char *apply_discovery_find(const json_t *list, const char *kind, bool *nam
   return NULL;
 }
 
-int apply_split_api_version(const char *api_version, char **group, char **version) {
+int apply_cmd_split_api_version(const char *api_version, char **group, char **version) {
   *group = *version = NULL;
   if (!api_version || !*api_version) return GPC_E_INVAL;
   const char *slash = strchr(api_version, '/');
@@ -316,7 +316,7 @@ static void resolve(struct run *r) {
     return;
   }
   bool namespaced = false;
-  const char *plural = apply_discovery_find(list, r->kind, &namespaced);
+  const char *plural = apply_cmd_discovery_find(list, r->kind, &namespaced);
   if (!plural) {
     uint64_t now = gpc_loop_now_ms();
     if (!r->disc_deadline) r->disc_deadline = now + DISCOVERY_WAIT_MS;
@@ -362,7 +362,7 @@ static void next_object(struct run *r) {
     fail_current(r, "object needs apiVersion, kind and metadata.name");
     return;
   }
-  if (apply_split_api_version(api_version, &r->group, &r->version) != GPC_OK) {
+  if (apply_cmd_split_api_version(api_version, &r->group, &r->version) != GPC_OK) {
     char msg[300];
     snprintf(msg, sizeof msg, "invalid apiVersion \"%s\"", api_version ? api_version : "");
     fail_current(r, msg);
@@ -470,7 +470,7 @@ static int run_apply(const struct apply_args *a, json_t *docs, FILE *out, FILE *
   return rc;
 }
 
-int gpc_apply_main_io(int argc, char **argv, FILE *out, FILE *errf) {
+int apply_cmd_main_io(int argc, char **argv, FILE *out, FILE *errf) {
   struct apply_args a;
   int rc = parse_args(argc, argv, &a, errf, out);
   if (rc) {
@@ -483,7 +483,7 @@ int gpc_apply_main_io(int argc, char **argv, FILE *out, FILE *errf) {
   json_t *docs = json_array();
   struct gpc_error err = {0};
   for (size_t i = 0; i < a.n_files && rc == 0; i++) {
-    if (apply_load_path(a.files[i], docs, &err) != GPC_OK) {
+    if (apply_cmd_load_path(a.files[i], docs, &err) != GPC_OK) {
       fprintf(errf, "gpu-policy-controller apply: %s\n", err.msg);
       rc = EXIT_USAGE;
     }
@@ -494,6 +494,6 @@ int gpc_apply_main_io(int argc, char **argv, FILE *out, FILE *errf) {
   return rc;
 }
 
-int gpc_apply_main(int argc, char **argv) {
-  return gpc_apply_main_io(argc, argv, stdout, stderr);
+int apply_cmd_main(int argc, char **argv) {
+  return apply_cmd_main_io(argc, argv, stdout, stderr);
 }

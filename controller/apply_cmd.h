@@ -27,19 +27,19 @@
 
 #include "errors.h"
 
-int gpc_apply_main(int argc, char **argv);
-int gpc_apply_main_io(int argc, char **argv, FILE *out, FILE *errf);
+int apply_cmd_main(int argc, char **argv);
+int apply_cmd_main_io(int argc, char **argv, FILE *out, FILE *errf);
 
 /* ---- pure helpers ---- */
 
 /* Appends the documents of `path` (file, directory or "-" for stdin) to
  * `docs` as {"source": "file:N", "object": {...}}. */
-int apply_load_path(const char *path, json_t *docs, struct gpc_error *err);
+int apply_cmd_load_path(const char *path, json_t *docs, struct gpc_error *err);
 /* The plural resource serving `kind` in an APIResourceList (subresources
  * skipped), or NULL; *namespaced gets its scope. Borrowed from `list`. */
-const char *apply_discovery_find(const json_t *list, const char *kind, bool *namespaced);
+const char *apply_cmd_discovery_find(const json_t *list, const char *kind, bool *namespaced);
 /* "apps/v1" -> group "apps", version "v1"; "v1" -> "", "v1". Caller frees
  * both. GPC_E_INVAL when malformed. */
-int apply_split_api_version(const char *api_version, char **group, char **version);
+int apply_cmd_split_api_version(const char *api_version, char **group, char **version);
 
 #endif

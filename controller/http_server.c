@@ -63,8 +63,8 @@ struct session {
 
 /* ---- pure parts ---- */
 
-int http_parse_bind(const char *flag, const char *addr, char *host, size_t host_size, int *port,
-                    bool *disabled, struct gpc_error *err) {
+int http_server_parse_bind(const char *flag, const char *addr, char *host, size_t host_size,
+                           int *port, bool *disabled, struct gpc_error *err) {
   *disabled = false;
   *port = 0;
   if (host_size) host[0] = 0;
@@ -108,19 +108,19 @@ static void reply_text(struct http_reply *out, int status, const char *text) {
   out->len = strlen(text);
 }
 
-void http_route_method(const struct http_server_config *cfg, enum http_vhost v, const char *method,
-                       const char *path, struct http_reply *out) {
+void http_server_route_method(const struct http_server_config *cfg, enum http_vhost v,
+                              const char *method, const char *path, struct http_reply *out) {
   if (!method || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)) {
     memset(out, 0, sizeof *out);
     reply_text(out, 405, "405 method not allowed\n");
     out->allow = "GET, HEAD";
     return;
   }
-  http_route(cfg, v, path, out);
+  http_server_route(cfg, v, path, out);
 }
 
-void http_route(const struct http_server_config *cfg, enum http_vhost v, const char *path,
-                struct http_reply *out) {
+void http_server_route(const struct http_server_config *cfg, enum http_vhost v, const char *path,
+                       struct http_reply *out) {
   memset(out, 0, sizeof *out);
   if (v == HTTP_VHOST_HEALTH && (strcmp(path, "/healthz") == 0 || strcmp(path, "/livez") == 0)) {
     reply_text(out, 200, "ok");
@@ -200,7 +200,7 @@ static int on_http(struct lws *wsi, struct session *ss, const char *path) {
   lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, HTTP_TIMEOUT_S);
   const char *method = method_name(wsi);
   struct http_reply r;
-  http_route_method(&vi->srv->cfg, vi->which, method, path ? path : "", &r);
+  http_server_route_method(&vi->srv->cfg, vi->which, method, path ? path : "", &r);
   ss->body = r.body;
   ss->len = r.len;
   ss->head = strcmp(method, "HEAD") == 0;
@@ -353,7 +353,7 @@ static int add_vhost(struct http_server *s, enum http_vhost which, const char *f
   char host[256], num[NI_MAXHOST];
   int port;
   bool disabled, v6;
-  if (http_parse_bind(flag, addr, host, sizeof host, &port, &disabled, err) != GPC_OK)
+  if (http_server_parse_bind(flag, addr, host, sizeof host, &port, &disabled, err) != GPC_OK)
     return err->code;
   if (disabled) return GPC_OK;
   if (numeric_host(flag, host, num, sizeof num, &v6, err) != GPC_OK) return err->code;
@@ -405,10 +405,10 @@ struct http_server *http_server_new(const struct http_server_config *cfg, struct
   char hh[256], mh[256];
   int hp, mp;
   bool off_h, off_m;
-  if (http_parse_bind("--health-probe-bind-address", cfg->health_bind, hh, sizeof hh, &hp, &off_h,
-                      err) != GPC_OK ||
-      http_parse_bind("--metrics-bind-address", cfg->metrics_bind, mh, sizeof mh, &mp, &off_m,
-                      err) != GPC_OK)
+  if (http_server_parse_bind("--health-probe-bind-address", cfg->health_bind, hh, sizeof hh, &hp,
+                             &off_h, err) != GPC_OK ||
+      http_server_parse_bind("--metrics-bind-address", cfg->metrics_bind, mh, sizeof mh, &mp,
+                             &off_m, err) != GPC_OK)
     return NULL;
   if (!off_h && !off_m && hp != 0 && hp == mp && strcmp(hh, mh) == 0) {
     gpc_fail(err, GPC_E_INVAL,

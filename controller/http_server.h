@@ -62,8 +62,8 @@ void http_server_free(struct http_server *s);
 /* Splits "HOST:PORT" ("" host = every interface; "[v6]" brackets removed).
  * Returns GPC_OK, or GPC_E_INVAL naming `flag` ("--metrics-bind-address")
  * when malformed. *disabled is set for "0". */
-int http_parse_bind(const char *flag, const char *addr, char *host, size_t host_size, int *port,
-                    bool *disabled, struct gpc_error *err);
+int http_server_parse_bind(const char *flag, const char *addr, char *host, size_t host_size,
+                           int *port, bool *disabled, struct gpc_error *err);
 
 enum http_vhost { HTTP_VHOST_HEALTH, HTTP_VHOST_METRICS };
 
@@ -76,11 +76,11 @@ struct http_reply {
 };
 
 /* What `path` on vhost `v` answers (method GET). */
-void http_route(const struct http_server_config *cfg, enum http_vhost v, const char *path,
-                struct http_reply *out);
+void http_server_route(const struct http_server_config *cfg, enum http_vhost v, const char *path,
+                       struct http_reply *out);
 /* The same for any method: GET and HEAD route as above (the server sends
  * no body for HEAD), anything else is 405 with allow "GET, HEAD". */
-void http_route_method(const struct http_server_config *cfg, enum http_vhost v, const char *method,
-                       const char *path, struct http_reply *out);
+void http_server_route_method(const struct http_server_config *cfg, enum http_vhost v,
+                              const char *method, const char *path, struct http_reply *out);
 
 #endif

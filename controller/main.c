@@ -1,7 +1,7 @@
 /* main.c — gpu-policy-controller entry point.
  *
  * Parses flags (options.h), configures logging, dispatches the `render` and
- * `apply` subcommands, then runs the controller (with runtime.h: metrics,
+ * `apply` subcommands, then runs the controller (with shell.h: metrics,
  * probes, leader election) until SIGTERM/SIGINT. Exit codes:
  * 0 clean shutdown or --help/--version, 1 runtime failure, 2 configuration
  * error (one line on stderr naming the flag or file).
@@ -9,7 +9,7 @@
  * Shutdown: the first SIGTERM/SIGINT stops the informers and the queue, then
  * the loop keeps running until the writes in flight have completed or
  * --shutdown-grace seconds have passed, then releases the Lease when it
- * holds it (runtime_shutdown); a second signal exits at once.
+ * holds it (shell_shutdown); a second signal exits at once.
  */
 #include "alloc.h"
 #include "apply_cmd.h"
@@ -20,7 +20,7 @@
 #include "loop.h"
 #include "options.h"
 #include "render_cmd.h"
-#include "runtime.h"
+#include "shell.h"
 #include "templates.h"
 
 #include <signal.h>
@@ -39,7 +39,7 @@ struct app {
   struct kube_client *client;
   struct gpc_templates *templates;
   struct controller *ctrl;
-  struct runtime *rt; /* metrics, /healthz /readyz /metrics, leader election */
+  struct shell *rt; /* metrics, /healthz /readyz /metrics, leader election */
   bool stopping;
   uint64_t drain_deadline_ms;
 };
@@ -60,7 +60,7 @@ static void drain_tick(struct gpc_loop *loop, uint64_t id, void *ud) {
   unsigned left = controller_in_flight(app->ctrl);
   if (left == 0 || gpc_loop_now_ms() >= app->drain_deadline_ms) {
     if (left) log_warn("main", "abandoning writes in flight", KV_I("writes", left));
-    runtime_shutdown(app->rt, stop_loop, app); /* release the Lease, then stop */
+    shell_shutdown(app->rt, stop_loop, app); /* release the Lease, then stop */
     return;
   }
   gpc_loop_add_timer(loop, DRAIN_POLL_MS, drain_tick, app);
@@ -101,7 +101,7 @@ static int setup(struct app *app, char *ident) {
     log_error("main", "event loop", KV_S("error", err.msg));
     return 1;
   }
-  struct runtime_config rc = {
+  struct shell_config rc = {
       .loop = app->loop,
       .kc = &app->kc,
       .namespace = app->opts.leader_namespace ? app->opts.leader_namespace : app->opts.namespace,
@@ -112,13 +112,13 @@ static int setup(struct app *app, char *ident) {
       .renew_deadline_ms = (unsigned)(app->opts.leader_renew_s * 1000),
       .retry_ms = (unsigned)(app->opts.leader_retry_s * 1000),
   };
-  app->rt = runtime_new(&rc, &err);
+  app->rt = shell_new(&rc, &err);
   if (!app->rt) return config_error(err.msg);
   struct kube_client_config kcc = {
       .kc = &app->kc,
       .qps = app->opts.qps,
       .burst = app->opts.burst,
-      .observe = runtime_observe_request,
+      .observe = shell_observe_request,
       .observe_ud = app->rt,
   };
   app->client = kube_client_new(app->loop, &kcc, &err);
@@ -140,14 +140,14 @@ static int setup(struct app *app, char *ident) {
     log_error("main", "controller", KV_S("error", err.msg));
     return 1;
   }
-  runtime_attach(app->rt, app->ctrl);
+  shell_attach(app->rt, app->ctrl);
   gpc_loop_add_signal(app->loop, SIGTERM, on_signal, app);
   gpc_loop_add_signal(app->loop, SIGINT, on_signal, app);
   if (controller_start(app->ctrl, &err) != GPC_OK) {
     log_error("main", "start", KV_S("error", err.msg));
     return 1;
   }
-  if (runtime_start(app->rt, &err) != GPC_OK) {
+  if (shell_start(app->rt, &err) != GPC_OK) {
     log_error("main", "leader election", KV_S("error", err.msg));
     return 1;
   }
@@ -157,7 +157,7 @@ static int setup(struct app *app, char *ident) {
 static void teardown(struct app *app) {
   controller_free(app->ctrl);
   kube_client_free(app->client);
-  runtime_free(app->rt);
+  shell_free(app->rt);
   gpc_loop_free(app->loop);
   templates_free(app->templates);
   kubeconfig_free(&app->kc);
@@ -166,8 +166,8 @@ static void teardown(struct app *app) {
 
 int main(int argc, char **argv) {
   gpc_alloc_init();
-  if (argc > 1 && strcmp(argv[1], "render") == 0) return gpc_render_main(argc - 1, argv + 1);
-  if (argc > 1 && strcmp(argv[1], "apply") == 0) return gpc_apply_main(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "render") == 0) return render_cmd_main(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "apply") == 0) return apply_cmd_main(argc - 1, argv + 1);
 
   struct app app;
   memset(&app, 0, sizeof app);

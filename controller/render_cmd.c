@@ -190,7 +190,7 @@ out:
   return rc;
 }
 
-int gpc_render_main_io(int argc, char **argv, FILE *out, FILE *errf) {
+int render_cmd_main_io(int argc, char **argv, FILE *out, FILE *errf) {
   struct render_args a;
   int rc = parse_args(argc, argv, &a, errf);
   if (rc) return rc < 0 ? 0 : rc;
@@ -202,6 +202,6 @@ int gpc_render_main_io(int argc, char **argv, FILE *out, FILE *errf) {
   return fflush(out) == 0 ? 0 : EXIT_INVALID;
 }
 
-int gpc_render_main(int argc, char **argv) {
-  return gpc_render_main_io(argc, argv, stdout, stderr);
+int render_cmd_main(int argc, char **argv) {
+  return render_cmd_main_io(argc, argv, stdout, stderr);
 }

@@ -20,9 +20,9 @@
 #include <stdio.h>
 
 /* argv[0] is "render". Writes to stdout/stderr. */
-int gpc_render_main(int argc, char **argv);
+int render_cmd_main(int argc, char **argv);
 
 /* The same with explicit streams (tests). */
-int gpc_render_main_io(int argc, char **argv, FILE *out, FILE *errf);
+int render_cmd_main_io(int argc, char **argv, FILE *out, FILE *errf);
 
 #endif

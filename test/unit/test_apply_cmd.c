@@ -18,22 +18,22 @@
 static void test_split(void **state) {
   (void)state;
   char *g, *v;
-  assert_int_equal(apply_split_api_version("apps/v1", &g, &v), GPC_OK);
+  assert_int_equal(apply_cmd_split_api_version("apps/v1", &g, &v), GPC_OK);
   assert_string_equal(g, "apps");
   assert_string_equal(v, "v1");
   free(g);
   free(v);
-  assert_int_equal(apply_split_api_version("v1", &g, &v), GPC_OK);
+  assert_int_equal(apply_cmd_split_api_version("v1", &g, &v), GPC_OK);
   assert_string_equal(g, "");
   assert_string_equal(v, "v1");
   free(g);
   free(v);
   const char *bad[] = {"", "/v1", "apps/", "a/b/c"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    assert_int_equal(apply_split_api_version(bad[i], &g, &v), GPC_E_INVAL);
+    assert_int_equal(apply_cmd_split_api_version(bad[i], &g, &v), GPC_E_INVAL);
     assert_null(g);
   }
-  assert_int_equal(apply_split_api_version(NULL, &g, &v), GPC_E_INVAL);
+  assert_int_equal(apply_cmd_split_api_version(NULL, &g, &v), GPC_E_INVAL);
 }
 
 static void test_discovery_find(void **state) {
@@ -45,12 +45,12 @@ static void test_discovery_find(void **state) {
                  "{\"name\":\"nodes\",\"kind\":\"Node\",\"namespaced\":false}]}",
                  0, NULL);
   bool ns = false;
-  assert_string_equal(apply_discovery_find(list, "DaemonSet", &ns), "daemonsets");
+  assert_string_equal(apply_cmd_discovery_find(list, "DaemonSet", &ns), "daemonsets");
   assert_true(ns);
-  assert_string_equal(apply_discovery_find(list, "Node", &ns), "nodes");
+  assert_string_equal(apply_cmd_discovery_find(list, "Node", &ns), "nodes");
   assert_false(ns);
-  assert_null(apply_discovery_find(list, "Widget", &ns));
-  assert_null(apply_discovery_find(json_null(), "Node", &ns));
+  assert_null(apply_cmd_discovery_find(list, "Widget", &ns));
+  assert_null(apply_cmd_discovery_find(json_null(), "Node", &ns));
   json_decref(list);
 }
 
@@ -77,7 +77,7 @@ static void test_load_dir_and_lists(void **state) {
   write_file(p, "ignored");
   json_t *docs = json_array();
   struct gpc_error err = {0};
-  assert_int_equal(apply_load_path(dir, docs, &err), GPC_OK);
+  assert_int_equal(apply_cmd_load_path(dir, docs, &err), GPC_OK);
   /* a.json before b.yaml; the List expanded; the .txt ignored */
   const char *want[] = {"a1", "a2", "b1", "b2"};
   assert_int_equal(json_array_size(docs), 4);
@@ -94,10 +94,10 @@ static void test_load_dir_and_lists(void **state) {
   snprintf(p, sizeof p, "%s/c.yaml", dir);
   write_file(p, "a: [unclosed\n");
   docs = json_array();
-  assert_int_not_equal(apply_load_path(p, docs, &err), GPC_OK);
+  assert_int_not_equal(apply_cmd_load_path(p, docs, &err), GPC_OK);
   assert_non_null(strstr(err.msg, "c.yaml"));
   snprintf(p, sizeof p, "%s/missing.yaml", dir);
-  assert_int_equal(apply_load_path(p, docs, &err), GPC_E_NOT_FOUND);
+  assert_int_equal(apply_cmd_load_path(p, docs, &err), GPC_E_NOT_FOUND);
   json_decref(docs);
 
   const char *names[] = {"a.json", "b.yaml", "c.yaml", "notes.txt"};
@@ -107,7 +107,7 @@ static void test_load_dir_and_lists(void **state) {
   }
   /* an empty directory is an error, not a silent no-op */
   docs = json_array();
-  assert_int_equal(apply_load_path(dir, docs, &err), GPC_E_NOT_FOUND);
+  assert_int_equal(apply_cmd_load_path(dir, docs, &err), GPC_E_NOT_FOUND);
   json_decref(docs);
   rmdir(dir);
 }

@@ -26,25 +26,27 @@ static void test_parse_bind(void **state) {
   int port;
   bool off;
   struct gpc_error err = {0};
-  assert_int_equal(http_parse_bind("--x", ":8080", host, sizeof host, &port, &off, &err), GPC_OK);
+  assert_int_equal(http_server_parse_bind("--x", ":8080", host, sizeof host, &port, &off, &err),
+                   GPC_OK);
   assert_string_equal(host, "");
   assert_int_equal(port, 8080);
   assert_false(off);
-  assert_int_equal(http_parse_bind("--x", "127.0.0.1:0", host, sizeof host, &port, &off, &err),
-                   GPC_OK);
+  assert_int_equal(
+      http_server_parse_bind("--x", "127.0.0.1:0", host, sizeof host, &port, &off, &err), GPC_OK);
   assert_string_equal(host, "127.0.0.1");
   assert_int_equal(port, 0);
-  assert_int_equal(http_parse_bind("--x", "[::1]:9000", host, sizeof host, &port, &off, &err),
-                   GPC_OK);
+  assert_int_equal(
+      http_server_parse_bind("--x", "[::1]:9000", host, sizeof host, &port, &off, &err), GPC_OK);
   assert_string_equal(host, "::1");
   assert_int_equal(port, 9000);
-  assert_int_equal(http_parse_bind("--x", "0", host, sizeof host, &port, &off, &err), GPC_OK);
+  assert_int_equal(http_server_parse_bind("--x", "0", host, sizeof host, &port, &off, &err),
+                   GPC_OK);
   assert_true(off);
   const char *bad[] = {"8080", ":", ":http", ":65536", "::1:80", "[::1:80", "a b:80", ":123456"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    assert_int_equal(
-        http_parse_bind("--metrics-bind-address", bad[i], host, sizeof host, &port, &off, &err),
-        GPC_E_INVAL);
+    assert_int_equal(http_server_parse_bind("--metrics-bind-address", bad[i], host, sizeof host,
+                                            &port, &off, &err),
+                     GPC_E_INVAL);
     assert_non_null(strstr(err.msg, "--metrics-bind-address"));
   }
 }
@@ -77,25 +79,25 @@ static void test_route(void **state) {
   struct http_server_config cfg = {.ready = ready_cb, .metrics = metrics_cb};
   struct http_reply r;
   is_ready = false;
-  http_route(&cfg, HTTP_VHOST_HEALTH, "/healthz", &r);
+  http_server_route(&cfg, HTTP_VHOST_HEALTH, "/healthz", &r);
   assert_int_equal(r.status, 200);
   assert_string_equal(r.body, "ok");
   free(r.body);
-  http_route(&cfg, HTTP_VHOST_HEALTH, "/readyz", &r);
+  http_server_route(&cfg, HTTP_VHOST_HEALTH, "/readyz", &r);
   assert_int_equal(r.status, 503);
   assert_string_equal(r.body, "informers not synced");
   free(r.body);
   is_ready = true;
-  http_route(&cfg, HTTP_VHOST_HEALTH, "/readyz", &r);
+  http_server_route(&cfg, HTTP_VHOST_HEALTH, "/readyz", &r);
   assert_int_equal(r.status, 200);
   free(r.body);
-  http_route(&cfg, HTTP_VHOST_HEALTH, "/metrics", &r); /* wrong port */
+  http_server_route(&cfg, HTTP_VHOST_HEALTH, "/metrics", &r); /* wrong port */
   assert_int_equal(r.status, 404);
   free(r.body);
-  http_route(&cfg, HTTP_VHOST_METRICS, "/healthz", &r);
+  http_server_route(&cfg, HTTP_VHOST_METRICS, "/healthz", &r);
   assert_int_equal(r.status, 404);
   free(r.body);
-  http_route(&cfg, HTTP_VHOST_METRICS, "/metrics", &r);
+  http_server_route(&cfg, HTTP_VHOST_METRICS, "/metrics", &r);
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(r.content_type, "version=0.0.4"));
   assert_int_equal(r.len, 100000);
@@ -104,12 +106,12 @@ static void test_route(void **state) {
   /* only GET and HEAD */
   const char *refused[] = {"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER", NULL};
   for (const char **m = refused; *m; m++) {
-    http_route_method(&cfg, HTTP_VHOST_HEALTH, *m, "/healthz", &r);
+    http_server_route_method(&cfg, HTTP_VHOST_HEALTH, *m, "/healthz", &r);
     assert_int_equal(r.status, 405);
     assert_string_equal(r.allow, "GET, HEAD");
     free(r.body);
   }
-  http_route_method(&cfg, HTTP_VHOST_HEALTH, "HEAD", "/healthz", &r);
+  http_server_route_method(&cfg, HTTP_VHOST_HEALTH, "HEAD", "/healthz", &r);
   assert_int_equal(r.status, 200);
   free(r.body);
 }

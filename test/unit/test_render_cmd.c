@@ -40,7 +40,7 @@ static int run(char **out, char **err, int argc, ...) {
   va_end(ap);
   size_t ol = 0, el = 0;
   FILE *fo = open_memstream(out, &ol), *fe = open_memstream(err, &el);
-  int rc = gpc_render_main_io(argc, argv, fo, fe);
+  int rc = render_cmd_main_io(argc, argv, fo, fe);
   fclose(fo);
   fclose(fe);
   return rc;

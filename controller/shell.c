@@ -1,6 +1,6 @@
-/* runtime.c — metrics families, HTTP endpoints and leader election wired to
- * the controller (see runtime.h). */
-#include "runtime.h"
+/* shell.c — metrics families, HTTP endpoints and leader election wired to
+ * the controller (see shell.h). */
+#include "shell.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -23,8 +23,8 @@
 
 #define COMP "runtime"
 
-struct runtime {
-  struct runtime_config cfg;
+struct shell {
+  struct shell_config cfg;
   char *lease_name;
   struct metrics *m;
   struct metric_family *reconcile_total, *reconcile_errors, *reconcile_time;
@@ -39,14 +39,14 @@ struct runtime {
   struct kube_client *lease_client;
   struct leader *leader;
   char *identity;
-  runtime_done_cb done;
+  shell_done_cb done;
   void *done_ud;
 };
 
 #define L(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define V(...) ((const char *const[]){__VA_ARGS__})
 
-static struct metric_family *reg(struct runtime *rt, enum metric_type t, const char *name,
+static struct metric_family *reg(struct shell *rt, enum metric_type t, const char *name,
                                  const char *help, const char *const *labels) {
   struct gpc_error err = {0};
   struct metric_family *f = metrics_register(rt->m, t, name, help, labels, NULL, 0, &err);
@@ -54,7 +54,7 @@ static struct metric_family *reg(struct runtime *rt, enum metric_type t, const c
   return f;
 }
 
-static void register_families(struct runtime *rt) {
+static void register_families(struct shell *rt) {
   rt->reconcile_total =
       reg(rt, METRIC_COUNTER, "controller_runtime_reconcile_total",
           "Total number of reconciliations per controller", L("controller", "result"));
@@ -105,7 +105,7 @@ static void register_families(struct runtime *rt) {
   metrics_set(rt->wq_depth, V(RUNTIME_CONTROLLER_NAME), 0);
 }
 
-static void set_leader_gauge(struct runtime *rt, bool leading) {
+static void set_leader_gauge(struct shell *rt, bool leading) {
   metrics_set(rt->leader_status, V(rt->lease_name), leading ? 1 : 0);
 }
 
@@ -113,7 +113,7 @@ static void set_leader_gauge(struct runtime *rt, bool leading) {
 
 static void on_reconciled(const char *policy, const char *result, double seconds, void *ud) {
   (void)policy;
-  struct runtime *rt = ud;
+  struct shell *rt = ud;
   metrics_counter_add(rt->reconcile_total, V(RUNTIME_CONTROLLER_NAME, result), 1);
   if (strcmp(result, "error") == 0)
     metrics_counter_add(rt->reconcile_errors, V(RUNTIME_CONTROLLER_NAME), 1);
@@ -121,7 +121,7 @@ static void on_reconciled(const char *policy, const char *result, double seconds
 }
 
 static void on_planned(const char *policy, const struct gpc_plan *pl, void *ud) {
-  struct runtime *rt = ud;
+  struct shell *rt = ud;
   metrics_set(rt->pol_nodes, V(policy, "matched"), pl->matched);
   metrics_set(rt->pol_nodes, V(policy, "ready"), pl->ready);
   metrics_set(rt->pol_nodes, V(policy, "conflicted"), pl->conflicted);
@@ -138,14 +138,14 @@ static void on_planned(const char *policy, const struct gpc_plan *pl, void *ud) 
 }
 
 static void on_upgrading(const char *policy, const uint32_t *counts, size_t n, void *ud) {
-  struct runtime *rt = ud;
+  struct shell *rt = ud;
   metrics_drop_matching(rt->pol_upgrade, "policy", policy);
   for (size_t s = 1; counts && s < n; s++)
     metrics_set(rt->pol_upgrade, V(policy, upgrade_state_name((enum gpc_upg_state)s)), counts[s]);
 }
 
 static void on_forgotten(const char *policy, void *ud) {
-  struct runtime *rt = ud;
+  struct shell *rt = ud;
   metrics_drop_matching(rt->pol_upgrade, "policy", policy);
   metrics_drop_matching(rt->pol_nodes, "policy", policy);
   metrics_drop_matching(rt->pol_operand_ready, "policy", policy);
@@ -153,7 +153,7 @@ static void on_forgotten(const char *policy, void *ud) {
 }
 
 /* The standard process_* gauges, from /proc (Linux only; absent elsewhere). */
-static void collect_process(struct runtime *rt) {
+static void collect_process(struct shell *rt) {
   long page = sysconf(_SC_PAGESIZE), tck = sysconf(_SC_CLK_TCK);
   FILE *f = fopen("/proc/self/statm", "r");
   unsigned long vm = 0, rss = 0;
@@ -192,7 +192,7 @@ static void collect_process(struct runtime *rt) {
 /* Mirrors the workqueue counters and process figures when scraped. */
 static void collect(struct metrics *m, void *ud) {
   (void)m;
-  struct runtime *rt = ud;
+  struct shell *rt = ud;
   collect_process(rt);
   if (!rt->ctrl) return;
   struct controller_stats st;
@@ -202,9 +202,9 @@ static void collect(struct metrics *m, void *ud) {
   metrics_set(rt->wq_retries, V(RUNTIME_CONTROLLER_NAME), (double)st.queue_retries);
 }
 
-void runtime_observe_request(const char *method, long code, double seconds, void *ud) {
+void shell_observe_request(const char *method, long code, double seconds, void *ud) {
   (void)seconds;
-  struct runtime *rt = ud;
+  struct shell *rt = ud;
   char c[24];
   if (code > 0)
     snprintf(c, sizeof c, "%ld", code);
@@ -216,7 +216,7 @@ void runtime_observe_request(const char *method, long code, double seconds, void
 /* ---- HTTP callbacks ---- */
 
 static bool ready_cb(void *ud, const char **why) {
-  struct runtime *rt = ud;
+  struct shell *rt = ud;
   if (!rt->ctrl) {
     *why = "controller not started";
     return false;
@@ -229,22 +229,22 @@ static bool ready_cb(void *ud, const char **why) {
 }
 
 static char *metrics_cb(void *ud, size_t *len) {
-  struct runtime *rt = ud;
+  struct shell *rt = ud;
   return metrics_render(rt->m, len);
 }
 
 /* ---- leader election ---- */
 
 static void on_leader_change(bool leading, void *ud) {
-  struct runtime *rt = ud;
+  struct shell *rt = ud;
   set_leader_gauge(rt, leading);
   if (rt->ctrl) controller_set_leader(rt->ctrl, leading);
 }
 
 /* ---- lifecycle ---- */
 
-struct runtime *runtime_new(const struct runtime_config *cfg, struct gpc_error *err) {
-  struct runtime *rt = gpc_calloc(1, sizeof *rt);
+struct shell *shell_new(const struct shell_config *cfg, struct gpc_error *err) {
+  struct shell *rt = gpc_calloc(1, sizeof *rt);
   rt->cfg = *cfg;
   rt->lease_name = gpc_strdup(cfg->lease_name ? cfg->lease_name : RUNTIME_LEASE_NAME);
   rt->m = metrics_new();
@@ -264,13 +264,13 @@ struct runtime *runtime_new(const struct runtime_config *cfg, struct gpc_error *
   };
   rt->http = http_server_new(&hc, err);
   if (!rt->http) {
-    runtime_free(rt);
+    shell_free(rt);
     return NULL;
   }
   return rt;
 }
 
-void runtime_attach(struct runtime *rt, struct controller *ctrl) {
+void shell_attach(struct shell *rt, struct controller *ctrl) {
   rt->ctrl = ctrl;
   struct controller_observer o = {
       .reconciled = on_reconciled,
@@ -284,7 +284,7 @@ void runtime_attach(struct runtime *rt, struct controller *ctrl) {
   if (rt->cfg.leader_elect) controller_set_leader(ctrl, false);
 }
 
-int runtime_start(struct runtime *rt, struct gpc_error *err) {
+int shell_start(struct shell *rt, struct gpc_error *err) {
   if (!rt->cfg.leader_elect) return GPC_OK;
   char ua[128];
   snprintf(ua, sizeof ua, "gpu-policy-controller/%s leader-election", GPC_VERSION);
@@ -296,7 +296,7 @@ int runtime_start(struct runtime *rt, struct gpc_error *err) {
       .burst = 10,
       .max_attempts = 1,
       .user_agent = ua,
-      .observe = runtime_observe_request,
+      .observe = shell_observe_request,
       .observe_ud = rt,
   };
   rt->lease_client = kube_client_new(rt->cfg.loop, &kcc, err);
@@ -321,13 +321,13 @@ int runtime_start(struct runtime *rt, struct gpc_error *err) {
 }
 
 static void released(void *ud) {
-  struct runtime *rt = ud;
-  runtime_done_cb done = rt->done;
+  struct shell *rt = ud;
+  shell_done_cb done = rt->done;
   rt->done = NULL;
   if (done) done(rt->done_ud);
 }
 
-void runtime_shutdown(struct runtime *rt, runtime_done_cb done, void *ud) {
+void shell_shutdown(struct shell *rt, shell_done_cb done, void *ud) {
   rt->done = done;
   rt->done_ud = ud;
   if (rt->leader)
@@ -336,7 +336,7 @@ void runtime_shutdown(struct runtime *rt, runtime_done_cb done, void *ud) {
     released(rt);
 }
 
-void runtime_free(struct runtime *rt) {
+void shell_free(struct shell *rt) {
   if (!rt) return;
   leader_free(rt->leader);
   kube_client_free(rt->lease_client);
@@ -347,14 +347,14 @@ void runtime_free(struct runtime *rt) {
   free(rt);
 }
 
-struct metrics *runtime_metrics(struct runtime *rt) {
+struct metrics *shell_metrics(struct shell *rt) {
   return rt->m;
 }
 
-int runtime_health_port(const struct runtime *rt) {
+int shell_health_port(const struct shell *rt) {
   return http_server_health_port(rt->http);
 }
 
-int runtime_metrics_port(const struct runtime *rt) {
+int shell_metrics_port(const struct shell *rt) {
   return http_server_metrics_port(rt->http);
 }

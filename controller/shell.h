@@ -1,17 +1,17 @@
-/* runtime.h — the operational shell around the controller: the metrics
+/* shell.h — the operational shell around the controller: the metrics
  * registry with the metric families of design.md §5, the health/metrics HTTP
  * server, and Lease leader election, wired to the controller's hooks.
  *
  * Lifecycle (main.c):
- *   rt = runtime_new(&cfg, &err)        binds the HTTP ports (errors name the flag)
- *   kube_client_config.observe = runtime_observe_request, .observe_ud = rt
- *   runtime_attach(rt, ctrl)            before controller_start: observer,
+ *   rt = shell_new(&cfg, &err)        binds the HTTP ports (errors name the flag)
+ *   kube_client_config.observe = shell_observe_request, .observe_ud = rt
+ *   shell_attach(rt, ctrl)            before controller_start: observer,
  *                                       readiness, and (with --leader-elect)
  *                                       the controller starts as non-leader
- *   runtime_start(rt, &err)             starts campaigning for the Lease
+ *   shell_start(rt, &err)             starts campaigning for the Lease
  *   ... SIGTERM: controller_stop, drain writes ...
- *   runtime_shutdown(rt, done, ud)      releases the Lease if held, then done()
- *   controller_free, kube_client_free, runtime_free
+ *   shell_shutdown(rt, done, ud)      releases the Lease if held, then done()
+ *   controller_free, kube_client_free, shell_free
  *
  * Metrics (names and labels as controller-runtime, so existing dashboards
  * work): controller_runtime_reconcile_total{controller,result},
@@ -44,12 +44,12 @@ struct gpc_loop;
 struct kubeconfig;
 struct controller;
 struct metrics;
-struct runtime;
+struct shell;
 
 #define RUNTIME_LEASE_NAME "gpu-policy-controller-leader"
 #define RUNTIME_CONTROLLER_NAME "clustergpupolicy"
 
-struct runtime_config {
+struct shell_config {
   struct gpc_loop *loop;
   struct kubeconfig *kc; /* for the elector's client */
   const char *namespace; /* where the Lease lives */
@@ -61,19 +61,19 @@ struct runtime_config {
   unsigned lease_ms, renew_deadline_ms, retry_ms;
 };
 
-struct runtime *runtime_new(const struct runtime_config *cfg, struct gpc_error *err);
-void runtime_attach(struct runtime *rt, struct controller *ctrl);
-int runtime_start(struct runtime *rt, struct gpc_error *err);
-typedef void (*runtime_done_cb)(void *ud);
-void runtime_shutdown(struct runtime *rt, runtime_done_cb done, void *ud);
-void runtime_free(struct runtime *rt);
+struct shell *shell_new(const struct shell_config *cfg, struct gpc_error *err);
+void shell_attach(struct shell *rt, struct controller *ctrl);
+int shell_start(struct shell *rt, struct gpc_error *err);
+typedef void (*shell_done_cb)(void *ud);
+void shell_shutdown(struct shell *rt, shell_done_cb done, void *ud);
+void shell_free(struct shell *rt);
 
 /* kube_observe_cb for every API client (ud = the runtime). */
-void runtime_observe_request(const char *method, long code, double seconds, void *ud);
+void shell_observe_request(const char *method, long code, double seconds, void *ud);
 
-/* The registry (owned by rt; valid until runtime_free). */
-struct metrics *runtime_metrics(struct runtime *rt);
-int runtime_health_port(const struct runtime *rt);
-int runtime_metrics_port(const struct runtime *rt);
+/* The registry (owned by rt; valid until shell_free). */
+struct metrics *shell_metrics(struct shell *rt);
+int shell_health_port(const struct shell *rt);
+int shell_metrics_port(const struct shell *rt);
 
 #endif
