@@ -24,7 +24,7 @@ def logged_components():
 
 
 def known_components():
-    text = open(os.path.join(ROOT, "controller", "log.c")).read()
+    text = open(os.path.join(ROOT, "controller", "base", "log.c")).read()
     m = re.search(r"static const char \*const components\[\] = \{(.*?)\};", text, re.S)
     return set(re.findall(r'"([a-z_]+)"', m.group(1)))
 
