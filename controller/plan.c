@@ -5,26 +5,13 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "gpu_labels.h"
 #include "selector.h"
 #include "taints.h"
 
-/* Default GPU detection (design.md §4): NFD's PCI vendor labels for NVIDIA
- * (10de) and the label GPU Feature Discovery / gpu-operator set. */
-static const char *const gpu_labels[] = {
-    "feature.node.kubernetes.io/pci-10de.present",
-    "feature.node.kubernetes.io/pci-0302_10de.present",
-    "feature.node.kubernetes.io/pci-0300_10de.present",
-    "nvidia.com/gpu.present",
-};
-
-/* Managed clouds label their GPU nodes with the accelerator (design.md §4):
- * GKE "nvidia-tesla-t4", "nvidia-l4", ...; AKS "nvidia"; EKS
- * "nvidia-tesla-v100", ... A value naming NVIDIA is a match. */
-static const char *const cloud_gpu_labels[] = {
-    "cloud.google.com/gke-accelerator",
-    "kubernetes.azure.com/accelerator",
-    "k8s.amazonaws.com/accelerator",
-};
+/* Default GPU detection (design.md §4, gpu_labels.h). */
+static const char *const gpu_labels[] = {GPC_GPU_PRESENT_LABELS};
+static const char *const cloud_gpu_labels[] = {GPC_GPU_CLOUD_LABELS};
 
 const char *gpc_operand_state_name(enum gpc_operand_state s) {
   switch (s) {
