@@ -17,6 +17,7 @@
 
 #include "controller.h"
 #include "model.h"
+#include "plan.h"
 
 /* Node label patches in flight at most: more only queue up in the client
  * (each transfer holds curl buffers) while a slow API server works through
@@ -35,12 +36,11 @@ struct gpc_policy;
 
 /* What the controller remembers per policy between reconciles. */
 struct policy_state {
-  char *rv;                   /* resourceVersion `decoded` came from */
-  struct gpc_policy *decoded; /* NULL when invalid */
-  char *decode_error;         /* set when invalid */
-  uint64_t last_status_ms;    /* when the last status write was sent */
-  unsigned stages_announced;  /* StageUnlocked sent, bit per operand, for announced_gen */
-  int64_t announced_gen;
+  char *rv;                           /* resourceVersion `decoded` came from */
+  struct gpc_policy *decoded;         /* NULL when invalid */
+  char *decode_error;                 /* set when invalid */
+  uint64_t last_status_ms;            /* when the last status write was sent */
+  struct gpc_stages_announced stages; /* StageUnlocked sent (plan_stages_to_announce) */
 };
 
 struct controller {

@@ -128,18 +128,9 @@ static bool send_node_patches(struct controller *c, const char *policy, const st
     if (r != APPLY_UNCHANGED) all_quiet = false;
     if (r == APPLY_ERROR)
       log_error(COMP, "node patch", KV_S("node", np->node), KV_S("error", err.msg));
-    if (r == APPLY_SENT && unlocks) {
-      const json_t *labels = project_get(np->patch, "metadata", "labels", PJ_END);
-      const char *k;
-      const json_t *v;
-      json_object_foreach((json_t *)labels, k, v) {
-        int op = strncmp(k, GPC_LABEL_PREFIX, strlen(GPC_LABEL_PREFIX)) == 0
-                     ? gpc_operand_from_name(k + strlen(GPC_LABEL_PREFIX))
-                     : -1;
-        if (op >= 0 && json_is_string(v) && strcmp(json_string_value(v), "true") == 0)
-          unlocks[op]++;
-      }
-    }
+    if (r == APPLY_SENT && unlocks)
+      for (int op = 0; op < GPC_OP_COUNT; op++)
+        if (np->unlocks & (1u << op)) unlocks[op]++;
   }
   return all_quiet;
 }
@@ -150,13 +141,9 @@ static void stage_events(struct controller *c, const json_t *obj, const unsigned
   const char *name = project_str(obj, "metadata", "name", PJ_END);
   struct policy_state *s = name ? strmap_get(c->policies, name) : NULL;
   if (!s || !s->decoded) return;
-  if (s->announced_gen != s->decoded->generation) {
-    s->announced_gen = s->decoded->generation;
-    s->stages_announced = 0;
-  }
+  unsigned announce = plan_stages_to_announce(&s->stages, s->decoded->generation, unlocks);
   for (int op = 0; op < GPC_OP_COUNT; op++) {
-    if (!unlocks[op] || (s->stages_announced & (1u << op))) continue;
-    s->stages_announced |= 1u << op;
+    if (!(announce & (1u << op))) continue;
     char *msg =
         gpc_asprintf("%s unlocked on its first %u node(s)", gpc_operand_name(op), unlocks[op]);
     event_recorder_record(c, obj, "Normal", EVENT_STAGE_UNLOCKED, msg);
@@ -191,6 +178,20 @@ static int plan_for(struct controller *c, const struct gpc_policy *p, struct sna
   return rc;
 }
 
+/* Sends the plan's deletes. Returns true when none is pending: a cached
+ * DaemonSet always is (it is done when the cache loses it), an uncached
+ * object unless apply had nothing to do for it (APPLY_UNCHANGED). */
+static bool send_deletes(struct controller *c, const char *name, const struct gpc_plan *pl) {
+  bool done = true;
+  for (size_t i = 0; i < pl->n_deletes; i++) {
+    const struct gpc_plan_delete *d = &pl->deletes[i];
+    struct gpc_error err = {0};
+    enum apply_result r = apply_delete(c->apply, name, d->ref, d->cached, d->cached, &err);
+    if (d->cached || r != APPLY_UNCHANGED) done = false;
+  }
+  return done;
+}
+
 /* Deletion: labels off, objects gone, then the finalizer. */
 static void reconcile_deleting(struct controller *c, const char *name, const json_t *obj,
                                const struct gpc_policy *p, struct snapshot *snap) {
@@ -221,42 +222,11 @@ static void reconcile_deleting(struct controller *c, const char *name, const jso
   if (uo.left) done = false;
   if (uo.stale) workqueue_add_after(c->queue, name, 1000);
   upgrade_run_release(&uo);
+  if (pl.cleanup_left) done = false;
+  if (!send_deletes(c, name, &pl)) done = false;
   plan_release(&pl);
-  for (size_t i = 0; i < snap->n_nodes; i++) {
-    const char *owner = gpc_labels_get(&snap->nodes[i]->labels, GPC_LABEL_POLICY);
-    if (owner && strcmp(owner, name) == 0) done = false;
-  }
-  for (size_t i = 0; i < snap->n_ds; i++) {
-    const struct gpc_daemonset *d = snap->ds[i];
-    if (strcmp(d->policy, name) != 0) continue;
-    json_t *ref = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "apps/v1", "kind",
-                            "DaemonSet", "metadata", "name", d->name, "namespace", d->namespace);
-    apply_delete(c->apply, name, ref, true, true, &err);
-    json_decref(ref);
-    done = false;
-  }
-  /* Generated objects that are not cached (Services, ServiceMonitors);
-   * ownerReferences would collect them too, but delete explicitly. */
-  json_t *objs = NULL;
-  struct gpc_render_opts ro = {.namespace = c->namespace, .include_shared = false};
-  if (render_policy(p, c->cfg.templates, &ro, &objs, &err) == GPC_OK) {
-    size_t i;
-    json_t *o;
-    json_array_foreach(objs, i, o) {
-      if (is_daemonset(o)) continue;
-      if (apply_delete(c->apply, name, o, false, false, &err) != APPLY_UNCHANGED) done = false;
-    }
-  }
-  json_decref(objs);
   if (!done || apply_policy_busy(c->apply, name)) return;
-  json_t *fins = json_array();
-  const json_t *cur = project_get(obj, "metadata", "finalizers", PJ_END);
-  size_t i;
-  const json_t *f;
-  json_array_foreach(cur, i, f) {
-    if (!json_is_string(f) || strcmp(json_string_value(f), GPC_POLICY_FINALIZER) != 0)
-      json_array_append(fins, (json_t *)f);
-  }
+  json_t *fins = plan_finalizers_drop(project_get(obj, "metadata", "finalizers", PJ_END));
   log_info(COMP, "cleanup done, dropping finalizer", KV_S("policy", name));
   apply_finalizers(c->apply, name, project_str(obj, "metadata", "resourceVersion", PJ_END), fins,
                    &err);
@@ -266,23 +236,15 @@ static void reconcile_deleting(struct controller *c, const char *name, const jso
 /* A policy that is gone from the cache (finalizer bypassed): take our labels
  * off the nodes that still name it. */
 static void reconcile_gone(struct controller *c, const char *name, struct snapshot *snap) {
-  for (size_t i = 0; i < snap->n_nodes; i++) {
-    const struct gpc_node *n = snap->nodes[i];
-    const char *owner = gpc_labels_get(&n->labels, GPC_LABEL_POLICY);
-    if (!owner || strcmp(owner, name) != 0) continue;
-    json_t *labels = json_object();
-    json_object_set_new(labels, GPC_LABEL_POLICY, json_null());
-    for (int op = 0; op < GPC_OP_COUNT; op++) {
-      char k[96];
-      snprintf(k, sizeof k, GPC_LABEL_PREFIX "%s", gpc_operand_name(op));
-      const char *v = gpc_labels_get(&n->labels, k);
-      if (v && strcmp(v, "true") == 0) json_object_set_new(labels, k, json_null());
-    }
-    json_t *patch = json_pack("{s:{s:o}}", "metadata", "labels", labels);
+  struct gpc_plan pl;
+  plan_gone(name, snap->nodes, snap->n_nodes, &pl);
+  for (size_t i = 0; i < pl.n_patches; i++) {
+    const struct gpc_node_patch *np = &pl.patches[i];
+    const struct gpc_node *n = informer_get(c->inf[INF_NODE], np->node);
     struct gpc_error err = {0};
-    apply_node_labels(c->apply, name, n->name, n->resource_version, patch, &err);
-    json_decref(patch);
+    apply_node_labels(c->apply, name, np->node, n ? n->resource_version : "", np->patch, &err);
   }
+  plan_release(&pl);
   struct policy_state *s = strmap_del(c->policies, name);
   policy_state_free(s, NULL);
   events_forget(c->events, name);
@@ -292,13 +254,8 @@ static void reconcile_gone(struct controller *c, const char *name, struct snapsh
 
 static bool ensure_finalizer(struct controller *c, const char *name, const json_t *obj,
                              const struct gpc_policy *p) {
-  if (p->has_finalizer) return true;
-  json_t *fins = json_array();
-  const json_t *cur = project_get(obj, "metadata", "finalizers", PJ_END);
-  size_t i;
-  const json_t *f;
-  json_array_foreach(cur, i, f) json_array_append(fins, (json_t *)f);
-  json_array_append_new(fins, json_string(GPC_POLICY_FINALIZER));
+  json_t *fins = plan_finalizers_add(p, project_get(obj, "metadata", "finalizers", PJ_END));
+  if (!fins) return true;
   struct gpc_error err = {0};
   apply_finalizers(c->apply, name, project_str(obj, "metadata", "resourceVersion", PJ_END), fins,
                    &err);
@@ -306,8 +263,7 @@ static bool ensure_finalizer(struct controller *c, const char *name, const json_
   return false;
 }
 
-static void apply_objects(struct controller *c, const char *name, const struct gpc_plan *pl,
-                          struct snapshot *snap) {
+static void apply_objects(struct controller *c, const char *name, const struct gpc_plan *pl) {
   uint64_t now = gpc_loop_now_ms();
   size_t i;
   json_t *o;
@@ -319,21 +275,7 @@ static void apply_objects(struct controller *c, const char *name, const struct g
       log_error(COMP, "apply", KV_S("policy", name), KV_S("error", err.msg));
   }
   /* DaemonSets of this policy that are no longer desired (operand disabled). */
-  for (size_t k = 0; k < snap->n_ds; k++) {
-    const struct gpc_daemonset *d = snap->ds[k];
-    if (strcmp(d->policy, name) != 0) continue;
-    bool wanted = false;
-    json_array_foreach(pl->objects, i, o) {
-      if (is_daemonset(o) && strcmp(project_str(o, "metadata", "name", PJ_END) ?: "", d->name) == 0)
-        wanted = true;
-    }
-    if (wanted) continue;
-    json_t *ref = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "apps/v1", "kind",
-                            "DaemonSet", "metadata", "name", d->name, "namespace", d->namespace);
-    struct gpc_error err = {0};
-    apply_delete(c->apply, name, ref, true, true, &err);
-    json_decref(ref);
-  }
+  send_deletes(c, name, pl);
   /* Services and ServiceMonitors of this policy that are no longer desired
    * (dcgm-exporter or its ServiceMonitor disabled): the cache does not show
    * them, apply remembers which exist. */
@@ -406,7 +348,7 @@ bool reconcile(struct controller *c, const char *name, uint64_t *retry_at) {
     json_decref(st);
     goto out;
   }
-  apply_objects(c, name, &pl, &snap);
+  apply_objects(c, name, &pl);
   unsigned unlocks[GPC_OP_COUNT] = {0};
   send_node_patches(c, name, &pl, unlocks);
   stage_events(c, obj, unlocks);
