@@ -7,6 +7,7 @@
 #include "alloc.h"
 #include "gpu_labels.h"
 #include "selector.h"
+#include "strmap.h"
 #include "taints.h"
 
 /* Default GPU detection (design.md §4, gpu_labels.h). */
@@ -88,37 +89,18 @@ const struct gpc_policy *plan_node_owner(const struct gpc_policy *const *policie
 
 /* ---- node name -> index --------------------------------------------------- */
 
-struct node_index {
-  uint32_t *slots; /* node index + 1; 0 = empty */
-  size_t mask;
-};
-
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h;
+/* Node name -> its index in in->nodes, plus one (a NULL value is absent).
+ * The first of two nodes with one name wins. */
+static struct strmap *index_build(const struct gpc_node *const *nodes, size_t n) {
+  struct strmap *ix = strmap_new();
+  for (size_t i = 0; i < n; i++)
+    if (!strmap_get(ix, nodes[i]->name)) strmap_put(ix, nodes[i]->name, (void *)(uintptr_t)(i + 1));
+  return ix;
 }
 
-static void index_build(struct node_index *ix, const struct gpc_node *const *nodes, size_t n) {
-  size_t cap = 16;
-  while (cap < 2 * n)
-    cap <<= 1;
-  ix->slots = gpc_calloc(cap, sizeof(uint32_t));
-  ix->mask = cap - 1;
-  for (size_t i = 0; i < n; i++) {
-    size_t s = fnv1a(nodes[i]->name) & ix->mask;
-    while (ix->slots[s])
-      s = (s + 1) & ix->mask;
-    ix->slots[s] = (uint32_t)(i + 1);
-  }
-}
-
-static long index_find(const struct node_index *ix, const struct gpc_node *const *nodes,
-                       const char *name) {
-  for (size_t s = fnv1a(name) & ix->mask; ix->slots[s]; s = (s + 1) & ix->mask)
-    if (strcmp(nodes[ix->slots[s] - 1]->name, name) == 0) return (long)ix->slots[s] - 1;
-  return -1;
+static long index_find(const struct strmap *ix, const char *name) {
+  uintptr_t v = (uintptr_t)strmap_get(ix, name);
+  return v ? (long)v - 1 : -1;
 }
 
 /* ---- pods ------------------------------------------------------------------ */
@@ -164,14 +146,14 @@ static bool pod_better(const struct gpc_plan_input *in, const struct gpc_pod *ca
 }
 
 static const struct gpc_pod **pods_by_node(const struct gpc_plan_input *in,
-                                           const struct node_index *ix) {
+                                           const struct strmap *ix) {
   const struct gpc_pod **tab = gpc_calloc(in->n_nodes * GPC_OP_COUNT + 1, sizeof(*tab));
   for (size_t i = 0; i < in->n_pods; i++) {
     const struct gpc_pod *pod = in->pods[i];
     if (pod->operand < 0 || pod->operand >= GPC_OP_COUNT || !pod->node_name[0]) continue;
     if (strcmp(pod->policy, in->policy->name) != 0) continue;
     if (in->namespace && pod->namespace[0] && strcmp(pod->namespace, in->namespace) != 0) continue;
-    long n = index_find(ix, in->nodes, pod->node_name);
+    long n = index_find(ix, pod->node_name);
     if (n < 0) continue;
     const struct gpc_pod **slot = &tab[(size_t)n * GPC_OP_COUNT + (size_t)pod->operand];
     if (pod_better(in, pod, *slot)) *slot = pod;
@@ -667,13 +649,12 @@ int plan_compute(const struct gpc_plan_input *in, struct gpc_plan *out, struct g
     int rc = render_policy(p, in->templates, &ro, &out->objects, err);
     if (rc) return rc;
   }
-  struct node_index ix;
-  index_build(&ix, in->nodes, in->n_nodes);
-  struct plan_ctx c = {.in = in, .plan = out, .pods = pods_by_node(in, &ix)};
+  struct strmap *ix = index_build(in->nodes, in->n_nodes);
+  struct plan_ctx c = {.in = in, .plan = out, .pods = pods_by_node(in, ix)};
   for (size_t i = 0; i < in->n_nodes; i++)
     plan_node(&c, i);
   free(c.pods);
-  free(ix.slots);
+  strmap_free(ix, NULL, NULL);
   for (int op = 0; op < GPC_OP_COUNT; op++)
     summarize_operand(in, out, (enum gpc_operand)op);
   if (out->n_failing > 1) qsort(out->failing, out->n_failing, sizeof(*out->failing), cmp_failing);
