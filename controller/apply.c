@@ -17,8 +17,7 @@
 struct entry {
   char *key;
   struct gpc_apply *owner;
-  struct entry *next; /* hash chain */
-  char *policy;       /* issuer of the last write */
+  char *policy; /* issuer of the last write */
   enum apply_kind kind;
   bool in_flight;
   uint64_t req_id;
@@ -51,8 +50,7 @@ struct entry {
 
 struct gpc_apply {
   struct apply_config cfg;
-  struct entry **buckets;
-  size_t nbuckets, count;
+  struct strmap *entries; /* key -> struct entry */
   unsigned in_flight;
   size_t n_failing; /* entries with failures > 0 */
   uint64_t epoch;   /* apply_begin_reconcile count */
@@ -151,46 +149,18 @@ enum apply_decision apply_decide_prune(const struct apply_gvr *gvr, const char *
 
 /* ---- the entry table ------------------------------------------------- */
 
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
-
-static void rehash(struct gpc_apply *a, size_t nb) {
-  struct entry **nbk = gpc_calloc(nb, sizeof *nbk);
-  for (size_t i = 0; i < a->nbuckets; i++)
-    for (struct entry *e = a->buckets[i], *next; e; e = next) {
-      next = e->next;
-      size_t b = hash_str(e->key) % nb;
-      e->next = nbk[b];
-      nbk[b] = e;
-    }
-  free(a->buckets);
-  a->buckets = nbk;
-  a->nbuckets = nb;
-}
-
 static struct entry *lookup(struct gpc_apply *a, const char *key, bool create) {
-  size_t b = hash_str(key) % a->nbuckets;
-  for (struct entry *e = a->buckets[b]; e; e = e->next)
-    if (strcmp(e->key, key) == 0) {
-      if (create) e->touched = a->epoch; /* a write of it is being decided */
-      return e;
-    }
-  if (!create) return NULL;
-  if (a->count + 1 > a->nbuckets * 2) {
-    rehash(a, a->nbuckets * 4);
-    b = hash_str(key) % a->nbuckets;
+  struct entry *e = strmap_get(a->entries, key);
+  if (e) {
+    if (create) e->touched = a->epoch; /* a write of it is being decided */
+    return e;
   }
-  struct entry *e = gpc_calloc(1, sizeof *e);
+  if (!create) return NULL;
+  e = gpc_calloc(1, sizeof *e);
   e->touched = a->epoch;
   e->key = gpc_strdup(key);
   e->owner = a;
-  e->next = a->buckets[b];
-  a->buckets[b] = e;
-  a->count++;
+  strmap_put(a->entries, e->key, e);
   return e;
 }
 
@@ -215,21 +185,22 @@ static void entry_free(struct entry *e) {
 struct gpc_apply *apply_new(const struct apply_config *cfg) {
   struct gpc_apply *a = gpc_calloc(1, sizeof *a);
   a->cfg = *cfg;
-  a->nbuckets = 64;
-  a->buckets = gpc_calloc(a->nbuckets, sizeof *a->buckets);
+  a->entries = strmap_new();
   a->rng = backoff_seed();
   return a;
 }
 
 void apply_free(struct gpc_apply *a) {
   if (!a) return;
-  for (size_t i = 0; i < a->nbuckets; i++)
-    for (struct entry *e = a->buckets[i], *next; e; e = next) {
-      next = e->next;
-      if (e->in_flight && a->cfg.client) kube_client_cancel(a->cfg.client, e->req_id);
-      entry_free(e);
-    }
-  free(a->buckets);
+  struct strmap_iter it;
+  void *v;
+  strmap_iter_init(&it, a->entries);
+  while (strmap_next(&it, NULL, &v)) {
+    struct entry *e = v;
+    if (e->in_flight && a->cfg.client) kube_client_cancel(a->cfg.client, e->req_id);
+    entry_free(e);
+  }
+  strmap_free(a->entries, NULL, NULL);
   free(a);
 }
 
@@ -243,9 +214,13 @@ unsigned apply_in_flight(const struct gpc_apply *a) {
 }
 
 bool apply_policy_busy(const struct gpc_apply *a, const char *policy) {
-  for (size_t i = 0; i < a->nbuckets; i++)
-    for (const struct entry *e = a->buckets[i]; e; e = e->next)
-      if (e->in_flight && e->policy && strcmp(e->policy, policy) == 0) return true;
+  struct strmap_iter it;
+  void *v;
+  strmap_iter_init(&it, a->entries);
+  while (strmap_next(&it, NULL, &v)) {
+    const struct entry *e = v;
+    if (e->in_flight && e->policy && strcmp(e->policy, policy) == 0) return true;
+  }
   return false;
 }
 
@@ -274,22 +249,25 @@ size_t apply_policy_failures(const struct gpc_apply *a, const char *policy, appl
   if (!a->n_failing) return 0;
   struct apply_failure *v = NULL;
   size_t n = 0, cap = 0;
-  for (size_t i = 0; i < a->nbuckets; i++)
-    for (const struct entry *e = a->buckets[i]; e; e = e->next) {
-      if (!e->failures || e->touched != a->epoch || !e->policy || strcmp(e->policy, policy) != 0)
-        continue;
-      gpc_grow((void **)&v, &cap, n + 1, sizeof *v);
-      v[n++] = (struct apply_failure){
-          .key = e->key,
-          .policy = e->policy,
-          .kind = e->kind,
-          .http_code = e->fail_code,
-          .message = e->fail_msg ? e->fail_msg : e->key,
-          .failures = e->failures,
-          .retry_at_ms = e->retry_at_ms,
-          .in_flight = e->in_flight,
-      };
-    }
+  struct strmap_iter it;
+  void *val;
+  strmap_iter_init(&it, a->entries);
+  while (strmap_next(&it, NULL, &val)) {
+    const struct entry *e = val;
+    if (!e->failures || e->touched != a->epoch || !e->policy || strcmp(e->policy, policy) != 0)
+      continue;
+    gpc_grow((void **)&v, &cap, n + 1, sizeof *v);
+    v[n++] = (struct apply_failure){
+        .key = e->key,
+        .policy = e->policy,
+        .kind = e->kind,
+        .http_code = e->fail_code,
+        .message = e->fail_msg ? e->fail_msg : e->key,
+        .failures = e->failures,
+        .retry_at_ms = e->retry_at_ms,
+        .in_flight = e->in_flight,
+    };
+  }
   if (n > 1) qsort(v, n, sizeof *v, cmp_failure);
   for (size_t i = 0; fn && i < n; i++)
     fn(&v[i], ud);
@@ -298,37 +276,28 @@ size_t apply_policy_failures(const struct gpc_apply *a, const char *policy, appl
 }
 
 void apply_forget(struct gpc_apply *a, const char *key) {
-  size_t b = hash_str(key) % a->nbuckets;
-  for (struct entry **pp = &a->buckets[b]; *pp; pp = &(*pp)->next) {
-    struct entry *e = *pp;
-    if (strcmp(e->key, key) != 0) continue;
-    if (e->in_flight) return; /* its completion still needs it */
-    *pp = e->next;
-    if (e->failures) a->n_failing--;
-    entry_free(e);
-    a->count--;
-    return;
-  }
+  struct entry *e = strmap_get(a->entries, key);
+  if (!e || e->in_flight) return; /* in flight: its completion still needs it */
+  strmap_del(a->entries, key);
+  if (e->failures) a->n_failing--;
+  entry_free(e);
 }
 
 size_t apply_entries(const struct gpc_apply *a) {
-  return a->count;
+  return strmap_size(a->entries);
 }
 
 void apply_forget_policy(struct gpc_apply *a, const char *policy) {
-  for (size_t i = 0; i < a->nbuckets; i++) {
-    struct entry **pp = &a->buckets[i];
-    while (*pp) {
-      struct entry *e = *pp;
-      if (!e->in_flight && e->policy && strcmp(e->policy, policy) == 0 &&
-          e->kind != APPLY_KIND_NODE_LABELS) {
-        *pp = e->next;
-        if (e->failures) a->n_failing--;
-        entry_free(e);
-        a->count--;
-      } else {
-        pp = &e->next;
-      }
+  struct strmap_iter it;
+  void *v;
+  strmap_iter_init(&it, a->entries);
+  while (strmap_next(&it, NULL, &v)) {
+    struct entry *e = v;
+    if (!e->in_flight && e->policy && strcmp(e->policy, policy) == 0 &&
+        e->kind != APPLY_KIND_NODE_LABELS) {
+      strmap_iter_del(&it);
+      if (e->failures) a->n_failing--;
+      entry_free(e);
     }
   }
 }
@@ -743,38 +712,41 @@ unsigned apply_prune(struct gpc_apply *a, const char *policy, const json_t *desi
     free(key);
   }
   unsigned sent = 0;
-  for (size_t b = 0; b < a->nbuckets; b++)
-    for (struct entry *e = a->buckets[b]; e; e = e->next) {
-      if (!e->ref || !e->policy || strcmp(e->policy, policy) != 0) continue;
-      const char *av = json_string_value(json_object_get(e->ref, "apiVersion"));
-      const char *kind = json_string_value(json_object_get(e->ref, "kind"));
-      struct apply_gvr gvr;
-      if (!apply_gvr_for(av, kind, &gvr)) continue;
-      bool want = strmap_get(wanted, e->key) != NULL;
-      /* An apply that kept failing (a ServiceMonitor without its CRD) and
-       * is no longer desired: nothing to retry, nothing to report. */
-      if (!want && !e->in_flight && e->kind == APPLY_KIND_OBJECT) clear_failure(a, e);
-      if (apply_decide_prune(&gvr, kind, e->exists || e->in_flight, want) == APPLY_DECIDE_SKIP)
-        continue;
-      if (busy(e, policy)) continue; /* decided again when that write completes */
-      e->touched = a->epoch;
-      if (apply_decide_retry(e->failures, e->retry_at_ms, e->fail_sig, NULL, gpc_loop_now_ms()) ==
-          APPLY_DECIDE_SKIP)
-        continue; /* the controller reconciles again when the backoff ends */
-      const json_t *md = json_object_get(e->ref, "metadata");
-      struct kube_request req = {
-          .verb = KUBE_DELETE,
-          .group = gvr.group,
-          .version = gvr.version,
-          .resource = gvr.plural,
-          .namespace = json_string_value(json_object_get(md, "namespace")),
-          .name = json_string_value(json_object_get(md, "name")),
-          .propagation_policy = "Background",
-      };
-      log_info("apply", "deleting object no longer desired", KV_S("policy", policy),
-               KV_S("key", e->key));
-      if (submit(a, e, APPLY_KIND_DELETE, policy, &req, err) == APPLY_SENT) sent++;
-    }
+  struct strmap_iter it;
+  void *val;
+  strmap_iter_init(&it, a->entries);
+  while (strmap_next(&it, NULL, &val)) {
+    struct entry *e = val;
+    if (!e->ref || !e->policy || strcmp(e->policy, policy) != 0) continue;
+    const char *av = json_string_value(json_object_get(e->ref, "apiVersion"));
+    const char *kind = json_string_value(json_object_get(e->ref, "kind"));
+    struct apply_gvr gvr;
+    if (!apply_gvr_for(av, kind, &gvr)) continue;
+    bool want = strmap_get(wanted, e->key) != NULL;
+    /* An apply that kept failing (a ServiceMonitor without its CRD) and
+     * is no longer desired: nothing to retry, nothing to report. */
+    if (!want && !e->in_flight && e->kind == APPLY_KIND_OBJECT) clear_failure(a, e);
+    if (apply_decide_prune(&gvr, kind, e->exists || e->in_flight, want) == APPLY_DECIDE_SKIP)
+      continue;
+    if (busy(e, policy)) continue; /* decided again when that write completes */
+    e->touched = a->epoch;
+    if (apply_decide_retry(e->failures, e->retry_at_ms, e->fail_sig, NULL, gpc_loop_now_ms()) ==
+        APPLY_DECIDE_SKIP)
+      continue; /* the controller reconciles again when the backoff ends */
+    const json_t *md = json_object_get(e->ref, "metadata");
+    struct kube_request req = {
+        .verb = KUBE_DELETE,
+        .group = gvr.group,
+        .version = gvr.version,
+        .resource = gvr.plural,
+        .namespace = json_string_value(json_object_get(md, "namespace")),
+        .name = json_string_value(json_object_get(md, "name")),
+        .propagation_policy = "Background",
+    };
+    log_info("apply", "deleting object no longer desired", KV_S("policy", policy),
+             KV_S("key", e->key));
+    if (submit(a, e, APPLY_KIND_DELETE, policy, &req, err) == APPLY_SENT) sent++;
+  }
   strmap_free(wanted, NULL, NULL);
   return sent;
 }

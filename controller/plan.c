@@ -5,26 +5,14 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "gpu_labels.h"
 #include "selector.h"
+#include "strmap.h"
 #include "taints.h"
 
-/* Default GPU detection (design.md §4): NFD's PCI vendor labels for NVIDIA
- * (10de) and the label GPU Feature Discovery / gpu-operator set. */
-static const char *const gpu_labels[] = {
-    "feature.node.kubernetes.io/pci-10de.present",
-    "feature.node.kubernetes.io/pci-0302_10de.present",
-    "feature.node.kubernetes.io/pci-0300_10de.present",
-    "nvidia.com/gpu.present",
-};
-
-/* Managed clouds label their GPU nodes with the accelerator (design.md §4):
- * GKE "nvidia-tesla-t4", "nvidia-l4", ...; AKS "nvidia"; EKS
- * "nvidia-tesla-v100", ... A value naming NVIDIA is a match. */
-static const char *const cloud_gpu_labels[] = {
-    "cloud.google.com/gke-accelerator",
-    "kubernetes.azure.com/accelerator",
-    "k8s.amazonaws.com/accelerator",
-};
+/* Default GPU detection (design.md §4, gpu_labels.h). */
+static const char *const gpu_labels[] = {GPC_GPU_PRESENT_LABELS};
+static const char *const cloud_gpu_labels[] = {GPC_GPU_CLOUD_LABELS};
 
 const char *gpc_operand_state_name(enum gpc_operand_state s) {
   switch (s) {
@@ -101,37 +89,18 @@ const struct gpc_policy *plan_node_owner(const struct gpc_policy *const *policie
 
 /* ---- node name -> index --------------------------------------------------- */
 
-struct node_index {
-  uint32_t *slots; /* node index + 1; 0 = empty */
-  size_t mask;
-};
-
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h;
+/* Node name -> its index in in->nodes, plus one (a NULL value is absent).
+ * The first of two nodes with one name wins. */
+static struct strmap *index_build(const struct gpc_node *const *nodes, size_t n) {
+  struct strmap *ix = strmap_new();
+  for (size_t i = 0; i < n; i++)
+    if (!strmap_get(ix, nodes[i]->name)) strmap_put(ix, nodes[i]->name, (void *)(uintptr_t)(i + 1));
+  return ix;
 }
 
-static void index_build(struct node_index *ix, const struct gpc_node *const *nodes, size_t n) {
-  size_t cap = 16;
-  while (cap < 2 * n)
-    cap <<= 1;
-  ix->slots = gpc_calloc(cap, sizeof(uint32_t));
-  ix->mask = cap - 1;
-  for (size_t i = 0; i < n; i++) {
-    size_t s = fnv1a(nodes[i]->name) & ix->mask;
-    while (ix->slots[s])
-      s = (s + 1) & ix->mask;
-    ix->slots[s] = (uint32_t)(i + 1);
-  }
-}
-
-static long index_find(const struct node_index *ix, const struct gpc_node *const *nodes,
-                       const char *name) {
-  for (size_t s = fnv1a(name) & ix->mask; ix->slots[s]; s = (s + 1) & ix->mask)
-    if (strcmp(nodes[ix->slots[s] - 1]->name, name) == 0) return (long)ix->slots[s] - 1;
-  return -1;
+static long index_find(const struct strmap *ix, const char *name) {
+  uintptr_t v = (uintptr_t)strmap_get(ix, name);
+  return v ? (long)v - 1 : -1;
 }
 
 /* ---- pods ------------------------------------------------------------------ */
@@ -177,14 +146,14 @@ static bool pod_better(const struct gpc_plan_input *in, const struct gpc_pod *ca
 }
 
 static const struct gpc_pod **pods_by_node(const struct gpc_plan_input *in,
-                                           const struct node_index *ix) {
+                                           const struct strmap *ix) {
   const struct gpc_pod **tab = gpc_calloc(in->n_nodes * GPC_OP_COUNT + 1, sizeof(*tab));
   for (size_t i = 0; i < in->n_pods; i++) {
     const struct gpc_pod *pod = in->pods[i];
     if (pod->operand < 0 || pod->operand >= GPC_OP_COUNT || !pod->node_name[0]) continue;
     if (strcmp(pod->policy, in->policy->name) != 0) continue;
     if (in->namespace && pod->namespace[0] && strcmp(pod->namespace, in->namespace) != 0) continue;
-    long n = index_find(ix, in->nodes, pod->node_name);
+    long n = index_find(ix, pod->node_name);
     if (n < 0) continue;
     const struct gpc_pod **slot = &tab[(size_t)n * GPC_OP_COUNT + (size_t)pod->operand];
     if (pod_better(in, pod, *slot)) *slot = pod;
@@ -246,6 +215,22 @@ static size_t want_variant_labels(const struct gpc_policy *p, const struct gpc_n
   return 2;
 }
 
+/* The operands whose gpupolicy.dev/<operand> label the patch for `node`
+ * sets to "true" (from unset or another value), a bit per operand. */
+static unsigned unlock_bits(const struct gpc_node *node, const struct label_want *want, size_t n) {
+  const size_t plen = strlen(GPC_LABEL_PREFIX);
+  unsigned bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!want[i].value || strcmp(want[i].value, "true") != 0) continue;
+    if (strncmp(want[i].key, GPC_LABEL_PREFIX, plen) != 0) continue;
+    const char *cur = gpc_labels_get(&node->labels, want[i].key);
+    if (cur && strcmp(cur, "true") == 0) continue; /* no change: not in the patch */
+    int op = gpc_operand_from_name(want[i].key + plen);
+    if (op >= 0) bits |= 1u << op;
+  }
+  return bits;
+}
+
 /* Appends a patch for `node` holding every key whose current value differs
  * from the wanted one; nothing when all agree. */
 /* The node's merge patch when a label changes. `driver_pod` (NULL: leave as
@@ -268,6 +253,7 @@ static void emit_patch(struct gpc_plan *plan, size_t *cap, const struct gpc_node
   struct gpc_node_patch *np = &plan->patches[plan->n_patches++];
   np->node = gpc_strdup(node->name);
   np->patch = json_pack("{s:{s:o}}", "metadata", "labels", labels);
+  np->unlocks = unlock_bits(node, want, n);
   if (driver_pod && strcmp(driver_pod, node->driver_pod) != 0)
     json_object_set_new(json_object_get(np->patch, "metadata"), "annotations",
                         json_pack("{s:o}", GPC_ANNOTATION_DRIVER_POD,
@@ -589,6 +575,61 @@ static void summarize_operand(const struct gpc_plan_input *in, struct gpc_plan *
     s->state = GPC_STATE_PROGRESSING;
 }
 
+/* ---- objects to delete ---------------------------------------------------- */
+
+static bool is_daemonset(const json_t *obj) {
+  const char *kind = json_string_value(json_object_get(obj, "kind"));
+  return kind && strcmp(kind, "DaemonSet") == 0;
+}
+
+static bool daemonset_desired(const json_t *objects, const char *name) {
+  size_t i;
+  const json_t *o;
+  json_array_foreach(objects, i, o) {
+    const char *n = json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
+    if (is_daemonset(o) && strcmp(n ? n : "", name) == 0) return true;
+  }
+  return false;
+}
+
+static void add_delete(struct gpc_plan *plan, size_t *cap, json_t *ref, bool cached) {
+  gpc_grow((void **)&plan->deletes, cap, plan->n_deletes + 1, sizeof(*plan->deletes));
+  plan->deletes[plan->n_deletes++] = (struct gpc_plan_delete){ref, cached};
+}
+
+/* plan->deletes and plan->cleanup_left (plan.h). */
+static void plan_deletes(const struct gpc_plan_input *in, struct gpc_plan *plan) {
+  const struct gpc_policy *p = in->policy;
+  size_t cap = 0;
+  for (size_t k = 0; k < in->n_daemonsets; k++) {
+    const struct gpc_daemonset *d = in->daemonsets[k];
+    if (strcmp(d->policy, p->name) != 0) continue;
+    if (p->deleting) plan->cleanup_left = true;
+    if (daemonset_desired(plan->objects, d->name)) continue;
+    add_delete(plan, &cap,
+               json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "apps/v1", "kind", "DaemonSet",
+                         "metadata", "name", d->name, "namespace", d->namespace),
+               true);
+  }
+  if (!p->deleting) return;
+  for (size_t i = 0; i < in->n_nodes; i++) {
+    const char *owner = gpc_labels_get(&in->nodes[i]->labels, GPC_LABEL_POLICY);
+    if (owner && strcmp(owner, p->name) == 0) plan->cleanup_left = true;
+  }
+  /* A template that no longer renders leaves nothing to delete here. */
+  json_t *objs = NULL;
+  struct gpc_error ignored = {0};
+  struct gpc_render_opts ro = {.namespace = in->namespace, .include_shared = false};
+  if (render_policy(p, in->templates, &ro, &objs, &ignored) == GPC_OK) {
+    size_t i;
+    json_t *o;
+    json_array_foreach(objs, i, o) {
+      if (!is_daemonset(o)) add_delete(plan, &cap, json_incref(o), false);
+    }
+  }
+  json_decref(objs);
+}
+
 static int cmp_failing(const void *a, const void *b) {
   const struct gpc_failing_node *x = a, *y = b;
   int c = strcmp(x->node, y->node);
@@ -608,17 +649,77 @@ int plan_compute(const struct gpc_plan_input *in, struct gpc_plan *out, struct g
     int rc = render_policy(p, in->templates, &ro, &out->objects, err);
     if (rc) return rc;
   }
-  struct node_index ix;
-  index_build(&ix, in->nodes, in->n_nodes);
-  struct plan_ctx c = {.in = in, .plan = out, .pods = pods_by_node(in, &ix)};
+  struct strmap *ix = index_build(in->nodes, in->n_nodes);
+  struct plan_ctx c = {.in = in, .plan = out, .pods = pods_by_node(in, ix)};
   for (size_t i = 0; i < in->n_nodes; i++)
     plan_node(&c, i);
   free(c.pods);
-  free(ix.slots);
+  strmap_free(ix, NULL, NULL);
   for (int op = 0; op < GPC_OP_COUNT; op++)
     summarize_operand(in, out, (enum gpc_operand)op);
   if (out->n_failing > 1) qsort(out->failing, out->n_failing, sizeof(*out->failing), cmp_failing);
+  plan_deletes(in, out);
   return GPC_OK;
+}
+
+void plan_gone(const char *name, const struct gpc_node *const *nodes, size_t n,
+               struct gpc_plan *out) {
+  memset(out, 0, sizeof(*out));
+  size_t cap = 0;
+  for (size_t i = 0; i < n; i++) {
+    const struct gpc_node *node = nodes[i];
+    const char *owner = gpc_labels_get(&node->labels, GPC_LABEL_POLICY);
+    if (!owner || strcmp(owner, name) != 0) continue;
+    json_t *labels = json_object();
+    json_object_set_new(labels, GPC_LABEL_POLICY, json_null());
+    for (int op = 0; op < GPC_OP_COUNT; op++) {
+      char k[96];
+      op_label_key((enum gpc_operand)op, k, sizeof(k));
+      const char *v = gpc_labels_get(&node->labels, k);
+      if (v && strcmp(v, "true") == 0) json_object_set_new(labels, k, json_null());
+    }
+    gpc_grow((void **)&out->patches, &cap, out->n_patches + 1, sizeof(*out->patches));
+    struct gpc_node_patch *np = &out->patches[out->n_patches++];
+    np->node = gpc_strdup(node->name);
+    np->patch = json_pack("{s:{s:o}}", "metadata", "labels", labels);
+    np->unlocks = 0;
+  }
+}
+
+unsigned plan_stages_to_announce(struct gpc_stages_announced *a, int64_t generation,
+                                 const unsigned *unlocks) {
+  if (a->generation != generation) {
+    a->generation = generation;
+    a->bits = 0;
+  }
+  unsigned now = 0;
+  for (int op = 0; op < GPC_OP_COUNT; op++) {
+    if (!unlocks[op] || (a->bits & (1u << op))) continue;
+    a->bits |= 1u << op;
+    now |= 1u << op;
+  }
+  return now;
+}
+
+json_t *plan_finalizers_add(const struct gpc_policy *p, const json_t *cur) {
+  if (p->has_finalizer) return NULL;
+  json_t *fins = json_array();
+  size_t i;
+  const json_t *f;
+  json_array_foreach(cur, i, f) json_array_append(fins, (json_t *)f);
+  json_array_append_new(fins, json_string(GPC_POLICY_FINALIZER));
+  return fins;
+}
+
+json_t *plan_finalizers_drop(const json_t *cur) {
+  json_t *fins = json_array();
+  size_t i;
+  const json_t *f;
+  json_array_foreach(cur, i, f) {
+    if (!json_is_string(f) || strcmp(json_string_value(f), GPC_POLICY_FINALIZER) != 0)
+      json_array_append(fins, (json_t *)f);
+  }
+  return fins;
 }
 
 void plan_release(struct gpc_plan *p) {
@@ -628,6 +729,9 @@ void plan_release(struct gpc_plan *p) {
     json_decref(p->patches[i].patch);
   }
   free(p->patches);
+  for (size_t i = 0; i < p->n_deletes; i++)
+    json_decref(p->deletes[i].ref);
+  free(p->deletes);
   for (size_t i = 0; i < p->n_failing; i++) {
     free(p->failing[i].node);
     free(p->failing[i].reason);

@@ -4,8 +4,11 @@
  * ownership), and the controller's cached projections of Nodes, operand
  * DaemonSets and operand Pods into:
  *   - node label changes: at most ONE merge patch per node, carrying every
- *     label to set or remove (all stage unlocks due on a node go together);
+ *     label to set or remove (all stage unlocks due on a node go together),
+ *     with the stages it unlocks as data (gpc_node_patch.unlocks);
  *   - the desired objects (render.h), each with its render-hash annotation;
+ *   - the generated objects to delete, and, for a deleting policy, whether
+ *     the caches still show cleanup left to do;
  *   - the facts status.c turns into .status (counts, per-operand state,
  *     failing nodes).
  * No I/O, no clock, no globals: the same input always gives the same plan.
@@ -90,6 +93,21 @@ struct gpc_plan_input {
 struct gpc_node_patch {
   char *node;    /* node name */
   json_t *patch; /* {"metadata":{"labels":{key: "value" | null, ...}}} */
+  /* Operands this patch unlocks (sets gpupolicy.dev/<operand>="true"), a bit
+   * per enum gpc_operand: the controller announces a stage (StageUnlocked)
+   * once a patch unlocking it went out, without reading the patch back. */
+  unsigned unlocks;
+};
+
+/* A generated object to delete. */
+struct gpc_plan_delete {
+  /* New reference: apiVersion, kind, metadata.name/namespace (apply_delete
+   * reads those). */
+  json_t *ref;
+  /* A DaemonSet the cache shows (apply_delete's present and cache_covers):
+   * deletion is not done while it is there. Otherwise an object the cache
+   * does not cover (Service, ServiceMonitor), deleted once per key. */
+  bool cached;
 };
 
 enum gpc_operand_state {
@@ -138,6 +156,19 @@ struct gpc_plan {
   json_t *objects; /* array of desired objects; empty when deleting */
   struct gpc_node_patch *patches;
   size_t n_patches;
+  /* Generated objects of this policy to delete: the cached DaemonSets of
+   * the policy that `objects` no longer has (an operand disabled; all of
+   * them when deleting, by cache order), then, when deleting, every
+   * object but DaemonSets the policy renders to, shared cluster-scoped ones
+   * left out (the cache does not show those: Services, ServiceMonitors;
+   * ownerReferences would collect them too, but they go explicitly). Services no longer desired by
+   * a live policy are pruned by apply_prune(), from what apply knows exists. */
+  struct gpc_plan_delete *deletes;
+  size_t n_deletes;
+  /* Deleting: a node still carries gpupolicy.dev/policy=<name> or a
+   * DaemonSet of the policy is still cached, so the finalizer stays.
+   * False for a live policy. */
+  bool cleanup_left;
 
   uint32_t matched;    /* owned nodes (matched, not conflicted, not opted out) */
   uint32_t ready;      /* owned nodes where every applicable operand is Ready */
@@ -163,6 +194,36 @@ struct gpc_plan {
  * template or the policy name is unusable) with *out zeroed. */
 int plan_compute(const struct gpc_plan_input *in, struct gpc_plan *out, struct gpc_error *err);
 void plan_release(struct gpc_plan *p);
+
+/* The label patches taking our labels off the `n` nodes that still carry
+ * gpupolicy.dev/policy=`name` when that policy is gone from the cache (its
+ * finalizer was bypassed): the policy label and every operand label that is
+ * "true" (opt-outs stay). Fills out->patches only (zeroed first; release
+ * with plan_release()). */
+void plan_gone(const char *name, const struct gpc_node *const *nodes, size_t n,
+               struct gpc_plan *out);
+
+/* The stages of a policy announced already (one StageUnlocked per operand
+ * per generation), kept by the caller between reconciles; zero to start. */
+struct gpc_stages_announced {
+  unsigned bits;      /* a bit per enum gpc_operand */
+  int64_t generation; /* the generation `bits` are for */
+};
+
+/* Which operands to announce now (a bit per operand): those that `unlocks`
+ * (patches sent this reconcile per operand, GPC_OP_COUNT entries) counts and
+ * that were not announced for `generation` yet; the first node to unlock a
+ * stage announces it, later nodes are in the status counts. Updates `a`. */
+unsigned plan_stages_to_announce(struct gpc_stages_announced *a, int64_t generation,
+                                 const unsigned *unlocks);
+
+/* The finalizer edits (metadata.finalizers, `cur` borrowed, may be NULL):
+ * plan_finalizers_add() returns `cur` with GPC_POLICY_FINALIZER appended (a
+ * new reference), or NULL when `p` has it already (nothing to write);
+ * plan_finalizers_drop() returns `cur` without it (a new reference), for
+ * when a deleting policy's cleanup is done. */
+json_t *plan_finalizers_add(const struct gpc_policy *p, const json_t *cur);
+json_t *plan_finalizers_drop(const json_t *cur);
 
 /* Does `p`'s node selection (selector, or default GPU detection) match? */
 bool plan_node_matches(const struct gpc_policy *p, const struct gpc_node *n);

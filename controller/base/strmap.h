@@ -1,7 +1,9 @@
 /* strmap.h — a string-keyed hash map (separate chaining, FNV-1a).
  *
- * Used by the informer cache ("namespace/name" → projection) and the
- * workqueue (key → state). Keys are copied into the map; values are opaque
+ * The one hash table of the controller: the informer cache ("namespace/name"
+ * → projection), the workqueue (key → state), apply's write memory (key →
+ * entry), the planner's node index (name → index) and the controller's
+ * policy and label-key maps. Keys are copied into the map; values are opaque
  * pointers the caller owns (strmap_free can hand each one to a destructor).
  * Iteration order is unspecified; the map must not be modified while an
  * iterator is in use, except for strmap_iter_del on the current entry.

@@ -833,6 +833,197 @@ static void test_node_selector(void **state) {
   world_free(&w);
 }
 
+/* ---- decisions the controller executes ---------------------------------------- */
+
+static const struct gpc_node_patch *find_patch(const struct gpc_plan *p, const char *node) {
+  for (size_t i = 0; i < p->n_patches; i++)
+    if (strcmp(p->patches[i].node, node) == 0) return &p->patches[i];
+  return NULL;
+}
+
+static struct gpc_daemonset *add_ds(struct world *w, const char *policy, const char *name) {
+  struct gpc_daemonset *d = &w->ds[w->n_ds++];
+  gpc_daemonset_init(d);
+  free(d->policy);
+  d->policy = gpc_strdup(policy);
+  free(d->name);
+  d->name = gpc_strdup(name);
+  free(d->namespace);
+  d->namespace = gpc_strdup(NS);
+  return d;
+}
+
+/* The stage unlocks of a patch are data (a bit per operand): the controller
+ * counts them per sent patch instead of reading the patch JSON back. */
+static void test_patch_unlocks_as_data(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  add_node(&w, "new", GPU);
+  add_node(&w, "a", GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true");
+  add_node(&w, "c",
+           GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true,"
+               "gpupolicy.dev/container-toolkit=true,gpupolicy.dev/device-plugin=true");
+  add_node(&w, "gone", "gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true");
+  add_pod(&w, "gpus", "a", GPC_OP_DRIVER, true, NULL);
+  add_pod(&w, "gpus", "c", GPC_OP_DRIVER, true, NULL);
+  add_pod(&w, "gpus", "c", GPC_OP_TOOLKIT, true, NULL);
+  add_pod(&w, "gpus", "c", GPC_OP_DEVICE_PLUGIN, true, NULL);
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  /* the policy label is no stage; the driver label is */
+  assert_int_equal(find_patch(&p, "new")->unlocks, 1u << GPC_OP_DRIVER);
+  /* driver=true already there: only what changes counts */
+  assert_int_equal(find_patch(&p, "a")->unlocks, 1u << GPC_OP_TOOLKIT);
+  assert_int_equal(find_patch(&p, "c")->unlocks,
+                   (1u << GPC_OP_DCGM_EXPORTER) | (1u << GPC_OP_VALIDATOR));
+  /* removals unlock nothing */
+  assert_int_equal(find_patch(&p, "gone")->unlocks, 0);
+  plan_release(&p);
+  world_free(&w);
+}
+
+/* Cached DaemonSets of the policy that the plan no longer renders are
+ * deleted; desired ones and other policies' stay. */
+static void test_daemonset_pruning(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  add_node(&w, "n", GPU);
+  add_ds(&w, "gpus", "gpus-driver");
+  add_ds(&w, "gpus", "gpus-retired");
+  add_ds(&w, "other", "other-retired");
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.n_deletes, 1);
+  assert_true(p.deletes[0].cached);
+  char *ref = json_dumps(p.deletes[0].ref, JSON_COMPACT);
+  assert_string_equal(ref, "{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\",\"metadata\":"
+                           "{\"name\":\"gpus-retired\",\"namespace\":\"" NS "\"}}");
+  free(ref);
+  assert_false(p.cleanup_left); /* a live policy has no cleanup */
+  plan_release(&p);
+  world_free(&w);
+}
+
+/* Deleting: every DaemonSet of the policy, then every uncached object it
+ * renders to (not the shared RuntimeClass); cleanup is left while a node
+ * carries its label or a DaemonSet of it is cached. */
+static void test_deletion_deletes_and_progress(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  w.pol[0]->deleting = true;
+  add_node(&w, "n", GPU ",gpupolicy.dev/policy=gpus");
+  add_ds(&w, "gpus", "gpus-driver");
+  add_ds(&w, "other", "other-driver");
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  assert_true(p.cleanup_left);
+  assert_true(p.n_deletes >= 2);
+  assert_true(p.deletes[0].cached);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(p.deletes[0].ref, "metadata"), "name")),
+      "gpus-driver");
+  size_t services = 0;
+  for (size_t i = 1; i < p.n_deletes; i++) {
+    assert_false(p.deletes[i].cached);
+    const char *kind = json_string_value(json_object_get(p.deletes[i].ref, "kind"));
+    assert_string_not_equal(kind, "DaemonSet");
+    assert_string_not_equal(kind, "RuntimeClass");
+    if (strcmp(kind, "Service") == 0) services++;
+  }
+  assert_int_equal(services, 1);
+  plan_release(&p);
+
+  /* the DaemonSet is gone from the cache: the node label still holds it */
+  gpc_daemonset_release(&w.ds[0]);
+  w.ds[0] = w.ds[1];
+  w.n_ds = 1;
+  run_plan(&w, 0, &p);
+  assert_true(p.cleanup_left);
+  assert_false(p.deletes[0].cached);
+  plan_release(&p);
+
+  /* and the label is off: nothing left the cache shows */
+  json_t *empty = json_object();
+  gpc_labels_set_json(&w.node[0].labels, empty);
+  json_decref(empty);
+  run_plan(&w, 0, &p);
+  assert_false(p.cleanup_left);
+  plan_release(&p);
+  world_free(&w);
+}
+
+/* A policy gone from the cache: the policy label and the "true" unlocks come
+ * off its nodes, opt-outs and other policies' nodes stay. */
+static void test_gone_policy_patches(void **state) {
+  (void)state;
+  struct world w = {0};
+  add_node(&w, "mine",
+           GPU ",gpupolicy.dev/policy=gpus,gpupolicy.dev/driver=true,"
+               "gpupolicy.dev/container-toolkit=false");
+  add_node(&w, "theirs", GPU ",gpupolicy.dev/policy=other,gpupolicy.dev/driver=true");
+  add_node(&w, "free", GPU);
+  const struct gpc_node *nodes[] = {&w.node[0], &w.node[1], &w.node[2]};
+  struct gpc_plan p;
+  plan_gone("gpus", nodes, 3, &p);
+  assert_int_equal(p.n_patches, 1);
+  char *got = json_dumps(p.patches[0].patch, JSON_COMPACT);
+  assert_string_equal(got, "{\"metadata\":{\"labels\":{\"gpupolicy.dev/policy\":null,"
+                           "\"gpupolicy.dev/driver\":null}}}");
+  free(got);
+  assert_string_equal(p.patches[0].node, "mine");
+  assert_int_equal(p.patches[0].unlocks, 0);
+  plan_release(&p);
+  world_free(&w);
+}
+
+/* The finalizer goes on once (others kept, in order) and comes off alone. */
+static void test_finalizer_edits(void **state) {
+  (void)state;
+  struct gpc_policy *pol = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  json_t *cur = json_pack("[s]", "example.com/keep");
+  json_t *added = plan_finalizers_add(pol, cur);
+  char *s = json_dumps(added, JSON_COMPACT);
+  assert_string_equal(s, "[\"example.com/keep\",\"" GPC_POLICY_FINALIZER "\"]");
+  free(s);
+  json_t *none = plan_finalizers_add(pol, NULL);
+  s = json_dumps(none, JSON_COMPACT);
+  assert_string_equal(s, "[\"" GPC_POLICY_FINALIZER "\"]");
+  free(s);
+  json_decref(none);
+  pol->has_finalizer = true;
+  assert_null(plan_finalizers_add(pol, added));
+  json_t *dropped = plan_finalizers_drop(added);
+  s = json_dumps(dropped, JSON_COMPACT);
+  assert_string_equal(s, "[\"example.com/keep\"]");
+  free(s);
+  json_decref(dropped);
+  dropped = plan_finalizers_drop(NULL);
+  assert_int_equal(json_array_size(dropped), 0);
+  json_decref(dropped);
+  json_decref(added);
+  json_decref(cur);
+  policy_free(pol);
+}
+
+/* One StageUnlocked per operand per generation. */
+static void test_stage_announcements(void **state) {
+  (void)state;
+  struct gpc_stages_announced a = {0};
+  unsigned unlocks[GPC_OP_COUNT] = {0};
+  assert_int_equal(plan_stages_to_announce(&a, 2, unlocks), 0);
+  unlocks[GPC_OP_DRIVER] = 3;
+  assert_int_equal(plan_stages_to_announce(&a, 2, unlocks), 1u << GPC_OP_DRIVER);
+  unlocks[GPC_OP_TOOLKIT] = 1;
+  assert_int_equal(plan_stages_to_announce(&a, 2, unlocks), 1u << GPC_OP_TOOLKIT);
+  assert_int_equal(plan_stages_to_announce(&a, 2, unlocks), 0);
+  /* a new generation announces again */
+  assert_int_equal(plan_stages_to_announce(&a, 3, unlocks),
+                   (1u << GPC_OP_DRIVER) | (1u << GPC_OP_TOOLKIT));
+}
+
 static int setup(void **state) {
   (void)state;
   struct gpc_error err = {0};
@@ -866,6 +1057,12 @@ int main(void) {
       cmocka_unit_test(test_not_ready_node_not_waited_for),
       cmocka_unit_test(test_untolerated_taint_is_named),
       cmocka_unit_test(test_node_selector),
+      cmocka_unit_test(test_patch_unlocks_as_data),
+      cmocka_unit_test(test_daemonset_pruning),
+      cmocka_unit_test(test_deletion_deletes_and_progress),
+      cmocka_unit_test(test_gone_policy_patches),
+      cmocka_unit_test(test_finalizer_edits),
+      cmocka_unit_test(test_stage_announcements),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
