@@ -52,10 +52,10 @@ static void process_queue(struct workqueue *q, void *ud) {
     if (ok) workqueue_forget(q, key);
     char *k = gpc_strdup(key);
     workqueue_done(q, k);
-    if (!ok) {
-      /* Again when apply lets the failing write go (its backoff, per
-       * object); a write in flight requeues the policy when it completes,
-       * the cap is a safety net. */
+    if (!ok || retry_at) {
+      /* Again when apply lets the failing (or PDB-held) write go: its
+       * backoff, per object; a write in flight requeues the policy when it
+       * completes, the cap is a safety net. */
       uint64_t now = gpc_loop_now_ms();
       uint64_t wait = retry_at ? (retry_at > now ? retry_at - now : 0) : APPLY_RETRY_CAP_MS;
       if (wait < RETRY_MIN_MS) wait = RETRY_MIN_MS; /* never a hot loop */

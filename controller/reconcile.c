@@ -286,6 +286,7 @@ static void apply_objects(struct controller *c, const char *name, const struct g
 
 /* The failing writes of a reconcile, for its status and its requeue. */
 struct failures {
+  size_t errors;     /* failing writes that make the reconcile an error */
   size_t shown;      /* failures the status reports */
   char *first;       /* message of the first of them (key order) */
   bool waiting;      /* some failing write waits for its backoff (not in flight) */
@@ -298,10 +299,12 @@ static void note_failure(const struct apply_failure *f, void *ud) {
     fs->waiting = true;
     fs->retry_at = f->retry_at_ms;
   }
-  if (f->kind == APPLY_KIND_STATUS) return; /* the status cannot say its own write fails */
   /* An eviction a PodDisruptionBudget holds is the upgrade waiting, not a
-   * failing write: retried (above), shown in status.driverUpgrade. */
+   * failing write nor a reconcile error: retried (above), shown in
+   * status.driverUpgrade. */
   if (f->kind == APPLY_KIND_EVICT && f->http_code == 429) return;
+  fs->errors++;
+  if (f->kind == APPLY_KIND_STATUS) return; /* the status cannot say its own write fails */
   if (!apply_failure_is_refusal(f->kind, f->http_code) && f->failures < APPLY_FAILURES_SHOWN)
     return;
   if (fs->shown++ == 0) fs->first = gpc_strdup(f->message);
@@ -371,7 +374,8 @@ out:
   free(fs.first);
   fs = (struct failures){0};
   /* Every write asked for above, the status write included. */
-  bool ok = apply_policy_failures(c->apply, name, note_failure, &fs) == 0;
+  apply_policy_failures(c->apply, name, note_failure, &fs);
+  bool ok = fs.errors == 0;
   *retry_at = fs.waiting ? fs.retry_at : 0;
   free(fs.first);
   return ok;

@@ -16,8 +16,10 @@
 #include "controller_internal.h"
 
 /* Reconciles policy `name` (borrowed). Returns false when a write it asked
- * for is failing (a reconcile error, to retry when that write may go again:
- * *retry_at in loop ms, 0 when only writes in flight are failing). */
+ * for is failing (a reconcile error). *retry_at (loop ms) is when a failing
+ * or held write may go again, 0 when none waits (only writes in flight, which
+ * requeue the policy when they complete). An eviction a PodDisruptionBudget
+ * holds (429) is the upgrade waiting, not an error: true, with *retry_at. */
 bool reconcile(struct controller *c, const char *name, uint64_t *retry_at);
 
 #endif

@@ -228,6 +228,9 @@ def test_a_pdb_with_no_disruptions_fails_its_node_at_the_drain_timeout_and_halts
     tries = evictions(sim, guarded)
     assert len(tries) >= 2 and all(e["code"] == 429 for e in tries), tries
     assert guarded in workload_pods(sim, "ml")
+    # A PDB holding an eviction is the upgrade waiting, not a failing reconcile: the reconcile-error
+    # counter (and the GPCReconcileErrors alert on it) stays quiet.
+    assert value(ctl.metrics(), "controller_runtime_reconcile_errors_total", controller="clustergpupolicy") == 0
     # The rollout halts: nothing new starts; Ready=False names it.
     wait_until(lambda: condition(sim, "Ready").get("reason") == "DriverUpgradeHalted", 20, "Ready names the halt")
     assert condition(sim, "Ready")["status"] == "False"
