@@ -2,7 +2,7 @@
 #
 # Sources are discovered by convention so that adding a module never means
 # editing this file:
-#   controller/{base,client,}/*.c -> libgpc.a (everything but controller/main.c)
+#   controller/{base,client,domain,cmd,}/*.c -> libgpc.a (all but controller/main.c; controller/README.md)
 #   controller/main.c          -> gpu-policy-controller
 #   controller/validator/*.c   -> gpu-policy-validator (links libgpc.a)
 #   templates/*.yaml           -> embedded into libgpc.a (build/gen/templates_embedded.c)
@@ -43,7 +43,7 @@ WARN      := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wvla \
              -Wno-unused-parameter
 OPT       ?= -O2
 # The layers (controller/README.md): primitives, the Kubernetes client core, the rest.
-LIB_DIRS  := controller/base controller/client controller
+LIB_DIRS  := controller/base controller/client controller/domain controller/cmd controller
 CFLAGS    ?= $(OPT) -g
 CFLAGS    += -std=gnu17 $(WARN) -fno-common
 CPPFLAGS  += $(LIB_DIRS:%=-I%) -I$(BUILD)/gen -D_GNU_SOURCE -DGPC_VERSION='"$(VERSION)"' $(PKG_CFLAGS)

@@ -3,7 +3,7 @@
 
 Starts kubesim with N GPU nodes (default 5,000, ~15 KB each) and runs
 build/test/tools/informer_probe with the controller's Node projection
-(project.h struct gpc_node). Reports:
+(decode.h struct gpc_node). Reports:
   - initial sync: seconds, nodes/s, pages;
   - RSS of the probe when synced (VmRSS) and its peak during the sync (VmHWM),
     the peak/settled ratio (B2 asks <= 1.5), and the cache cost per node

@@ -6,7 +6,7 @@
  *             of each line (the "jansson alone" reference of B7);
  *   decode  — FILE read in CHUNK-byte reads (default 16 KiB, libcurl's write
  *             size) through watch_decoder_feed, events dropped;
- *   project — as decode, each Node projected with project_node_new() and
+ *   project — as decode, each Node projected with decode_node_new() and
  *             kept, its JSON freed at once (what the informer does).
  * Prints one JSON object: events, wall and CPU seconds of the timed part,
  * and VmRSS/VmHWM (KiB) at start and after the stream.
@@ -23,7 +23,7 @@
 
 #include "alloc.h"
 #include "model.h"
-#include "project.h"
+#include "decode.h"
 #include "watch.h"
 
 struct figures {
@@ -83,7 +83,7 @@ static int on_event(const struct watch_event *ev, void *ud) {
     return 0;
   }
   gpc_grow((void **)&s->nodes, &s->cap, s->n + 1, sizeof *s->nodes);
-  s->nodes[s->n++] = project_node_new(ev->object);
+  s->nodes[s->n++] = decode_node_new(ev->object);
   return 0;
 }
 
@@ -183,7 +183,7 @@ int main(int argc, char **argv) {
          mode, events, chunk, fig.wall, fig.user, fig.sys, rss0, proc_kib("VmRSS"),
          proc_kib("VmHWM"), mi.uordblks + mi.hblkhd);
   for (size_t i = 0; kept.project && i < kept.n; i++)
-    project_node_free(kept.nodes[i]);
+    decode_node_free(kept.nodes[i]);
   free(kept.nodes);
   return 0;
 }

@@ -50,7 +50,7 @@ static json_t *node_labels(size_t i) {
 static struct gpc_policy *bench_policy(struct gpc_error *err) {
   const char *y = "metadata: {name: gpus, uid: u, creationTimestamp: \"2026-01-01T00:00:00Z\"}\n"
                   "spec: {}\n";
-  json_t *pj = yaml_to_json(y, strlen(y), 0, err);
+  json_t *pj = yaml2json_parse(y, strlen(y), 0, err);
   struct gpc_policy *p = NULL;
   if (!pj || policy_from_json(pj, &p, err)) p = NULL;
   json_decref(pj);

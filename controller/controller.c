@@ -126,7 +126,7 @@ void controller_free(struct controller *c) {
   if (c->work_inf) informer_free(c->work_inf);
   workqueue_free(c->queue);
   events_free(c->events);
-  strmap_free(c->policies, policy_state_free, NULL);
+  strmap_free(c->policies, policy_cache_state_free, NULL);
   strmap_free(c->label_keys, NULL, NULL);
   free(c->namespace);
   free(c);
@@ -135,7 +135,7 @@ void controller_free(struct controller *c) {
 void controller_set_leader(struct controller *c, bool leader) {
   bool was = c->leader;
   c->leader = leader;
-  if (leader && !was && c->all_synced) controller_enqueue_all(c);
+  if (leader && !was && c->all_synced) watch_map_enqueue_all(c);
 }
 
 bool controller_is_leader(const struct controller *c) {

@@ -10,7 +10,7 @@
  *  - a workqueue keyed by policy name; node events map to the node's owner
  *    label and every policy whose selection matches, pod and DaemonSet
  *    events to their gpupolicy.dev/policy label; only changes that matter
- *    (project.h) enqueue anything;
+ *    (decode.h) enqueue anything;
  *  - reconcile(policy): caches synced → decode (invalid: Stalled naming the
  *    field, nothing applied) → finalizer → plan → apply → driver upgrade
  *    steps (upgrade_run.h) → status → events;

@@ -32,7 +32,7 @@ static void free_work(void *p, void *ud) {
 static void enqueue_work(struct controller *c, const struct gpc_workload *w) {
   if (!*w->node) return;
   const struct gpc_node *n = informer_get(c->inf[INF_NODE], w->node);
-  if (n) controller_enqueue(c, gpc_labels_get(&n->labels, GPC_LABEL_POLICY));
+  if (n) watch_map_enqueue(c, gpc_labels_get(&n->labels, GPC_LABEL_POLICY));
 }
 static void on_work_add(struct informer *inf, const char *key, const void *obj, void *ud) {
   (void)inf;
@@ -54,7 +54,7 @@ static void on_work_delete(struct informer *inf, const char *key, const void *ol
 }
 static void on_work_synced(struct informer *inf, void *ud) {
   (void)inf;
-  controller_enqueue_all(ud);
+  watch_map_enqueue_all(ud);
 }
 
 /* True once the workload cache has listed; starts it on first use. */
@@ -87,9 +87,10 @@ static bool work_cache_ready(struct controller *c) {
   return false;
 }
 
-void upgrade_reconcile(struct controller *c, const json_t *obj, const struct gpc_policy *p,
-                       const struct gpc_plan *pl, struct snapshot *snap, json_t *st,
-                       const json_t *prev, int64_t generation) {
+void controller_upgrade_reconcile(struct controller *c, const json_t *obj,
+                                  const struct gpc_policy *p, const struct gpc_plan *pl,
+                                  struct snapshot *snap, json_t *st, const json_t *prev,
+                                  int64_t generation) {
   bool synced = p->driver_upgrade.auto_upgrade && work_cache_ready(c);
   const struct gpc_workload **work = NULL;
   size_t n_work = 0, cap = 0;

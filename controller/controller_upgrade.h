@@ -22,8 +22,9 @@ struct gpc_plan;
  * the caches `snap`: all borrowed) and puts their status into `st` (a
  * status being built, changed in place; `prev` is the status the object
  * has). Queues the policy again when a step has a time to wait for. */
-void upgrade_reconcile(struct controller *c, const json_t *obj, const struct gpc_policy *p,
-                       const struct gpc_plan *pl, struct snapshot *snap, json_t *st,
-                       const json_t *prev, int64_t generation);
+void controller_upgrade_reconcile(struct controller *c, const json_t *obj,
+                                  const struct gpc_policy *p, const struct gpc_plan *pl,
+                                  struct snapshot *snap, json_t *st, const json_t *prev,
+                                  int64_t generation);
 
 #endif

@@ -10,7 +10,7 @@
 #include "kube_client.h"
 #include "log.h"
 #include "loop.h"
-#include "project.h"
+#include "decode.h"
 #include "status_diff.h"
 
 #define COMP "controller" /* log component, one for every file of the controller */
@@ -112,9 +112,9 @@ static void schedule_event_flush(struct controller *c) {
 void event_recorder_record(struct controller *c, const json_t *obj, const char *type,
                            const char *reason, const char *message) {
   struct events_object about = {
-      .name = project_str(obj, "metadata", "name", PJ_END),
-      .uid = project_str(obj, "metadata", "uid", PJ_END),
-      .resource_version = project_str(obj, "metadata", "resourceVersion", PJ_END),
+      .name = decode_str(obj, "metadata", "name", PJ_END),
+      .uid = decode_str(obj, "metadata", "uid", PJ_END),
+      .resource_version = decode_str(obj, "metadata", "resourceVersion", PJ_END),
   };
   if (!about.name) return;
   struct events_write w;

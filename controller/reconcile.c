@@ -17,7 +17,7 @@
 #include "plan.h"
 #include "policy.h"
 #include "policy_cache.h"
-#include "project.h"
+#include "decode.h"
 #include "render.h"
 #include "status.h"
 #include "status_diff.h"
@@ -87,7 +87,7 @@ static void write_status(struct controller *c, const char *name, const json_t *o
     return;
   }
   struct gpc_error err = {0};
-  const char *rv = project_str(obj, "metadata", "resourceVersion", PJ_END);
+  const char *rv = decode_str(obj, "metadata", "resourceVersion", PJ_END);
   enum apply_result r = apply_status(c->apply, name, rv, status, &err);
   if (r == APPLY_ERROR)
     log_error(COMP, "status write", KV_S("policy", name), KV_S("error", err.msg));
@@ -98,7 +98,7 @@ static void write_status(struct controller *c, const char *name, const json_t *o
 
 static const struct gpc_daemonset *cached_ds(struct controller *c, const json_t *obj) {
   const json_t *md = json_object_get(obj, "metadata");
-  const char *ns = project_str(md, "namespace", PJ_END), *name = project_str(md, "name", PJ_END);
+  const char *ns = decode_str(md, "namespace", PJ_END), *name = decode_str(md, "name", PJ_END);
   if (!ns || !name) return NULL;
   char *key = gpc_asprintf("%s/%s", ns, name);
   const struct gpc_daemonset *d = informer_get(c->inf[INF_DS], key);
@@ -107,7 +107,7 @@ static const struct gpc_daemonset *cached_ds(struct controller *c, const json_t 
 }
 
 static bool is_daemonset(const json_t *obj) {
-  const char *kind = project_str(obj, "kind", PJ_END);
+  const char *kind = decode_str(obj, "kind", PJ_END);
   return kind && strcmp(kind, "DaemonSet") == 0;
 }
 
@@ -138,7 +138,7 @@ static bool send_node_patches(struct controller *c, const char *policy, const st
 /* One StageUnlocked per operand per generation: the first node to unlock
  * it announces the stage; later nodes are in the status counts. */
 static void stage_events(struct controller *c, const json_t *obj, const unsigned *unlocks) {
-  const char *name = project_str(obj, "metadata", "name", PJ_END);
+  const char *name = decode_str(obj, "metadata", "name", PJ_END);
   struct policy_state *s = name ? strmap_get(c->policies, name) : NULL;
   if (!s || !s->decoded) return;
   unsigned announce = plan_stages_to_announce(&s->stages, s->decoded->generation, unlocks);
@@ -154,7 +154,7 @@ static void stage_events(struct controller *c, const json_t *obj, const unsigned
 static int plan_for(struct controller *c, const struct gpc_policy *p, struct snapshot *snap,
                     struct gpc_plan *pl, struct gpc_error *err) {
   struct policy_list pols;
-  collect_policies(c, &pols);
+  policy_cache_collect(c, &pols);
   struct gpc_plan_input in = {
       .policy = p,
       .policies = pols.v,
@@ -226,9 +226,9 @@ static void reconcile_deleting(struct controller *c, const char *name, const jso
   if (!send_deletes(c, name, &pl)) done = false;
   plan_release(&pl);
   if (!done || apply_policy_busy(c->apply, name)) return;
-  json_t *fins = plan_finalizers_drop(project_get(obj, "metadata", "finalizers", PJ_END));
+  json_t *fins = plan_finalizers_drop(decode_get(obj, "metadata", "finalizers", PJ_END));
   log_info(COMP, "cleanup done, dropping finalizer", KV_S("policy", name));
-  apply_finalizers(c->apply, name, project_str(obj, "metadata", "resourceVersion", PJ_END), fins,
+  apply_finalizers(c->apply, name, decode_str(obj, "metadata", "resourceVersion", PJ_END), fins,
                    &err);
   json_decref(fins);
 }
@@ -246,7 +246,7 @@ static void reconcile_gone(struct controller *c, const char *name, struct snapsh
   }
   plan_release(&pl);
   struct policy_state *s = strmap_del(c->policies, name);
-  policy_state_free(s, NULL);
+  policy_cache_state_free(s, NULL);
   events_forget(c->events, name);
   apply_forget_policy(c->apply, name);
   if (c->obs.forgotten) c->obs.forgotten(name, c->obs.ud);
@@ -254,10 +254,10 @@ static void reconcile_gone(struct controller *c, const char *name, struct snapsh
 
 static bool ensure_finalizer(struct controller *c, const char *name, const json_t *obj,
                              const struct gpc_policy *p) {
-  json_t *fins = plan_finalizers_add(p, project_get(obj, "metadata", "finalizers", PJ_END));
+  json_t *fins = plan_finalizers_add(p, decode_get(obj, "metadata", "finalizers", PJ_END));
   if (!fins) return true;
   struct gpc_error err = {0};
-  apply_finalizers(c->apply, name, project_str(obj, "metadata", "resourceVersion", PJ_END), fins,
+  apply_finalizers(c->apply, name, decode_str(obj, "metadata", "resourceVersion", PJ_END), fins,
                    &err);
   json_decref(fins);
   return false;
@@ -326,7 +326,7 @@ bool reconcile(struct controller *c, const char *name, uint64_t *retry_at) {
     reconcile_gone(c, name, &snap);
     goto out;
   }
-  struct policy_state *s = policy_state_for(c, name, obj);
+  struct policy_state *s = policy_cache_state_for(c, name, obj);
   const json_t *prev = json_object_get(obj, "status");
   json_t *gen = json_object_get(json_object_get(obj, "metadata"), "generation");
   int64_t generation = json_is_integer(gen) ? json_integer_value(gen) : 0;
@@ -356,7 +356,7 @@ bool reconcile(struct controller *c, const char *name, uint64_t *retry_at) {
   send_node_patches(c, name, &pl, unlocks);
   stage_events(c, obj, unlocks);
   json_t *st = status_from_plan(&pl, p, prev, time(NULL));
-  upgrade_reconcile(c, obj, p, &pl, &snap, st, prev, generation);
+  controller_upgrade_reconcile(c, obj, p, &pl, &snap, st, prev, generation);
   /* A write refused (or failing for long) shows: Ready=False, Stalled=True,
    * ApplyFailed, until a retry goes through. */
   apply_policy_failures(c->apply, name, note_failure, &fs);

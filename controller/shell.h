@@ -68,7 +68,7 @@ typedef void (*shell_done_cb)(void *ud);
 void shell_shutdown(struct shell *rt, shell_done_cb done, void *ud);
 void shell_free(struct shell *rt);
 
-/* kube_observe_cb for every API client (ud = the runtime). */
+/* kube_client_observe_cb for every API client (ud = the runtime). */
 void shell_observe_request(const char *method, long code, double seconds, void *ud);
 
 /* The registry (owned by rt; valid until shell_free). */

@@ -14,7 +14,7 @@
 #include "plan.h"
 #include "policy.h"
 #include "policy_cache.h"
-#include "project.h"
+#include "decode.h"
 #include "strmap.h"
 #include "workqueue.h"
 
@@ -22,32 +22,32 @@
 
 #define MANAGED_SELECTOR GPC_LABEL_MANAGED_BY "=" GPC_MANAGED_BY
 
-void controller_enqueue(struct controller *c, const char *policy) {
+void watch_map_enqueue(struct controller *c, const char *policy) {
   if (policy && *policy && !c->stopped) workqueue_add(c->queue, policy);
 }
 
-void controller_enqueue_all(struct controller *c) {
+void watch_map_enqueue_all(struct controller *c) {
   struct informer_iter it;
   const char *key;
   const void *obj;
   informer_iter_init(&it, c->inf[INF_POLICY]);
   while (informer_next(&it, &key, &obj))
-    controller_enqueue(c, project_str(obj, "metadata", "name", PJ_END));
+    watch_map_enqueue(c, decode_str(obj, "metadata", "name", PJ_END));
 }
 
 /* A node concerns the policy named by its label and every policy whose
  * node selection matches it (it may be about to claim or lose it). */
 static void enqueue_for_node(struct controller *c, const struct gpc_node *n) {
-  controller_enqueue(c, gpc_labels_get(&n->labels, GPC_LABEL_POLICY));
+  watch_map_enqueue(c, gpc_labels_get(&n->labels, GPC_LABEL_POLICY));
   struct informer_iter it;
   const char *key;
   const void *obj;
   informer_iter_init(&it, c->inf[INF_POLICY]);
   while (informer_next(&it, &key, &obj)) {
-    const char *name = project_str(obj, "metadata", "name", PJ_END);
+    const char *name = decode_str(obj, "metadata", "name", PJ_END);
     if (!name) continue;
-    struct policy_state *s = policy_state_for(c, name, obj);
-    if (s->decoded && plan_node_matches(s->decoded, n)) controller_enqueue(c, name);
+    struct policy_state *s = policy_cache_state_for(c, name, obj);
+    if (s->decoded && plan_node_matches(s->decoded, n)) watch_map_enqueue(c, name);
   }
 }
 
@@ -84,7 +84,7 @@ static void add_label_key(const char *key, void *ud) {
 
 static void note_selector_keys(struct controller *c, const json_t *policy) {
   c->keys_added = false;
-  project_selector_keys(policy, add_label_key, c);
+  decode_selector_keys(policy, add_label_key, c);
   if (c->keys_added && c->dependents_started && !c->relist_timer && !c->stopped)
     c->relist_timer = gpc_loop_add_timer(c->cfg.loop, 0, on_relist_timer, c);
 }
@@ -95,7 +95,7 @@ static void on_policy_add(struct informer *inf, const char *key, const void *obj
   (void)key;
   (void)obj;
   /* A new policy can take nodes from (or yield them to) the others. */
-  controller_enqueue_all(ud);
+  watch_map_enqueue_all(ud);
 }
 
 static void observed(struct controller *c, const char *kind, const char *name, const char *rv);
@@ -104,21 +104,21 @@ static void on_policy_update(struct informer *inf, const char *key, const void *
                              const void *cur, void *ud) {
   (void)inf;
   (void)key;
-  const char *name = project_str(cur, "metadata", "name", PJ_END);
-  const char *rv = project_str(cur, "metadata", "resourceVersion", PJ_END);
+  const char *name = decode_str(cur, "metadata", "name", PJ_END);
+  const char *rv = decode_str(cur, "metadata", "resourceVersion", PJ_END);
   observed(ud, "status", name, rv);
   observed(ud, "policy", name, rv);
   note_selector_keys(ud, cur);
-  if (project_policy_changed(old, cur)) controller_enqueue_all(ud);
+  if (decode_policy_changed(old, cur)) watch_map_enqueue_all(ud);
 }
 
 static void on_policy_delete(struct informer *inf, const char *key, const void *old, void *ud) {
   (void)inf;
   (void)key;
   struct controller *c = ud;
-  const char *name = project_str(old, "metadata", "name", PJ_END);
-  controller_enqueue_all(c);
-  controller_enqueue(c, name); /* cleans up labels if the finalizer was bypassed */
+  const char *name = decode_str(old, "metadata", "name", PJ_END);
+  watch_map_enqueue_all(c);
+  watch_map_enqueue(c, name); /* cleans up labels if the finalizer was bypassed */
 }
 
 static void on_node_add(struct informer *inf, const char *key, const void *obj, void *ud) {
@@ -141,7 +141,7 @@ static void on_node_update(struct informer *inf, const char *key, const void *ol
   (void)key;
   const struct gpc_node *n = cur;
   observed(ud, "node", n->name, n->resource_version);
-  if (!project_node_changed(old, cur)) return;
+  if (!decode_node_changed(old, cur)) return;
   enqueue_for_node(ud, old);
   enqueue_for_node(ud, cur);
 }
@@ -161,43 +161,43 @@ static void on_node_delete(struct informer *inf, const char *key, const void *ol
 static void on_ds_add(struct informer *inf, const char *key, const void *obj, void *ud) {
   (void)inf;
   (void)key;
-  controller_enqueue(ud, ((const struct gpc_daemonset *)obj)->policy);
+  watch_map_enqueue(ud, ((const struct gpc_daemonset *)obj)->policy);
 }
 
 static void on_ds_update(struct informer *inf, const char *key, const void *old, const void *cur,
                          void *ud) {
   (void)inf;
   (void)key;
-  if (!project_daemonset_changed(old, cur)) return;
-  controller_enqueue(ud, ((const struct gpc_daemonset *)old)->policy);
-  controller_enqueue(ud, ((const struct gpc_daemonset *)cur)->policy);
+  if (!decode_daemonset_changed(old, cur)) return;
+  watch_map_enqueue(ud, ((const struct gpc_daemonset *)old)->policy);
+  watch_map_enqueue(ud, ((const struct gpc_daemonset *)cur)->policy);
 }
 
 static void on_ds_delete(struct informer *inf, const char *key, const void *old, void *ud) {
   (void)inf;
   (void)key;
-  controller_enqueue(ud, ((const struct gpc_daemonset *)old)->policy);
+  watch_map_enqueue(ud, ((const struct gpc_daemonset *)old)->policy);
 }
 
 static void on_pod_add(struct informer *inf, const char *key, const void *obj, void *ud) {
   (void)inf;
   (void)key;
-  controller_enqueue(ud, ((const struct gpc_pod *)obj)->policy);
+  watch_map_enqueue(ud, ((const struct gpc_pod *)obj)->policy);
 }
 
 static void on_pod_update(struct informer *inf, const char *key, const void *old, const void *cur,
                           void *ud) {
   (void)inf;
   (void)key;
-  if (!project_pod_changed(old, cur)) return;
-  controller_enqueue(ud, ((const struct gpc_pod *)old)->policy);
-  controller_enqueue(ud, ((const struct gpc_pod *)cur)->policy);
+  if (!decode_pod_changed(old, cur)) return;
+  watch_map_enqueue(ud, ((const struct gpc_pod *)old)->policy);
+  watch_map_enqueue(ud, ((const struct gpc_pod *)cur)->policy);
 }
 
 static void on_pod_delete(struct informer *inf, const char *key, const void *old, void *ud) {
   (void)inf;
   (void)key;
-  controller_enqueue(ud, ((const struct gpc_pod *)old)->policy);
+  watch_map_enqueue(ud, ((const struct gpc_pod *)old)->policy);
 }
 
 static void on_synced(struct informer *inf, void *ud) {
@@ -211,7 +211,7 @@ static void on_synced(struct informer *inf, void *ud) {
     if (!informer_synced(c->inf[i])) return;
   if (!c->all_synced) log_info(COMP, "caches synced");
   c->all_synced = true;
-  controller_enqueue_all(c);
+  watch_map_enqueue_all(c);
 }
 
 /* ---- projections for the informers ---------------------------------- */
@@ -231,27 +231,27 @@ static bool keep_label(const char *key, void *ud) {
 }
 
 static void *proj_node(const json_t *obj, void *ud) {
-  return project_node_new_filtered(obj, keep_label, ud);
+  return decode_node_new_filtered(obj, keep_label, ud);
 }
 static void free_node(void *p, void *ud) {
   (void)ud;
-  project_node_free(p);
+  decode_node_free(p);
 }
 static void *proj_ds(const json_t *obj, void *ud) {
   (void)ud;
-  return project_daemonset_new(obj);
+  return decode_daemonset_new(obj);
 }
 static void free_ds(void *p, void *ud) {
   (void)ud;
-  project_daemonset_free(p);
+  decode_daemonset_free(p);
 }
 static void *proj_pod(const json_t *obj, void *ud) {
   (void)ud;
-  return project_pod_new(obj);
+  return decode_pod_new(obj);
 }
 static void free_pod(void *p, void *ud) {
   (void)ud;
-  project_pod_free(p);
+  decode_pod_free(p);
 }
 
 /* ---- apply completions ---------------------------------------------- */
@@ -260,23 +260,23 @@ void watch_map_apply_done(const struct apply_completion *comp, void *ud) {
   struct controller *c = ud;
   if (c->writes_throttled && apply_in_flight(c->apply) <= MAX_NODE_WRITES_IN_FLIGHT / 2) {
     c->writes_throttled = false;
-    controller_enqueue_all(c);
+    watch_map_enqueue_all(c);
   }
   for (size_t i = 0; i < comp->n_waiters; i++)
-    controller_enqueue(c, comp->waiters[i]);
+    watch_map_enqueue(c, comp->waiters[i]);
   if (comp->kind == APPLY_KIND_PROBE) return; /* the waiters (issuer included) were queued */
   if (comp->rc == GPC_OK) {
     /* Deletes finish a cleanup step the watch may not report to us as a
      * change of the policy: look again. A write that failed before and
      * went through now changes what the status says. */
-    if (comp->kind == APPLY_KIND_DELETE || comp->recovered) controller_enqueue(c, comp->policy);
+    if (comp->kind == APPLY_KIND_DELETE || comp->recovered) watch_map_enqueue(c, comp->policy);
     return;
   }
   if (c->stopped) return;
   /* Reconcile now: it counts the error, shows it in the status when it is
    * a refusal, and requeues the policy for when apply lets the object be
    * written again (the backoff is apply's, per object). */
-  controller_enqueue(c, comp->policy);
+  watch_map_enqueue(c, comp->policy);
 }
 
 static void count_write(struct controller *c, enum apply_kind k, const char *key, void *ud);

@@ -21,9 +21,9 @@
 #include "errors.h"
 
 /* Queues `policy` (borrowed; NULL or "" is ignored) unless stopped. */
-void controller_enqueue(struct controller *c, const char *policy);
+void watch_map_enqueue(struct controller *c, const char *policy);
 /* Queues every cached policy. */
-void controller_enqueue_all(struct controller *c);
+void watch_map_enqueue_all(struct controller *c);
 
 /* A new informer (INF_POLICY ... INF_POD) with the controller's callbacks,
  * not started; the caller owns it (informer_free). NULL on error. */

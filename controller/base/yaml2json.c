@@ -467,7 +467,8 @@ static int parse_stream(const char *data, size_t len, size_t max_bytes, json_t *
   return rc;
 }
 
-json_t *yaml_to_json_docs(const char *data, size_t len, size_t max_bytes, struct gpc_error *err) {
+json_t *yaml2json_parse_docs(const char *data, size_t len, size_t max_bytes,
+                             struct gpc_error *err) {
   json_t *docs = json_array();
   if (parse_stream(data, len, max_bytes, docs, err) != GPC_OK) {
     json_decref(docs);
@@ -476,8 +477,8 @@ json_t *yaml_to_json_docs(const char *data, size_t len, size_t max_bytes, struct
   return docs;
 }
 
-json_t *yaml_to_json(const char *data, size_t len, size_t max_bytes, struct gpc_error *err) {
-  json_t *docs = yaml_to_json_docs(data, len, max_bytes, err);
+json_t *yaml2json_parse(const char *data, size_t len, size_t max_bytes, struct gpc_error *err) {
+  json_t *docs = yaml2json_parse_docs(data, len, max_bytes, err);
   if (!docs) return NULL;
   size_t n = json_array_size(docs);
   if (n != 1) {
@@ -514,13 +515,13 @@ static char *read_capped(const char *path, size_t max, size_t *out_len, struct g
   return dynbuf_detach(&b, out_len);
 }
 
-json_t *yaml_file_to_json(const char *path, size_t max_bytes, struct gpc_error *err) {
+json_t *yaml2json_file(const char *path, size_t max_bytes, struct gpc_error *err) {
   if (!max_bytes) max_bytes = Y2J_DEFAULT_MAX;
   size_t len = 0;
   char *buf = read_capped(path, max_bytes, &len, err);
   if (!buf) return NULL;
   struct gpc_error e = {0};
-  json_t *doc = yaml_to_json(buf, len, max_bytes, &e);
+  json_t *doc = yaml2json_parse(buf, len, max_bytes, &e);
   free(buf);
   if (!doc) gpc_fail(err, e.code, "%s: %s", path, e.msg);
   return doc;
@@ -618,7 +619,7 @@ static int emit_node(yaml_emitter_t *em, const json_t *j, int depth) {
   return GPC_E_INVAL;
 }
 
-int json_to_yaml(const json_t *json, FILE *out, struct gpc_error *err) {
+int yaml2json_emit(const json_t *json, FILE *out, struct gpc_error *err) {
   yaml_emitter_t em;
   yaml_event_t ev;
   if (!yaml_emitter_initialize(&em)) return gpc_fail(err, GPC_E_IO, "YAML emitter: init failed");

@@ -8,7 +8,7 @@
  *
  * Ownership: input buffers and paths are borrowed for the call only; every
  * json_t returned is a new reference the caller decrefs; on failure NULL is
- * returned and nothing needs freeing. json_to_yaml borrows its arguments.
+ * returned and nothing needs freeing. yaml2json_emit borrows its arguments.
  */
 #ifndef GPC_YAML2JSON_H
 #define GPC_YAML2JSON_H
@@ -22,20 +22,20 @@
 /* Parses every document of the stream. Returns a new JSON array (one element
  * per non-empty document; caller owns it) or NULL with `err` set, naming the
  * line and column. */
-json_t *yaml_to_json_docs(const char *data, size_t len, size_t max_bytes, struct gpc_error *err);
+json_t *yaml2json_parse_docs(const char *data, size_t len, size_t max_bytes, struct gpc_error *err);
 
 /* Parses a stream that must hold exactly one document. Returns a new
  * reference (caller decrefs), or NULL with err set. */
-json_t *yaml_to_json(const char *data, size_t len, size_t max_bytes, struct gpc_error *err);
+json_t *yaml2json_parse(const char *data, size_t len, size_t max_bytes, struct gpc_error *err);
 
 /* Reads a whole file (capped at max_bytes, 0 = 8 MiB) and parses one
  * document. Returns a new reference (caller decrefs), or NULL with err set
  * naming the path. */
-json_t *yaml_file_to_json(const char *path, size_t max_bytes, struct gpc_error *err);
+json_t *yaml2json_file(const char *path, size_t max_bytes, struct gpc_error *err);
 
 /* Emits `json` as a YAML document to `out` (block style, keys in object
  * order, strings quoted when a plain scalar would change type).
  * Returns GPC_OK or GPC_E_IO. */
-int json_to_yaml(const json_t *json, FILE *out, struct gpc_error *err);
+int yaml2json_emit(const json_t *json, FILE *out, struct gpc_error *err);
 
 #endif

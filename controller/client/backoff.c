@@ -33,7 +33,7 @@ uint64_t backoff_seed(void) {
   return s ? s : 1;
 }
 
-static void refill(struct token_bucket *b, uint64_t now_ms) {
+static void refill(struct backoff_bucket *b, uint64_t now_ms) {
   if (now_ms > b->last_ms) {
     b->tokens += (double)(now_ms - b->last_ms) * b->qps / 1000.0;
     if (b->tokens > b->burst) b->tokens = b->burst;
@@ -41,14 +41,14 @@ static void refill(struct token_bucket *b, uint64_t now_ms) {
   }
 }
 
-void token_bucket_init(struct token_bucket *b, double qps, int burst, uint64_t now_ms) {
+void backoff_bucket_init(struct backoff_bucket *b, double qps, int burst, uint64_t now_ms) {
   b->qps = qps;
   b->burst = burst < 1 ? 1 : burst;
   b->tokens = b->burst;
   b->last_ms = now_ms;
 }
 
-bool token_bucket_take(struct token_bucket *b, uint64_t now_ms) {
+bool backoff_bucket_take(struct backoff_bucket *b, uint64_t now_ms) {
   if (b->qps <= 0) return true;
   refill(b, now_ms);
   if (b->tokens < 1.0) return false;
@@ -56,7 +56,7 @@ bool token_bucket_take(struct token_bucket *b, uint64_t now_ms) {
   return true;
 }
 
-uint64_t token_bucket_wait_ms(struct token_bucket *b, uint64_t now_ms) {
+uint64_t backoff_bucket_wait_ms(struct backoff_bucket *b, uint64_t now_ms) {
   if (b->qps <= 0) return 0;
   refill(b, now_ms);
   if (b->tokens >= 1.0) return 0;

@@ -24,17 +24,17 @@ uint64_t backoff_seed(void);
 /* Token bucket as in client-go's flowcontrol (golang.org/x/time/rate):
  * starts full with `burst` tokens, refills at `qps` per second up to `burst`.
  * qps <= 0 disables limiting (take always succeeds). */
-struct token_bucket {
+struct backoff_bucket {
   double qps;
   double burst;
   double tokens;
   uint64_t last_ms;
 };
 
-void token_bucket_init(struct token_bucket *b, double qps, int burst, uint64_t now_ms);
+void backoff_bucket_init(struct backoff_bucket *b, double qps, int burst, uint64_t now_ms);
 /* Takes one token if available at now_ms. */
-bool token_bucket_take(struct token_bucket *b, uint64_t now_ms);
+bool backoff_bucket_take(struct backoff_bucket *b, uint64_t now_ms);
 /* Milliseconds until one token is available (0 when one is now). */
-uint64_t token_bucket_wait_ms(struct token_bucket *b, uint64_t now_ms);
+uint64_t backoff_bucket_wait_ms(struct backoff_bucket *b, uint64_t now_ms);
 
 #endif

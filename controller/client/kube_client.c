@@ -36,8 +36,8 @@ struct call {
   const char *content_type;
   long timeout_ms;
   long watch_timeout_s;
-  kube_done_cb done;
-  kube_chunk_cb chunk;
+  kube_client_done_cb done;
+  kube_client_chunk_cb chunk;
   void *ud;
 
   CURL *easy;
@@ -64,7 +64,7 @@ struct kube_client {
   uint64_t kick_timer;
   uint64_t next_id;
   uint64_t rng;
-  struct token_bucket bucket;
+  struct backoff_bucket bucket;
   struct call *calls;
   struct call *qhead, *qtail;
   int in_curl_cb; /* >0 while inside curl_multi_socket_action */
@@ -334,7 +334,7 @@ static void start_call(struct kube_client *c, struct call *k) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, k);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, k);
-  const char *method = kube_verb_method(k->kind.verb);
+  const char *method = kube_request_verb_method(k->kind.verb);
   if (strcmp(method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   if (k->body) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)k->body_len);
@@ -366,9 +366,9 @@ static void pump(struct gpc_loop *loop, uint64_t id, void *ud) {
   }
   while (c->qhead) {
     uint64_t now = gpc_loop_now_ms();
-    if (!token_bucket_take(&c->bucket, now)) {
+    if (!backoff_bucket_take(&c->bucket, now)) {
       c->stats.throttled++;
-      kick(c, token_bucket_wait_ms(&c->bucket, now));
+      kick(c, backoff_bucket_wait_ms(&c->bucket, now));
       return;
     }
     struct call *k = c->qhead;
@@ -425,7 +425,7 @@ static void schedule_retry(struct kube_client *c, struct call *k, long code, lon
     delay = backoff_delay_ms(c->cfg.retry_base_ms, c->cfg.retry_cap_ms, (unsigned)k->attempts - 1,
                              backoff_rand(&c->rng));
   }
-  log_warn(COMP, "retrying request", KV_S("method", kube_verb_method(k->kind.verb)),
+  log_warn(COMP, "retrying request", KV_S("method", kube_request_verb_method(k->kind.verb)),
            KV_S("url", k->url), KV_I("code", code), KV_I("attempt", k->attempts),
            KV_I("delay_ms", delay));
   c->stats.retries++;
@@ -484,7 +484,8 @@ static void finish_call(struct kube_client *c, struct call *k, CURLcode res) {
     call_free(c, k);
     return;
   }
-  if (c->cfg.observe) c->cfg.observe(kube_verb_method(k->kind.verb), code, secs, c->cfg.observe_ud);
+  if (c->cfg.observe)
+    c->cfg.observe(kube_request_verb_method(k->kind.verb), code, secs, c->cfg.observe_ud);
 
   if (res == CURLE_WRITE_ERROR && k->too_large) {
     char msg[128];
@@ -503,7 +504,7 @@ static void finish_call(struct kube_client *c, struct call *k, CURLcode res) {
      * informer resumes it. Anything else had no usable response. */
     bool got_stream = k->streaming;
     if (!got_stream && curl_retryable(res) &&
-        kube_should_retry(&k->kind, 0, k->attempts, c->cfg.max_attempts)) {
+        kube_request_should_retry(&k->kind, 0, k->attempts, c->cfg.max_attempts)) {
       schedule_retry(c, k, 0, 0);
       return;
     }
@@ -532,14 +533,14 @@ static void finish_call(struct kube_client *c, struct call *k, CURLcode res) {
   struct kube_status st;
   kube_status_parse(&st, dynbuf_ptr(&k->resp), dynbuf_len(&k->resp), code);
   long ra = k->retry_after_s ? k->retry_after_s : st.retry_after_seconds;
-  if (kube_should_retry(&k->kind, code, k->attempts, c->cfg.max_attempts)) {
+  if (kube_request_should_retry(&k->kind, code, k->attempts, c->cfg.max_attempts)) {
     kube_status_release(&st);
     schedule_retry(c, k, code, ra);
     return;
   }
   char msg[GPC_ERROR_MSG_MAX];
-  snprintf(msg, sizeof msg, "%s %ld %s: %s", kube_verb_method(k->kind.verb), code, st.reason,
-           st.message);
+  snprintf(msg, sizeof msg, "%s %ld %s: %s", kube_request_verb_method(k->kind.verb), code,
+           st.reason, st.message);
   deliver(c, k, kube_status_err(&st), code, &st, msg, secs);
   kube_status_release(&st);
 }
@@ -594,7 +595,7 @@ struct kube_client *kube_client_new(struct gpc_loop *loop, const struct kube_cli
   c->user_agent = cfg->user_agent ? gpc_strdup(cfg->user_agent)
                                   : gpc_strdup("gpu-policy-controller/" GPC_VERSION);
   c->rng = backoff_seed();
-  token_bucket_init(&c->bucket, c->cfg.qps, c->cfg.burst, gpc_loop_now_ms());
+  backoff_bucket_init(&c->bucket, c->cfg.qps, c->cfg.burst, gpc_loop_now_ms());
   c->multi = curl_multi_init();
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
@@ -620,11 +621,11 @@ void kube_client_free(struct kube_client *c) {
 }
 
 uint64_t kube_client_submit(struct kube_client *c, const struct kube_request *req,
-                            kube_done_cb done, kube_chunk_cb chunk, void *ud,
+                            kube_client_done_cb done, kube_client_chunk_cb chunk, void *ud,
                             struct gpc_error *err) {
   if (!done || (req->verb == KUBE_WATCH && !chunk)) {
-    gpc_fail(err, GPC_E_INVAL, "kube_client: %s needs a done%s callback", kube_verb_name(req->verb),
-             req->verb == KUBE_WATCH ? " and a chunk" : "");
+    gpc_fail(err, GPC_E_INVAL, "kube_client: %s needs a done%s callback",
+             kube_request_verb_name(req->verb), req->verb == KUBE_WATCH ? " and a chunk" : "");
     return 0;
   }
   if (c->fail_count) {
@@ -650,8 +651,8 @@ uint64_t kube_client_submit(struct kube_client *c, const struct kube_request *re
     k->body[req->body_len] = 0;
     k->body_len = req->body_len;
   }
-  k->content_type =
-      req->verb == KUBE_PATCH ? kube_patch_content_type(req->patch_type) : "application/json";
+  k->content_type = req->verb == KUBE_PATCH ? kube_request_patch_content_type(req->patch_type)
+                                            : "application/json";
   k->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : c->cfg.timeout_ms;
   k->watch_timeout_s = req->timeout_seconds;
   dynbuf_init(&k->resp, req->max_body ? req->max_body : c->cfg.max_body);

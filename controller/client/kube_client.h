@@ -13,7 +13,7 @@
  *    watches included (as client-go); requests wait in FIFO order;
  *  - retries with jittered exponential backoff (Retry-After honoured) for
  *    429, 5xx and connection errors, for idempotent requests only
- *    (kube_should_retry), up to max_attempts;
+ *    (kube_request_should_retry), up to max_attempts;
  *  - per-request timeouts (default 30 s); watches instead get
  *    timeoutSeconds + watch_margin_s when timeoutSeconds is set;
  *  - a response body cap (default 64 MiB) → GPC_E_TOO_LARGE, not a crash;
@@ -46,7 +46,7 @@ struct kube_client;
 
 /* Per-attempt observer for metrics (rest_client_requests_total{code,method}):
  * method is "GET", "POST", ...; code is the HTTP code, 0 when no response. */
-typedef void (*kube_observe_cb)(const char *method, long code, double seconds, void *ud);
+typedef void (*kube_client_observe_cb)(const char *method, long code, double seconds, void *ud);
 
 struct kube_client_config {
   struct kubeconfig *kc;     /* required; borrowed */
@@ -60,7 +60,7 @@ struct kube_client_config {
   long max_host_connections; /* 0 = 32 (watches each hold one on HTTP/1.1) */
   long watch_margin_s;       /* 0 = 30 */
   const char *user_agent;    /* NULL = "gpu-policy-controller/<version>" */
-  kube_observe_cb observe;
+  kube_client_observe_cb observe;
   void *observe_ud;
 };
 
@@ -79,7 +79,8 @@ struct kube_response {
 };
 
 /* Called exactly once per submitted request unless it is cancelled. */
-typedef void (*kube_done_cb)(struct kube_client *c, const struct kube_response *resp, void *ud);
+typedef void (*kube_client_done_cb)(struct kube_client *c, const struct kube_response *resp,
+                                    void *ud);
 /* Streams a 2xx response body: called with each piece as it arrives (not
  * aligned to events or items; feed a watch_decoder or list_decoder). Then
  * resp->body in the done callback is empty and max_body does not apply (the
@@ -87,7 +88,7 @@ typedef void (*kube_done_cb)(struct kube_client *c, const struct kube_response *
  * Return 0 to continue, non-zero to abort the transfer; the done callback
  * then gets rc = GPC_E_CANCELLED. A streamed response that fails midway is
  * not retried (part of it was delivered). */
-typedef int (*kube_chunk_cb)(struct kube_client *c, const char *data, size_t len, void *ud);
+typedef int (*kube_client_chunk_cb)(struct kube_client *c, const char *data, size_t len, void *ud);
 
 struct kube_client_stats {
   uint64_t submitted;
@@ -112,7 +113,7 @@ void kube_client_free(struct kube_client *c);
  * and optional otherwise. Returns a non-zero id for kube_client_cancel, or 0
  * with err set when the request is invalid (no callback is called then). */
 uint64_t kube_client_submit(struct kube_client *c, const struct kube_request *req,
-                            kube_done_cb done, kube_chunk_cb chunk, void *ud,
+                            kube_client_done_cb done, kube_client_chunk_cb chunk, void *ud,
                             struct gpc_error *err);
 /* Cancels a request that has not completed: its callbacks are not called
  * again. Returns false when the id is unknown or already delivered. */

@@ -15,15 +15,15 @@ static const char *const verb_methods[] = {KUBE_VERB_MAP(VERB_METHOD_)};
 #undef VERB_METHOD_
 #define N_VERBS (sizeof verb_names / sizeof verb_names[0])
 
-const char *kube_verb_method(enum kube_verb v) {
+const char *kube_request_verb_method(enum kube_verb v) {
   return (unsigned)v < N_VERBS ? verb_methods[v] : "GET";
 }
 
-const char *kube_verb_name(enum kube_verb v) {
+const char *kube_request_verb_name(enum kube_verb v) {
   return (unsigned)v < N_VERBS ? verb_names[v] : "unknown";
 }
 
-const char *kube_patch_content_type(enum kube_patch_type t) {
+const char *kube_request_patch_content_type(enum kube_patch_type t) {
   switch (t) {
   case KUBE_PATCH_JSON:
     return "application/json-patch+json";
@@ -44,7 +44,7 @@ static void sb_add(struct dynbuf *b, const char *s) {
 }
 
 static void sb_seg(struct dynbuf *b, const char *seg) {
-  char *e = kube_path_escape(seg);
+  char *e = urlesc_path(seg);
   sb_add(b, "/");
   sb_add(b, e);
   free(e);
@@ -55,7 +55,7 @@ static void sb_param(struct dynbuf *b, bool *first, const char *key, const char 
   *first = false;
   sb_add(b, key);
   sb_add(b, "=");
-  char *e = kube_query_escape(val);
+  char *e = urlesc_query(val);
   sb_add(b, e);
   free(e);
 }
@@ -124,7 +124,7 @@ static int check_request(const struct kube_request *r, struct gpc_error *err) {
                     r->verb == KUBE_DELETE;
   if (needs_name && (!r->name || !*r->name))
     return gpc_fail(err, GPC_E_INVAL, "kube_request: name is required for %s",
-                    kube_verb_name(r->verb));
+                    kube_request_verb_name(r->verb));
   if (r->subresource && *r->subresource && (!r->name || !*r->name))
     return gpc_fail(err, GPC_E_INVAL, "kube_request: subresource \"%s\" needs a name",
                     r->subresource);
@@ -179,8 +179,8 @@ bool kube_request_idempotent(const struct kube_request *r) {
   return false;
 }
 
-bool kube_should_retry(const struct kube_request *r, long http_code, int attempt,
-                       int max_attempts) {
+bool kube_request_should_retry(const struct kube_request *r, long http_code, int attempt,
+                               int max_attempts) {
   if (attempt >= max_attempts || !kube_request_idempotent(r)) return false;
   if (http_code == 0 || http_code == 429) return true;
   return http_code >= 500 && http_code != 501;

@@ -73,14 +73,14 @@ struct kube_request {
 };
 
 /* "GET", "POST", "PUT", "PATCH", "DELETE" (LIST and WATCH are GETs). */
-const char *kube_verb_method(enum kube_verb v);
+const char *kube_request_verb_method(enum kube_verb v);
 /* "get", "list", ... for logs. */
-const char *kube_verb_name(enum kube_verb v);
-const char *kube_patch_content_type(enum kube_patch_type t);
+const char *kube_request_verb_name(enum kube_verb v);
+const char *kube_request_patch_content_type(enum kube_patch_type t);
 
 /* Builds server + path + query. `server` is "https://host:port" (a trailing
- * slash is tolerated). Path segments go through kube_path_escape and query
- * values through kube_query_escape (urlesc.h), so selectors like
+ * slash is tolerated). Path segments go through urlesc_path and query
+ * values through urlesc_query (urlesc.h), so selectors like
  * "a in (x,y)" cannot break the URL. Names and namespaces are checked as
  * client-go's IsValidPathSegmentName does before anything is built: ".",
  * ".." and any segment containing '/' or '%' are refused (escaping cannot
@@ -100,7 +100,7 @@ bool kube_request_idempotent(const struct kube_request *req);
  * (connection refused/reset, timeout). Retries: 429, 5xx except 501, and
  * connection errors, for idempotent requests, while attempt < max_attempts
  * (attempt counts from 1). */
-bool kube_should_retry(const struct kube_request *req, long http_code, int attempt,
-                       int max_attempts);
+bool kube_request_should_retry(const struct kube_request *req, long http_code, int attempt,
+                               int max_attempts);
 
 #endif

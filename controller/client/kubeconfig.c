@@ -335,7 +335,7 @@ static int load_doc(struct kubeconfig *kc, const json_t *doc, const char *contex
 int kubeconfig_load_mem(struct kubeconfig *kc, const char *data, size_t len, const char *context,
                         const char *base_dir, struct gpc_error *err) {
   memset(kc, 0, sizeof *kc);
-  json_t *doc = yaml_to_json(data, len, KC_MAX_FILE, err);
+  json_t *doc = yaml2json_parse(data, len, KC_MAX_FILE, err);
   if (!doc) return err ? err->code : GPC_E_INVAL;
   int rc = load_doc(kc, doc, context, base_dir, err);
   json_cleanse(doc);

@@ -142,7 +142,7 @@ bool leader_sm_check_deadline(struct leader_sm *sm, uint64_t now_ms) {
   return true;
 }
 
-char *leader_microtime(int64_t wall_us, char *buf, size_t size) {
+char *leader_sm_microtime(int64_t wall_us, char *buf, size_t size) {
   time_t secs = (time_t)(wall_us / 1000000);
   long us = (long)(wall_us % 1000000);
   if (us < 0) {
@@ -160,7 +160,7 @@ char *leader_microtime(int64_t wall_us, char *buf, size_t size) {
 char *leader_sm_body(const struct leader_sm *sm, enum leader_step step, bool release,
                      int64_t wall_us) {
   char now[40];
-  leader_microtime(wall_us, now, sizeof now);
+  leader_sm_microtime(wall_us, now, sizeof now);
   json_t *obj;
   if (step == LEADER_STEP_UPDATE && sm->observed_obj) {
     obj = json_deep_copy(sm->observed_obj);

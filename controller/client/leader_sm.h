@@ -91,7 +91,7 @@ char *leader_sm_body(const struct leader_sm *sm, enum leader_step step, bool rel
 
 /* MicroTime "2026-11-28T20:01:02.123456Z" into buf (>= 32 bytes); returns
  * buf. */
-char *leader_microtime(int64_t wall_us, char *buf, size_t size);
+char *leader_sm_microtime(int64_t wall_us, char *buf, size_t size);
 /* The holder the cache last saw ("" when none or never observed). Borrowed:
  * owned by sm, valid until its next observation or leader_sm_release. */
 const char *leader_sm_holder(const struct leader_sm *sm);

@@ -75,8 +75,8 @@ static bool track_string(struct list_decoder *d, char c) {
   return true;
 }
 
-static int emit_item(struct list_decoder *d, list_item_cb cb, void *ud, struct gpc_error *err,
-                     size_t off) {
+static int emit_item(struct list_decoder *d, list_decoder_item_cb cb, void *ud,
+                     struct gpc_error *err, size_t off) {
   json_error_t jerr;
   json_t *item = json_loadb(dynbuf_ptr(&d->item), dynbuf_len(&d->item), 0, &jerr);
   /* Large pages leave a large buffer behind; give it back between items. */
@@ -93,7 +93,7 @@ static int emit_item(struct list_decoder *d, list_item_cb cb, void *ud, struct g
 }
 
 /* One byte of an item. */
-static int feed_item(struct list_decoder *d, char c, list_item_cb cb, void *ud,
+static int feed_item(struct list_decoder *d, char c, list_decoder_item_cb cb, void *ud,
                      struct gpc_error *err, size_t off) {
   if (dynbuf_addc(&d->item, c) != GPC_OK)
     return fail(d, err, GPC_E_TOO_LARGE, "item over the size limit", off);
@@ -174,7 +174,7 @@ static int feed_skeleton(struct list_decoder *d, char c, struct gpc_error *err, 
   return GPC_OK;
 }
 
-int list_decoder_feed(struct list_decoder *d, const char *data, size_t len, list_item_cb cb,
+int list_decoder_feed(struct list_decoder *d, const char *data, size_t len, list_decoder_item_cb cb,
                       void *ud, struct gpc_error *err) {
   if (d->failed) return gpc_fail(err, d->failed, "list body: decoder already failed");
   for (size_t i = 0; i < len; i++) {

@@ -27,7 +27,7 @@
 
 /* item is borrowed: valid during the call only (json_incref to keep).
  * Return 0 to go on, non-zero to stop (feed returns GPC_E_CANCELLED). */
-typedef int (*list_item_cb)(const json_t *item, void *ud);
+typedef int (*list_decoder_item_cb)(const json_t *item, void *ud);
 
 struct list_decoder;
 
@@ -35,7 +35,7 @@ struct list_decoder;
 struct list_decoder *list_decoder_new(size_t max_item, size_t max_skeleton);
 void list_decoder_free(struct list_decoder *d);
 
-int list_decoder_feed(struct list_decoder *d, const char *data, size_t len, list_item_cb cb,
+int list_decoder_feed(struct list_decoder *d, const char *data, size_t len, list_decoder_item_cb cb,
                       void *ud, struct gpc_error *err);
 /* After the last byte: the top-level object with "items": [] (a new
  * reference), or NULL with err when the body was incomplete or malformed. */

@@ -28,10 +28,10 @@ static char *escape(const char *s, const char *also_keep) {
   return out;
 }
 
-char *kube_query_escape(const char *s) {
+char *urlesc_query(const char *s) {
   return escape(s, "");
 }
 
-char *kube_path_escape(const char *s) {
+char *urlesc_path(const char *s) {
   return escape(s, ":@");
 }

@@ -10,12 +10,12 @@
 /* Query parameter values (labelSelector, fieldSelector, continue tokens):
  * RFC 3986 unreserved characters (A-Z a-z 0-9 - . _ ~) are kept, every other
  * byte becomes %XX, so "a in (b,c)" -> "a%20in%20%28b%2Cc%29". */
-char *kube_query_escape(const char *s);
+char *urlesc_query(const char *s);
 
 /* One path segment (an object name or namespace): unreserved characters
  * plus ':' and '@' (pchar characters that appear in names such as
  * "system:controller:x") are kept; '/', '?', '#', '%', spaces and all
  * other bytes become %XX, so a name can never add a path segment. */
-char *kube_path_escape(const char *s);
+char *urlesc_path(const char *s);
 
 #endif

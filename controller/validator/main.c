@@ -403,7 +403,7 @@ static int probe(const struct cli *cli) {
 static void write_termination_log(const struct cli *cli, const struct val_report *r) {
   if (r->exit_code == VAL_OK || !cli->termination_log) return;
   struct gpc_error err = {0};
-  if (termlog_write(cli->termination_log, r->reason, &err) != GPC_OK) {
+  if (statefile_termlog_write(cli->termination_log, r->reason, &err) != GPC_OK) {
     /* A full or read-only disk must not hide the outcome: it is still on
      * stdout and in the exit code. */
     log_error("validator", "cannot write termination log", KV_S("error", err.msg));

@@ -84,7 +84,7 @@ int statefile_probe(const char *path, struct gpc_error *why) {
   return rc;
 }
 
-int termlog_write(const char *path, const char *reason, struct gpc_error *err) {
+int statefile_termlog_write(const char *path, const char *reason, struct gpc_error *err) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return gpc_fail(err, GPC_E_IO, "termination log %s: %s", path, strerror(errno));
   int rc = GPC_OK;

@@ -27,6 +27,6 @@ int statefile_write(const char *path, const json_t *report, struct gpc_error *er
 int statefile_probe(const char *path, struct gpc_error *why);
 
 /* Writes `reason` and a newline to the termination log (truncating it). */
-int termlog_write(const char *path, const char *reason, struct gpc_error *err);
+int statefile_termlog_write(const char *path, const char *reason, struct gpc_error *err);
 
 #endif

@@ -1,5 +1,5 @@
 /* fuzz_yaml2json.c — YAML to JSON must fail cleanly on anything, and every
- * document it accepts must survive json_to_yaml and parse back equal. */
+ * document it accepts must survive yaml2json_emit and parse back equal. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static int init;
   if (!init) gpc_alloc_init(), init = 1;
   struct gpc_error err;
-  json_t *docs = yaml_to_json_docs((const char *)data, size, 64 * 1024, &err);
+  json_t *docs = yaml2json_parse_docs((const char *)data, size, 64 * 1024, &err);
   if (!docs) return 0;
   size_t i;
   json_t *doc;
@@ -19,10 +19,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    int rc = json_to_yaml(doc, f, &err);
+    int rc = yaml2json_emit(doc, f, &err);
     fclose(f);
     if (rc != GPC_OK) abort();
-    json_t *back = yaml_to_json(buf, len, 0, &err);
+    json_t *back = yaml2json_parse(buf, len, 0, &err);
     if (!back && !json_is_null(doc)) {
       fprintf(stderr, "re-parse failed: %s\n%s\n", err.msg, buf);
       abort();

@@ -144,7 +144,7 @@ CONDITION_TYPES = {"Ready", "Reconciling", "Stalled", "NodeConflict"}
 def code_condition_reasons():
     """Reasons the controller writes into conditions: every CamelCase literal status.c uses (its
     condition types and statuses aside) and the reasons reconcile.c hands to status_stalled()."""
-    status = read("controller/status.c")
+    status = read("controller/domain/status.c")
     reasons = set(re.findall(r'"([A-Z][A-Za-z]+)"', status))
     reasons |= set(re.findall(r'status_stalled\([^;]*?"([A-Z][A-Za-z]+)"', read("controller/reconcile.c"), re.S))
     return reasons - CONDITION_TYPES - {"True", "False", "Unknown"}

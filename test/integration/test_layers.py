@@ -12,6 +12,10 @@ CTRL = os.path.join(ROOT, "controller")
 ALLOWED = {
     "base": set(),
     "client": {"base"},
+    "domain": {"base"},
+    "cmd": {"base", "client", "domain"},
+    ".": {"base", "client", "domain", "cmd"},
+    "validator": {"base", "client"},
 }
 
 
@@ -27,6 +31,7 @@ def test_every_include_stays_within_its_layer():
                 owner[h] = folder
     for h in headers_in(""):
         owner[h] = "."
+    # The controller's own files (.) may use a command only from main.c, which dispatches to them.
     bad = []
     for folder, allowed in ALLOWED.items():
         files = glob.glob(os.path.join(CTRL, folder, "*.[ch]"))
@@ -37,6 +42,8 @@ def test_every_include_stays_within_its_layer():
                     where = owner.get(os.path.basename(inc))
                     if where is None:
                         bad.append("%s: %s is no project header" % (os.path.relpath(path, ROOT), inc))
+                    elif where == "cmd" and folder == "." and os.path.basename(path) != "main.c":
+                        bad.append("%s includes the command header %s" % (os.path.relpath(path, ROOT), inc))
                     elif where != folder and where not in allowed:
                         bad.append("%s includes %s (%s/)" % (os.path.relpath(path, ROOT), inc, where))
     assert not bad, "\n".join(bad)
@@ -49,3 +56,29 @@ def test_each_layer_folder_has_a_readme_naming_every_file():
         for path in glob.glob(os.path.join(CTRL, folder, "*.[ch]")):
             stem = os.path.splitext(os.path.basename(path))[0]
             assert "`%s`" % stem in text or "`%s" % os.path.basename(path) in text, (folder, stem)
+
+
+# The project's shared vocabulary (docs/CODING_STYLE.md "One prefix rule"): these may export gpc_* names.
+VOCABULARY = {"model", "policy", "policy_fields", "embedded", "alloc", "errors", "log", "xmacro"}
+
+
+def exported_functions(header):
+    with open(header) as f:
+        text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
+    text = re.sub(r"^#.*$", "", text, flags=re.M)
+    names = re.findall(r"^(?!typedef|struct\s+\w+\s*\{|enum|static)[A-Za-z_][\w \t\*]*?\b(\w+)\s*\(", text, re.M)
+    names += re.findall(r"typedef[^;]*?\(\s*\*\s*(\w+)\s*\)", text)
+    return set(names)
+
+
+def test_exported_functions_carry_their_files_prefix():
+    bad = []
+    for header in glob.glob(os.path.join(CTRL, "**", "*.h"), recursive=True):
+        stem = os.path.basename(header)[:-2]
+        for name in exported_functions(header):
+            if name.startswith(stem + "_") or name.startswith("gpc_" + stem + "_") or name == stem or name.isupper():
+                continue
+            if (name.startswith("gpc_") and stem in VOCABULARY) or (stem == "log" and name.startswith("log_")):
+                continue
+            bad.append("%s: %s" % (os.path.relpath(header, ROOT), name))
+    assert not bad, "\n".join(sorted(bad))

@@ -12,7 +12,7 @@
  *                  [--exit-after-events N] [--project rv|node]
  *                  [--fail-submits SKIP,COUNT]
  *
- * --project node caches project.h's struct gpc_node (what the controller
+ * --project node caches decode.h's struct gpc_node (what the controller
  * keeps) instead of just the resourceVersion; the synced and final lines
  * then also carry rss_kb/hwm_kb (VmRSS/VmHWM) for the memory benchmark.
  *
@@ -34,7 +34,7 @@
 #include "informer.h"
 #include "kube_client.h"
 #include "log.h"
-#include "project.h"
+#include "decode.h"
 
 struct proj {
   char *rv;
@@ -54,7 +54,7 @@ struct probe {
 };
 
 static void *project(const json_t *obj, void *ud) {
-  if (((struct probe *)ud)->node) return project_node_new(obj);
+  if (((struct probe *)ud)->node) return decode_node_new(obj);
   struct proj *p = gpc_calloc(1, sizeof *p);
   const char *rv =
       json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
@@ -64,7 +64,7 @@ static void *project(const json_t *obj, void *ud) {
 
 static void free_proj(void *proj, void *ud) {
   if (((struct probe *)ud)->node) {
-    project_node_free(proj);
+    decode_node_free(proj);
     return;
   }
   struct proj *p = proj;

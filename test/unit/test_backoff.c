@@ -47,31 +47,31 @@ static void test_rand_range(void **state) {
 
 static void test_token_bucket(void **state) {
   (void)state;
-  struct token_bucket b;
-  token_bucket_init(&b, 50, 100, 1000);
+  struct backoff_bucket b;
+  backoff_bucket_init(&b, 50, 100, 1000);
   /* starts full: a burst of 100, then empty */
   for (int i = 0; i < 100; i++)
-    assert_true(token_bucket_take(&b, 1000));
-  assert_false(token_bucket_take(&b, 1000));
+    assert_true(backoff_bucket_take(&b, 1000));
+  assert_false(backoff_bucket_take(&b, 1000));
   /* 50 qps: one token every 20 ms */
-  assert_int_equal(token_bucket_wait_ms(&b, 1000), 20);
-  assert_int_equal(token_bucket_wait_ms(&b, 1010), 10);
-  assert_false(token_bucket_take(&b, 1019));
-  assert_true(token_bucket_take(&b, 1020));
-  assert_false(token_bucket_take(&b, 1020));
+  assert_int_equal(backoff_bucket_wait_ms(&b, 1000), 20);
+  assert_int_equal(backoff_bucket_wait_ms(&b, 1010), 10);
+  assert_false(backoff_bucket_take(&b, 1019));
+  assert_true(backoff_bucket_take(&b, 1020));
+  assert_false(backoff_bucket_take(&b, 1020));
   /* refill caps at burst */
-  assert_int_equal(token_bucket_wait_ms(&b, 1000000), 0);
+  assert_int_equal(backoff_bucket_wait_ms(&b, 1000000), 0);
   int n = 0;
-  while (token_bucket_take(&b, 1000000))
+  while (backoff_bucket_take(&b, 1000000))
     n++;
   assert_int_equal(n, 100);
   /* a clock that goes backwards does not mint tokens */
-  assert_false(token_bucket_take(&b, 5));
+  assert_false(backoff_bucket_take(&b, 5));
   /* qps <= 0: unlimited */
-  token_bucket_init(&b, 0, 1, 0);
+  backoff_bucket_init(&b, 0, 1, 0);
   for (int i = 0; i < 1000; i++)
-    assert_true(token_bucket_take(&b, 0));
-  assert_int_equal(token_bucket_wait_ms(&b, 0), 0);
+    assert_true(backoff_bucket_take(&b, 0));
+  assert_int_equal(backoff_bucket_wait_ms(&b, 0), 0);
 }
 
 int main(void) {

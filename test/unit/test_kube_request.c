@@ -170,13 +170,16 @@ static void test_escape(void **state) {
 
 static void test_methods(void **state) {
   (void)state;
-  assert_string_equal(kube_verb_method(KUBE_WATCH), "GET");
-  assert_string_equal(kube_verb_method(KUBE_CREATE), "POST");
-  assert_string_equal(kube_verb_method(KUBE_UPDATE), "PUT");
-  assert_string_equal(kube_patch_content_type(KUBE_PATCH_APPLY), "application/apply-patch+yaml");
-  assert_string_equal(kube_patch_content_type(KUBE_PATCH_MERGE), "application/merge-patch+json");
-  assert_string_equal(kube_patch_content_type(KUBE_PATCH_JSON), "application/json-patch+json");
-  assert_string_equal(kube_patch_content_type(KUBE_PATCH_STRATEGIC),
+  assert_string_equal(kube_request_verb_method(KUBE_WATCH), "GET");
+  assert_string_equal(kube_request_verb_method(KUBE_CREATE), "POST");
+  assert_string_equal(kube_request_verb_method(KUBE_UPDATE), "PUT");
+  assert_string_equal(kube_request_patch_content_type(KUBE_PATCH_APPLY),
+                      "application/apply-patch+yaml");
+  assert_string_equal(kube_request_patch_content_type(KUBE_PATCH_MERGE),
+                      "application/merge-patch+json");
+  assert_string_equal(kube_request_patch_content_type(KUBE_PATCH_JSON),
+                      "application/json-patch+json");
+  assert_string_equal(kube_request_patch_content_type(KUBE_PATCH_STRATEGIC),
                       "application/strategic-merge-patch+json");
 }
 
@@ -186,18 +189,18 @@ static void test_retry(void **state) {
                       merge = {.verb = KUBE_PATCH, .patch_type = KUBE_PATCH_MERGE},
                       apply = {.verb = KUBE_PATCH, .patch_type = KUBE_PATCH_APPLY},
                       watch = {.verb = KUBE_WATCH};
-  assert_true(kube_should_retry(&get, 429, 1, 5));
-  assert_true(kube_should_retry(&get, 500, 1, 5));
-  assert_true(kube_should_retry(&get, 503, 4, 5));
-  assert_true(kube_should_retry(&get, 0, 1, 5));    /* connection error */
-  assert_false(kube_should_retry(&get, 503, 5, 5)); /* attempts exhausted */
-  assert_false(kube_should_retry(&get, 501, 1, 5));
-  assert_false(kube_should_retry(&get, 404, 1, 5));
-  assert_false(kube_should_retry(&get, 409, 1, 5));
-  assert_false(kube_should_retry(&create, 500, 1, 5));
-  assert_false(kube_should_retry(&merge, 429, 1, 5));
-  assert_true(kube_should_retry(&apply, 429, 1, 5));
-  assert_false(kube_should_retry(&watch, 500, 1, 5));
+  assert_true(kube_request_should_retry(&get, 429, 1, 5));
+  assert_true(kube_request_should_retry(&get, 500, 1, 5));
+  assert_true(kube_request_should_retry(&get, 503, 4, 5));
+  assert_true(kube_request_should_retry(&get, 0, 1, 5));    /* connection error */
+  assert_false(kube_request_should_retry(&get, 503, 5, 5)); /* attempts exhausted */
+  assert_false(kube_request_should_retry(&get, 501, 1, 5));
+  assert_false(kube_request_should_retry(&get, 404, 1, 5));
+  assert_false(kube_request_should_retry(&get, 409, 1, 5));
+  assert_false(kube_request_should_retry(&create, 500, 1, 5));
+  assert_false(kube_request_should_retry(&merge, 429, 1, 5));
+  assert_true(kube_request_should_retry(&apply, 429, 1, 5));
+  assert_false(kube_request_should_retry(&watch, 500, 1, 5));
 }
 
 static void test_status_parse(void **state) {

@@ -45,9 +45,9 @@ static long iget(json_t *spec, const char *k) {
 static void test_microtime(void **state) {
   (void)state;
   char b[40];
-  assert_string_equal(leader_microtime(0, b, sizeof b), "1970-01-01T00:00:00.000000Z");
-  assert_string_equal(leader_microtime(T0, b, sizeof b), "2026-11-28T20:01:02.123456Z");
-  assert_string_equal(leader_microtime(T0 - 123456 + 7, b, sizeof b),
+  assert_string_equal(leader_sm_microtime(0, b, sizeof b), "1970-01-01T00:00:00.000000Z");
+  assert_string_equal(leader_sm_microtime(T0, b, sizeof b), "2026-11-28T20:01:02.123456Z");
+  assert_string_equal(leader_sm_microtime(T0 - 123456 + 7, b, sizeof b),
                       "2026-11-28T20:01:02.000007Z");
 }
 

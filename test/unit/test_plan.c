@@ -42,7 +42,7 @@ static struct gpc_policy *mk_policy(const char *name, const char *created, const
            "spec: %s\n",
            name, name, created, spec);
   struct gpc_error err = {0};
-  json_t *j = yaml_to_json(yaml, strlen(yaml), 0, &err);
+  json_t *j = yaml2json_parse(yaml, strlen(yaml), 0, &err);
   if (!j) fail_msg("yaml: %s", err.msg);
   struct gpc_policy *p = NULL;
   if (policy_from_json(j, &p, &err)) fail_msg("policy: %s", err.msg);

@@ -495,7 +495,7 @@ static void assert_same_policy(const struct gpc_policy *a, const struct gpc_poli
 static void test_defaults_match_crd(void **state) {
   (void)state;
   struct gpc_error err = {0};
-  json_t *crd = yaml_file_to_json(CRD_PATH, 0, &err);
+  json_t *crd = yaml2json_file(CRD_PATH, 0, &err);
   if (!crd) fail_msg("%s", err.msg);
   json_t *spec = json_object();
   apply_schema_defaults(spec, crd_spec_schema(crd));
@@ -522,7 +522,7 @@ static void test_patterns_match_crd(void **state) {
       GPC_PAT_INT_OR_PERCENT, GPC_PAT_QUANTITY,      GPC_PAT_DURATION,
       GPC_PAT_ENV_NAME,       GPC_PAT_DNS_SUBDOMAIN, GPC_PAT_ABS_PATH};
   struct gpc_error err = {0};
-  json_t *crd = yaml_file_to_json(CRD_PATH, 0, &err);
+  json_t *crd = yaml2json_file(CRD_PATH, 0, &err);
   if (!crd) fail_msg("%s", err.msg);
   json_t *set = json_object();
   collect_patterns(crd_spec_schema(crd), set);

@@ -37,7 +37,7 @@ static struct gpc_policy *load_policy(const char *path) {
 
 static struct gpc_policy *policy_yaml(const char *yaml) {
   struct gpc_error err = {0};
-  json_t *j = yaml_to_json(yaml, strlen(yaml), 0, &err);
+  json_t *j = yaml2json_parse(yaml, strlen(yaml), 0, &err);
   if (!j) fail_msg("yaml: %s", err.msg);
   struct gpc_policy *p = NULL;
   if (policy_from_json(j, &p, &err)) fail_msg("policy: %s", err.msg);
@@ -72,7 +72,7 @@ static char *to_yaml(const json_t *objs) {
   json_array_foreach(objs, i, o) {
 
     struct gpc_error err = {0};
-    assert_int_equal(json_to_yaml(o, f, &err), GPC_OK);
+    assert_int_equal(yaml2json_emit(o, f, &err), GPC_OK);
   }
   fclose(f);
   return buf;
@@ -111,7 +111,7 @@ static void check_golden(const char *path, const json_t *objs) {
   /* The golden YAML parses back to exactly what was rendered. */
   struct gpc_error err = {0};
   char *again = slurp(path);
-  json_t *docs = yaml_to_json_docs(again, strlen(again), 0, &err);
+  json_t *docs = yaml2json_parse_docs(again, strlen(again), 0, &err);
   assert_non_null(docs);
   assert_true(json_equal(docs, (json_t *)objs));
   json_decref(docs);

@@ -17,7 +17,7 @@
 static struct gpc_policy *mk_policy(void) {
   const char *y = "metadata: {name: gpus, uid: u, generation: 7}\nspec: {}\n";
   struct gpc_error err = {0};
-  json_t *j = yaml_to_json(y, strlen(y), 0, &err);
+  json_t *j = yaml2json_parse(y, strlen(y), 0, &err);
   struct gpc_policy *p = NULL;
   assert_int_equal(policy_from_json(j, &p, &err), GPC_OK);
   json_decref(j);

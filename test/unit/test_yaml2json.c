@@ -15,7 +15,7 @@
 
 static json_t *parse(const char *y) {
   struct gpc_error err = {0};
-  json_t *j = yaml_to_json(y, strlen(y), 0, &err);
+  json_t *j = yaml2json_parse(y, strlen(y), 0, &err);
   if (!j) fail_msg("parse failed: %s\n--\n%s", err.msg, y);
   return j;
 }
@@ -23,7 +23,7 @@ static json_t *parse(const char *y) {
 /* Parses `y`, expecting failure with `code` and `needle` in the message. */
 static void parse_fails(const char *y, int code, const char *needle) {
   struct gpc_error err = {0};
-  json_t *j = yaml_to_json(y, strlen(y), 0, &err);
+  json_t *j = yaml2json_parse(y, strlen(y), 0, &err);
   if (j) {
     char *s = json_dumps(j, JSON_ENCODE_ANY);
     json_decref(j);
@@ -95,7 +95,7 @@ static void test_multi_docs(void **state) {
   (void)state;
   const char *y = "---\na: 1\n---\n---\n# only a comment\n---\n- b\n...\n";
   struct gpc_error err = {0};
-  json_t *docs = yaml_to_json_docs(y, strlen(y), 0, &err);
+  json_t *docs = yaml2json_parse_docs(y, strlen(y), 0, &err);
   assert_non_null(docs);
   assert_int_equal(json_array_size(docs), 2); /* empty documents are skipped */
   assert_int_equal(json_integer_value(json_object_get(json_array_get(docs, 0), "a")), 1);
@@ -153,9 +153,9 @@ static void test_errors(void **state) {
   parse_fails(deep, GPC_E_TOO_LARGE, "nesting deeper");
   /* Size cap. */
   struct gpc_error err = {0};
-  assert_null(yaml_to_json("a: 12345", 8, 4, &err));
+  assert_null(yaml2json_parse("a: 12345", 8, 4, &err));
   assert_int_equal(err.code, GPC_E_TOO_LARGE);
-  assert_null(yaml_file_to_json("test/data/does-not-exist.yaml", 0, &err));
+  assert_null(yaml2json_file("test/data/does-not-exist.yaml", 0, &err));
   assert_int_equal(err.code, GPC_E_NOT_FOUND);
   assert_non_null(strstr(err.msg, "does-not-exist.yaml"));
 }
@@ -169,11 +169,11 @@ static void test_file(void **state) {
   fputs("kind: ClusterGPUPolicy\nspec:\n  x: [1]\n", f);
   fclose(f);
   struct gpc_error err = {0};
-  json_t *j = yaml_file_to_json(path, 0, &err);
+  json_t *j = yaml2json_file(path, 0, &err);
   assert_non_null(j);
   assert_string_equal(json_string_value(json_object_get(j, "kind")), "ClusterGPUPolicy");
   json_decref(j);
-  assert_null(yaml_file_to_json(path, 10, &err));
+  assert_null(yaml2json_file(path, 10, &err));
   assert_int_equal(err.code, GPC_E_TOO_LARGE);
   unlink(path);
 }
@@ -183,7 +183,7 @@ static char *to_yaml(const json_t *j) {
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   struct gpc_error err = {0};
-  assert_int_equal(json_to_yaml(j, f, &err), GPC_OK);
+  assert_int_equal(yaml2json_emit(j, f, &err), GPC_OK);
   fclose(f);
   return buf;
 }
@@ -214,7 +214,7 @@ static void test_emit_round_trip(void **state) {
   assert_non_null(strstr(y, "whole: 2.0\n"));
   assert_non_null(strstr(y, "empty: {}\n"));
   struct gpc_error err = {0};
-  json_t *back = yaml_to_json(y, strlen(y), 0, &err);
+  json_t *back = yaml2json_parse(y, strlen(y), 0, &err);
   if (!back) fail_msg("re-parse failed: %s\n%s", err.msg, y);
   if (!json_equal(orig, back)) {
     char *b = json_dumps(back, 0);
@@ -228,10 +228,10 @@ static void test_emit_round_trip(void **state) {
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   json_t *one = json_pack("{s:i}", "a", 1), *two = json_pack("[s]", "b");
-  assert_int_equal(json_to_yaml(one, f, &err), GPC_OK);
-  assert_int_equal(json_to_yaml(two, f, &err), GPC_OK);
+  assert_int_equal(yaml2json_emit(one, f, &err), GPC_OK);
+  assert_int_equal(yaml2json_emit(two, f, &err), GPC_OK);
   fclose(f);
-  json_t *docs = yaml_to_json_docs(buf, len, 0, &err);
+  json_t *docs = yaml2json_parse_docs(buf, len, 0, &err);
   assert_non_null(docs);
   assert_int_equal(json_array_size(docs), 2);
   assert_true(json_equal(json_array_get(docs, 0), one));

@@ -250,7 +250,7 @@ static void test_probe_busy_is_ready(void **state) {
 
 static void test_termlog_full_disk(void **state) {
   struct gpc_error err = {0};
-  assert_int_equal(termlog_write("/dev/full", "NoDevice: x", &err), GPC_E_IO);
+  assert_int_equal(statefile_termlog_write("/dev/full", "NoDevice: x", &err), GPC_E_IO);
   assert_string_equal(err.msg, "termination log /dev/full: No space left on device");
 }
 

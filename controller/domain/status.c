@@ -159,7 +159,7 @@ static json_t *operands_json(const struct gpc_plan *plan) {
       json_object_set_new(o, "updated", json_integer(s->updated));
       json_object_set_new(o, "available", json_integer(s->available));
     }
-    json_object_set_new(o, "state", json_string(gpc_operand_state_name(s->state)));
+    json_object_set_new(o, "state", json_string(plan_operand_state_name(s->state)));
     json_array_append_new(arr, o);
   }
   return arr;

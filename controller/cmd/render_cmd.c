@@ -8,7 +8,7 @@
 #include "model.h"
 #include "plan.h"
 #include "policy.h"
-#include "project.h"
+#include "decode.h"
 #include "templates.h"
 #include "yaml2json.h"
 
@@ -86,7 +86,7 @@ static json_t *load_nodes_doc(const char *path, struct gpc_error *err) {
   json_error_t jerr;
   json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
   if (doc) return doc;
-  return yaml_file_to_json(path, NODES_MAX_BYTES, err);
+  return yaml2json_file(path, NODES_MAX_BYTES, err);
 }
 
 static int load_nodes(const char *path, struct gpc_node **out, size_t *n, struct gpc_error *err) {
@@ -117,7 +117,7 @@ static int load_nodes(const char *path, struct gpc_node **out, size_t *n, struct
       json_decref(doc);
       return gpc_fail(err, GPC_E_INVAL, "--nodes %s: item %zu: metadata.name: required", path, i);
     }
-    project_node(&nodes[i], it);
+    decode_node(&nodes[i], it);
   }
   json_decref(single);
   json_decref(doc);
@@ -176,7 +176,7 @@ static int run(const struct render_args *a, FILE *out, struct gpc_error *err) {
   size_t i;
   json_t *o;
   json_array_foreach(plan.objects, i, o) {
-    if ((rc = json_to_yaml(o, out, err))) goto out;
+    if ((rc = yaml2json_emit(o, out, err))) goto out;
   }
   if (a->nodes_file) print_label_plan(out, &plan, p->name);
 out:

@@ -528,7 +528,8 @@ static bool in_values(const struct requirement *r, const char *v) {
   return false;
 }
 
-bool selector_matches(const struct label_selector *s, label_lookup_fn lookup, const void *labels) {
+bool selector_matches(const struct label_selector *s, selector_label_lookup_fn lookup,
+                      const void *labels) {
   if (!s) return true;
   for (size_t i = 0; i < s->n; i++) {
     const struct requirement *r = &s->reqs[i];

@@ -1,5 +1,5 @@
-/* taints.c — see taints.h. */
-#include "taints.h"
+/* taint.c — see taint.h. */
+#include "taint.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* taints.h — which node taints keep an operand's DaemonSet pod off a node.
+/* taint.h — which node taints keep an operand's DaemonSet pod off a node.
  *
  * Pure: the DaemonSet controller's placement rule for taints (K:
  * pkg/controller/daemon/daemon_controller.go predicates(): a NoSchedule or

@@ -117,7 +117,7 @@ enum gpc_operand_state {
   GPC_STATE_DISABLED
 };
 /* "Ready", "Progressing", "Degraded", "Disabled". */
-const char *gpc_operand_state_name(enum gpc_operand_state s);
+const char *plan_operand_state_name(enum gpc_operand_state s);
 
 struct gpc_operand_summary {
   enum gpc_operand_state state;

@@ -1,4 +1,4 @@
-/* test_project.c — projections keep what the planner reads; predicates ignore heartbeats. */
+/* test_decode.c — projections keep what the planner reads; predicates ignore heartbeats. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 
 #include "alloc.h"
 #include "policy.h"
-#include "project.h"
+#include "decode.h"
 
 static json_t *parse(const char *s) {
   json_error_t je;
@@ -31,7 +31,7 @@ static const char *NODE =
 static void test_node(void **state) {
   (void)state;
   json_t *j = parse(NODE);
-  struct gpc_node *n = project_node_new(j);
+  struct gpc_node *n = decode_node_new(j);
   assert_string_equal(n->name, "gpu-1");
   assert_string_equal(n->uid, "u1");
   assert_string_equal(n->resource_version, "10");
@@ -44,48 +44,48 @@ static void test_node(void **state) {
   json_object_set_new(json_object_get(j, "metadata"), "resourceVersion", json_string("11"));
   json_t *ready = json_array_get(json_object_get(json_object_get(j, "status"), "conditions"), 1);
   json_object_set_new(ready, "lastHeartbeatTime", json_string("2026-01-01T00:00:20Z"));
-  struct gpc_node *n2 = project_node_new(j);
-  assert_false(project_node_changed(n, n2));
+  struct gpc_node *n2 = decode_node_new(j);
+  assert_false(decode_node_changed(n, n2));
 
   /* Label change matters. */
   json_object_set_new(json_object_get(json_object_get(j, "metadata"), "labels"),
                       "gpupolicy.dev/policy", json_string("p"));
-  struct gpc_node *n3 = project_node_new(j);
-  assert_true(project_node_changed(n2, n3));
+  struct gpc_node *n3 = decode_node_new(j);
+  assert_true(decode_node_changed(n2, n3));
   /* Readiness change matters. */
   json_object_set_new(ready, "status", json_string("Unknown"));
-  project_node(n2, j);
+  decode_node(n2, j);
   assert_false(n2->ready);
-  assert_true(project_node_changed(n3, n2));
+  assert_true(decode_node_changed(n3, n2));
   /* Allocatable change matters. */
-  project_node(n3, j);
+  decode_node(n3, j);
   json_object_del(json_object_get(json_object_get(j, "status"), "allocatable"), "nvidia.com/gpu");
-  project_node(n2, j);
+  decode_node(n2, j);
   assert_int_equal(n2->gpu_allocatable, -1);
-  assert_true(project_node_changed(n3, n2));
+  assert_true(decode_node_changed(n3, n2));
 
-  project_node_free(n);
-  project_node_free(n2);
-  project_node_free(n3);
+  decode_node_free(n);
+  decode_node_free(n2);
+  decode_node_free(n3);
   json_decref(j);
 }
 
 static void test_node_minimal(void **state) {
   (void)state;
   json_t *j = parse("{\"metadata\":{\"name\":\"bare\"}}");
-  struct gpc_node *n = project_node_new(j);
+  struct gpc_node *n = decode_node_new(j);
   assert_string_equal(n->name, "bare");
   assert_string_equal(n->uid, "");
   assert_int_equal(n->gpu_allocatable, -1);
   assert_false(n->ready);
   assert_int_equal(n->labels.count, 0);
-  project_node_free(n);
+  decode_node_free(n);
   json_decref(j);
   /* Not even an object: empty projection, no crash. */
   j = json_integer(3);
-  n = project_node_new(j);
+  n = decode_node_new(j);
   assert_string_equal(n->name, "");
-  project_node_free(n);
+  decode_node_free(n);
   json_decref(j);
 }
 
@@ -99,32 +99,32 @@ static void test_upgrade_fields(void **state) {
                     "\"gpupolicy.dev/driver-upgrade-target\":\"abc\","
                     "\"gpupolicy.dev/driver-upgrade-reason\":\"DrainTimeout: x\"}},"
                     "\"spec\":{\"unschedulable\":true}}");
-  struct gpc_node *a = project_node_new(j);
+  struct gpc_node *a = decode_node_new(j);
   assert_true(a->unschedulable);
   assert_true(a->upg_cordoned);
   assert_int_equal(a->upg_since, 1700000000);
   assert_string_equal(a->upg_target, "abc");
   assert_string_equal(a->upg_reason, "DrainTimeout: x");
   json_object_del(json_object_get(j, "spec"), "unschedulable");
-  struct gpc_node *b = project_node_new(j);
+  struct gpc_node *b = decode_node_new(j);
   assert_false(b->unschedulable);
-  assert_true(project_node_changed(a, b));
-  assert_false(project_node_changed(a, a));
-  project_node_free(a);
-  project_node_free(b);
+  assert_true(decode_node_changed(a, b));
+  assert_false(decode_node_changed(a, a));
+  decode_node_free(a);
+  decode_node_free(b);
   json_decref(j);
   j = parse("{\"metadata\":{\"name\":\"d-1\",\"namespace\":\"ns\",\"labels\":"
             "{\"pod-template-generation\":\"3\"},\"ownerReferences\":[{\"kind\":\"DaemonSet\","
             "\"name\":\"gpus-driver\",\"controller\":true}]}}");
-  struct gpc_pod *p = project_pod_new(j);
+  struct gpc_pod *p = decode_pod_new(j);
   assert_string_equal(p->owner, "gpus-driver");
   assert_int_equal(p->template_generation, 3);
   json_object_set_new(json_object_get(json_object_get(j, "metadata"), "labels"),
                       "pod-template-generation", json_string("4"));
-  struct gpc_pod *q = project_pod_new(j);
-  assert_true(project_pod_changed(p, q));
-  project_pod_free(p);
-  project_pod_free(q);
+  struct gpc_pod *q = decode_pod_new(j);
+  assert_true(decode_pod_changed(p, q));
+  decode_pod_free(p);
+  decode_pod_free(q);
   json_decref(j);
 }
 
@@ -140,7 +140,7 @@ static void test_node_taints_and_down_message(void **state) {
                     "{\"effect\":\"NoSchedule\"}]},"
                     "\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"Unknown\","
                     "\"message\":\"Kubelet stopped posting node status.\"}]}}");
-  struct gpc_node *n = project_node_new(j);
+  struct gpc_node *n = decode_node_new(j);
   assert_false(n->ready);
   assert_string_equal(n->down_message, "Kubelet stopped posting node status.");
   assert_int_equal(n->n_taints, 2);
@@ -151,23 +151,23 @@ static void test_node_taints_and_down_message(void **state) {
   assert_string_equal(n->taints[1].value, "");
   assert_true(n->taints[1].no_execute);
   /* same taints: no change; one taint fewer: a change */
-  struct gpc_node *same = project_node_new(j);
-  assert_false(project_node_changed(n, same));
+  struct gpc_node *same = decode_node_new(j);
+  assert_false(decode_node_changed(n, same));
   json_array_remove(json_object_get(json_object_get(j, "spec"), "taints"), 0);
-  struct gpc_node *fewer = project_node_new(j);
-  assert_true(project_node_changed(n, fewer));
-  project_node_free(fewer);
-  project_node_free(same);
-  project_node_free(n);
+  struct gpc_node *fewer = decode_node_new(j);
+  assert_true(decode_node_changed(n, fewer));
+  decode_node_free(fewer);
+  decode_node_free(same);
+  decode_node_free(n);
   json_decref(j);
   /* Ready: no message kept */
   j = parse("{\"metadata\":{\"name\":\"n\"},\"status\":{\"conditions\":[{\"type\":\"Ready\","
             "\"status\":\"True\",\"message\":\"kubelet is posting ready status\"}]}}");
-  n = project_node_new(j);
+  n = decode_node_new(j);
   assert_true(n->ready);
   assert_string_equal(n->down_message, "");
   assert_int_equal(n->n_taints, 0);
-  project_node_free(n);
+  decode_node_free(n);
   json_decref(j);
 }
 
@@ -183,7 +183,7 @@ static void test_quantity(void **state) {
                {"\"-1\"", -1},   {"\"99999999999999999999\"", -1}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     json_t *q = json_loads(cases[i].in, JSON_DECODE_ANY, NULL);
-    int64_t got = project_quantity_int(q);
+    int64_t got = decode_quantity_int(q);
     if (got != cases[i].want)
       fail_msg("%s: got %lld want %lld", cases[i].in, (long long)got, (long long)cases[i].want);
     json_decref(q);
@@ -200,7 +200,7 @@ static const char *DS =
 static void test_daemonset(void **state) {
   (void)state;
   json_t *j = parse(DS);
-  struct gpc_daemonset *d = project_daemonset_new(j);
+  struct gpc_daemonset *d = decode_daemonset_new(j);
   assert_string_equal(d->name, "p-driver");
   assert_string_equal(d->namespace, "gpu-policy-system");
   assert_string_equal(d->policy, "p");
@@ -213,18 +213,18 @@ static void test_daemonset(void **state) {
   assert_int_equal(d->updated, 4);
   assert_int_equal(d->available, 0); /* omitempty: absent = 0 */
 
-  struct gpc_daemonset *same = project_daemonset_new(j);
-  assert_false(project_daemonset_changed(d, same));
+  struct gpc_daemonset *same = decode_daemonset_new(j);
+  assert_false(decode_daemonset_changed(d, same));
   json_object_set_new(json_object_get(j, "status"), "numberReady", json_integer(4));
-  struct gpc_daemonset *more = project_daemonset_new(j);
-  assert_true(project_daemonset_changed(d, more));
+  struct gpc_daemonset *more = decode_daemonset_new(j);
+  assert_true(decode_daemonset_changed(d, more));
   json_object_set_new(json_object_get(json_object_get(j, "metadata"), "annotations"),
                       "gpupolicy.dev/render-hash", json_string("def"));
-  project_daemonset(same, j);
-  assert_true(project_daemonset_changed(more, same));
-  project_daemonset_free(d);
-  project_daemonset_free(same);
-  project_daemonset_free(more);
+  decode_daemonset(same, j);
+  assert_true(decode_daemonset_changed(more, same));
+  decode_daemonset_free(d);
+  decode_daemonset_free(same);
+  decode_daemonset_free(more);
   json_decref(j);
 }
 
@@ -243,7 +243,7 @@ static const char *POD =
 static void test_pod(void **state) {
   (void)state;
   json_t *j = parse(POD);
-  struct gpc_pod *p = project_pod_new(j);
+  struct gpc_pod *p = decode_pod_new(j);
   assert_string_equal(p->name, "p-driver-x");
   assert_string_equal(p->node_name, "gpu-2");
   assert_string_equal(p->policy, "p");
@@ -263,48 +263,48 @@ static void test_pod(void **state) {
   json_object_set_new(json_object_get(json_object_get(cs, "state"), "waiting"), "message",
                       json_string("back-off 80s"));
   json_object_set_new(cs, "restartCount", json_integer(6));
-  struct gpc_pod *p2 = project_pod_new(j);
-  assert_false(project_pod_changed(p, p2));
+  struct gpc_pod *p2 = decode_pod_new(j);
+  assert_false(decode_pod_changed(p, p2));
 
   /* Running but not ready, no waiting state: restarted, inside its start-up
    * window, so progressing, not failing; lastState explains it for when the
    * window runs out. */
   assert_false(p->progressing);
   json_object_set_new(cs, "state", json_pack("{s:{}}", "running"));
-  project_pod(p2, j);
+  decode_pod(p2, j);
   assert_string_equal(p2->reason, "Error");
   assert_string_equal(p2->message, "no GPU");
   assert_true(p2->progressing);
-  assert_true(project_pod_changed(p, p2)); /* failing -> progressing */
+  assert_true(decode_pod_changed(p, p2)); /* failing -> progressing */
   /* Nothing in the termination log: the waiting reason again. */
   json_object_set_new(cs, "state", json_pack("{s:{s:s}}", "waiting", "reason", "CrashLoopBackOff"));
   json_object_del(json_object_get(json_object_get(cs, "lastState"), "terminated"), "message");
-  project_pod(p2, j);
+  decode_pod(p2, j);
   assert_string_equal(p2->reason, "CrashLoopBackOff");
   assert_string_equal(p2->message, "");
-  assert_true(project_pod_changed(p, p2));
+  assert_true(decode_pod_changed(p, p2));
 
   /* Ready: no reason kept, and readiness matters. */
   json_object_set_new(
       json_array_get(json_object_get(json_object_get(j, "status"), "conditions"), 0), "status",
       json_string("True"));
-  project_pod(p2, j);
+  decode_pod(p2, j);
   assert_true(p2->ready);
   assert_string_equal(p2->reason, "");
-  assert_true(project_pod_changed(p, p2));
-  project_pod_free(p);
-  project_pod_free(p2);
+  assert_true(decode_pod_changed(p, p2));
+  decode_pod_free(p);
+  decode_pod_free(p2);
   json_decref(j);
 
   /* Evicted pod: the pod-level reason. */
   j = parse(
       "{\"metadata\":{\"name\":\"e\"},\"status\":{\"phase\":\"Failed\",\"reason\":\"Evicted\","
       "\"message\":\"low on memory\"}}");
-  p = project_pod_new(j);
+  p = decode_pod_new(j);
   assert_string_equal(p->reason, "Evicted");
   assert_string_equal(p->message, "low on memory");
   assert_int_equal(p->operand, -1);
-  project_pod_free(p);
+  decode_pod_free(p);
   json_decref(j);
 }
 
@@ -399,19 +399,19 @@ static void test_pod_termination_message(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     json_t *j = crashing_pod(cases[i].pod_ready, cases[i].cs);
-    struct gpc_pod *p = project_pod_new(j);
+    struct gpc_pod *p = decode_pod_new(j);
     if (strcmp(p->reason, cases[i].reason) != 0 || strcmp(p->message, cases[i].message) != 0)
       fail_msg("case %zu: got reason \"%s\" message \"%s\"", i, p->reason, p->message);
-    project_pod_free(p);
+    decode_pod_free(p);
     json_decref(j);
   }
 
   /* A different result on the next crash re-plans (failingNodes follows). */
   json_t *a = crashing_pod(false, cases[0].cs), *b = crashing_pod(false, cases[2].cs);
-  struct gpc_pod *pa = project_pod_new(a), *pb = project_pod_new(b);
-  assert_true(project_pod_changed(pa, pb));
-  project_pod_free(pa);
-  project_pod_free(pb);
+  struct gpc_pod *pa = decode_pod_new(a), *pb = decode_pod_new(b);
+  assert_true(decode_pod_changed(pa, pb));
+  decode_pod_free(pa);
+  decode_pod_free(pb);
   json_decref(a);
   json_decref(b);
 }
@@ -421,10 +421,10 @@ static void test_pod_termination_message(void **state) {
  * right timestamp, or as failing at once. */
 static void test_pod_lifecycle_states(void **state) {
   (void)state;
-  assert_int_equal(project_time("2024-07-01T12:00:00Z"), 1719835200);
-  assert_int_equal(project_time("2024-01-01T12:00:00Z"), 1704110400);
-  assert_int_equal(project_time("yesterday"), 0);
-  assert_int_equal(project_time(NULL), 0);
+  assert_int_equal(decode_time("2024-07-01T12:00:00Z"), 1719835200);
+  assert_int_equal(decode_time("2024-01-01T12:00:00Z"), 1704110400);
+  assert_int_equal(decode_time("yesterday"), 0);
+  assert_int_equal(decode_time(NULL), 0);
   static const struct {
     const char *json, *node, *reason, *message;
     bool bound, deleting, progressing;
@@ -522,7 +522,7 @@ static void test_pod_lifecycle_states(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     json_t *j = parse(cases[i].json);
-    struct gpc_pod *p = project_pod_new(j);
+    struct gpc_pod *p = decode_pod_new(j);
     if (strcmp(p->node_name, cases[i].node) != 0 || strcmp(p->reason, cases[i].reason) != 0 ||
         strcmp(p->message, cases[i].message) != 0 || p->bound != cases[i].bound ||
         p->deleting != cases[i].deleting || p->progressing != cases[i].progressing ||
@@ -531,7 +531,7 @@ static void test_pod_lifecycle_states(void **state) {
                "%d since %lld window %d",
                i, p->node_name, p->reason, p->message, p->bound, p->deleting, p->progressing,
                (long long)p->since, p->window_s);
-    project_pod_free(p);
+    decode_pod_free(p);
     json_decref(j);
   }
 }
@@ -545,18 +545,18 @@ static void test_policy_changed(void **state) {
   /* status-only write (our own): no reconcile */
   json_object_set_new(json_object_get(b, "metadata"), "resourceVersion", json_string("6"));
   json_object_set_new(b, "status", json_pack("{s:s}", "nodesSummary", "1/1"));
-  assert_false(project_policy_changed(a, b));
+  assert_false(decode_policy_changed(a, b));
   json_t *c = json_deep_copy(b);
   json_object_set_new(json_object_get(c, "metadata"), "finalizers",
                       json_pack("[s]", "gpupolicy.dev/cleanup"));
-  assert_true(project_policy_changed(b, c));
+  assert_true(decode_policy_changed(b, c));
   json_t *d = json_deep_copy(c);
   json_object_set_new(json_object_get(d, "metadata"), "deletionTimestamp",
                       json_string("2026-01-01T00:00:00Z"));
-  assert_true(project_policy_changed(c, d));
+  assert_true(decode_policy_changed(c, d));
   json_t *e = json_deep_copy(d);
   json_object_set_new(json_object_get(e, "metadata"), "generation", json_integer(2));
-  assert_true(project_policy_changed(d, e));
+  assert_true(decode_policy_changed(d, e));
   json_decref(a);
   json_decref(b);
   json_decref(c);
@@ -576,19 +576,19 @@ static void add_key(const char *key, void *ud) {
 static void test_label_filter_and_selector_keys(void **state) {
   (void)state;
   json_t *j = parse(NODE);
-  struct gpc_node *n = project_node_new_filtered(j, keep_gpu, NULL);
+  struct gpc_node *n = decode_node_new_filtered(j, keep_gpu, NULL);
   assert_int_equal(n->labels.count, 1);
   assert_string_equal(gpc_labels_get(&n->labels, "nvidia.com/gpu.present"), "true");
   assert_null(gpc_labels_get(&n->labels, "kubernetes.io/hostname"));
   assert_int_equal(n->gpu_allocatable, 8);
-  project_node_free(n);
+  decode_node_free(n);
   json_decref(j);
 
   json_t *p = parse(
       "{\"spec\":{\"nodeSelector\":{\"matchLabels\":{\"a\":\"1\",\"b/c\":\"2\"},"
       "\"matchExpressions\":[{\"key\":\"d\",\"operator\":\"Exists\"},{\"operator\":\"In\"}]}}}");
   json_t *keys = json_array();
-  project_selector_keys(p, add_key, keys);
+  decode_selector_keys(p, add_key, keys);
   assert_int_equal(json_array_size(keys), 3);
   assert_string_equal(json_string_value(json_array_get(keys, 0)), "a");
   assert_string_equal(json_string_value(json_array_get(keys, 2)), "d");
@@ -597,8 +597,8 @@ static void test_label_filter_and_selector_keys(void **state) {
   /* No selector, odd shapes: nothing, no crash. */
   keys = json_array();
   p = parse("{\"spec\":{\"nodeSelector\":{\"matchLabels\":3,\"matchExpressions\":{}}}}");
-  project_selector_keys(p, add_key, keys);
-  project_selector_keys(NULL, add_key, keys);
+  decode_selector_keys(p, add_key, keys);
+  decode_selector_keys(NULL, add_key, keys);
   assert_int_equal(json_array_size(keys), 0);
   json_decref(keys);
   json_decref(p);

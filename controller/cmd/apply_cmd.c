@@ -63,7 +63,7 @@ static int load_file(const char *path, FILE *f, json_t *docs, struct gpc_error *
   char *data = read_stream(f, &len, err, path);
   if (!data) return err->code;
   struct gpc_error perr = {0};
-  json_t *parsed = yaml_to_json_docs(data, len, APPLY_MAX_INPUT, &perr);
+  json_t *parsed = yaml2json_parse_docs(data, len, APPLY_MAX_INPUT, &perr);
   free(data);
   if (!parsed) return gpc_fail(err, GPC_E_INVAL, "%s: %s", path, perr.msg);
   size_t i;

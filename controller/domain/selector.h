@@ -23,7 +23,7 @@ struct label_selector; /* opaque, immutable once built */
 
 /* Function the matcher uses to look labels up: returns the value of `key`
  * or NULL when absent. Lets callers keep labels in any compact form. */
-typedef const char *(*label_lookup_fn)(const void *labels, const char *key);
+typedef const char *(*selector_label_lookup_fn)(const void *labels, const char *key);
 
 /* From a metav1.LabelSelector JSON object (NULL or {} selects everything),
  * validated by selector_check_json (not strict: unknown fields are ignored).
@@ -76,7 +76,8 @@ struct label_selector *selector_parse(const char *s, struct gpc_error *err);
 void selector_free(struct label_selector *s);
 
 bool selector_empty(const struct label_selector *s);
-bool selector_matches(const struct label_selector *s, label_lookup_fn lookup, const void *labels);
+bool selector_matches(const struct label_selector *s, selector_label_lookup_fn lookup,
+                      const void *labels);
 /* Convenience: match against a JSON object of labels (may be NULL). */
 bool selector_matches_json(const struct label_selector *s, const json_t *labels);
 

@@ -1,5 +1,5 @@
-/* project.c — JSON → model.h projections and change predicates (see project.h). */
-#include "project.h"
+/* decode.c — JSON → model.h projections and change predicates (see decode.h). */
+#include "decode.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,7 +19,7 @@ static const json_t *get_va(const json_t *obj, va_list ap) {
   return obj;
 }
 
-const json_t *project_get(const json_t *obj, ...) {
+const json_t *decode_get(const json_t *obj, ...) {
   va_list ap;
   va_start(ap, obj);
   const json_t *v = get_va(obj, ap);
@@ -27,7 +27,7 @@ const json_t *project_get(const json_t *obj, ...) {
   return v;
 }
 
-const char *project_str(const json_t *obj, ...) {
+const char *decode_str(const json_t *obj, ...) {
   va_list ap;
   va_start(ap, obj);
   const json_t *v = get_va(obj, ap);
@@ -45,7 +45,7 @@ static int64_t json_int_or(const json_t *v, int64_t dflt) {
   return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
 }
 
-int64_t project_quantity_int(const json_t *q) {
+int64_t decode_quantity_int(const json_t *q) {
   if (json_is_integer(q)) return (int64_t)json_integer_value(q);
   if (!json_is_string(q)) return -1;
   const char *s = json_string_value(q);
@@ -74,31 +74,31 @@ int64_t project_quantity_int(const json_t *q) {
 
 /* The status of condition `type` in status.conditions, or NULL. */
 static const char *condition_status(const json_t *obj, const char *type) {
-  const json_t *conds = project_get(obj, "status", "conditions", PJ_END);
+  const json_t *conds = decode_get(obj, "status", "conditions", PJ_END);
   size_t i;
   const json_t *c;
   if (!json_is_array(conds)) return NULL;
   json_array_foreach(conds, i, c) {
-    const char *t = project_str(c, "type", PJ_END);
-    if (t && strcmp(t, type) == 0) return project_str(c, "status", PJ_END);
+    const char *t = decode_str(c, "type", PJ_END);
+    if (t && strcmp(t, type) == 0) return decode_str(c, "status", PJ_END);
   }
   return NULL;
 }
 
 /* The condition object of `type` in status.conditions, or NULL. */
 static const json_t *condition(const json_t *obj, const char *type) {
-  const json_t *conds = project_get(obj, "status", "conditions", PJ_END);
+  const json_t *conds = decode_get(obj, "status", "conditions", PJ_END);
   size_t i;
   const json_t *c;
   if (!json_is_array(conds)) return NULL;
   json_array_foreach(conds, i, c) {
-    const char *t = project_str(c, "type", PJ_END);
+    const char *t = decode_str(c, "type", PJ_END);
     if (t && strcmp(t, type) == 0) return c;
   }
   return NULL;
 }
 
-int64_t project_time(const char *s) {
+int64_t decode_time(const char *s) {
   int y, mo, d, h, mi, sec;
   char z = 0;
   if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &sec, &z) < 6) return 0;
@@ -121,18 +121,18 @@ static bool condition_true(const json_t *obj, const char *type) {
 /* A node's taints that keep pods off (NoSchedule, NoExecute). The count is
  * capped: a node with more taints than that is still reported by its first. */
 #define PROJECT_MAX_TAINTS 32
-static void project_taints(struct gpc_node *out, const json_t *taints) {
+static void decode_taints(struct gpc_node *out, const json_t *taints) {
   gpc_node_clear_taints(out);
   size_t i;
   const json_t *t;
   if (!json_is_array(taints)) return;
   json_array_foreach(taints, i, t) {
-    const char *key = project_str(t, "key", PJ_END), *effect = project_str(t, "effect", PJ_END);
+    const char *key = decode_str(t, "key", PJ_END), *effect = decode_str(t, "effect", PJ_END);
     if (!key || !effect || out->n_taints == PROJECT_MAX_TAINTS) continue;
     bool no_execute = strcmp(effect, "NoExecute") == 0;
     if (!no_execute && strcmp(effect, "NoSchedule") != 0) continue;
     if (!out->taints) out->taints = gpc_calloc(PROJECT_MAX_TAINTS, sizeof *out->taints);
-    const char *value = project_str(t, "value", PJ_END);
+    const char *value = decode_str(t, "value", PJ_END);
     out->taints[out->n_taints++] = (struct gpc_taint){
         .key = gpc_strdup(key), .value = gpc_strdup(value ? value : ""), .no_execute = no_execute};
   }
@@ -148,14 +148,14 @@ static bool taints_equal(const struct gpc_node *a, const struct gpc_node *b) {
   return true;
 }
 
-void project_node(struct gpc_node *out, const json_t *obj) {
-  project_node_filtered(out, obj, NULL, NULL);
+void decode_node(struct gpc_node *out, const json_t *obj) {
+  decode_node_filtered(out, obj, NULL, NULL);
 }
 
 /* "containerd://1.7.19" -> "containerd", "cri-o://1.30.4" -> "crio",
  * "docker://26.1.4" -> "docker"; anything else "". */
 static void node_runtime(const json_t *obj, char out[16]) {
-  const char *v = project_str(obj, "status", "nodeInfo", "containerRuntimeVersion", PJ_END);
+  const char *v = decode_str(obj, "status", "nodeInfo", "containerRuntimeVersion", PJ_END);
   static const char *const known[][2] = {
       {"containerd://", "containerd"}, {"cri-o://", "crio"}, {"docker://", "docker"}};
   out[0] = '\0';
@@ -168,10 +168,10 @@ static void node_runtime(const json_t *obj, char out[16]) {
  * ("Ubuntu 22.04.4 LTS" -> "ubuntu22.04", "Red Hat Enterprise Linux 9.4
  * (Plow)" -> "rhel9.4"); "" when neither says. */
 static void node_os(const json_t *obj, char out[32]) {
-  const json_t *labels = project_get(obj, "metadata", "labels", PJ_END);
-  const char *id = project_str(labels, "feature.node.kubernetes.io/system-os_release.ID", PJ_END);
+  const json_t *labels = decode_get(obj, "metadata", "labels", PJ_END);
+  const char *id = decode_str(labels, "feature.node.kubernetes.io/system-os_release.ID", PJ_END);
   const char *ver =
-      project_str(labels, "feature.node.kubernetes.io/system-os_release.VERSION_ID", PJ_END);
+      decode_str(labels, "feature.node.kubernetes.io/system-os_release.VERSION_ID", PJ_END);
   out[0] = '\0';
   size_t li = id ? strlen(id) : 0, lv = ver ? strlen(ver) : 0;
   if (li && lv && li + lv < 32) {
@@ -179,7 +179,7 @@ static void node_os(const json_t *obj, char out[32]) {
     memcpy(out + li, ver, lv + 1);
     return;
   }
-  const char *img = project_str(obj, "status", "nodeInfo", "osImage", PJ_END);
+  const char *img = decode_str(obj, "status", "nodeInfo", "osImage", PJ_END);
   if (!img) return;
   static const char *const names[][2] = {
       {"Ubuntu ", "ubuntu"}, {"Red Hat Enterprise Linux ", "rhel"}, {"Rocky Linux ", "rocky"}};
@@ -198,13 +198,13 @@ static void node_os(const json_t *obj, char out[32]) {
   }
 }
 
-void project_node_filtered(struct gpc_node *out, const json_t *obj, project_label_keep_fn keep,
-                           void *ud) {
+void decode_node_filtered(struct gpc_node *out, const json_t *obj, decode_label_keep_fn keep,
+                          void *ud) {
   const json_t *md = json_object_get(obj, "metadata");
-  set_str(&out->name, project_str(md, "name", PJ_END));
-  set_str(&out->uid, project_str(md, "uid", PJ_END));
-  set_str(&out->resource_version, project_str(md, "resourceVersion", PJ_END));
-  set_str(&out->creation_timestamp, project_str(md, "creationTimestamp", PJ_END));
+  set_str(&out->name, decode_str(md, "name", PJ_END));
+  set_str(&out->uid, decode_str(md, "uid", PJ_END));
+  set_str(&out->resource_version, decode_str(md, "resourceVersion", PJ_END));
+  set_str(&out->creation_timestamp, decode_str(md, "creationTimestamp", PJ_END));
   const json_t *labels = json_object_get(md, "labels");
   if (keep && json_is_object(labels)) {
     json_t *kept = json_object();
@@ -219,42 +219,42 @@ void project_node_filtered(struct gpc_node *out, const json_t *obj, project_labe
     gpc_labels_set_json(&out->labels, labels);
   }
   out->gpu_allocatable =
-      project_quantity_int(project_get(obj, "status", "allocatable", GPC_RESOURCE_GPU, PJ_END));
+      decode_quantity_int(decode_get(obj, "status", "allocatable", GPC_RESOURCE_GPU, PJ_END));
   out->ready = condition_true(obj, "Ready");
   node_runtime(obj, out->runtime);
   node_os(obj, out->os);
   const char *down = NULL;
   if (!out->ready) {
-    down = project_str(condition(obj, "Ready"), "message", PJ_END);
+    down = decode_str(condition(obj, "Ready"), "message", PJ_END);
     if (!down || !*down) down = "the node is not Ready";
   }
   set_str(&out->down_message, down);
-  project_taints(out, project_get(obj, "spec", "taints", PJ_END));
-  out->unschedulable = json_is_true(project_get(obj, "spec", "unschedulable", PJ_END));
+  decode_taints(out, decode_get(obj, "spec", "taints", PJ_END));
+  out->unschedulable = json_is_true(decode_get(obj, "spec", "unschedulable", PJ_END));
   const json_t *ann = json_object_get(md, "annotations");
-  const char *v = project_str(ann, "gpupolicy.dev/driver-upgrade-cordoned", PJ_END);
+  const char *v = decode_str(ann, "gpupolicy.dev/driver-upgrade-cordoned", PJ_END);
   out->upg_cordoned = v && strcmp(v, "true") == 0;
-  v = project_str(ann, "gpupolicy.dev/driver-upgrade-since", PJ_END);
+  v = decode_str(ann, "gpupolicy.dev/driver-upgrade-since", PJ_END);
   out->upg_since = v ? strtoll(v, NULL, 10) : 0;
-  set_str(&out->upg_target, project_str(ann, "gpupolicy.dev/driver-upgrade-target", PJ_END));
-  set_str(&out->upg_reason, project_str(ann, "gpupolicy.dev/driver-upgrade-reason", PJ_END));
-  set_str(&out->driver_pod, project_str(ann, GPC_ANNOTATION_DRIVER_POD, PJ_END));
+  set_str(&out->upg_target, decode_str(ann, "gpupolicy.dev/driver-upgrade-target", PJ_END));
+  set_str(&out->upg_reason, decode_str(ann, "gpupolicy.dev/driver-upgrade-reason", PJ_END));
+  set_str(&out->driver_pod, decode_str(ann, GPC_ANNOTATION_DRIVER_POD, PJ_END));
 }
 
 /* Operand index from the component label, falling back to the name label. */
 static int operand_of(const json_t *labels) {
-  int op = gpc_operand_from_name(project_str(labels, GPC_LABEL_COMPONENT, PJ_END));
-  return op >= 0 ? op : gpc_operand_from_name(project_str(labels, GPC_LABEL_NAME, PJ_END));
+  int op = gpc_operand_from_name(decode_str(labels, GPC_LABEL_COMPONENT, PJ_END));
+  return op >= 0 ? op : gpc_operand_from_name(decode_str(labels, GPC_LABEL_NAME, PJ_END));
 }
 
-void project_daemonset(struct gpc_daemonset *out, const json_t *obj) {
+void decode_daemonset(struct gpc_daemonset *out, const json_t *obj) {
   const json_t *md = json_object_get(obj, "metadata");
   const json_t *labels = json_object_get(md, "labels");
   const json_t *st = json_object_get(obj, "status");
-  set_str(&out->name, project_str(md, "name", PJ_END));
-  set_str(&out->namespace, project_str(md, "namespace", PJ_END));
-  set_str(&out->policy, project_str(labels, GPC_LABEL_POLICY, PJ_END));
-  set_str(&out->render_hash, project_str(md, "annotations", GPC_ANNOTATION_RENDER_HASH, PJ_END));
+  set_str(&out->name, decode_str(md, "name", PJ_END));
+  set_str(&out->namespace, decode_str(md, "namespace", PJ_END));
+  set_str(&out->policy, decode_str(labels, GPC_LABEL_POLICY, PJ_END));
+  set_str(&out->render_hash, decode_str(md, "annotations", GPC_ANNOTATION_RENDER_HASH, PJ_END));
   out->operand = operand_of(labels);
   out->generation = json_int_or(json_object_get(md, "generation"), 0);
   /* Absent status fields are omitempty zeros (docs/wire-spec.md §9). */
@@ -275,22 +275,22 @@ static const json_t *container_state_with_reason(const json_t *obj, bool *init) 
       {"state", "waiting"}, {"state", "terminated"}, {"lastState", "terminated"}};
   for (size_t s = 0; s < 3; s++)
     for (size_t l = 0; l < 2; l++) {
-      const json_t *arr = project_get(obj, "status", lists[l], PJ_END);
+      const json_t *arr = decode_get(obj, "status", lists[l], PJ_END);
       size_t i;
       const json_t *cs;
       if (!json_is_array(arr)) continue;
       json_array_foreach(arr, i, cs) {
         /* A finished init container (exit 0) explains nothing. */
         if (l == 0 && s > 0 &&
-            json_int_or(project_get(cs, states[s][0], states[s][1], "exitCode", PJ_END), 0) == 0)
+            json_int_or(decode_get(cs, states[s][0], states[s][1], "exitCode", PJ_END), 0) == 0)
           continue;
         /* A ready container's last crash is history, not the current reason;
          * so is a running one's: it restarted and is starting again. */
         if (s == 2 && (json_is_true(json_object_get(cs, "ready")) ||
-                       json_is_object(project_get(cs, "state", "running", PJ_END))))
+                       json_is_object(decode_get(cs, "state", "running", PJ_END))))
           continue;
-        const json_t *st = project_get(cs, states[s][0], states[s][1], PJ_END);
-        if (json_is_object(st) && project_str(st, "reason", PJ_END)) {
+        const json_t *st = decode_get(cs, states[s][0], states[s][1], PJ_END);
+        if (json_is_object(st) && decode_str(st, "reason", PJ_END)) {
           *init = l == 0;
           return st;
         }
@@ -323,12 +323,12 @@ static const json_t *termination_in(const json_t *arr) {
   if (!json_is_array(arr)) return NULL;
   json_array_foreach(arr, i, cs) {
     if (json_is_true(json_object_get(cs, "ready"))) continue;
-    if (json_is_object(project_get(cs, "state", "running", PJ_END))) continue;
-    const char *waiting = project_str(cs, "state", "waiting", "reason", PJ_END);
+    if (json_is_object(decode_get(cs, "state", "running", PJ_END))) continue;
+    const char *waiting = decode_str(cs, "state", "waiting", "reason", PJ_END);
     if (waiting && strcmp(waiting, "CrashLoopBackOff") != 0) continue;
-    const json_t *t = project_get(cs, "state", "terminated", PJ_END);
-    if (!project_str(t, "message", PJ_END)) t = project_get(cs, "lastState", "terminated", PJ_END);
-    const char *m = project_str(t, "message", PJ_END);
+    const json_t *t = decode_get(cs, "state", "terminated", PJ_END);
+    if (!decode_str(t, "message", PJ_END)) t = decode_get(cs, "lastState", "terminated", PJ_END);
+    const char *m = decode_str(t, "message", PJ_END);
     if (m && *m) return t;
   }
   return NULL;
@@ -339,7 +339,7 @@ static const json_t *termination_in(const json_t *arr) {
 static const json_t *termination_with_message(const json_t *obj) {
   static const char *const lists[] = {"initContainerStatuses", "containerStatuses"};
   for (size_t l = 0; l < 2; l++) {
-    const json_t *t = termination_in(project_get(obj, "status", lists[l], PJ_END));
+    const json_t *t = termination_in(decode_get(obj, "status", lists[l], PJ_END));
     if (t) return t;
   }
   return NULL;
@@ -347,7 +347,7 @@ static const json_t *termination_with_message(const json_t *obj) {
 
 static int32_t restarts(const json_t *obj) {
   int64_t sum = 0;
-  const json_t *arr = project_get(obj, "status", "containerStatuses", PJ_END);
+  const json_t *arr = decode_get(obj, "status", "containerStatuses", PJ_END);
   size_t i;
   const json_t *cs;
   if (json_is_array(arr)) json_array_foreach(arr, i, cs) {
@@ -361,8 +361,8 @@ static int32_t restarts(const json_t *obj) {
  * GetTargetNodeName in pkg/controller/daemon/util). NULL when none. */
 static const char *affinity_node(const json_t *obj) {
   const json_t *terms =
-      project_get(obj, "spec", "affinity", "nodeAffinity",
-                  "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms", PJ_END);
+      decode_get(obj, "spec", "affinity", "nodeAffinity",
+                 "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms", PJ_END);
   size_t i, j;
   const json_t *t, *f;
   if (!json_is_array(terms)) return NULL;
@@ -370,7 +370,7 @@ static const char *affinity_node(const json_t *obj) {
     const json_t *fields = json_object_get(t, "matchFields");
     if (!json_is_array(fields)) continue;
     json_array_foreach(fields, j, f) {
-      const char *key = project_str(f, "key", PJ_END), *op = project_str(f, "operator", PJ_END);
+      const char *key = decode_str(f, "key", PJ_END), *op = decode_str(f, "operator", PJ_END);
       const json_t *vals = json_object_get(f, "values");
       if (key && op && strcmp(key, "metadata.name") == 0 && strcmp(op, "In") == 0 &&
           json_array_size(vals) == 1 && json_is_string(json_array_get(vals, 0)))
@@ -381,19 +381,19 @@ static const char *affinity_node(const json_t *obj) {
 }
 
 static int64_t condition_since(const json_t *obj, const char *type) {
-  return project_time(project_str(condition(obj, type), "lastTransitionTime", PJ_END));
+  return decode_time(decode_str(condition(obj, type), "lastTransitionTime", PJ_END));
 }
 
 /* The start-up window of a container: how long its startup probe may keep
  * failing before the kubelet kills it (initialDelaySeconds + failureThreshold
  * x periodSeconds, API defaults 0, 3, 10); 0 without a startup probe. */
 static int32_t startup_window(const json_t *obj, const char *container) {
-  const json_t *arr = project_get(obj, "spec", "containers", PJ_END);
+  const json_t *arr = decode_get(obj, "spec", "containers", PJ_END);
   size_t i;
   const json_t *c;
   if (!json_is_array(arr)) return 0;
   json_array_foreach(arr, i, c) {
-    const char *n = project_str(c, "name", PJ_END);
+    const char *n = decode_str(c, "name", PJ_END);
     if (!n || !container || strcmp(n, container) != 0) continue;
     const json_t *p = json_object_get(c, "startupProbe");
     if (!json_is_object(p)) return 0;
@@ -408,13 +408,13 @@ static int32_t startup_window(const json_t *obj, const char *container) {
 /* A container running but not ready (its probes have not passed yet since
  * it started or restarted), or NULL. */
 static const json_t *running_not_ready(const json_t *obj) {
-  const json_t *arr = project_get(obj, "status", "containerStatuses", PJ_END);
+  const json_t *arr = decode_get(obj, "status", "containerStatuses", PJ_END);
   size_t i;
   const json_t *cs;
   if (!json_is_array(arr)) return NULL;
   json_array_foreach(arr, i, cs) {
     if (!json_is_true(json_object_get(cs, "ready")) &&
-        json_is_object(project_get(cs, "state", "running", PJ_END)))
+        json_is_object(decode_get(cs, "state", "running", PJ_END)))
       return cs;
   }
   return NULL;
@@ -427,14 +427,14 @@ static const json_t *running_not_ready(const json_t *obj) {
 #define CRASH_LOOP_RUN_S 600
 static bool crash_looping(const json_t *cs) {
   if (json_int_or(json_object_get(cs, "restartCount"), 0) < 2) return false;
-  const json_t *lt = project_get(cs, "lastState", "terminated", PJ_END);
-  int64_t started = project_time(project_str(lt, "startedAt", PJ_END));
-  int64_t finished = project_time(project_str(lt, "finishedAt", PJ_END));
+  const json_t *lt = decode_get(cs, "lastState", "terminated", PJ_END);
+  int64_t started = decode_time(decode_str(lt, "startedAt", PJ_END));
+  int64_t finished = decode_time(decode_str(lt, "finishedAt", PJ_END));
   return started && finished && finished >= started && finished - started < CRASH_LOOP_RUN_S;
 }
 
 static bool is_false(const json_t *cond) {
-  const char *st = project_str(cond, "status", PJ_END);
+  const char *st = decode_str(cond, "status", PJ_END);
   return st && strcmp(st, "False") == 0;
 }
 
@@ -449,7 +449,7 @@ static bool is_benign(const char *reason) {
 /* Not ready: say why (reason/message) and whether that is a passing state
  * (progressing since `since`) or a failure now. */
 static void classify(struct gpc_pod *out, const json_t *obj, const json_t *md) {
-  int64_t created = project_time(project_str(md, "creationTimestamp", PJ_END));
+  int64_t created = decode_time(decode_str(md, "creationTimestamp", PJ_END));
   int64_t not_ready_since = condition_since(obj, "Ready");
   if (!not_ready_since) not_ready_since = created;
   const char *reason = NULL, *message = NULL;
@@ -462,13 +462,13 @@ static void classify(struct gpc_pod *out, const json_t *obj, const json_t *md) {
   if (strcmp(out->phase, "Failed") == 0) {
     /* Evicted, node shutdown, admission reject: the DaemonSet controller
      * deletes and replaces it (with back-off), so it is transient. */
-    reason = project_str(obj, "status", "reason", PJ_END);
-    message = project_str(obj, "status", "message", PJ_END);
+    reason = decode_str(obj, "status", "reason", PJ_END);
+    message = decode_str(obj, "status", "message", PJ_END);
     if (!reason) reason = "Failed";
   } else if (!out->bound) {
     if (is_false(sched)) {
-      reason = project_str(sched, "reason", PJ_END);
-      message = project_str(sched, "message", PJ_END);
+      reason = decode_str(sched, "reason", PJ_END);
+      message = decode_str(sched, "message", PJ_END);
       if (!reason) reason = "Unschedulable";
       int64_t t = condition_since(obj, "PodScheduled");
       if (t) out->since = t;
@@ -488,17 +488,17 @@ static void classify(struct gpc_pod *out, const json_t *obj, const json_t *md) {
   } else {
     bool init = false;
     const json_t *st = container_state_with_reason(obj, &init);
-    reason = st ? project_str(st, "reason", PJ_END) : NULL;
-    message = st ? project_str(st, "message", PJ_END) : NULL;
+    reason = st ? decode_str(st, "reason", PJ_END) : NULL;
+    message = st ? decode_str(st, "message", PJ_END) : NULL;
     if (!reason) { /* a pod-level reason (NodeLost, ...) when no container says more */
-      reason = project_str(obj, "status", "reason", PJ_END);
-      message = project_str(obj, "status", "message", PJ_END);
+      reason = decode_str(obj, "status", "reason", PJ_END);
+      message = decode_str(obj, "status", "message", PJ_END);
     }
     const json_t *term = termination_with_message(obj);
     if (term) {
-      message = project_str(term, "message", PJ_END);
+      message = decode_str(term, "message", PJ_END);
       token = result_token(message);
-      const char *treason = project_str(term, "reason", PJ_END);
+      const char *treason = decode_str(term, "reason", PJ_END);
       if (!init) reason = token ? token : treason ? treason : reason;
     }
     const json_t *run = running_not_ready(obj);
@@ -515,21 +515,21 @@ static void classify(struct gpc_pod *out, const json_t *obj, const json_t *md) {
       /* Started or restarted, probes not passed yet: its start-up window.
        * Its last crash's termination log, if any, says what it is waiting
        * for (the validator's --wait), for when the window runs out. */
-      const json_t *lt = project_get(run, "lastState", "terminated", PJ_END);
-      const char *lm = project_str(lt, "message", PJ_END);
+      const json_t *lt = decode_get(run, "lastState", "terminated", PJ_END);
+      const char *lm = decode_str(lt, "message", PJ_END);
       if (lm && *lm) {
         free(token);
         token = result_token(lm);
-        const char *lr = project_str(lt, "reason", PJ_END);
+        const char *lr = decode_str(lt, "reason", PJ_END);
         reason = token ? token : lr ? lr : "Starting";
         message = lm;
       } else {
         reason = "Starting";
         message = "container running, not ready yet (inside its start-up window)";
       }
-      int64_t t = project_time(project_str(run, "state", "running", "startedAt", PJ_END));
+      int64_t t = decode_time(decode_str(run, "state", "running", "startedAt", PJ_END));
       if (t) out->since = t;
-      out->window_s = startup_window(obj, project_str(run, "name", PJ_END));
+      out->window_s = startup_window(obj, decode_str(run, "name", PJ_END));
       if (crash_looping(run)) {
         /* Between two back-offs of a crash loop: still failing, with the
          * reason it has while waiting, so failingNodes does not flap. */
@@ -559,16 +559,16 @@ static void classify(struct gpc_pod *out, const json_t *obj, const json_t *md) {
   free(owned);
 }
 
-void project_pod(struct gpc_pod *out, const json_t *obj) {
+void decode_pod(struct gpc_pod *out, const json_t *obj) {
   const json_t *md = json_object_get(obj, "metadata");
   const json_t *labels = json_object_get(md, "labels");
-  set_str(&out->name, project_str(md, "name", PJ_END));
-  set_str(&out->namespace, project_str(md, "namespace", PJ_END));
-  const char *node = project_str(obj, "spec", "nodeName", PJ_END);
+  set_str(&out->name, decode_str(md, "name", PJ_END));
+  set_str(&out->namespace, decode_str(md, "namespace", PJ_END));
+  const char *node = decode_str(obj, "spec", "nodeName", PJ_END);
   out->bound = node && *node;
   set_str(&out->node_name, out->bound ? node : affinity_node(obj));
-  set_str(&out->policy, project_str(labels, GPC_LABEL_POLICY, PJ_END));
-  set_str(&out->phase, project_str(obj, "status", "phase", PJ_END));
+  set_str(&out->policy, decode_str(labels, GPC_LABEL_POLICY, PJ_END));
+  set_str(&out->phase, decode_str(obj, "status", "phase", PJ_END));
   out->operand = operand_of(labels);
   out->ready = condition_true(obj, "Ready");
   out->deleting = json_object_get(md, "deletionTimestamp") != NULL;
@@ -581,9 +581,9 @@ void project_pod(struct gpc_pod *out, const json_t *obj) {
       owner = json_string_value(json_object_get(ref, "name"));
   }
   set_str(&out->owner, owner);
-  const char *tg = project_str(labels, "pod-template-generation", PJ_END);
+  const char *tg = decode_str(labels, "pod-template-generation", PJ_END);
   out->template_generation = tg ? strtoll(tg, NULL, 10) : 0;
-  const char *created = project_str(md, "creationTimestamp", PJ_END);
+  const char *created = decode_str(md, "creationTimestamp", PJ_END);
   snprintf(out->created, sizeof(out->created), "%s", created ? created : "");
   out->progressing = false;
   out->since = 0;
@@ -596,23 +596,22 @@ void project_pod(struct gpc_pod *out, const json_t *obj) {
   }
 }
 
-struct gpc_node *project_node_new(const json_t *obj) {
+struct gpc_node *decode_node_new(const json_t *obj) {
   struct gpc_node *n = gpc_malloc(sizeof *n);
   gpc_node_init(n);
-  project_node(n, obj);
+  decode_node(n, obj);
   return n;
 }
 
-struct gpc_node *project_node_new_filtered(const json_t *obj, project_label_keep_fn keep,
-                                           void *ud) {
+struct gpc_node *decode_node_new_filtered(const json_t *obj, decode_label_keep_fn keep, void *ud) {
   struct gpc_node *n = gpc_malloc(sizeof *n);
   gpc_node_init(n);
-  project_node_filtered(n, obj, keep, ud);
+  decode_node_filtered(n, obj, keep, ud);
   return n;
 }
 
-void project_selector_keys(const json_t *policy, void (*add)(const char *key, void *ud), void *ud) {
-  const json_t *sel = project_get(policy, "spec", "nodeSelector", PJ_END);
+void decode_selector_keys(const json_t *policy, void (*add)(const char *key, void *ud), void *ud) {
+  const json_t *sel = decode_get(policy, "spec", "nodeSelector", PJ_END);
   const json_t *ml = json_object_get(sel, "matchLabels");
   const char *k;
   json_t *v;
@@ -623,44 +622,44 @@ void project_selector_keys(const json_t *policy, void (*add)(const char *key, vo
   size_t i;
   const json_t *e;
   if (json_is_array(me)) json_array_foreach(me, i, e) {
-      const char *key = project_str(e, "key", PJ_END);
+      const char *key = decode_str(e, "key", PJ_END);
       if (key) add(key, ud);
     }
 }
 
-struct gpc_daemonset *project_daemonset_new(const json_t *obj) {
+struct gpc_daemonset *decode_daemonset_new(const json_t *obj) {
   struct gpc_daemonset *d = gpc_malloc(sizeof *d);
   gpc_daemonset_init(d);
-  project_daemonset(d, obj);
+  decode_daemonset(d, obj);
   return d;
 }
 
-struct gpc_pod *project_pod_new(const json_t *obj) {
+struct gpc_pod *decode_pod_new(const json_t *obj) {
   struct gpc_pod *p = gpc_malloc(sizeof *p);
   gpc_pod_init(p);
-  project_pod(p, obj);
+  decode_pod(p, obj);
   return p;
 }
 
-void project_node_free(struct gpc_node *n) {
+void decode_node_free(struct gpc_node *n) {
   if (!n) return;
   gpc_node_release(n);
   free(n);
 }
 
-void project_daemonset_free(struct gpc_daemonset *d) {
+void decode_daemonset_free(struct gpc_daemonset *d) {
   if (!d) return;
   gpc_daemonset_release(d);
   free(d);
 }
 
-void project_pod_free(struct gpc_pod *p) {
+void decode_pod_free(struct gpc_pod *p) {
   if (!p) return;
   gpc_pod_release(p);
   free(p);
 }
 
-bool project_node_changed(const struct gpc_node *old, const struct gpc_node *cur) {
+bool decode_node_changed(const struct gpc_node *old, const struct gpc_node *cur) {
   return old->ready != cur->ready || old->gpu_allocatable != cur->gpu_allocatable ||
          strcmp(old->uid, cur->uid) != 0 || !gpc_labels_equal(&old->labels, &cur->labels) ||
          strcmp(old->runtime, cur->runtime) != 0 || strcmp(old->os, cur->os) != 0 ||
@@ -671,7 +670,7 @@ bool project_node_changed(const struct gpc_node *old, const struct gpc_node *cur
          strcmp(old->driver_pod, cur->driver_pod) != 0;
 }
 
-bool project_daemonset_changed(const struct gpc_daemonset *old, const struct gpc_daemonset *cur) {
+bool decode_daemonset_changed(const struct gpc_daemonset *old, const struct gpc_daemonset *cur) {
   return old->generation != cur->generation ||
          old->observed_generation != cur->observed_generation || old->desired != cur->desired ||
          old->current != cur->current || old->ready != cur->ready || old->updated != cur->updated ||
@@ -680,7 +679,7 @@ bool project_daemonset_changed(const struct gpc_daemonset *old, const struct gpc
          strcmp(old->policy, cur->policy) != 0;
 }
 
-bool project_pod_changed(const struct gpc_pod *old, const struct gpc_pod *cur) {
+bool decode_pod_changed(const struct gpc_pod *old, const struct gpc_pod *cur) {
   return old->ready != cur->ready || old->operand != cur->operand ||
          old->deleting != cur->deleting || old->bound != cur->bound ||
          old->progressing != cur->progressing || old->since != cur->since ||
@@ -694,7 +693,7 @@ static bool json_same(const json_t *a, const json_t *b) {
   return (a == NULL && b == NULL) || (a && b && json_equal((json_t *)a, (json_t *)b));
 }
 
-bool project_policy_changed(const json_t *old, const json_t *cur) {
+bool decode_policy_changed(const json_t *old, const json_t *cur) {
   const json_t *om = json_object_get(old, "metadata"), *cm = json_object_get(cur, "metadata");
   static const char *const keys[] = {"generation", "deletionTimestamp", "finalizers", "uid"};
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)

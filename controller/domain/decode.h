@@ -1,4 +1,4 @@
-/* project.h — live objects (JSON) → the compact structs of model.h, and the
+/* decode.h — live objects (JSON) → the compact structs of model.h, and the
  * "does this change matter" predicates that keep the workqueue quiet.
  *
  * Owns: reading exactly the fields the planner needs from Node, DaemonSet,
@@ -29,33 +29,33 @@
 
 /* Fill `out` (already gpc_*_init'ed, or previously filled: old contents are
  * replaced) from the object. */
-void project_node(struct gpc_node *out, const json_t *obj);
-void project_daemonset(struct gpc_daemonset *out, const json_t *obj);
-void project_pod(struct gpc_pod *out, const json_t *obj);
+void decode_node(struct gpc_node *out, const json_t *obj);
+void decode_daemonset(struct gpc_daemonset *out, const json_t *obj);
+void decode_pod(struct gpc_pod *out, const json_t *obj);
 
 /* Label filtering: a Node carries ~100 labels (~5 KB: NFD CPU flags, zones,
  * ...) of which the planner reads a handful. `keep(key, ud)` says which to
  * keep; NULL keeps all. */
-typedef bool (*project_label_keep_fn)(const char *key, void *ud);
-void project_node_filtered(struct gpc_node *out, const json_t *obj, project_label_keep_fn keep,
-                           void *ud);
-struct gpc_node *project_node_new_filtered(const json_t *obj, project_label_keep_fn keep, void *ud);
+typedef bool (*decode_label_keep_fn)(const char *key, void *ud);
+void decode_node_filtered(struct gpc_node *out, const json_t *obj, decode_label_keep_fn keep,
+                          void *ud);
+struct gpc_node *decode_node_new_filtered(const json_t *obj, decode_label_keep_fn keep, void *ud);
 /* Calls add(key, ud) for every label key a ClusterGPUPolicy object's
  * spec.nodeSelector reads (matchLabels keys, matchExpressions[].key);
  * tolerant of any shape (borrowed). */
-void project_selector_keys(const json_t *policy, void (*add)(const char *key, void *ud), void *ud);
+void decode_selector_keys(const json_t *policy, void (*add)(const char *key, void *ud), void *ud);
 
 /* Heap versions for informer projection callbacks. Never NULL. */
-struct gpc_node *project_node_new(const json_t *obj);
-struct gpc_daemonset *project_daemonset_new(const json_t *obj);
-struct gpc_pod *project_pod_new(const json_t *obj);
-void project_node_free(struct gpc_node *n);
-void project_daemonset_free(struct gpc_daemonset *d);
-void project_pod_free(struct gpc_pod *p);
+struct gpc_node *decode_node_new(const json_t *obj);
+struct gpc_daemonset *decode_daemonset_new(const json_t *obj);
+struct gpc_pod *decode_pod_new(const json_t *obj);
+void decode_node_free(struct gpc_node *n);
+void decode_daemonset_free(struct gpc_daemonset *d);
+void decode_pod_free(struct gpc_pod *p);
 
 /* A Kubernetes integer quantity ("2", "2k", "1Ki", or a JSON integer) as
  * int64; -1 when absent, fractional ("500m") or malformed. */
-int64_t project_quantity_int(const json_t *q);
+int64_t decode_quantity_int(const json_t *q);
 
 /* Change predicates: true when the planner could decide differently.
  *  - node: any label, allocatable nvidia.com/gpu, or Ready changed — NOT
@@ -65,21 +65,21 @@ int64_t project_quantity_int(const json_t *q);
  *  - pod: ready, phase, reason, node, policy or operand label, deletion,
  *    binding, progressing and its since/window (a message that only counts
  *    restarts does not re-plan anything). */
-bool project_node_changed(const struct gpc_node *old, const struct gpc_node *cur);
-bool project_daemonset_changed(const struct gpc_daemonset *old, const struct gpc_daemonset *cur);
-bool project_pod_changed(const struct gpc_pod *old, const struct gpc_pod *cur);
+bool decode_node_changed(const struct gpc_node *old, const struct gpc_node *cur);
+bool decode_daemonset_changed(const struct gpc_daemonset *old, const struct gpc_daemonset *cur);
+bool decode_pod_changed(const struct gpc_pod *old, const struct gpc_pod *cur);
 
 /* ClusterGPUPolicy objects are few and small, so the cache keeps their JSON.
  * A change matters when the spec could differ (generation), deletion
  * started, finalizers or uid changed — never for a status-only write (our own
  * /status patches come back through the watch). Both borrowed. */
-bool project_policy_changed(const json_t *old, const json_t *cur);
+bool decode_policy_changed(const json_t *old, const json_t *cur);
 
 /* Unix seconds of an RFC 3339 UTC timestamp ("2024-07-01T12:00:00Z"), read
  * as UTC whatever the local time zone; 0 when absent or malformed. */
-int64_t project_time(const char *rfc3339);
+int64_t decode_time(const char *rfc3339);
 
-/* Sentinel ending the key lists of project_str/project_get (a typed null
+/* Sentinel ending the key lists of decode_str/decode_get (a typed null
  * pointer: a bare NULL may be a plain 0 in a variadic call). */
 #define PJ_END ((const char *)0)
 
@@ -87,8 +87,8 @@ int64_t project_time(const char *rfc3339);
  * supported: keys may contain dots; give the keys as separate arguments,
  * ended by PJ_END). Returns NULL when absent or not a string. Borrowed from
  * obj. */
-const char *project_str(const json_t *obj, ...) __attribute__((sentinel));
+const char *decode_str(const json_t *obj, ...) __attribute__((sentinel));
 /* The same for any JSON value (borrowed from obj). */
-const json_t *project_get(const json_t *obj, ...) __attribute__((sentinel));
+const json_t *decode_get(const json_t *obj, ...) __attribute__((sentinel));
 
 #endif

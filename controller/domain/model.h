@@ -54,7 +54,7 @@ void gpc_labels_set_json(struct gpc_labels *l, const json_t *obj);
 /* Value of `key`, or NULL when absent. Borrowed: owned by l, valid until l
  * is next changed or released. */
 const char *gpc_labels_get(const struct gpc_labels *l, const char *key);
-/* The same with selector.h's label_lookup_fn signature, so that
+/* The same with selector.h's selector_label_lookup_fn signature, so that
  * selector_matches(sel, gpc_labels_lookup, &node->labels) works. */
 const char *gpc_labels_lookup(const void *labels, const char *key);
 /* Iteration in key order: `*pos` starts at 0; returns false at the end.

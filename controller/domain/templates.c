@@ -70,7 +70,7 @@ static int check_docs(const char *src, const json_t *docs, struct gpc_error *err
 static int parse(const char *src, const char *data, size_t len, json_t **out,
                  struct gpc_error *err) {
   struct gpc_error yerr = {0};
-  json_t *docs = yaml_to_json_docs(data, len, GPC_TEMPLATE_MAX_BYTES, &yerr);
+  json_t *docs = yaml2json_parse_docs(data, len, GPC_TEMPLATE_MAX_BYTES, &yerr);
   if (!docs) return gpc_fail(err, yerr.code ? yerr.code : GPC_E_INVAL, "%s: %s", src, yerr.msg);
   int rc = check_docs(src, docs, err);
   if (rc) {

@@ -8,13 +8,13 @@
 #include "gpu_labels.h"
 #include "selector.h"
 #include "strmap.h"
-#include "taints.h"
+#include "taint.h"
 
 /* Default GPU detection (design.md §4, gpu_labels.h). */
 static const char *const gpu_labels[] = {GPC_GPU_PRESENT_LABELS};
 static const char *const cloud_gpu_labels[] = {GPC_GPU_CLOUD_LABELS};
 
-const char *gpc_operand_state_name(enum gpc_operand_state s) {
+const char *plan_operand_state_name(enum gpc_operand_state s) {
   switch (s) {
   case GPC_STATE_READY:
     return "Ready";
@@ -115,7 +115,7 @@ static int64_t pod_deadline(const struct gpc_plan_input *in, const struct gpc_po
   return p->since + p->window_s + grace_of(in);
 }
 
-/* Waiting reasons of a pod on its way up (project.c marks them progressing;
+/* Waiting reasons of a pod on its way up (decode.c marks them progressing;
  * without that mark they still never count as failing). */
 static const char *const benign_reasons[] = {"ContainerCreating", "PodInitializing", "Pending",
                                              NULL};
