@@ -140,13 +140,6 @@ bool apply_failure_is_refusal(enum apply_kind kind, long http_code) {
   }
 }
 
-enum apply_decision apply_decide_prune(const struct apply_gvr *gvr, const char *kind, bool exists,
-                                       bool wanted) {
-  if (!exists || wanted || !gvr->namespaced || !kind) return APPLY_DECIDE_SKIP;
-  /* DaemonSets are cached: the controller deletes them from what it sees. */
-  return strcmp(kind, "DaemonSet") == 0 ? APPLY_DECIDE_SKIP : APPLY_DECIDE_SEND;
-}
-
 /* ---- the entry table ------------------------------------------------- */
 
 static struct entry *lookup(struct gpc_apply *a, const char *key, bool create) {
@@ -698,8 +691,8 @@ enum apply_result apply_delete(struct gpc_apply *a, const char *policy, const js
   return submit(a, e, APPLY_KIND_DELETE, policy, &req, err);
 }
 
-unsigned apply_prune(struct gpc_apply *a, const char *policy, const json_t *desired,
-                     struct gpc_error *err) {
+/* Keys of the objects in `desired`, as apply files them. */
+static struct strmap *wanted_keys(const json_t *desired) {
   struct strmap *wanted = strmap_new();
   size_t i;
   const json_t *o;
@@ -711,44 +704,45 @@ unsigned apply_prune(struct gpc_apply *a, const char *policy, const json_t *desi
     if (key) strmap_put(wanted, key, (void *)1);
     free(key);
   }
-  unsigned sent = 0;
+  return wanted;
+}
+
+static int cmp_entry_key(const void *x, const void *y) {
+  return strcmp((*(struct entry *const *)x)->key, (*(struct entry *const *)y)->key);
+}
+
+void apply_known_objects(const struct gpc_apply *a, const char *policy, json_t *out) {
+  struct entry **found = NULL;
+  size_t n = 0, cap = 0;
   struct strmap_iter it;
   void *val;
   strmap_iter_init(&it, a->entries);
   while (strmap_next(&it, NULL, &val)) {
     struct entry *e = val;
     if (!e->ref || !e->policy || strcmp(e->policy, policy) != 0) continue;
-    const char *av = json_string_value(json_object_get(e->ref, "apiVersion"));
-    const char *kind = json_string_value(json_object_get(e->ref, "kind"));
-    struct apply_gvr gvr;
-    if (!apply_gvr_for(av, kind, &gvr)) continue;
-    bool want = strmap_get(wanted, e->key) != NULL;
-    /* An apply that kept failing (a ServiceMonitor without its CRD) and
-     * is no longer desired: nothing to retry, nothing to report. */
-    if (!want && !e->in_flight && e->kind == APPLY_KIND_OBJECT) clear_failure(a, e);
-    if (apply_decide_prune(&gvr, kind, e->exists || e->in_flight, want) == APPLY_DECIDE_SKIP)
-      continue;
-    if (busy(e, policy)) continue; /* decided again when that write completes */
-    e->touched = a->epoch;
-    if (apply_decide_retry(e->failures, e->retry_at_ms, e->fail_sig, NULL, gpc_loop_now_ms()) ==
-        APPLY_DECIDE_SKIP)
-      continue; /* the controller reconciles again when the backoff ends */
-    const json_t *md = json_object_get(e->ref, "metadata");
-    struct kube_request req = {
-        .verb = KUBE_DELETE,
-        .group = gvr.group,
-        .version = gvr.version,
-        .resource = gvr.plural,
-        .namespace = json_string_value(json_object_get(md, "namespace")),
-        .name = json_string_value(json_object_get(md, "name")),
-        .propagation_policy = "Background",
-    };
-    log_info("apply", "deleting object no longer desired", KV_S("policy", policy),
-             KV_S("key", e->key));
-    if (submit(a, e, APPLY_KIND_DELETE, policy, &req, err) == APPLY_SENT) sent++;
+    if (!e->exists && !e->in_flight) continue;
+    gpc_grow((void **)&found, &cap, n + 1, sizeof *found);
+    found[n++] = e;
+  }
+  /* The table's order is its hash's: sort, so the deletes go in one order. */
+  if (n) qsort(found, n, sizeof *found, cmp_entry_key);
+  for (size_t i = 0; i < n; i++)
+    json_array_append(out, found[i]->ref);
+  free(found);
+}
+
+void apply_forget_undesired(struct gpc_apply *a, const char *policy, const json_t *desired) {
+  struct strmap *wanted = wanted_keys(desired);
+  struct strmap_iter it;
+  void *val;
+  strmap_iter_init(&it, a->entries);
+  while (strmap_next(&it, NULL, &val)) {
+    struct entry *e = val;
+    if (!e->ref || !e->policy || strcmp(e->policy, policy) != 0) continue;
+    if (!e->in_flight && e->kind == APPLY_KIND_OBJECT && !strmap_get(wanted, e->key))
+      clear_failure(a, e);
   }
   strmap_free(wanted, NULL, NULL);
-  return sent;
 }
 
 enum apply_result apply_evict(struct gpc_apply *a, const char *policy, const char *ns,

@@ -158,17 +158,19 @@ enum apply_result apply_finalizers(struct gpc_apply *a, const char *policy, cons
 enum apply_result apply_delete(struct gpc_apply *a, const char *policy, const json_t *obj,
                                bool present, bool cache_covers, struct gpc_error *err);
 
-/* Deletes the generated objects of `policy` that the cache does not cover
- * (Services, ServiceMonitors), that this process knows exist (it applied
- * them, or its probe found them) and that `desired` (the plan's objects) no
- * longer contains: an operand or the ServiceMonitor was disabled. DaemonSets
- * are left to the caller (the cache shows them); cluster-scoped shared
- * objects (the RuntimeClass "nvidia") are never deleted here. One DELETE per
- * object: a successful one (404 included) is remembered until the object is
- * applied again; an object with a write in flight makes the policy a waiter.
- * Returns the number of deletes sent. */
-unsigned apply_prune(struct gpc_apply *a, const char *policy, const json_t *desired,
-                     struct gpc_error *err);
+/* Appends to `out` (a JSON array) a new {apiVersion, kind, metadata:{name,
+ * namespace}} for each generated object of `policy` that no cache covers
+ * (Services, ServiceMonitors, the RuntimeClass) and that this process knows
+ * exists (it applied it, or its probe found it) or is writing now: the
+ * plan's `known` input, from which it decides what a live policy prunes
+ * (plan.h). In key order. */
+void apply_known_objects(const struct gpc_apply *a, const char *policy, json_t *out);
+
+/* Forgets the failures of object applies of `policy` that `desired` (the
+ * plan's objects) no longer has and that have no write in flight: nothing
+ * to retry, nothing to report (a ServiceMonitor whose CRD is missing, then
+ * disabled). Apply's own bookkeeping; what to delete is the plan's. */
+void apply_forget_undesired(struct gpc_apply *a, const char *policy, const json_t *desired);
 
 /* Evicts pod ns/name through the Eviction API (policy/v1 Eviction). Key
  * "evict/<ns>/<name>"; one in flight; 404 counts as done (gone already); a
@@ -208,7 +210,7 @@ typedef void (*apply_failure_cb)(const struct apply_failure *f, void *ud);
 
 /* Starts a reconcile: apply_policy_failures() then reports only the objects
  * that the calls made since (apply_object, apply_node_labels, apply_status,
- * apply_finalizers, apply_delete, apply_prune) asked to write — an object
+ * apply_finalizers, apply_delete) asked to write — an object
  * no longer desired does not keep a policy failing. */
 void apply_begin_reconcile(struct gpc_apply *a);
 
@@ -259,12 +261,6 @@ enum apply_decision { APPLY_DECIDE_SKIP = 0, APPLY_DECIDE_SEND };
 enum apply_decision apply_decide_object(struct apply_object_memory *m, const char *desired_hash,
                                         const struct gpc_daemonset *cached, bool cache_covers,
                                         uint64_t now_ms);
-
-/* Whether apply_prune deletes an object of kind `kind` (path pieces `gvr`):
- * only when it `exists` as far as we know, is not `wanted` any more, is
- * namespaced (per policy, not shared) and is not a DaemonSet. */
-enum apply_decision apply_decide_prune(const struct apply_gvr *gvr, const char *kind, bool exists,
-                                       bool wanted);
 
 /* Whether a write of an object whose last write failed goes now: SKIP
  * while `now_ms` is before `retry_at_ms`, unless `sig` (the render-hash of

@@ -155,6 +155,8 @@ static int plan_for(struct controller *c, const struct gpc_policy *p, struct sna
                     struct gpc_plan *pl, struct gpc_error *err) {
   struct policy_list pols;
   policy_cache_collect(c, &pols);
+  json_t *known = json_array(); /* what no cache shows: apply's memory */
+  apply_known_objects(c->apply, p->name, known);
   struct gpc_plan_input in = {
       .policy = p,
       .policies = pols.v,
@@ -169,9 +171,11 @@ static int plan_for(struct controller *c, const struct gpc_policy *p, struct sna
       .namespace = c->namespace,
       .now = (int64_t)time(NULL),
       .pod_grace_s = c->cfg.pod_grace_s,
+      .known = known,
   };
   int rc = plan_compute(&in, pl, err);
   free(pols.v);
+  json_decref(known);
   /* A pod's grace period ends with no event to tell: look again then. */
   if (rc == GPC_OK && pl->recheck_at > in.now)
     workqueue_add_after(c->queue, p->name, (uint64_t)(pl->recheck_at - in.now) * 1000 + 100);
@@ -187,6 +191,13 @@ static bool send_deletes(struct controller *c, const char *name, const struct gp
     const struct gpc_plan_delete *d = &pl->deletes[i];
     struct gpc_error err = {0};
     enum apply_result r = apply_delete(c->apply, name, d->ref, d->cached, d->cached, &err);
+    const json_t *md = json_object_get(d->ref, "metadata");
+    if (r == APPLY_SENT)
+      log_info(COMP, "deleting object no longer desired", KV_S("policy", name),
+               KV_S("kind", json_string_value(json_object_get(d->ref, "kind"))),
+               KV_S("name", json_string_value(json_object_get(md, "name"))));
+    else if (r == APPLY_ERROR)
+      log_error(COMP, "delete", KV_S("policy", name), KV_S("error", err.msg));
     if (d->cached || r != APPLY_UNCHANGED) done = false;
   }
   return done;
@@ -274,14 +285,11 @@ static void apply_objects(struct controller *c, const char *name, const struct g
     if (apply_object(c->apply, name, o, cached, ds, now, &err) == APPLY_ERROR)
       log_error(COMP, "apply", KV_S("policy", name), KV_S("error", err.msg));
   }
-  /* DaemonSets of this policy that are no longer desired (operand disabled). */
+  /* What the plan no longer wants: DaemonSets of a disabled operand, a
+   * Service or ServiceMonitor disabled with it. Failing applies of objects
+   * no longer wanted have nothing left to retry or report. */
+  apply_forget_undesired(c->apply, name, pl->objects);
   send_deletes(c, name, pl);
-  /* Services and ServiceMonitors of this policy that are no longer desired
-   * (dcgm-exporter or its ServiceMonitor disabled): the cache does not show
-   * them, apply remembers which exist. */
-  struct gpc_error err = {0};
-  apply_prune(c->apply, name, pl->objects, &err);
-  if (err.code) log_error(COMP, "prune", KV_S("policy", name), KV_S("error", err.msg));
 }
 
 /* The failing writes of a reconcile, for its status and its requeue. */

@@ -597,6 +597,41 @@ static void add_delete(struct gpc_plan *plan, size_t *cap, json_t *ref, bool cac
   plan->deletes[plan->n_deletes++] = (struct gpc_plan_delete){ref, cached};
 }
 
+/* "apiVersion/kind/namespace/name" of a generated object (caller frees). */
+static char *object_id(const json_t *o) {
+  const json_t *md = json_object_get(o, "metadata");
+  const char *av = json_string_value(json_object_get(o, "apiVersion"));
+  const char *kind = json_string_value(json_object_get(o, "kind"));
+  const char *ns = json_string_value(json_object_get(md, "namespace"));
+  const char *name = json_string_value(json_object_get(md, "name"));
+  return gpc_asprintf("%s/%s/%s/%s", av ? av : "", kind ? kind : "", ns ? ns : "",
+                      name ? name : "");
+}
+
+/* Known objects a live policy no longer renders. Only namespaced ones: the
+ * cluster-scoped RuntimeClass is shared between policies, and DaemonSets
+ * come from the cache above. */
+static void prune_known(const struct gpc_plan_input *in, struct gpc_plan *plan, size_t *cap) {
+  if (!in->known || !json_array_size(in->known)) return;
+  struct strmap *wanted = strmap_new();
+  size_t i;
+  const json_t *o;
+  json_array_foreach(plan->objects, i, o) {
+    char *id = object_id(o);
+    strmap_put(wanted, id, (void *)1);
+    free(id);
+  }
+  json_array_foreach(in->known, i, o) {
+    const char *ns =
+        json_string_value(json_object_get(json_object_get(o, "metadata"), "namespace"));
+    if (!ns || !*ns || is_daemonset(o)) continue;
+    char *id = object_id(o);
+    if (!strmap_get(wanted, id)) add_delete(plan, cap, json_incref((json_t *)o), false);
+    free(id);
+  }
+  strmap_free(wanted, NULL, NULL);
+}
+
 /* plan->deletes and plan->cleanup_left (plan.h). */
 static void plan_deletes(const struct gpc_plan_input *in, struct gpc_plan *plan) {
   const struct gpc_policy *p = in->policy;
@@ -611,7 +646,10 @@ static void plan_deletes(const struct gpc_plan_input *in, struct gpc_plan *plan)
                          "metadata", "name", d->name, "namespace", d->namespace),
                true);
   }
-  if (!p->deleting) return;
+  if (!p->deleting) {
+    prune_known(in, plan, &cap);
+    return;
+  }
   for (size_t i = 0; i < in->n_nodes; i++) {
     const char *owner = gpc_labels_get(&in->nodes[i]->labels, GPC_LABEL_POLICY);
     if (owner && strcmp(owner, p->name) == 0) plan->cleanup_left = true;

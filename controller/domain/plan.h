@@ -82,6 +82,12 @@ struct gpc_plan_input {
    * which a progressing pod counts as failing (0: GPC_POD_GRACE_DEFAULT_S). */
   int64_t now;
   int32_t pod_grace_s;
+  /* Borrowed, may be NULL: generated objects of this policy that the
+   * controller knows exist although no cache shows them (Services,
+   * ServiceMonitors it applied or found), as {apiVersion, kind, metadata:
+   * {name, namespace}} (apply_known_objects()). A live policy deletes those
+   * it no longer renders. */
+  const json_t *known;
 };
 
 /* How long a pod may stay unscheduled, without a sandbox, with an init
@@ -161,8 +167,10 @@ struct gpc_plan {
    * them when deleting, by cache order), then, when deleting, every
    * object but DaemonSets the policy renders to, shared cluster-scoped ones
    * left out (the cache does not show those: Services, ServiceMonitors;
-   * ownerReferences would collect them too, but they go explicitly). Services no longer desired by
-   * a live policy are pruned by apply_prune(), from what apply knows exists. */
+   * ownerReferences would collect them too, but they go explicitly). For a
+   * live policy, also the `known` namespaced objects (not DaemonSets) that
+   * `objects` no longer has: a Service or ServiceMonitor whose operand or
+   * serviceMonitor was disabled. */
   struct gpc_plan_delete *deletes;
   size_t n_deletes;
   /* Deleting: a node still carries gpupolicy.dev/policy=<name> or a

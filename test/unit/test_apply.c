@@ -113,26 +113,6 @@ static void test_gvr(void **state) {
   assert_false(apply_gvr_for(NULL, "DaemonSet", &g));
 }
 
-static void test_prune_decision(void **state) {
-  (void)state;
-  struct apply_gvr svc, sm, rc, ds;
-  assert_true(apply_gvr_for("v1", "Service", &svc));
-  assert_true(apply_gvr_for("monitoring.coreos.com/v1", "ServiceMonitor", &sm));
-  assert_true(apply_gvr_for("node.k8s.io/v1", "RuntimeClass", &rc));
-  assert_true(apply_gvr_for("apps/v1", "DaemonSet", &ds));
-  /* Known to exist, no longer wanted: delete. */
-  assert_int_equal(apply_decide_prune(&svc, "Service", true, false), APPLY_DECIDE_SEND);
-  assert_int_equal(apply_decide_prune(&sm, "ServiceMonitor", true, false), APPLY_DECIDE_SEND);
-  /* Still wanted, or already gone (deleted, or never there): nothing. */
-  assert_int_equal(apply_decide_prune(&svc, "Service", true, true), APPLY_DECIDE_SKIP);
-  assert_int_equal(apply_decide_prune(&svc, "Service", false, false), APPLY_DECIDE_SKIP);
-  assert_int_equal(apply_decide_prune(&sm, "ServiceMonitor", false, false), APPLY_DECIDE_SKIP);
-  /* The shared RuntimeClass goes with its owning policy, never here. */
-  assert_int_equal(apply_decide_prune(&rc, "RuntimeClass", true, false), APPLY_DECIDE_SKIP);
-  /* DaemonSets are deleted from what the cache shows, not here. */
-  assert_int_equal(apply_decide_prune(&ds, "DaemonSet", true, false), APPLY_DECIDE_SKIP);
-}
-
 /* A failed write holds the next one until its retry time, unless the object
  * to apply changed (a spec edit is tried at once). */
 static void test_retry_decision(void **state) {
@@ -237,7 +217,6 @@ int main(void) {
       cmocka_unit_test(test_adopt_after_restart),
       cmocka_unit_test(test_uncached_kinds),
       cmocka_unit_test(test_gvr),
-      cmocka_unit_test(test_prune_decision),
       cmocka_unit_test(test_retry_decision),
       cmocka_unit_test(test_failure_classes),
       cmocka_unit_test(test_failed_write_backoff_and_forget),

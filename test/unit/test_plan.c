@@ -31,8 +31,9 @@ struct world {
   size_t n_pod;
   struct gpc_daemonset ds[8];
   size_t n_ds;
-  int64_t now;     /* plan input's clock (0: unknown) */
-  int32_t grace_s; /* plan input's pod grace period (0: default) */
+  int64_t now;         /* plan input's clock (0: unknown) */
+  int32_t grace_s;     /* plan input's pod grace period (0: default) */
+  const json_t *known; /* plan input `known` (borrowed) */
 };
 
 static struct gpc_policy *mk_policy(const char *name, const char *created, const char *spec) {
@@ -129,7 +130,8 @@ static void run_plan(struct world *w, size_t which, struct gpc_plan *out) {
                               .templates = tpl,
                               .namespace = NS,
                               .now = w->now,
-                              .pod_grace_s = w->grace_s};
+                              .pod_grace_s = w->grace_s,
+                              .known = w->known};
   struct gpc_error err = {0};
   if (plan_compute(&in, out, &err)) fail_msg("plan: %s", err.msg);
 }
@@ -488,6 +490,57 @@ static void test_replaced_driver_within_one_second(void **state) {
   assert_string_equal(driver_pod_in_patch(&p, "tie"), "null");
   assert_string_equal(driver_pod_in_patch(&p, "steady"), "(none)");
   plan_release(&p);
+  world_free(&w);
+}
+
+static json_t *ref(const char *api_version, const char *kind, const char *ns, const char *name) {
+  return ns ? json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", api_version, "kind", kind,
+                        "metadata", "name", name, "namespace", ns)
+            : json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", api_version, "kind", kind, "metadata",
+                        "name", name);
+}
+
+/* A live policy deletes the generated objects the controller knows exist
+ * (apply's memory: the caches do not show Services or ServiceMonitors) and
+ * that it no longer renders; never the shared cluster-scoped RuntimeClass,
+ * never a DaemonSet (those come from the cache), never what it still renders.
+ * (Moved from test_apply.c's prune decision, now the plan's.) */
+static void test_live_policy_prunes_known_objects_it_no_longer_renders(void **state) {
+  (void)state;
+  struct world w = {0};
+  w.pol[w.n_pol++] = mk_policy("gpus", "2026-01-01T00:00:00Z", "{}");
+  add_node(&w, "gpu-1", GPU);
+  struct gpc_plan p;
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.n_deletes, 0); /* nothing known: nothing to prune */
+  const json_t *svc = NULL;
+  size_t i;
+  const json_t *o;
+  json_array_foreach(p.objects, i, o) {
+    const char *kind = json_string_value(json_object_get(o, "kind"));
+    if (kind && strcmp(kind, "Service") == 0) svc = o;
+  }
+  assert_non_null(svc); /* dcgm-exporter's Service */
+  json_t *known = json_array();
+  json_array_append(known, (json_t *)svc); /* still rendered */
+  json_array_append_new(known, ref("v1", "Service", NS, "gpus-old-exporter"));
+  json_array_append_new(
+      known, ref("monitoring.coreos.com/v1", "ServiceMonitor", NS, "gpus-dcgm-exporter"));
+  json_array_append_new(known, ref("node.k8s.io/v1", "RuntimeClass", NULL, "nvidia"));
+  json_array_append_new(known, ref("apps/v1", "DaemonSet", NS, "gpus-old"));
+  plan_release(&p);
+  w.known = known;
+  run_plan(&w, 0, &p);
+  assert_int_equal(p.n_deletes, 2);
+  assert_string_equal(json_string_value(json_object_get(p.deletes[0].ref, "kind")), "Service");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(p.deletes[0].ref, "metadata"), "name")),
+      "gpus-old-exporter");
+  assert_string_equal(json_string_value(json_object_get(p.deletes[1].ref, "kind")),
+                      "ServiceMonitor");
+  assert_false(p.deletes[0].cached || p.deletes[1].cached);
+  plan_release(&p);
+  json_decref(known);
   world_free(&w);
 }
 
@@ -1050,6 +1103,7 @@ int main(void) {
       cmocka_unit_test(test_sticky_unlock_and_failing),
       cmocka_unit_test(test_replaced_driver_and_variants),
       cmocka_unit_test(test_replaced_driver_within_one_second),
+      cmocka_unit_test(test_live_policy_prunes_known_objects_it_no_longer_renders),
       cmocka_unit_test(test_stop_matching_and_deletion),
       cmocka_unit_test(test_node_moves_to_other_policy),
       cmocka_unit_test(test_daemonset_summary),
