@@ -57,10 +57,13 @@ struct gpc_apply {
   uint64_t rng;     /* backoff jitter */
 };
 
+#define KIND_VERB_(e, name, verb) [e] = verb,
+static const char *const kind_names[] = {APPLY_KIND_MAP(GPC_X_NAME)};
+static const char *const kind_verbs[] = {APPLY_KIND_MAP(KIND_VERB_)};
+#define N_KINDS (sizeof kind_names / sizeof kind_names[0])
+
 const char *apply_kind_name(enum apply_kind k) {
-  static const char *const names[] = {"apply",  "node-labels", "status", "finalizer",
-                                      "delete", "probe",       "evict"};
-  return (unsigned)k <= APPLY_KIND_EVICT ? names[k] : "?";
+  return (unsigned)k < N_KINDS ? kind_names[k] : "?";
 }
 
 /* ---- pure parts ------------------------------------------------------ */
@@ -434,9 +437,7 @@ static void on_done(struct kube_client *c, const struct kube_response *r, void *
 /* "apply servicemonitors.monitoring.coreos.com gpu-operands/gpus-dcgm-exporter",
  * "patch nodes gpu-1", "patch clustergpupolicies.gpupolicy.dev/status gpus". */
 static char *describe(enum apply_kind kind, const struct kube_request *req) {
-  static const char *const verbs[] = {"apply",  "patch", "patch", "patch",
-                                      "delete", "get",   "create"};
-  const char *verb = (unsigned)kind <= APPLY_KIND_EVICT ? verbs[kind] : "write";
+  const char *verb = (unsigned)kind < N_KINDS ? kind_verbs[kind] : "write";
   bool group = req->group && *req->group;
   return gpc_asprintf("%s %s%s%s%s%s %s%s%s", verb, req->resource ? req->resource : "?",
                       group ? "." : "", group ? req->group : "", req->subresource ? "/" : "",

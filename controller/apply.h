@@ -50,6 +50,7 @@
 
 #include "errors.h"
 #include "model.h"
+#include "xmacro.h"
 
 struct kube_client;
 struct gpc_apply;
@@ -64,21 +65,26 @@ struct gpc_apply;
 #define APPLY_RETRY_BASE_MS 2000u
 #define APPLY_RETRY_CAP_MS (120u * 1000u)
 
-enum apply_kind {
-  APPLY_KIND_OBJECT = 0, /* server-side apply of a generated object */
-  APPLY_KIND_NODE_LABELS,
-  APPLY_KIND_STATUS,
-  APPLY_KIND_FINALIZER,
-  APPLY_KIND_DELETE,
-  /* A GET (not a write): before the first apply of a kind the cache does
-   * not cover, look whether the object is already there with our hash (a
-   * restarted controller adopts it instead of writing it again). */
-  APPLY_KIND_PROBE,
-  /* A pods/eviction create (driver upgrades): a 429 is a PodDisruptionBudget
-   * saying "not now", waited on through the per-object backoff, never
-   * bypassed and never shown as a failing write. */
-  APPLY_KIND_EVICT,
-};
+/* The kinds of write, one row each (xmacro.h): the value, its name in logs
+ * ("kind=node-labels") and the verb a failure message starts with.
+ * - OBJECT: server-side apply of a generated object.
+ * - PROBE: a GET (not a write): before the first apply of a kind the cache
+ *   does not cover, look whether the object is already there with our hash
+ *   (a restarted controller adopts it instead of writing it again).
+ * - EVICT: a pods/eviction create (driver upgrades): a 429 is a
+ *   PodDisruptionBudget saying "not now", waited on through the per-object
+ *   backoff, never bypassed and never shown as a failing write. */
+#define APPLY_KIND_MAP(X)                                                                          \
+  X(APPLY_KIND_OBJECT, "apply", "apply")                                                           \
+  X(APPLY_KIND_NODE_LABELS, "node-labels", "patch")                                                \
+  X(APPLY_KIND_STATUS, "status", "patch")                                                          \
+  X(APPLY_KIND_FINALIZER, "finalizer", "patch")                                                    \
+  X(APPLY_KIND_DELETE, "delete", "delete")                                                         \
+  X(APPLY_KIND_PROBE, "probe", "get")                                                              \
+  X(APPLY_KIND_EVICT, "evict", "create")
+
+enum apply_kind { APPLY_KIND_MAP(GPC_X_ENUM) };
+/* The kind's name ("node-labels"); "?" when out of range. Static storage. */
 const char *apply_kind_name(enum apply_kind k);
 
 enum apply_result {

@@ -15,17 +15,8 @@ static const char *const gpu_labels[] = {GPC_GPU_PRESENT_LABELS};
 static const char *const cloud_gpu_labels[] = {GPC_GPU_CLOUD_LABELS};
 
 const char *plan_operand_state_name(enum gpc_operand_state s) {
-  switch (s) {
-  case GPC_STATE_READY:
-    return "Ready";
-  case GPC_STATE_PROGRESSING:
-    return "Progressing";
-  case GPC_STATE_DEGRADED:
-    return "Degraded";
-  case GPC_STATE_DISABLED:
-    return "Disabled";
-  }
-  return "Unknown";
+  static const char *const names[] = {GPC_OPERAND_STATE_MAP(GPC_X_NAME)};
+  return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "Unknown";
 }
 
 bool plan_node_matches(const struct gpc_policy *p, const struct gpc_node *n) {

@@ -60,6 +60,7 @@
 #include "policy.h"
 #include "render.h"
 #include "templates.h"
+#include "xmacro.h"
 
 struct gpc_plan_input {
   const struct gpc_policy *policy; /* the policy being reconciled */
@@ -116,13 +117,16 @@ struct gpc_plan_delete {
   bool cached;
 };
 
-enum gpc_operand_state {
-  GPC_STATE_READY = 0,
-  GPC_STATE_PROGRESSING,
-  GPC_STATE_DEGRADED,
-  GPC_STATE_DISABLED
-};
-/* "Ready", "Progressing", "Degraded", "Disabled". */
+/* An operand's state and its name in .status (xmacro.h). */
+#define GPC_OPERAND_STATE_MAP(X)                                                                   \
+  X(GPC_STATE_READY, "Ready")                                                                      \
+  X(GPC_STATE_PROGRESSING, "Progressing")                                                          \
+  X(GPC_STATE_DEGRADED, "Degraded")                                                                \
+  X(GPC_STATE_DISABLED, "Disabled")
+
+enum gpc_operand_state { GPC_OPERAND_STATE_MAP(GPC_X_ENUM) };
+/* "Ready", "Progressing", "Degraded", "Disabled"; "Unknown" out of range.
+ * Static storage. */
 const char *plan_operand_state_name(enum gpc_operand_state s);
 
 struct gpc_operand_summary {
