@@ -25,11 +25,15 @@ def headers_in(folder):
 
 def test_every_include_stays_within_its_layer():
     owner = {}
-    for folder in os.listdir(CTRL):
+    for folder in sorted(os.listdir(CTRL)):
         if os.path.isdir(os.path.join(CTRL, folder)):
             for h in headers_in(folder):
+                # The folders share one include path (-I each): a second header of one name would
+                # silently shadow the first.
+                assert h not in owner, "%s in both %s/ and %s/" % (h, owner[h], folder)
                 owner[h] = folder
     for h in headers_in(""):
+        assert h not in owner, "%s in both %s/ and controller/" % (h, owner[h])
         owner[h] = "."
     # The controller's own files (.) may use a command only from main.c, which dispatches to them.
     bad = []
