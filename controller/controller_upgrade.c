@@ -11,6 +11,7 @@
 #include "log.h"
 #include "plan.h"
 #include "policy.h"
+#include "policy_cache.h"
 #include "status.h"
 #include "upgrade.h"
 #include "upgrade_run.h"
@@ -85,6 +86,20 @@ static bool work_cache_ready(struct controller *c) {
   log_info(COMP, "starting the workload pod cache (driver upgrades)");
   informer_start(c->work_inf);
   return false;
+}
+
+void controller_upgrade_release_idle(struct controller *c) {
+  if (!c->work_inf) return;
+  struct policy_list pols;
+  policy_cache_collect(c, &pols);
+  bool wanted = false;
+  for (size_t i = 0; i < pols.n && !wanted; i++)
+    wanted = !pols.v[i]->deleting && pols.v[i]->driver_upgrade.auto_upgrade;
+  free(pols.v);
+  if (wanted) return;
+  log_info(COMP, "stopping the workload pod cache (no policy upgrades drivers)");
+  informer_free(c->work_inf);
+  c->work_inf = NULL;
 }
 
 void controller_upgrade_reconcile(struct controller *c, const json_t *obj,

@@ -379,6 +379,7 @@ bool reconcile(struct controller *c, const char *name, uint64_t *retry_at) {
   plan_release(&pl);
 out:
   snapshot_release(&snap);
+  controller_upgrade_release_idle(c);
   free(fs.first);
   fs = (struct failures){0};
   /* Every write asked for above, the status write included. */

@@ -325,6 +325,23 @@ def test_deleting_the_policy_mid_upgrade_leaves_no_cordon_and_no_label(kubesim):
         assert STATE not in o["metadata"].get("labels", {}), n
         assert not any(k.startswith("gpupolicy.dev/driver-upgrade") for k in o["metadata"].get("annotations") or {})
         assert bool(o["spec"].get("unschedulable")) == (n == user), n
+    # No policy upgrades drivers any more: the cache of every pod in the cluster goes too.
+    wait_until(lambda: "stopping the workload pod cache" in ctl.logs(), 20, "workload cache stopped")
+    ctl.stop()
+
+
+def test_the_workload_cache_lives_only_while_a_policy_upgrades_drivers(kubesim):
+    sim, ctl = start(kubesim, n=2)
+    wait_until(lambda: "starting the workload pod cache" in ctl.logs(), 20, "workload cache started")
+    merge(sim, CGP + "/gpus", {"spec": {"driver": {"upgradePolicy": {"autoUpgrade": False}}}})
+    wait_until(lambda: "stopping the workload pod cache" in ctl.logs(), 20, "workload cache stopped")
+    # Asked again, it starts again (a fresh LIST) and an upgrade runs through.
+    merge(sim, CGP + "/gpus", {"spec": {"driver": {"version": NEW, "upgradePolicy": {"autoUpgrade": True}}}})
+    wait_until(lambda: ctl.logs().count("starting the workload pod cache") == 2, 20, "workload cache restarted")
+    try:
+        wait_until(lambda: all(s == "done" for s in states(sim).values()), 120, "every node done", interval=0.5)
+    except AssertionError:
+        raise AssertionError(dump(sim, ctl)) from None
     ctl.stop()
 
 
