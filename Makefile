@@ -203,7 +203,7 @@ lint:
 # suites exercise only Python and gain nothing from a second run).
 ASAN_PYTESTS ?= $(filter $(addprefix test/integration/,test_kube_client.py test_informer.py \
                   test_reconcile.py test_render_cmd.py test_validator.py test_ha.py test_metrics.py \
-                  test_apply_cli.py test_allocation.py),$(wildcard test/integration/test_*.py))
+                  test_apply_cli.py test_allocation.py test_driver_upgrade.py),$(wildcard test/integration/test_*.py))
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
