@@ -169,7 +169,8 @@ def test_admission_policy_limits_the_controllers_node_and_runtimeclass_writes(re
     text = " ".join(v["expression"] for v in spec["validations"])
     assert 'request.name == "nvidia"' in text
     assert 'startsWith("gpupolicy.dev/")' in text
-    assert 'startsWith("gpupolicy.dev/driver-upgrade-")' in text
+    annotations = [v["expression"] for v in spec["validations"] if "annotations" in v["expression"]]
+    assert len(annotations) == 1 and annotations[0].count('startsWith("gpupolicy.dev/")') == 2, annotations
     assert "annotations" in text and "object.spec.taints" in text and "unschedulable" not in text.replace(
         "spec.unschedulable", "")
     binding = one(rendered, "ValidatingAdmissionPolicyBinding")
@@ -500,13 +501,13 @@ def test_rbac_allows_every_request_and_no_rule_goes_unused(kubesim, rendered):
     assert not unused, "rules no request needed (drop them, or list them in UNUSED_OK with a reason):\n  " + \
         "\n  ".join(unused)
     # What the admission policy allows is all the controller does (kubesim does not evaluate its CEL): on
-    # Nodes it owns only gpupolicy.dev/* labels, gpupolicy.dev/driver-upgrade-* annotations and
+    # Nodes it owns only gpupolicy.dev/* labels, gpupolicy.dev/* annotations and
     # spec.unschedulable (a driver upgrade's cordon); the only RuntimeClass it touches is "nvidia".
     assert NODE_FIELDS, "no Node field owned by the controller"
     for node, *path in NODE_FIELDS:
         assert (path[:2] == ["f:metadata", "f:labels"] and path[2].startswith("f:gpupolicy.dev/")
                 and len(path) == 3) or \
-               (path[:2] == ["f:metadata", "f:annotations"] and path[2].startswith("f:gpupolicy.dev/driver-upgrade-")
+               (path[:2] == ["f:metadata", "f:annotations"] and path[2].startswith("f:gpupolicy.dev/")
                 and len(path) == 3) or path == ["f:spec", "f:unschedulable"], (node, path)
     rc_names = {r["name"] for r in requests if r["resource"] == "runtimeclasses"}
     assert rc_names == {"nvidia"}, rc_names
