@@ -106,11 +106,6 @@ static const struct gpc_daemonset *cached_ds(struct controller *c, const json_t 
   return d;
 }
 
-static bool is_daemonset(const json_t *obj) {
-  const char *kind = decode_str(obj, "kind", PJ_END);
-  return kind && strcmp(kind, "DaemonSet") == 0;
-}
-
 static bool send_node_patches(struct controller *c, const char *policy, const struct gpc_plan *pl,
                               unsigned *unlocks) {
   bool all_quiet = true;
@@ -280,7 +275,7 @@ static void apply_objects(struct controller *c, const char *name, const struct g
   json_t *o;
   json_array_foreach(pl->objects, i, o) {
     struct gpc_error err = {0};
-    bool ds = is_daemonset(o);
+    bool ds = plan_is_daemonset(o);
     const struct gpc_daemonset *cached = ds ? cached_ds(c, o) : NULL;
     if (apply_object(c->apply, name, o, cached, ds, now, &err) == APPLY_ERROR)
       log_error(COMP, "apply", KV_S("policy", name), KV_S("error", err.msg));

@@ -39,16 +39,11 @@ void watch_map_enqueue_all(struct controller *c) {
  * node selection matches it (it may be about to claim or lose it). */
 static void enqueue_for_node(struct controller *c, const struct gpc_node *n) {
   watch_map_enqueue(c, gpc_labels_get(&n->labels, GPC_LABEL_POLICY));
-  struct informer_iter it;
-  const char *key;
-  const void *obj;
-  informer_iter_init(&it, c->inf[INF_POLICY]);
-  while (informer_next(&it, &key, &obj)) {
-    const char *name = decode_str(obj, "metadata", "name", PJ_END);
-    if (!name) continue;
-    struct policy_state *s = policy_cache_state_for(c, name, obj);
-    if (s->decoded && plan_node_matches(s->decoded, n)) watch_map_enqueue(c, name);
-  }
+  struct policy_list pols;
+  policy_cache_collect(c, &pols);
+  for (size_t i = 0; i < pols.n; i++)
+    if (plan_node_matches(pols.v[i], n)) watch_map_enqueue(c, pols.v[i]->name);
+  free(pols.v);
 }
 
 /* A policy selecting on a label key the node projections dropped: list the

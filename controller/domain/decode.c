@@ -27,6 +27,18 @@ const json_t *decode_get(const json_t *obj, ...) {
   return v;
 }
 
+const char *decode_unknown_key(const json_t *obj, const char *const *allowed) {
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)obj, key, v) {
+    bool ok = false;
+    for (const char *const *a = allowed; *a && !ok; a++)
+      ok = strcmp(*a, key) == 0;
+    if (!ok) return key;
+  }
+  return NULL;
+}
+
 const char *decode_str(const json_t *obj, ...) {
   va_list ap;
   va_start(ap, obj);

@@ -91,4 +91,9 @@ const char *decode_str(const json_t *obj, ...) __attribute__((sentinel));
 /* The same for any JSON value (borrowed from obj). */
 const json_t *decode_get(const json_t *obj, ...) __attribute__((sentinel));
 
+/* The first key of object `obj` not in `allowed` (NULL-terminated), or NULL
+ * when every key is allowed (or obj is not an object): the strict-field
+ * check of the policy and selector decoders. Borrowed from obj. */
+const char *decode_unknown_key(const json_t *obj, const char *const *allowed);
+
 #endif

@@ -568,7 +568,7 @@ static void summarize_operand(const struct gpc_plan_input *in, struct gpc_plan *
 
 /* ---- objects to delete ---------------------------------------------------- */
 
-static bool is_daemonset(const json_t *obj) {
+bool plan_is_daemonset(const json_t *obj) {
   const char *kind = json_string_value(json_object_get(obj, "kind"));
   return kind && strcmp(kind, "DaemonSet") == 0;
 }
@@ -578,7 +578,7 @@ static bool daemonset_desired(const json_t *objects, const char *name) {
   const json_t *o;
   json_array_foreach(objects, i, o) {
     const char *n = json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
-    if (is_daemonset(o) && strcmp(n ? n : "", name) == 0) return true;
+    if (plan_is_daemonset(o) && strcmp(n ? n : "", name) == 0) return true;
   }
   return false;
 }
@@ -615,7 +615,7 @@ static void prune_known(const struct gpc_plan_input *in, struct gpc_plan *plan, 
   json_array_foreach(in->known, i, o) {
     const char *ns =
         json_string_value(json_object_get(json_object_get(o, "metadata"), "namespace"));
-    if (!ns || !*ns || is_daemonset(o)) continue;
+    if (!ns || !*ns || plan_is_daemonset(o)) continue;
     char *id = object_id(o);
     if (!strmap_get(wanted, id)) add_delete(plan, cap, json_incref((json_t *)o), false);
     free(id);
@@ -653,7 +653,7 @@ static void plan_deletes(const struct gpc_plan_input *in, struct gpc_plan *plan)
     size_t i;
     json_t *o;
     json_array_foreach(objs, i, o) {
-      if (!is_daemonset(o)) add_delete(plan, &cap, json_incref(o), false);
+      if (!plan_is_daemonset(o)) add_delete(plan, &cap, json_incref(o), false);
     }
   }
   json_decref(objs);

@@ -238,6 +238,9 @@ json_t *plan_finalizers_add(const struct gpc_policy *p, const json_t *cur);
 json_t *plan_finalizers_drop(const json_t *cur);
 
 /* Does `p`'s node selection (selector, or default GPU detection) match? */
+/* Whether a rendered object (borrowed) is a DaemonSet: the one kind the
+ * caches show, so it is applied, pruned and waited for from the cache. */
+bool plan_is_daemonset(const json_t *obj);
 bool plan_node_matches(const struct gpc_policy *p, const struct gpc_node *n);
 /* True when `a` is older than `b` (creationTimestamp, then name): the older
  * policy wins a node both match. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "decode.h"
 #include "policy_fields.h"
 #include "selector.h"
 
@@ -166,15 +167,8 @@ static int unknown_field(struct dec *d, const char *key) {
 
 /* Rejects keys not in `allowed` (NULL-terminated), naming the first one. */
 static int check_keys(struct dec *d, const json_t *obj, const char *const *allowed) {
-  const char *key;
-  json_t *v;
-  json_object_foreach((json_t *)obj, key, v) {
-    bool ok = false;
-    for (const char *const *a = allowed; *a && !ok; a++)
-      ok = strcmp(*a, key) == 0;
-    if (!ok) return unknown_field(d, key);
-  }
-  return GPC_OK;
+  const char *key = decode_unknown_key(obj, allowed);
+  return key ? unknown_field(d, key) : GPC_OK;
 }
 
 /* Looks up obj.key, which must be an object when present; *out is NULL when

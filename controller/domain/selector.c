@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "decode.h"
 #include "dynbuf.h"
 
 enum sel_op { OP_EQ, OP_NEQ, OP_IN, OP_NOTIN, OP_EXISTS, OP_DNE };
@@ -162,19 +163,6 @@ static bool fault(struct selector_fault *f, enum selector_fault_kind kind, const
   return false;
 }
 
-/* The first key of obj not in `allowed` (NULL-terminated), or NULL. */
-static const char *unknown_key(const json_t *obj, const char *const *allowed) {
-  const char *key;
-  json_t *v;
-  json_object_foreach((json_t *)obj, key, v) {
-    bool ok = false;
-    for (const char *const *a = allowed; *a && !ok; a++)
-      ok = strcmp(*a, key) == 0;
-    if (!ok) return key;
-  }
-  return NULL;
-}
-
 static bool check_match_labels(const json_t *ml, struct selector_fault *f) {
   f->list = "matchLabels";
   if (!ml) return true;
@@ -225,7 +213,7 @@ static bool check_values(const json_t *vals, enum sel_op o, struct selector_faul
 static bool check_expression(const json_t *e, bool strict, struct selector_fault *f) {
   static const char *const keys[] = {"key", "operator", "values", NULL};
   if (!json_is_object(e)) return fault(f, SELECTOR_FAULT_TYPE, e, NULL, NULL);
-  const char *extra = strict ? unknown_key(e, keys) : NULL;
+  const char *extra = strict ? decode_unknown_key(e, keys) : NULL;
   if (extra) return fault(f, SELECTOR_FAULT_UNKNOWN_FIELD, e, extra, NULL);
   const json_t *key = member(e, "key"), *op = member(e, "operator");
   f->member = "key";
@@ -248,7 +236,7 @@ bool selector_check_json(const json_t *sel, bool strict, struct selector_fault *
   *f = (struct selector_fault){.expr = -1, .value = -1};
   if (!sel || json_is_null(sel)) return true;
   if (!json_is_object(sel)) return fault(f, SELECTOR_FAULT_TYPE, sel, NULL, NULL);
-  const char *extra = strict ? unknown_key(sel, keys) : NULL;
+  const char *extra = strict ? decode_unknown_key(sel, keys) : NULL;
   if (extra) return fault(f, SELECTOR_FAULT_UNKNOWN_FIELD, sel, extra, NULL);
   if (!check_match_labels(member(sel, "matchLabels"), f)) return false;
   const json_t *exprs = member(sel, "matchExpressions");

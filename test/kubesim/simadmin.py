@@ -9,12 +9,9 @@ import fleet
 import host
 import placement
 from ktime import now_rfc3339
+from simcommon import meta as _meta
 
 NODES = "/v1/nodes"
-
-
-def _meta(obj):
-    return obj.get("metadata") or {}
 
 
 def status_error(code, reason, message):

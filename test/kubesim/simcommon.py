@@ -1,6 +1,6 @@
 """Names every part of kubesim's simulated cluster shares: the store's resource keys and the object helpers
-that all of them use (one copy, so cluster.py, podsim.py, nodesim.py, controllers.py, kubelet.py and
-disruption.py agree)."""
+that all of them use (one copy, so cluster.py, podsim.py, nodesim.py, controllers.py, kubelet.py,
+simadmin.py and disruption.py agree)."""
 
 NODES = "/v1/nodes"
 PODS = "/v1/pods"

@@ -136,13 +136,18 @@ static void run_plan(struct world *w, size_t which, struct gpc_plan *out) {
   if (plan_compute(&in, out, &err)) fail_msg("plan: %s", err.msg);
 }
 
+static const struct gpc_node_patch *find_patch(const struct gpc_plan *p, const char *node) {
+  for (size_t i = 0; i < p->n_patches; i++)
+    if (strcmp(p->patches[i].node, node) == 0) return &p->patches[i];
+  return NULL;
+}
+
 /* The labels the plan's patch for `node` sets, as compact JSON, or NULL. */
 static char *patch_for(const struct gpc_plan *p, const char *node) {
-  for (size_t i = 0; i < p->n_patches; i++)
-    if (strcmp(p->patches[i].node, node) == 0)
-      return json_dumps(json_object_get(json_object_get(p->patches[i].patch, "metadata"), "labels"),
-                        JSON_SORT_KEYS | JSON_COMPACT);
-  return NULL;
+  const struct gpc_node_patch *np = find_patch(p, node);
+  return np ? json_dumps(json_object_get(json_object_get(np->patch, "metadata"), "labels"),
+                         JSON_SORT_KEYS | JSON_COMPACT)
+            : NULL;
 }
 
 static void expect_patch(const struct gpc_plan *p, const char *node, const char *want) {
@@ -426,13 +431,11 @@ static void test_replaced_driver_and_variants(void **state) {
 /* The driver-pod annotation on the node, as the plan's patch sets it:
  * "(none)" when the patch leaves it, "null" when it removes it. */
 static const char *driver_pod_in_patch(const struct gpc_plan *p, const char *node) {
-  for (size_t i = 0; i < p->n_patches; i++) {
-    if (strcmp(p->patches[i].node, node) != 0) continue;
-    json_t *a = json_object_get(json_object_get(p->patches[i].patch, "metadata"), "annotations");
-    json_t *v = json_object_get(a, GPC_ANNOTATION_DRIVER_POD);
-    return !v ? "(none)" : json_is_null(v) ? "null" : json_string_value(v);
-  }
-  return "(no patch)";
+  const struct gpc_node_patch *np = find_patch(p, node);
+  if (!np) return "(no patch)";
+  json_t *a = json_object_get(json_object_get(np->patch, "metadata"), "annotations");
+  json_t *v = json_object_get(a, GPC_ANNOTATION_DRIVER_POD);
+  return !v ? "(none)" : json_is_null(v) ? "null" : json_string_value(v);
 }
 
 static void set_name(struct gpc_pod *pod, const char *name, const char *created) {
@@ -887,12 +890,6 @@ static void test_node_selector(void **state) {
 }
 
 /* ---- decisions the controller executes ---------------------------------------- */
-
-static const struct gpc_node_patch *find_patch(const struct gpc_plan *p, const char *node) {
-  for (size_t i = 0; i < p->n_patches; i++)
-    if (strcmp(p->patches[i].node, node) == 0) return &p->patches[i];
-  return NULL;
-}
 
 static struct gpc_daemonset *add_ds(struct world *w, const char *policy, const char *name) {
   struct gpc_daemonset *d = &w->ds[w->n_ds++];
