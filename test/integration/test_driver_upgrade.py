@@ -368,3 +368,39 @@ def test_wait_for_completion_holds_the_node_until_its_job_is_done(kubesim):
     # The finished job left through an eviction too (a terminal pod: no budget involved).
     assert [e["outcome"] for e in evictions(sim, job)] == ["evictedIgnoringBudget"], evictions(sim, job)
     ctl.stop()
+
+
+def test_drain_refuses_bare_and_empty_dir_pods_until_force_and_delete_empty_dir(kubesim):
+    """As kubectl drain: a pod no controller recreates needs drain.force, one with an emptyDir (its data is
+    lost) drain.deleteEmptyDir; without them the node fails at once, naming the pod, and nothing is
+    evicted. With them, and the node's state label removed (the documented retry), both leave through the
+    Eviction API."""
+    sim, ctl = start(kubesim, n=2, up=upgrade_policy(maxParallelUpgrades=1, maxUnavailable=1,
+                                                     drain={"enable": True, "timeoutSeconds": 60}))
+    nodes = gpu_nodes(sim)
+    bare = sim.admin("/_sim/workloads", {"name": "bare", "namespace": "ml", "node": nodes[0], "gpus": 0,
+                                         "replicaSet": False, "terminationGracePeriodSeconds": 1})["pods"][0]["name"]
+    scratch = sim.admin("/_sim/workloads", {"name": "scratch", "namespace": "ml", "node": nodes[0], "gpus": 0,
+                                            "emptyDir": True, "terminationGracePeriodSeconds": 1})["pods"][0]["name"]
+    bump(sim)
+    try:
+        wait_until(lambda: states(sim)[nodes[0]] == "failed", 60, nodes[0] + " failed", interval=0.3)
+    except AssertionError:
+        raise AssertionError(dump(sim, ctl)) from None
+    reason = node(sim, nodes[0])["metadata"]["annotations"]["gpupolicy.dev/driver-upgrade-reason"]
+    assert reason in ("DrainRefused: pod ml/%s has no controller (force is false)" % bare,
+                      "DrainRefused: pod ml/%s uses emptyDir (deleteEmptyDir is false)" % scratch), reason
+    assert not evictions(sim, bare) and not evictions(sim, scratch)
+    assert {bare, scratch} <= set(workload_pods(sim, "ml"))
+    merge(sim, CGP + "/gpus", {"spec": {"driver": {"upgradePolicy": {
+        "drain": {"enable": True, "force": True, "deleteEmptyDir": True, "timeoutSeconds": 60}}}}})
+    merge(sim, NODES + "/" + nodes[0], {"metadata": {"labels": {STATE: None}}})
+    try:
+        wait_until(lambda: all(s == "done" for s in states(sim).values()), 120, "every node done", interval=0.5)
+    except AssertionError:
+        raise AssertionError(dump(sim, ctl)) from None
+    for pod in (bare, scratch):
+        assert any(e["outcome"].startswith("evicted") and not e["dryRun"] for e in evictions(sim, pod)), \
+            evictions(sim, pod)
+    assert not any(node(sim, n)["spec"].get("unschedulable") for n in nodes)
+    ctl.stop()
